@@ -1,0 +1,12 @@
+-- severity: blocking
+-- description: low is at most open and close
+SELECT
+    symbol,
+    trade_date,
+    open,
+    high,
+    low,
+    close
+FROM staging_daily_prices
+-- Plain comparisons, not least(): Trino's least() is NULL on any NULL, DuckDB's skips NULLs.
+WHERE NOT coalesce(low <= open AND low <= close, FALSE)

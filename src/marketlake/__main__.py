@@ -1,0 +1,3 @@
+from marketlake.cli import main
+
+main()

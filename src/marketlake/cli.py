@@ -1,0 +1,444 @@
+"""The `marketlake` command: ingest, build, query and inspect the lake."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from marketlake.config import Settings
+from marketlake.errors import MarketlakeError
+
+# Wide enough for run ids and dates when output is piped (rich assumes 80 columns then).
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    name="marketlake",
+    help=(
+        "A stock-market data lakehouse. Locally, the lake is a directory (default ./lake) "
+        "with raw CSV, curated Parquet and a DuckDB catalog (lake/catalog.duckdb); "
+        "SQL is written in Athena's dialect and run on DuckDB."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class Globals:
+    home: Optional[Path] = None
+    debug: bool = False
+
+
+GLOBALS = Globals()
+
+TickersOpt = typer.Option(
+    None, "--tickers", "-t", help="Comma-separated symbols. [env: MARKETLAKE_TICKERS]"
+)
+AsOfOpt = typer.Option(
+    None,
+    "--as-of",
+    help="Pretend it is this moment: a date (after that day's close) or an ISO datetime "
+    "with offset. Default: now.",
+)
+ProviderOpt = typer.Option(
+    None,
+    "--provider",
+    help="synthetic or alphavantage. Default: alphavantage when ALPHAVANTAGE_API_KEY is set, "
+    "else synthetic. [env: MARKETLAKE_PROVIDER]",
+)
+SeedOpt = typer.Option(
+    None, "--seed", help="Seed of the synthetic market. [env: MARKETLAKE_SEED, default 42]"
+)
+ForceOpt = typer.Option(False, "--force", help="Build even when raw data and SQL are unchanged.")
+
+
+@app.callback()
+def _root(
+    home: Optional[Path] = typer.Option(
+        None, "--home", help="The lake directory. [env: MARKETLAKE_HOME, default ./lake]"
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+) -> None:
+    GLOBALS.home = home
+    GLOBALS.debug = debug
+
+
+def _settings(**overrides) -> Settings:
+    return Settings.from_env(home=GLOBALS.home, **overrides)
+
+
+def _fail(message: str) -> None:
+    # Plain write: a console would wrap a long message over several lines.
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    raise typer.Exit(1)
+
+
+def guarded(fn):
+    """Errors become one line on stderr and exit 1; --debug shows the traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except MarketlakeError as exc:
+            if GLOBALS.debug:
+                raise
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            err.print("interrupted; nothing half-written was published")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if GLOBALS.debug:
+                raise
+            first = (str(exc).splitlines() or [""])[0]
+            _fail(f"{type(exc).__name__}: {first} (rerun with --debug for the traceback)")
+
+    return wrapper
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+# -- ingest ------------------------------------------------------------------------------
+
+
+class _IngestProgress:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = None
+
+    def started(self, total: int) -> None:
+        self.task = self.progress.add_task("ingest", total=total, symbol="")
+
+    def symbol_started(self, symbol: str) -> None:
+        self.progress.update(self.task, symbol=symbol)
+
+    def symbol_done(self, result) -> None:
+        self.progress.advance(self.task)
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[symbol]}"),
+        console=err,
+        transient=True,
+    )
+
+
+def _do_ingest(settings: Settings, as_of: Optional[str]):
+    from marketlake.ingest.runner import run_ingest
+    from marketlake.lock import lake_lock
+    from marketlake.providers import make_provider
+    from marketlake.sessions import parse_as_of
+    from marketlake.storage import LocalStore
+
+    moment = parse_as_of(as_of)
+    provider = make_provider(settings)
+    with lake_lock(settings.home), _progress() as progress:
+        store = LocalStore(settings.home)
+        report = run_ingest(settings, store, provider, moment, observer=_IngestProgress(progress))
+    _print_ingest(report)
+    return report
+
+
+def _print_ingest(report) -> None:
+    from marketlake.ingest.runner import FAILED, FETCHED, NO_NEW_BARS, UP_TO_DATE
+
+    out.print(
+        f"ingest ({report.provider}): as of {report.as_of.isoformat(timespec='minutes')}, "
+        f"last closed session {report.session}"
+    )
+    fetched = report.with_status(FETCHED)
+    if fetched:
+        span = ", ".join(f"{r.symbol} {r.new_bars}" for r in fetched)
+        out.print(f"  new bars: {report.new_bars} ({span})")
+    current = report.with_status(UP_TO_DATE) + report.with_status(NO_NEW_BARS)
+    if current:
+        out.print(f"  already up to date: {', '.join(r.symbol for r in current)}")
+    if report.quarantined:
+        out.print(f"  quarantined bars: {report.quarantined} (see lake/quarantine/)")
+    for r in report.with_status(FAILED):
+        err.print(f"  failed: {r.symbol}: {_escape(r.message)}")
+
+
+@app.command()
+@guarded
+def ingest(
+    tickers: Optional[str] = TickersOpt,
+    as_of: Optional[str] = AsOfOpt,
+    provider: Optional[str] = ProviderOpt,
+    seed: Optional[int] = SeedOpt,
+) -> None:
+    """Fetch new daily bars into the raw zone (lake/raw/daily_prices/ingest_date=.../SYMBOL.csv).
+
+    Incremental: each symbol's watermark (lake/state/ingest_state.json) makes a second run on
+    the same day fetch nothing. Bars of a session that has not closed yet are not stored.
+    """
+    settings = _settings(tickers=tickers, provider=provider, seed=seed)
+    report = _do_ingest(settings, as_of)
+    if any(r.status == "failed" for r in report.results):
+        raise typer.Exit(1)
+
+
+# -- build -------------------------------------------------------------------------------
+
+
+def _do_build(settings: Settings, force: bool):
+    from marketlake.build.wap import BuildObserver, run_build
+    from marketlake.engines.duckdb import DuckDBEngine
+    from marketlake.lock import lake_lock
+    from marketlake.storage import LocalStore
+
+    class Steps(BuildObserver):
+        def __init__(self, progress: Progress) -> None:
+            self.progress = progress
+            self.task = progress.add_task("build", total=3, symbol="")
+
+        def step(self, name: str) -> None:
+            done = {"write": 0, "audit": 1, "publish": 2}[name]
+            self.progress.update(self.task, completed=done, symbol=name)
+
+    with lake_lock(settings.home), _progress() as progress:
+        store = LocalStore(settings.home)
+        with DuckDBEngine(
+            settings.home,
+            memory_limit=settings.duckdb_memory_limit,
+            threads=settings.duckdb_threads,
+        ) as engine:
+            result = run_build(settings, store, engine, force=force, observer=Steps(progress))
+    _print_build(result)
+    return result
+
+
+def _print_build(result) -> None:
+    if result.status == "skipped":
+        out.print(f"build: {result.message}")
+        return
+    passed = sum(1 for c in result.checks if c.status == "pass")
+    out.print(
+        f"build: run {result.run_id} published {result.rows_written} rows to daily_prices; "
+        f"checks {passed}/{len(result.checks)} passed"
+    )
+    for check in result.checks:
+        mark = "[green]pass[/]" if check.status == "pass" else "[red]FAIL[/]"
+        out.print(f"  {mark} {check.check_name}", markup=True)
+
+
+@app.command()
+@guarded
+def build(force: bool = ForceOpt) -> None:
+    """Write, audit and publish daily_prices from the raw zone.
+
+    Writes a new version under lake/curated/daily_prices/version=RUN_ID, runs the data-quality
+    checks on it, and only if every blocking check passes switches the daily_prices view in
+    lake/catalog.duckdb to it. A blocked or failed run leaves the published data as it was.
+    """
+    _do_build(_settings(), force)
+
+
+# -- run ---------------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def run(
+    tickers: Optional[str] = TickersOpt,
+    as_of: Optional[str] = AsOfOpt,
+    provider: Optional[str] = ProviderOpt,
+    seed: Optional[int] = SeedOpt,
+    force: bool = ForceOpt,
+) -> None:
+    """Ingest, then build; print what the lake holds and how to query it."""
+    settings = _settings(tickers=tickers, provider=provider, seed=seed)
+    report = _do_ingest(settings, as_of)
+    result = _do_build(settings, force)
+    _print_summary(settings, result)
+    if any(r.status == "failed" for r in report.results):
+        raise typer.Exit(1)
+
+
+def _print_summary(settings: Settings, result) -> None:
+    from marketlake.engines.duckdb import DuckDBEngine
+
+    with DuckDBEngine(settings.home, read_only=True) as engine:
+        summary = engine.fetch_arrow(
+            "SELECT symbol, count(*) AS n, min(trade_date) AS first_date, "
+            "max(trade_date) AS last_date FROM daily_prices GROUP BY symbol ORDER BY symbol"
+        ).to_pylist()
+    table = Table(title=f"daily_prices (version {result.version})", title_justify="left")
+    for column in ("symbol", "rows", "first", "last"):
+        table.add_column(column, justify="right" if column == "rows" else "left")
+    for row in summary:
+        table.add_row(
+            row["symbol"], str(row["n"]), _text(row["first_date"]), _text(row["last_date"])
+        )
+    out.print(table)
+    home = settings.home
+    prefix = "" if home == Path("lake") else f"--home {home} "
+    out.print(f"lake: {home.resolve()}  (catalog: {home / 'catalog.duckdb'})")
+    out.print("query it:")
+    out.print(
+        f'  .venv/bin/marketlake {prefix}query "SELECT symbol, trade_date, close, daily_return, '
+        "avg_price, parkinson_vol_20d FROM daily_prices WHERE trade_date = "
+        '(SELECT max(trade_date) FROM daily_prices) ORDER BY symbol"'
+    )
+
+
+# -- query -------------------------------------------------------------------------------
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value != value:  # NaN from a NULL in a float column
+        return ""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+    if hasattr(value, "isoformat") and hasattr(value, "to_pydatetime"):
+        return value.to_pydatetime().isoformat(sep=" ")
+    return str(value)
+
+
+@app.command()
+@guarded
+def query(
+    sql: str = typer.Argument(..., help="One SQL statement in Athena (Trino) dialect."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+    max_rows: int = typer.Option(
+        100, "--max-rows", help="Rows shown by --format table (csv and json print all)."
+    ),
+) -> None:
+    """Run Athena-dialect SQL against the lake (tables: daily_prices, raw_daily_prices,
+    pipeline_runs, dq_results). csv and json go to stdout, so they can be piped."""
+    from marketlake.engines.duckdb import DuckDBEngine
+    from marketlake.errors import QueryError
+
+    if fmt not in ("table", "csv", "json"):
+        raise QueryError(f"--format {fmt!r} is unknown; use table, csv or json")
+    settings = _settings()
+    with DuckDBEngine(settings.home, read_only=True) as engine:
+        arrow = engine.fetch_arrow(sql)
+    columns = arrow.column_names
+    rows = [tuple(r.values()) for r in arrow.to_pylist()]
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_text(v) for v in row] for row in rows)
+    elif fmt == "json":
+        records = [dict(zip(columns, row)) for row in rows]
+        sys.stdout.write(json.dumps(records, default=_text, allow_nan=False) + "\n")
+    else:
+        table = Table(*columns)
+        for row in rows[:max_rows]:
+            table.add_row(*[_text(v) for v in row])
+        out.print(table)
+        more = len(rows) - max_rows
+        out.print(f"{len(rows)} row(s)" + (f"; {more} not shown (--max-rows)" if more > 0 else ""))
+
+
+# -- status ------------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def status(
+    runs: int = typer.Option(10, "--runs", help="How many recent runs to list."),
+) -> None:
+    """Show the last runs, the published versions, the latest check results and the
+    ingest watermarks."""
+    from marketlake.build.wap import TABLE
+    from marketlake.engines.duckdb import DuckDBEngine
+    from marketlake.ingest.state import load_state
+    from marketlake.storage import LocalStore
+
+    settings = _settings()
+    with DuckDBEngine(settings.home, read_only=True) as engine:
+        versions = engine.versions(TABLE)
+        recent = (
+            engine.fetch_native(
+                "SELECT run_id, started_at, status, rows_written, checks_passed, checks_failed, "
+                "message FROM pipeline_runs ORDER BY started_at DESC, run_id DESC LIMIT ?",
+                [runs],
+            )
+            if engine.has_relation("pipeline_runs")
+            else None
+        )
+        checks = (
+            engine.fetch_native(
+                "SELECT run_id, check_name, severity, status, failing_rows FROM dq_results "
+                "WHERE run_id = (SELECT max(run_id) FROM dq_results) ORDER BY check_name"
+            )
+            if engine.has_relation("dq_results")
+            else None
+        )
+    state = load_state(LocalStore(settings.home))
+
+    out.print(f"lake: {settings.home.resolve()}")
+    table = Table(title="runs (newest first)", title_justify="left")
+    for column in ("run_id", "started (UTC)", "status", "rows", "checks"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("message", overflow="fold")
+    for row in [] if recent is None else recent.itertuples(index=False):
+        checks_text = f"{row.checks_passed}/{row.checks_passed + row.checks_failed}"
+        table.add_row(
+            row.run_id,
+            _text(row.started_at)[:19],
+            row.status,
+            str(row.rows_written),
+            checks_text,
+            _escape(row.message or ""),
+        )
+    out.print(table)
+
+    table = Table(title="published versions of daily_prices", title_justify="left")
+    for column in ("run_id", "published (UTC)", "current"):
+        table.add_column(column)
+    for i, version in enumerate(versions):
+        table.add_row(version["run_id"], _text(version["published_at"]), "yes" if i == 0 else "")
+    out.print(table)
+
+    if checks is not None and len(checks):
+        table = Table(title=f"checks of run {checks['run_id'].iloc[0]}", title_justify="left")
+        for column in ("check", "severity", "status", "failing rows"):
+            table.add_column(column)
+        for row in checks.itertuples(index=False):
+            table.add_row(row.check_name, row.severity, row.status, str(row.failing_rows))
+        out.print(table)
+
+    table = Table(title="ingest watermarks", title_justify="left")
+    for column in ("symbol", "last trade_date", "source", "last ingest (UTC)"):
+        table.add_column(column)
+    for symbol, entry in sorted(state.symbols.items()):
+        table.add_row(symbol, entry.watermark or "", entry.source or "", entry.last_ingest or "")
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

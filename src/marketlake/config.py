@@ -1,0 +1,116 @@
+"""One Settings object, read from the environment; CLI flags override it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from marketlake.errors import ConfigError
+
+DEFAULT_TICKERS: tuple[str, ...] = (
+    "NVDA",
+    "AMD",
+    "INTC",
+    "TSM",
+    "AVGO",
+    "QCOM",
+    "TXN",
+    "MU",
+    "ASML",
+    "AMAT",
+)
+PROVIDERS = ("synthetic", "alphavantage")
+# Exchange symbols as Alpha Vantage spells them: BRK.B, RDS-A, SHOP.TRT, ^ is not one.
+_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,14}$")
+
+
+def parse_tickers(text: str) -> tuple[str, ...]:
+    """Comma-separated symbols, upper-cased, first occurrence kept."""
+    seen = []
+    for raw in text.split(","):
+        symbol = raw.strip().upper()
+        if not symbol:
+            continue
+        if not _SYMBOL.match(symbol):
+            raise ConfigError(
+                f"ticker {raw.strip()!r} is not a valid symbol "
+                "(letters, digits, '.' or '-', at most 15 characters)"
+            )
+        if symbol not in seen:
+            seen.append(symbol)
+    if not seen:
+        raise ConfigError("no tickers given; set MARKETLAKE_TICKERS=NVDA,AMD or pass --tickers")
+    return tuple(seen)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    home: Path = Path("lake")
+    tickers: tuple[str, ...] = DEFAULT_TICKERS
+    api_key: str | None = None
+    provider: str = "synthetic"
+    seed: int = 42
+    history_days: int = 730
+    duckdb_memory_limit: str = "2GB"
+    duckdb_threads: int = 0  # 0: DuckDB's default, one per core
+    keep_versions: int = 5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
+        env = os.environ if env is None else env
+        api_key = (env.get("ALPHAVANTAGE_API_KEY") or "").strip() or None
+        values = {
+            "home": Path(env.get("MARKETLAKE_HOME") or "lake"),
+            "tickers": parse_tickers(env["MARKETLAKE_TICKERS"])
+            if env.get("MARKETLAKE_TICKERS")
+            else DEFAULT_TICKERS,
+            "api_key": api_key,
+            "provider": (env.get("MARKETLAKE_PROVIDER") or "").strip().lower()
+            or ("alphavantage" if api_key else "synthetic"),
+            "seed": _int(env, "MARKETLAKE_SEED", 42),
+            "history_days": _int(env, "MARKETLAKE_HISTORY_DAYS", 730, minimum=1),
+            "duckdb_memory_limit": env.get("MARKETLAKE_DUCKDB_MEMORY_LIMIT") or "2GB",
+            "duckdb_threads": _int(env, "MARKETLAKE_DUCKDB_THREADS", 0),
+            "keep_versions": _int(env, "MARKETLAKE_KEEP_VERSIONS", 5, minimum=1),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if isinstance(values["tickers"], str):
+            values["tickers"] = parse_tickers(values["tickers"])
+        values["home"] = Path(values["home"])
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.provider not in PROVIDERS:
+            raise ConfigError(
+                f"provider {self.provider!r} is unknown; use one of: {', '.join(PROVIDERS)}"
+            )
+        if self.provider == "alphavantage" and not self.api_key:
+            raise ConfigError(
+                "the alphavantage provider needs a key: export ALPHAVANTAGE_API_KEY=... "
+                "(free at alphavantage.co), or use --provider synthetic"
+            )
+
+    def __repr__(self) -> str:  # never print the key
+        fields = ", ".join(
+            f"{f.name}={'***' if f.name == 'api_key' and self.api_key else getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+        )
+        return f"Settings({fields})"

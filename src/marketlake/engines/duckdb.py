@@ -1,0 +1,225 @@
+"""DuckDBEngine: the local stand-in for Athena. Shared SQL is transpiled with sqlglot."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import sqlglot
+import sqlglot.errors
+
+from marketlake.errors import MarketlakeError, QueryError
+
+VERSIONS_TABLE = "marketlake_versions"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def one_line(exc: BaseException) -> str:
+    """DuckDB errors span lines (context, caret); keep the message and any hint."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    keep = [lines[0]] if lines else [type(exc).__name__]
+    # DuckDB's guesses often name its own system tables (pg_enum ...): no help to a user.
+    keep += [
+        line
+        for line in lines[1:]
+        if line.startswith("Did you mean") and not any(s in line for s in ("pg_", "duckdb_"))
+    ]
+    return " ".join(keep)
+
+
+def transpile(sql: str) -> str:
+    """One Athena-dialect statement in, one DuckDB statement out."""
+    try:
+        statements = [s for s in sqlglot.transpile(sql, read="athena", write="duckdb") if s]
+    except sqlglot.errors.ParseError as exc:
+        detail = exc.errors[0] if exc.errors else {}
+        where = f" at line {detail.get('line')}, column {detail.get('col')}" if detail else ""
+        message = (detail.get("description") or str(exc).splitlines()[0]).rstrip(".")
+        raise QueryError(f"SQL does not parse as Athena SQL{where}: {message}") from None
+    except sqlglot.errors.SqlglotError as exc:
+        raise QueryError(f"SQL cannot be translated: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise QueryError(f"expected one SQL statement, got {len(statements)}")
+    return statements[0]
+
+
+class DuckDBEngine:
+    def __init__(
+        self,
+        lake_root: Path,
+        catalog_path: Path | None = None,
+        memory_limit: str = "2GB",
+        threads: int = 0,
+        read_only: bool = False,
+    ) -> None:
+        self.root = Path(lake_root).resolve()
+        self.catalog_path = Path(catalog_path or self.root / "catalog.duckdb")
+        if read_only and not self.catalog_path.exists():
+            raise MarketlakeError(
+                f"no catalog at {self.catalog_path}; run `marketlake run` to build the lake first"
+            )
+        config = {"memory_limit": memory_limit}
+        if threads:
+            config["threads"] = threads
+        self.catalog_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.catalog_path), read_only=read_only, config=config)
+        except duckdb.Error as exc:
+            if "lock" in str(exc).lower():
+                raise MarketlakeError(
+                    f"{self.catalog_path} is in use by another process (a build, or an open "
+                    "DuckDB client); close it or wait, then try again"
+                ) from None
+            raise MarketlakeError(f"cannot open {self.catalog_path}: {one_line(exc)}") from None
+        if not read_only:
+            self.con.execute(
+                f"CREATE TABLE IF NOT EXISTS {VERSIONS_TABLE} ("
+                "table_name VARCHAR, seq BIGINT, run_id VARCHAR, location VARCHAR, "
+                "fingerprint VARCHAR, published_at TIMESTAMP)"
+            )
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> DuckDBEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- running SQL ---------------------------------------------------------------------
+
+    def fetch_df(self, sql: str) -> pd.DataFrame:
+        return self.fetch_native(transpile(sql))
+
+    def fetch_arrow(self, sql: str):
+        """Rows as an Arrow table: dates stay dates and NULLs stay NULL."""
+        try:
+            return self.con.sql(transpile(sql)).to_arrow_table()
+        except duckdb.Error as exc:
+            raise self._query_error(exc) from None
+
+    def _query_error(self, exc: BaseException) -> QueryError:
+        message = one_line(exc)
+        if message.startswith("Catalog Error"):
+            names = self.con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary "
+                "UNION SELECT table_name FROM duckdb_tables() WHERE NOT temporary ORDER BY 1"
+            ).fetchall()
+            message += f" (tables here: {', '.join(n for (n,) in names) or 'none'})"
+        return QueryError(message)
+
+    def fetch_native(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        try:
+            return self.con.execute(sql, params or []).df()
+        except duckdb.Error as exc:
+            raise self._query_error(exc) from None
+
+    def execute_native(self, sql: str, params: list | None = None) -> None:
+        try:
+            self.con.execute(sql, params or [])
+        except duckdb.Error as exc:
+            raise QueryError(one_line(exc)) from None
+
+    def has_relation(self, name: str) -> bool:
+        found = self.con.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal "
+            "UNION ALL SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+            [name, name],
+        ).fetchall()
+        return sum(row[0] for row in found) > 0
+
+    # -- the lake's tables -----------------------------------------------------------------
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def register_csv_table(self, name: str, prefix: str) -> None:
+        """A view over CSV objects under `prefix`, every column text, Hive partitions as text:
+        what the Glue crawler's OpenCSVSerDe table gives Athena."""
+        pattern = str(self.path(prefix)) + "/*/*.csv"
+        self.execute_native(
+            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_csv({_literal(pattern)}, "
+            "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
+            "hive_partitioning = true, hive_types_autocast = false)"
+        )
+
+    def register_parquet_table(self, name: str, prefix: str) -> None:
+        pattern = str(self.path(prefix)) + "/*.parquet"
+        self.execute_native(
+            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM "
+            f"read_parquet({_literal(pattern)}, union_by_name = true)"
+        )
+
+    def ctas(self, select_sql: str, location: str, partitioned_by: Sequence[str]) -> int:
+        target = self.path(location)
+        if target.exists():
+            raise MarketlakeError(f"{target} already exists; a version is written once")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        options = ["FORMAT parquet", "COMPRESSION snappy"]
+        if partitioned_by:
+            options.append(f"PARTITION_BY ({', '.join(partitioned_by)})")
+        sql = f"COPY ({transpile(select_sql)}) TO {_literal(str(target))} ({', '.join(options)})"
+        try:
+            row = self.con.execute(sql).fetchone()
+        except duckdb.Error as exc:
+            raise QueryError(one_line(exc)) from None
+        return int(row[0]) if row else 0
+
+    def _parquet_select(self, location: str) -> str:
+        # Hive segments above the data (version=...) are not columns of the table.
+        above = [seg.split("=", 1)[0] for seg in location.split("/") if "=" in seg]
+        pattern = str(self.path(location)) + "/**/*.parquet"
+        exclude = f" EXCLUDE ({', '.join(above)})" if above else ""
+        return (
+            f"SELECT *{exclude} FROM read_parquet({_literal(pattern)}, hive_partitioning = true,"
+            " hive_types_autocast = false, hive_types = {'year': INTEGER})"
+        )
+
+    def attach_location(self, name: str, location: str) -> None:
+        """A session-only view over a written version, for auditing it before publishing."""
+        self.execute_native(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS {self._parquet_select(location)}"
+        )
+
+    def create_or_replace_view(self, name: str, select_sql: str) -> None:
+        self.execute_native(f"CREATE OR REPLACE VIEW {name} AS {transpile(select_sql)}")
+
+    def publish(self, table: str, location: str, run_id: str, fingerprint: str) -> None:
+        # The view swap and its record commit together: readers see the old or the new.
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute(f"CREATE OR REPLACE VIEW {table} AS {self._parquet_select(location)}")
+            self.con.execute(
+                f"INSERT INTO {VERSIONS_TABLE} SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ?, ? "
+                f"FROM {VERSIONS_TABLE}",
+                [table, run_id, location, fingerprint, _utc_now()],
+            )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def versions(self, table: str) -> list[dict]:
+        """Every publish of `table`, newest first."""
+        frame = self.con.execute(
+            f"SELECT run_id, location, fingerprint, published_at FROM {VERSIONS_TABLE} "
+            "WHERE table_name = ? ORDER BY seq DESC",
+            [table],
+        ).df()
+        return frame.to_dict("records")
+
+    def current_version(self, table: str) -> dict | None:
+        found = self.versions(table)
+        return found[0] if found else None
+
+
+def _utc_now() -> dt.datetime:
+    # TIMESTAMP columns hold naive UTC; an aware value would be shifted to local time.
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)

@@ -1,0 +1,84 @@
+"""Ingest state: watermarks, the day's request count, deferred symbols. One JSON object."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+
+from marketlake.errors import MarketlakeError
+from marketlake.storage import ObjectStore
+
+STATE_KEY = "state/ingest_state.json"
+STATE_VERSION = 1
+
+
+@dataclasses.dataclass
+class SymbolState:
+    watermark: str | None = None  # last trade_date stored, ISO
+    source: str | None = None
+    last_ingest: str | None = None  # ISO timestamp of the last run that touched it
+    invalid: str | None = None  # why the provider refused the symbol, if it did
+
+
+@dataclasses.dataclass
+class IngestState:
+    lake_kind: str | None = None  # "synthetic" or "market": the two never mix in one lake
+    symbols: dict[str, SymbolState] = dataclasses.field(default_factory=dict)
+    quota_date: str | None = None  # US/Eastern day the count below belongs to
+    quota_used: int = 0
+    deferred: list[str] = dataclasses.field(default_factory=list)
+
+    def watermark(self, symbol: str) -> dt.date | None:
+        entry = self.symbols.get(symbol)
+        if entry is None or entry.watermark is None:
+            return None
+        return dt.date.fromisoformat(entry.watermark)
+
+    def entry(self, symbol: str) -> SymbolState:
+        return self.symbols.setdefault(symbol, SymbolState())
+
+    def used_on(self, day: dt.date) -> int:
+        return self.quota_used if self.quota_date == day.isoformat() else 0
+
+    def to_json(self) -> bytes:
+        body = {
+            "version": STATE_VERSION,
+            "lake_kind": self.lake_kind,
+            "quota": {"date": self.quota_date, "used": self.quota_used},
+            "deferred": self.deferred,
+            "symbols": {k: dataclasses.asdict(v) for k, v in sorted(self.symbols.items())},
+        }
+        return (json.dumps(body, indent=2) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> IngestState:
+        body = json.loads(data)
+        if body.get("version") != STATE_VERSION:
+            raise ValueError(f"unknown state version {body.get('version')!r}")
+        quota = body.get("quota") or {}
+        return cls(
+            lake_kind=body.get("lake_kind"),
+            symbols={k: SymbolState(**v) for k, v in (body.get("symbols") or {}).items()},
+            quota_date=quota.get("date"),
+            quota_used=int(quota.get("used") or 0),
+            deferred=list(body.get("deferred") or []),
+        )
+
+
+def load_state(store: ObjectStore) -> IngestState:
+    try:
+        data = store.get_bytes(STATE_KEY)
+    except KeyError:
+        return IngestState()
+    try:
+        return IngestState.from_json(data)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise MarketlakeError(
+            f"{STATE_KEY} in the lake is unreadable ({exc}); restore it from S3 versioning or "
+            "delete it to re-fetch from scratch (raw data is kept and deduplicated)"
+        ) from None
+
+
+def save_state(store: ObjectStore, state: IngestState) -> None:
+    store.put_bytes(STATE_KEY, state.to_json())

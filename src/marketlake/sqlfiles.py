@@ -1,0 +1,60 @@
+"""The shared Athena-dialect SQL under sql/: found in the repo, or inside an installed wheel."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from marketlake.errors import MarketlakeError
+
+_HEADER = re.compile(r"^--\s*(\w+):\s*(.+?)\s*$", re.MULTILINE)
+
+
+@lru_cache(maxsize=1)
+def sql_root() -> Path:
+    here = Path(__file__).resolve().parent
+    # A wheel carries sql/ inside the package; a source checkout keeps it at the top.
+    for candidate in (here / "sql", here.parents[1] / "sql"):
+        if (candidate / "staging").is_dir():
+            return candidate
+    raise MarketlakeError(f"marketlake's sql/ directory is missing (looked beside {here})")
+
+
+def load(relative: str) -> str:
+    path = sql_root() / relative
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MarketlakeError(f"SQL file {relative} is missing from {sql_root()}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    name: str
+    severity: str  # "blocking" fails the run; "warning" is recorded only
+    description: str
+    sql: str  # a SELECT returning the failing rows of staging_daily_prices
+
+
+def checks() -> list[Check]:
+    found = []
+    for path in sorted((sql_root() / "checks").glob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        header = dict(_HEADER.findall(text))
+        severity = header.get("severity", "")
+        if severity not in ("blocking", "warning"):
+            raise MarketlakeError(f"{path.name}: header '-- severity:' must be blocking or warning")
+        found.append(Check(path.stem, severity, header.get("description", ""), text))
+    return found
+
+
+def fingerprint() -> str:
+    """Changes whenever any SQL file changes, so a new metric definition forces a rebuild."""
+    digest = hashlib.sha256()
+    for path in sorted(sql_root().rglob("*.sql")):
+        digest.update(path.relative_to(sql_root()).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()

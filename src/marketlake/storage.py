@@ -1,0 +1,104 @@
+"""Object stores keyed like S3: the local lake directory, or a bucket."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    version: str  # an mtime or an ETag: changes whenever the content is rewritten
+
+
+class ObjectStore(Protocol):
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write `data` at `key` atomically: a reader sees the old object or the new one."""
+
+    def get_bytes(self, key: str) -> bytes:
+        """Raise KeyError when there is no object at `key`."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        """Objects whose key starts with `prefix`, sorted by key."""
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix`; return how many went."""
+
+
+def _check_key(key: str) -> None:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid object key {key!r}")
+
+
+class LocalStore:
+    """The lake directory standing in for S3."""
+
+    def __init__(self, root: os.PathLike) -> None:
+        self.root = Path(root).resolve()
+
+    def path(self, key: str) -> Path:
+        _check_key(key)
+        return self.root / key
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        return sorted(self._walk(prefix), key=lambda info: info.key)
+
+    def _walk(self, prefix: str) -> Iterator[ObjectInfo]:
+        # Walk the deepest directory the prefix names, then filter on the full prefix.
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self.root / base if base else self.root
+        if not start.is_dir():
+            return
+        for dirpath, _dirnames, filenames in os.walk(start):
+            for name in filenames:
+                if name.startswith("."):  # temp files of writes in flight
+                    continue
+                full = Path(dirpath) / name
+                key = full.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    stat = full.stat()
+                    yield ObjectInfo(key, stat.st_size, str(stat.st_mtime_ns))
+
+    def delete_prefix(self, prefix: str) -> int:
+        doomed = self.list_objects(prefix)
+        for info in doomed:
+            self.path(info.key).unlink(missing_ok=True)
+        # Drop directories the deletes emptied, so listings stay clean.
+        if prefix.endswith("/"):
+            folder = self.root / prefix.rstrip("/")
+            if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+                shutil.rmtree(folder, ignore_errors=True)
+        return len(doomed)
