@@ -8,7 +8,6 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -38,7 +37,7 @@ app = typer.Typer(
 
 @dataclass
 class Globals:
-    home: Optional[Path] = None
+    home: Path | None = None
     debug: bool = False
 
 
@@ -67,7 +66,7 @@ ForceOpt = typer.Option(False, "--force", help="Build even when raw data and SQL
 
 @app.callback()
 def _root(
-    home: Optional[Path] = typer.Option(
+    home: Path | None = typer.Option(
         None, "--home", help="The lake directory. [env: MARKETLAKE_HOME, default ./lake]"
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
@@ -148,7 +147,7 @@ def _progress() -> Progress:
     )
 
 
-def _do_ingest(settings: Settings, as_of: Optional[str]):
+def _do_ingest(settings: Settings, as_of: str | None):
     from marketlake.ingest.runner import run_ingest
     from marketlake.lock import lake_lock
     from marketlake.providers import make_provider
@@ -187,10 +186,10 @@ def _print_ingest(report) -> None:
 @app.command()
 @guarded
 def ingest(
-    tickers: Optional[str] = TickersOpt,
-    as_of: Optional[str] = AsOfOpt,
-    provider: Optional[str] = ProviderOpt,
-    seed: Optional[int] = SeedOpt,
+    tickers: str | None = TickersOpt,
+    as_of: str | None = AsOfOpt,
+    provider: str | None = ProviderOpt,
+    seed: int | None = SeedOpt,
 ) -> None:
     """Fetch new daily bars into the raw zone (lake/raw/daily_prices/ingest_date=.../SYMBOL.csv).
 
@@ -265,10 +264,10 @@ def build(force: bool = ForceOpt) -> None:
 @app.command()
 @guarded
 def run(
-    tickers: Optional[str] = TickersOpt,
-    as_of: Optional[str] = AsOfOpt,
-    provider: Optional[str] = ProviderOpt,
-    seed: Optional[int] = SeedOpt,
+    tickers: str | None = TickersOpt,
+    as_of: str | None = AsOfOpt,
+    provider: str | None = ProviderOpt,
+    seed: int | None = SeedOpt,
     force: bool = ForceOpt,
 ) -> None:
     """Ingest, then build; print what the lake holds and how to query it."""
