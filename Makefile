@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format clean
+.PHONY: help install run test lint format clean constraints
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,3 +36,11 @@ format: install ## Apply ruff's fixes and formatting
 
 clean: ## Remove .venv and the local lake
 	rm -rf $(VENV) lake
+
+constraints: ## Re-resolve the newest dependency versions and rewrite constraints.txt
+	rm -rf .venv-pin
+	$(PYTHON) -m venv .venv-pin
+	.venv-pin/bin/python -m pip install --quiet --disable-pip-version-check '.[dev]'
+	{ echo "# Pinned versions that were tested; regenerate with: make constraints"; \
+	  .venv-pin/bin/python -m pip freeze --exclude-editable | grep -v '^marketlake' ; } > constraints.txt
+	rm -rf .venv-pin
