@@ -144,6 +144,7 @@ def _progress() -> Progress:
         TextColumn("{task.fields[symbol]}"),
         console=err,
         transient=True,
+        disable=not err.is_terminal,  # a bar is for people; logs and pipes get the summary
     )
 
 
@@ -165,9 +166,11 @@ def _do_ingest(settings: Settings, as_of: str | None):
 
 def _print_ingest(report) -> None:
     from marketlake.ingest.runner import FAILED, FETCHED, NO_NEW_BARS, UP_TO_DATE
+    from marketlake.sessions import EASTERN
 
+    as_of = report.as_of.astimezone(EASTERN).strftime("%Y-%m-%d %H:%M")
     out.print(
-        f"ingest ({report.provider}): as of {report.as_of.isoformat(timespec='minutes')}, "
+        f"ingest ({report.provider}): as of {as_of} US/Eastern, "
         f"last closed session {report.session}"
     )
     fetched = report.with_status(FETCHED)
@@ -287,7 +290,8 @@ def _print_summary(settings: Settings, result) -> None:
             "SELECT symbol, count(*) AS n, min(trade_date) AS first_date, "
             "max(trade_date) AS last_date FROM daily_prices GROUP BY symbol ORDER BY symbol"
         ).to_pylist()
-    table = Table(title=f"daily_prices (version {result.version})", title_justify="left")
+    out.print(f"daily_prices, version {result.version}:")
+    table = Table()
     for column in ("symbol", "rows", "first", "last"):
         table.add_column(column, justify="right" if column == "rows" else "left")
     for row in summary:
@@ -302,7 +306,8 @@ def _print_summary(settings: Settings, result) -> None:
     out.print(
         f'  .venv/bin/marketlake {prefix}query "SELECT symbol, trade_date, close, daily_return, '
         "avg_price, parkinson_vol_20d FROM daily_prices WHERE trade_date = "
-        '(SELECT max(trade_date) FROM daily_prices) ORDER BY symbol"'
+        '(SELECT max(trade_date) FROM daily_prices) ORDER BY symbol"',
+        soft_wrap=True,  # one line, so it pastes whole
     )
 
 
@@ -352,7 +357,8 @@ def query(
     else:
         table = Table(*columns)
         for row in rows[:max_rows]:
-            table.add_row(*[_text(v) for v in row])
+            # People read 10 significant digits; csv and json keep every digit.
+            table.add_row(*[f"{v:.10g}" if isinstance(v, float) else _text(v) for v in row])
         out.print(table)
         more = len(rows) - max_rows
         out.print(f"{len(rows)} row(s)" + (f"; {more} not shown (--max-rows)" if more > 0 else ""))
