@@ -8,6 +8,9 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+import sqlglot
+from sqlglot import exp
+
 from marketlake.errors import MarketlakeError
 
 _HEADER = re.compile(r"^--\s*(\w+):\s*(.+?)\s*$", re.MULTILINE)
@@ -29,6 +32,25 @@ def load(relative: str) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise MarketlakeError(f"SQL file {relative} is missing from {sql_root()}") from None
+
+
+def compose(main_sql: str, ctes: dict[str, str]) -> str:
+    """Prepend named subqueries to a query as CTEs, so each SQL file stays one readable
+    SELECT over a logical input (`bars`) that the build supplies."""
+    query = sqlglot.parse_one(main_sql, read="athena")
+    existing = query.args.get("with_")
+    new = [
+        exp.CTE(
+            this=sqlglot.parse_one(sql, read="athena"),
+            alias=exp.TableAlias(this=exp.to_identifier(name)),
+        )
+        for name, sql in ctes.items()
+    ]
+    if existing is None:
+        query.set("with_", exp.With(expressions=new))
+    else:
+        existing.set("expressions", new + list(existing.expressions))
+    return query.sql(dialect="athena")
 
 
 @dataclasses.dataclass(frozen=True)

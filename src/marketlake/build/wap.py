@@ -118,7 +118,11 @@ def run_build(
     try:
         observer.step("write")
         engine.register_csv_table(RAW_TABLE, RAW_PREFIX.rstrip("/"))
-        rows = engine.ctas(sqlfiles.load("staging/daily_prices.sql"), location, ["year"])
+        select = sqlfiles.compose(
+            sqlfiles.load("staging/daily_prices.sql"),
+            {"bars": sqlfiles.load("staging/bars.sql")},
+        )
+        rows = engine.ctas(select, location, ["year"])
         if rows == 0:
             raise MarketlakeError("the build produced no rows: the raw zone holds no usable bars")
 

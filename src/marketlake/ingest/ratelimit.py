@@ -1,0 +1,201 @@
+"""Pacing of API calls: a token bucket per minute plus a persisted per-day budget.
+
+Burst choice. ``burst`` defaults to 1: one call may go at once, after that calls are
+spaced exactly ``60 / calls_per_minute`` seconds apart. A bucket of size B refilled at R
+calls a minute lets B + R calls through in any 60-second window, so with B = R (the
+"obvious" choice for the old 5-a-minute keys) a run can send 9 calls in its first
+minute and trip a sliding-window per-minute limit. B = 1 keeps every half-open
+60-second window at or under R calls. It also honours the free tier's "about 1 request
+per second" burst rule whenever ``calls_per_minute <= 60`` (the free default, 5 a
+minute, spaces calls 12 s apart). For a larger ``burst`` (e.g. a premium key that
+tolerates short bursts) set ``min_interval`` to keep a floor between two calls.
+
+Daily budget. ``calls_per_day`` caps the calls counted since the caller's day began;
+``used_today`` is that count as persisted by the caller (the ingest state). Every
+counted call fires ``on_acquire(used_today)`` *before* ``acquire`` returns, i.e. before
+the HTTP request goes out, so a crash after the call still leaves it counted.
+
+``QuotaExhausted`` is a ``MarketlakeError``: if nothing catches it, the CLI prints its
+one-line message. The ingest loop is expected to catch it (and its subclass
+``alphavantage.DailyLimitReached``) and defer the remaining symbols.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from marketlake.errors import MarketlakeError
+
+# Float tolerance on token counts: after sleeping exactly the computed wait the refill
+# can land a hair under 1.0, which must not cause a second, near-zero sleep.
+_EPSILON = 1e-9
+
+
+class QuotaExhausted(MarketlakeError):
+    """The day's API budget is spent: no further call may be made today.
+
+    ``used_today`` and ``calls_per_day`` are ``None`` when the provider, not our own
+    count, said so (see ``alphavantage.DailyLimitReached``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        used_today: int | None = None,
+        calls_per_day: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.used_today = used_today
+        self.calls_per_day = calls_per_day
+
+
+class SimulatedClock:
+    """A monotonic clock whose ``sleep`` advances time instantly (tests, benchmarks)."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self._now
+
+    def sleep(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"cannot sleep a negative time ({seconds})")
+        self.sleeps.append(seconds)
+        self._now += seconds
+
+    @property
+    def slept(self) -> float:
+        """Total simulated seconds spent sleeping."""
+        return sum(self.sleeps)
+
+
+class RateLimiter:
+    """Blocks each call until the per-minute pace allows it; refuses past the daily budget.
+
+    ``calls_per_day=0`` means no daily cap. ``clock`` returns monotonic seconds and
+    ``sleep`` waits; both are injected so tests and benchmarks run on simulated time.
+    ``on_wait(seconds)`` fires before each sleep. ``on_acquire(used_today)`` fires whenever
+    ``used_today`` changes: after each counted call (before ``acquire`` returns) and from
+    ``mark_exhausted``; persist the value there. One limiter may be shared between
+    threads: callers queue.
+    """
+
+    def __init__(
+        self,
+        calls_per_minute: float = 5,
+        calls_per_day: int = 25,
+        used_today: int = 0,
+        burst: int = 1,
+        min_interval: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        on_acquire: Callable[[int], None] | None = None,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> None:
+        if not calls_per_minute > 0:
+            raise ValueError(f"calls_per_minute must be positive, not {calls_per_minute!r}")
+        if int(burst) < 1:
+            raise ValueError(f"burst must be at least 1, not {burst!r}")
+        if calls_per_day < 0 or used_today < 0:
+            raise ValueError("calls_per_day and used_today cannot be negative")
+        if min_interval < 0:
+            raise ValueError("min_interval cannot be negative")
+        self.calls_per_minute = float(calls_per_minute)
+        self.calls_per_day = int(calls_per_day)
+        self.used_today = int(used_today)
+        self.burst = int(burst)
+        self.min_interval = float(min_interval)
+        self._clock = clock
+        self._sleep = sleep
+        self.on_acquire = on_acquire
+        self.on_wait = on_wait
+        self._rate = self.calls_per_minute / 60.0  # tokens per second
+        self._tokens = float(self.burst)  # a fresh limiter may send `burst` calls at once
+        self._stamp = clock()
+        self._last_call: float | None = None
+        self._lock = threading.Lock()
+
+    # -- budget ---------------------------------------------------------------------
+
+    def remaining_today(self) -> int | None:
+        """Calls left in today's budget, or None when there is no daily cap."""
+        if self.calls_per_day == 0:
+            return None
+        return max(0, self.calls_per_day - self.used_today)
+
+    def _check_budget(self) -> None:
+        if self.calls_per_day and self.used_today >= self.calls_per_day:
+            raise QuotaExhausted(
+                f"the daily API budget is spent ({self.used_today} of {self.calls_per_day} "
+                "calls used today); the remaining symbols wait for the next day's run",
+                used_today=self.used_today,
+                calls_per_day=self.calls_per_day,
+            )
+
+    def mark_exhausted(self) -> None:
+        """Spend the rest of today's budget: the API itself said the day's limit is hit.
+
+        Fires ``on_acquire(used_today)`` too, so the caller persists the spent budget and
+        a later run on the same day makes no call.
+        """
+        with self._lock:
+            if self.calls_per_day and self.used_today < self.calls_per_day:
+                self.used_today = self.calls_per_day
+                if self.on_acquire is not None:
+                    self.on_acquire(self.used_today)
+
+    # -- pacing ---------------------------------------------------------------------
+
+    def _refill(self, now: float) -> None:
+        # A clock that steps backwards (it should not: it is monotonic) adds no tokens.
+        elapsed = max(0.0, now - self._stamp)
+        self._tokens = min(float(self.burst), self._tokens + elapsed * self._rate)
+        self._stamp = now
+
+    def _wait_needed(self, now: float) -> float:
+        self._refill(now)
+        wait = 0.0
+        if self._tokens < 1.0 - _EPSILON:
+            wait = (1.0 - self._tokens) / self._rate
+        if self._last_call is not None and self.min_interval > 0:
+            wait = max(wait, self._last_call + self.min_interval - now)
+        return max(0.0, wait)
+
+    def peek_wait(self) -> float:
+        """Seconds the next ``acquire`` would sleep now (0.0 if a call may go at once).
+
+        Raises ``QuotaExhausted`` when the budget is spent, so a caller that checks the
+        time it has left (the Lambda) learns about the budget first.
+        """
+        with self._lock:
+            self._check_budget()
+            return self._wait_needed(self._clock())
+
+    def acquire(self) -> float:
+        """Wait until one call may go, count it, and return the seconds spent waiting.
+
+        Raises ``QuotaExhausted`` before any waiting when today's budget is spent.
+        """
+        with self._lock:
+            self._check_budget()
+            waited = 0.0
+            while True:
+                wait = self._wait_needed(self._clock())
+                if wait <= 0.0:
+                    break
+                if self.on_wait is not None:
+                    self.on_wait(wait)
+                self._sleep(wait)
+                waited += wait
+            now = self._clock()
+            self._refill(now)
+            self._tokens = max(0.0, self._tokens - 1.0)
+            self._last_call = now
+            self.used_today += 1
+            if self.on_acquire is not None:
+                self.on_acquire(self.used_today)
+            return waited
