@@ -102,3 +102,59 @@ class LocalStore:
             if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
                 shutil.rmtree(folder, ignore_errors=True)
         return len(doomed)
+
+
+class S3Store:
+    """A bucket (and optional key prefix) as the lake. A PUT is atomic on S3: readers see the
+    old object or the new one, never a part."""
+
+    def __init__(self, bucket: str, prefix: str = "", client=None) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("s3")
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def uri(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def _key(self, key: str) -> str:
+        _check_key(key)
+        return self.prefix + key
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.NoSuchKey:
+            raise KeyError(key) from None
+        return answer["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        found = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for item in page.get("Contents", []):
+                key = item["Key"][len(self.prefix) :]
+                found.append(ObjectInfo(key, int(item["Size"]), item["ETag"].strip('"')))
+        return sorted(found, key=lambda info: info.key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = [info.key for info in self.list_objects(prefix)]
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most
+            batch = [{"Key": self.prefix + k} for k in keys[start : start + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        return len(keys)
