@@ -205,6 +205,35 @@ def ingest(
         raise typer.Exit(1)
 
 
+@app.command("import")
+@guarded
+def import_(
+    files: list[Path] = typer.Argument(..., help="CSV files with daily bars.", show_default=False),
+    symbol: str | None = typer.Option(
+        None, "--symbol", "-s", help="The symbol of the bars. Default: from the file name."
+    ),
+) -> None:
+    """Import daily bars from CSV files into the raw zone (source 'import').
+
+    The header needs a date column named date or timestamp (any case) and open, high, low,
+    close, volume; other columns (e.g. "Adj Close") are ignored and rows may come in any
+    order. The symbol is --symbol or the file name (nvda.csv -> NVDA). Impossible bars go to
+    quarantine. Use it to bring history older than the API's 100 compact sessions.
+    """
+    from marketlake.ingest.importer import run_import
+    from marketlake.lock import lake_lock
+    from marketlake.storage import LocalStore
+
+    settings = _settings()
+    with lake_lock(settings.home):
+        report = run_import(settings, LocalStore(settings.home), files, symbol)
+    for r in report.results:
+        span = f" ({r.first_date} .. {r.last_date})" if r.new_bars else ""
+        extra = f"; {r.message}" if r.message else ""
+        out.print(f"import: {r.symbol}: {r.new_bars} bar(s) landed{span}{extra}")
+    out.print("next: marketlake build")
+
+
 # -- build -------------------------------------------------------------------------------
 
 

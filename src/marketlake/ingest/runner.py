@@ -12,7 +12,14 @@ import pandas as pd
 from marketlake.config import Settings
 from marketlake.errors import MarketlakeError
 from marketlake.ingest import raw
-from marketlake.ingest.state import IngestState, load_state, save_state
+from marketlake.ingest.state import (
+    IngestState,
+    bar_digests,
+    load_digests,
+    load_state,
+    save_digests,
+    save_state,
+)
 from marketlake.ingest.validate import split_valid
 from marketlake.providers.base import Provider
 from marketlake.sessions import eastern_date, last_closed_session
@@ -111,9 +118,8 @@ def _claim_lake(state: IngestState, provider_name: str, settings: Settings) -> N
         state.lake_kind = kind
     elif state.lake_kind != kind:
         raise MarketlakeError(
-            f"the lake at {settings.home} holds {state.lake_kind} data and the "
-            f"{provider_name} provider would mix in {kind} data; "
-            "point MARKETLAKE_HOME (or --home) at another directory"
+            f"the lake at {settings.home} holds {state.lake_kind} data and {provider_name} "
+            f"would mix in {kind} data; point MARKETLAKE_HOME (or --home) at another directory"
         )
 
 
@@ -133,39 +139,87 @@ def _ingest_symbol(
         since = watermark + dt.timedelta(days=1)
     else:
         since = report.session - dt.timedelta(days=settings.history_days)
-
     bars = provider.fetch_daily(symbol, since, report.session)
-    # Bars of a session that has not closed are provisional; never store them.
-    bars = bars[[d <= report.session for d in bars["trade_date"]]] if len(bars) else bars
-    valid, rejected = split_valid(bars)
-    if watermark is not None and len(valid):
-        valid = valid[valid["trade_date"] > watermark]
+    return land_bars(store, state, symbol, bars, provider.name, report, now())
 
-    stamp = raw.format_timestamp(now())
+
+def land_bars(
+    store: ObjectStore,
+    state: IngestState,
+    symbol: str,
+    bars: pd.DataFrame,
+    source: str,
+    report: IngestReport,
+    moment: dt.datetime,
+    land_unknown: bool = False,
+) -> SymbolResult:
+    """Validate bars and land what is new or changed; quarantine what is impossible.
+
+    A bar after the watermark is new. A bar at or before it is rewritten only when its
+    values differ from the copy stored (known from the symbol's recent-bar digests), or,
+    with `land_unknown` (an import of history), when there is no copy on record.
+    """
+    watermark = state.watermark(symbol)
+    # Bars of a session that has not closed are provisional; never store them.
+    if len(bars):
+        bars = bars[
+            [_as_date(d) is None or _as_date(d) <= report.session for d in bars["trade_date"]]
+        ]
+    valid, rejected = split_valid(bars)
+    stamp = raw.format_timestamp(moment)
     result = SymbolResult(symbol, NO_NEW_BARS, last_date=watermark)
     if len(rejected):
         key = raw.quarantine_key(
             report.ingest_date, symbol, stamp.replace(" ", "T").replace(":", ""), "csv"
         )
-        store.put_bytes(key, rejected.assign(source=provider.name).to_csv(index=False).encode())
+        rejected = rejected.assign(source=source)
+        rejected.insert(0, "symbol", symbol)
+        store.put_bytes(key, rejected.to_csv(index=False).encode())
         result.quarantined = len(rejected)
         result.message = f"{len(rejected)} bar(s) quarantined: {rejected['reason'].iloc[0]}"
-    if len(valid):
-        _land(
-            store,
-            report.ingest_date,
-            symbol,
-            raw.bars_to_frame(symbol, valid, provider.name, stamp),
-        )
-        result.status = FETCHED
-        result.new_bars = len(valid)
-        result.first_date = valid["trade_date"].iloc[0]
-        result.last_date = valid["trade_date"].iloc[-1]
-        entry = state.entry(symbol)
-        entry.watermark = result.last_date.isoformat()
-        entry.source = provider.name
-        entry.last_ingest = stamp
+    if not len(valid):
+        return result
+
+    frame = raw.bars_to_frame(symbol, valid, source, stamp)
+    digests = load_digests(store, symbol)
+
+    def is_fresh(day: dt.date, digest: str) -> bool:
+        if watermark is None or day > watermark:
+            return True
+        # At or before the watermark: rewrite only a bar on record whose values changed.
+        stored = digests.get(day.isoformat())
+        if stored is None:
+            return land_unknown
+        return stored != digest
+
+    fresh = [is_fresh(d, h) for d, h in zip(valid["trade_date"], bar_digests(frame))]
+    frame = frame[fresh]
+    if not len(frame):
+        return result
+    _land(store, report.ingest_date, symbol, frame)
+    written = valid[fresh]
+    digests.update(zip(frame["trade_date"], bar_digests(frame)))
+    save_digests(store, symbol, digests)
+
+    newest = written["trade_date"].iloc[-1]
+    result.status = FETCHED
+    result.new_bars = len(written)
+    result.first_date = written["trade_date"].iloc[0]
+    result.last_date = max(newest, watermark) if watermark else newest
+    entry = state.entry(symbol)
+    entry.watermark = result.last_date.isoformat()
+    entry.source = source
+    entry.last_ingest = stamp
     return result
+
+
+def _as_date(value):
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        return None  # validation rejects it with a reason
 
 
 def _land(store: ObjectStore, ingest_date: dt.date, symbol: str, frame: pd.DataFrame) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 
 from marketlake.errors import MarketlakeError
@@ -82,3 +83,32 @@ def load_state(store: ObjectStore) -> IngestState:
 
 def save_state(store: ObjectStore, state: IngestState) -> None:
     store.put_bytes(STATE_KEY, state.to_json())
+
+
+# Recent bars per symbol, as digests of their raw values: enough to tell whether a bar an API
+# sends again (Alpha Vantage's compact answer repeats 100 sessions) changed since it landed.
+DIGESTS_PREFIX = "state/recent_bars/"
+DIGESTS_KEPT = 150
+
+
+def bar_digests(frame) -> list:
+    """One short digest per raw row of (open, high, low, close, volume) as text."""
+    columns = ["open", "high", "low", "close", "volume"]
+    return [
+        hashlib.sha256(",".join(values).encode()).hexdigest()[:16]
+        for values in frame[columns].itertuples(index=False, name=None)
+    ]
+
+
+def load_digests(store: ObjectStore, symbol: str) -> dict:
+    try:
+        return json.loads(store.get_bytes(f"{DIGESTS_PREFIX}{symbol}.json"))
+    except KeyError:
+        return {}
+    except ValueError:
+        return {}  # unreadable: treat every repeated bar as unchanged
+
+
+def save_digests(store: ObjectStore, symbol: str, digests: dict) -> None:
+    kept = dict(sorted(digests.items())[-DIGESTS_KEPT:])
+    store.put_bytes(f"{DIGESTS_PREFIX}{symbol}.json", json.dumps(kept, sort_keys=True).encode())

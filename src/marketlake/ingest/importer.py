@@ -1,0 +1,95 @@
+"""`marketlake import`: bring your own history from CSV files (e.g. older than the API's
+100 compact sessions). The bars take the same validation and quarantine as any provider's."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from marketlake.config import Settings, parse_tickers
+from marketlake.errors import MarketlakeError
+from marketlake.ingest.runner import IngestReport, _claim_lake, land_bars
+from marketlake.ingest.state import load_state, save_state
+from marketlake.providers.base import BAR_COLUMNS
+from marketlake.sessions import eastern_date, last_closed_session
+from marketlake.storage import ObjectStore
+
+SOURCE = "import"
+DATE_COLUMNS = ("date", "timestamp")
+
+
+def read_bars_csv(data: bytes, name: str) -> pd.DataFrame:
+    """Daily bars from CSV text: a date column named date or timestamp (any case), open,
+    high, low, close, volume; other columns ignored; rows in any order. Values stay text."""
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        raise MarketlakeError(f"{name}: not a readable CSV file ({first})") from None
+    columns = {c.strip().lower(): c for c in frame.columns}
+    date_column = next((columns[c] for c in DATE_COLUMNS if c in columns), None)
+    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in columns]
+    if date_column is None or missing:
+        wanted = (["date or timestamp"] if date_column is None else []) + missing
+        raise MarketlakeError(
+            f"{name}: missing column(s) {', '.join(wanted)}; the header needs "
+            "date (or timestamp), open, high, low, close, volume"
+        )
+    bars = pd.DataFrame(
+        {
+            "trade_date": frame[date_column].str.strip(),
+            **{
+                c: frame[columns[c]].str.strip() for c in ("open", "high", "low", "close", "volume")
+            },
+        },
+        columns=BAR_COLUMNS,
+    )
+    return bars.sort_values("trade_date", kind="stable").reset_index(drop=True)
+
+
+def symbol_from_name(path: Path) -> str:
+    # "nvda.csv", "NVDA_daily.csv", "nvda-history.csv" -> NVDA
+    stem = re.split(r"[_\s]|-(?=[a-z]{3,})", path.stem, maxsplit=1)[0]
+    try:
+        return parse_tickers(stem)[0]
+    except MarketlakeError:
+        raise MarketlakeError(
+            f"{path.name}: cannot tell the symbol from the file name; pass --symbol"
+        ) from None
+
+
+def run_import(
+    settings: Settings,
+    store: ObjectStore,
+    files: Sequence[Path],
+    symbol: str | None = None,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+) -> IngestReport:
+    if symbol is not None and len(files) > 1:
+        raise MarketlakeError("--symbol names one symbol; import one file at a time with it")
+    # Read and check every file before anything lands, so a bad file leaves nothing behind.
+    loaded = []
+    for path in files:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise MarketlakeError(f"{path}: cannot read ({exc.strerror})") from None
+        name = parse_tickers(symbol)[0] if symbol else symbol_from_name(Path(path))
+        loaded.append((name, read_bars_csv(data, Path(path).name)))
+
+    moment = now()
+    report = IngestReport(SOURCE, moment, last_closed_session(moment), eastern_date(moment))
+    state = load_state(store)
+    _claim_lake(state, SOURCE, settings)
+    for name, bars in loaded:
+        report.results.append(
+            land_bars(store, state, name, bars, SOURCE, report, now(), land_unknown=True)
+        )
+        save_state(store, state)
+    return report
