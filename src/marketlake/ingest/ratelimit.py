@@ -1,7 +1,12 @@
 """Pacing of API calls: a token bucket per minute plus a persisted per-day budget.
 
+The bucket is kept in its time-based form (GCRA: one "theoretical arrival time" instead
+of a fractional token count), which paces exactly and needs no float tolerance on tokens.
+Each interval carries a 1 ms guard so that float rounding never lands call R + 1 a hair
+inside the minute that already holds R calls; over a minute at 75 calls that costs 75 ms.
+
 Burst choice. ``burst`` defaults to 1: one call may go at once, after that calls are
-spaced exactly ``60 / calls_per_minute`` seconds apart. A bucket of size B refilled at R
+spaced ``60 / calls_per_minute`` seconds apart (plus the guard). A bucket of size B refilled at R
 calls a minute lets B + R calls through in any 60-second window, so with B = R (the
 "obvious" choice for the old 5-a-minute keys) a run can send 9 calls in its first
 minute and trip a sliding-window per-minute limit. B = 1 keeps every half-open
@@ -28,9 +33,10 @@ from typing import Callable
 
 from marketlake.errors import MarketlakeError
 
-# Float tolerance on token counts: after sleeping exactly the computed wait the refill
-# can land a hair under 1.0, which must not cause a second, near-zero sleep.
-_EPSILON = 1e-9
+# Added to every interval: keeps the (R+1)-th call past the end of a minute holding R.
+GUARD_SECONDS = 0.001
+# A wait this small after sleeping is float noise: go instead of sleeping again.
+_TOLERANCE = 1e-9
 
 
 class QuotaExhausted(MarketlakeError):
@@ -113,9 +119,10 @@ class RateLimiter:
         self._sleep = sleep
         self.on_acquire = on_acquire
         self.on_wait = on_wait
-        self._rate = self.calls_per_minute / 60.0  # tokens per second
-        self._tokens = float(self.burst)  # a fresh limiter may send `burst` calls at once
-        self._stamp = clock()
+        self.interval = 60.0 / self.calls_per_minute + GUARD_SECONDS
+        # When the next call would be due if every call so far had been paced evenly;
+        # up to `burst - 1` intervals of it may be spent ahead of time.
+        self._due = clock()
         self._last_call: float | None = None
         self._lock = threading.Lock()
 
@@ -150,20 +157,11 @@ class RateLimiter:
 
     # -- pacing ---------------------------------------------------------------------
 
-    def _refill(self, now: float) -> None:
-        # A clock that steps backwards (it should not: it is monotonic) adds no tokens.
-        elapsed = max(0.0, now - self._stamp)
-        self._tokens = min(float(self.burst), self._tokens + elapsed * self._rate)
-        self._stamp = now
-
     def _wait_needed(self, now: float) -> float:
-        self._refill(now)
-        wait = 0.0
-        if self._tokens < 1.0 - _EPSILON:
-            wait = (1.0 - self._tokens) / self._rate
+        allowed = self._due - (self.burst - 1) * self.interval
         if self._last_call is not None and self.min_interval > 0:
-            wait = max(wait, self._last_call + self.min_interval - now)
-        return max(0.0, wait)
+            allowed = max(allowed, self._last_call + self.min_interval)
+        return max(0.0, allowed - now)
 
     def peek_wait(self) -> float:
         """Seconds the next ``acquire`` would sleep now (0.0 if a call may go at once).
@@ -183,17 +181,18 @@ class RateLimiter:
         with self._lock:
             self._check_budget()
             waited = 0.0
-            while True:
-                wait = self._wait_needed(self._clock())
-                if wait <= 0.0:
-                    break
+            wait = self._wait_needed(self._clock())
+            while wait > 0.0:
                 if self.on_wait is not None:
                     self.on_wait(wait)
                 self._sleep(wait)
                 waited += wait
+                wait = self._wait_needed(self._clock())
+                if wait <= _TOLERANCE:
+                    break
             now = self._clock()
-            self._refill(now)
-            self._tokens = max(0.0, self._tokens - 1.0)
+            # An idle spell refills the bucket: `_due` never lags behind now.
+            self._due = max(self._due, now) + self.interval
             self._last_call = now
             self.used_today += 1
             if self.on_acquire is not None:

@@ -273,7 +273,7 @@ def classify(text: str) -> Answer:
                 return Answer(kind, message)
         return Answer(GARBLED, f"JSON without {SERIES_KEY!r} or a known message")
     if _csv_header_ok(body.split("\n", 1)[0]):
-        return Answer(OK_CSV)
+        return Answer(GARBLED, "NUL byte in CSV body") if "\x00" in body else Answer(OK_CSV)
     if body[:1] == "<":
         return Answer(GARBLED, "an HTML/XML page instead of data")
     return Answer(GARBLED, "neither JSON nor the expected CSV")
@@ -441,6 +441,8 @@ def parse_json(text: str) -> ParsedBars:
 
 def parse_csv(text: str) -> ParsedBars:
     """Bars from a ``datatype=csv`` body (header timestamp,open,high,low,close,volume)."""
+    if "\x00" in text:  # the csv module rejects NUL before 3.11: refuse it everywhere alike
+        raise PayloadError("NUL byte in CSV body", text)
     try:
         rows = list(csv.reader(io.StringIO(_strip_body(text), newline="")))
     except csv.Error as exc:
@@ -584,7 +586,6 @@ class AlphaVantageProvider:
         self.on_event = on_event
         # A seeded generator keeps jittered waits reproducible; jitter is off by default.
         self._rng = rng if rng is not None else random.Random()
-        self._fallback_reported = False
         self._attempts = 0
         self.last_result: FetchResult | None = None
         self.last_rejected: pd.DataFrame = empty_rejected()
@@ -609,14 +610,13 @@ class AlphaVantageProvider:
                     f"({self._excerpt(refusal.message)}); use a premium key"
                 ) from None
             # Free keys lost outputsize=full: compact (the last 100 sessions) still works.
+            # The switch sticks to this provider, so the fallback is said once per instance.
             self.outputsize = outputsize = "compact"
-            if not self._fallback_reported:
-                self._fallback_reported = True
-                self._event(
-                    "fallback",
-                    "Alpha Vantage refuses outputsize=full for this key (premium only); "
-                    "using compact: the last 100 sessions per symbol",
-                )
+            self._event(
+                "fallback",
+                "Alpha Vantage refuses outputsize=full for this key (premium only); "
+                "using compact: the last 100 sessions per symbol",
+            )
             try:
                 text, parsed = self._call(symbol, outputsize)
             except _PremiumRefusal as again:
