@@ -1,16 +1,210 @@
 -- Metrics of daily_prices (Athena/Trino dialect; DuckDB runs it via sqlglot).
 -- Input: bars (symbol, trade_date, open, high, low, close, volume), one row per
 -- (symbol, trade_date): the build supplies it from sql/staging/bars.sql.
--- Portability: divisions are on DOUBLE, windows count rows, a window that is not yet full
--- yields NULL, and ln() only ever sees positive arguments (Trino gives NaN, DuckDB errors).
--- Windows are spelled out in full: Athena's support for a named WINDOW clause is unclear.
-WITH logs AS (
+-- The exact definitions are those of issue 4 ("Metrics: table daily_prices").
+--
+-- Portability: only constructs that mean the same on Athena (Trino) and DuckDB.
+-- * Divisions are on DOUBLE: Trino's BIGINT / BIGINT truncates (volume is BIGINT), and a
+--   decimal literal divided by a decimal literal (13.0 / 14.0) is DECIMAL arithmetic on Trino,
+--   so every constant ratio starts from CAST(... AS DOUBLE).
+-- * A divisor that can be 0 is guarded (CASE): Trino gives Infinity/NaN, not NULL.
+-- * ln() only ever sees positive arguments: Trino gives NaN/-Infinity, DuckDB may raise.
+-- * Every window counts rows of one symbol in trade_date order and is spelled out in full
+--   (Athena's support for a named WINDOW clause is unclear). A window that is not yet full,
+--   or holds a missing input, yields NULL: count(x) over the same frame must equal its length.
+--   lag() and row_number() take no frame: both engines ignore frames for them.
+-- * sqrt() of a window mean that is mathematically >= 0 goes through greatest(x, 0.0): Trino
+--   may compute sliding sums by adding and removing rows, which can leave -1e-20 where the
+--   true value is 0, and sqrt of that is NaN. greatest() is only used on non-NULL arguments
+--   (it sits inside the CASE that checks the window is full): Trino's greatest() is NULL on
+--   any NULL argument, DuckDB's skips NULLs.
+-- * var_samp/stddev_samp are the sample (n - 1) forms on both (sqlglot writes var_samp as
+--   DuckDB's VARIANCE, which is the sample variance).
+--
+-- Metrics that needed a dialect workaround: volume_surge_ratio (BIGINT division),
+-- garman_klass_vol_20d / rogers_satchell_vol_20d / yang_zhang_vol_20d / hv_30d /
+-- parkinson_vol_20d (sqrt of a rounded-below-zero mean), yang_zhang_vol_20d (k as DOUBLE,
+-- not DECIMAL), rsi_14 (no recursion, bounded powers; see below).
+--
+-- Garman-Klass and Rogers-Satchell terms are taken only from consistent bars
+-- (0 < low <= open, close <= high): there each term is >= 0, which is what makes the clamp
+-- above exact. An inconsistent bar fails the blocking audit anyway; here it only has to
+-- yield NULL instead of an error or NaN.
+--
+-- rsi_14 (Wilder). Let a = 13/14, g_j the gain of row j (row numbers rn from 1 per symbol;
+-- row 1 has no change). The seed at row 15 is the plain mean of g_2..g_15; afterwards
+-- avg_t = a * avg_(t-1) + g_t / 14. Unrolled, for t >= 15:
+--     avg_t = (1/14) * sum over j = 2..t of a^(t - q_j) * g_j,   q_j = max(j, 15),
+-- so the seed rows all carry the weight of row 15. SQL keeps only the last B = 500 rows
+-- (j > t - B). What is dropped is a^B * (avg_gain + avg_loss at row t - B) (or less, while
+-- the seed rows are dropped, t - B < 15). With a^500 = 8.2e-17, below double rounding, the
+-- RSI moves by at most 100 * 8.2e-17 * S(t-B) / S(t), where S = avg_gain + avg_loss: within
+-- 1e-6 unless the average absolute change fell more than 1e8-fold in 500 rows, e.g. after
+-- 250+ identical closes, where TA-Lib itself reports 0 once S < 1e-8. A 10:1 split changes S
+-- some tens-fold. (L = 300 would not do: a^300 = 2.2e-10 leaves ~1e-6 at 300 rows after a
+-- 10:1 split.) An incremental build needs the B rows before its first rebuilt row: with them
+-- the frame is the same as in a full build, and a cut history's seed rows weigh < 1e-16.
+-- A window sum cannot see the current row's rn, and a^(t - j) = a^t * a^-j overflows after
+-- ~9,600 rows. So rows are cut into blocks of B by q: block end c_j, position p_j = (q_j - 1)
+-- mod B. Each row contributes x_j = a^(c_j - q_j) * g_j (a weight in [a^(B-1), 1]), summed
+-- separately for even and odd blocks. A frame of B rows spans at most two blocks, the
+-- current one and the one before, of different parity, so
+--     sum a^(t - q_j) g_j = a^(p_t - (B - 1)) * sum(x, own parity) + a^(p_t + 1) * sum(x, other)
+-- with every power in [a^B, a^-(B-1)] = [8e-17, 1.1e16]: no overflow, no underflow, and the
+-- factorization keeps full relative precision (all terms are >= 0).
+-- RSI = 100 * avg_gain / (avg_gain + avg_loss): 100 when avg_loss = 0; 50 when both are 0
+-- (TA-Lib gives 0 there). NULL for the first 14 rows and while a change in the frame is
+-- missing.
+WITH base AS (
+    SELECT
+        *,
+        lag(close) OVER (PARTITION BY symbol ORDER BY trade_date) AS prev_close,
+        row_number() OVER (PARTITION BY symbol ORDER BY trade_date) AS rn
+    FROM bars
+),
+
+terms AS (
+    SELECT
+        *,
+        CASE WHEN high > 0 AND low > 0 THEN ln(high / low) END AS ln_hl,
+        CASE WHEN close > 0 AND open > 0 THEN ln(close / open) END AS ln_co,
+        CASE WHEN open > 0 AND prev_close > 0 THEN ln(open / prev_close) END AS ln_o_prev,
+        CASE WHEN close > 0 AND prev_close > 0 THEN ln(close / prev_close) END AS log_return,
+        CASE
+            WHEN low > 0 AND low <= open AND low <= close AND high >= open AND high >= close
+                THEN 0.5 * ln(high / low) * ln(high / low)
+                - (2.0 * ln(2.0) - 1.0) * ln(close / open) * ln(close / open)
+        END AS gk_term,
+        CASE
+            WHEN low > 0 AND low <= open AND low <= close AND high >= open AND high >= close
+                THEN ln(high / close) * ln(high / open) + ln(low / close) * ln(low / open)
+        END AS rs_term,
+        -- NULL, not 0, where there is no change (first row, a missing close): count() tells.
+        CASE
+            WHEN close > prev_close THEN close - prev_close
+            WHEN close <= prev_close THEN 0.0
+        END AS gain,
+        CASE
+            WHEN close < prev_close THEN prev_close - close
+            WHEN close >= prev_close THEN 0.0
+        END AS loss,
+        -- Position in the block of 500 (seed rows 1..15 all sit at row 15) and the block's parity.
+        (CASE WHEN rn < 15 THEN 15 ELSE rn END - 1) % 500 AS rsi_pos,
+        (CASE WHEN rn < 15 THEN 15 ELSE rn END - 1) % 1000 < 500 AS rsi_even
+    FROM base
+),
+
+weighted AS (
+    SELECT
+        *,
+        power(CAST(13 AS DOUBLE) / 14, 499 - rsi_pos) * gain AS x_gain,
+        power(CAST(13 AS DOUBLE) / 14, 499 - rsi_pos) * loss AS x_loss
+    FROM terms
+),
+
+windowed AS (
+    SELECT
+        *,
+        count(ln_hl) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
+        ) AS n_hl_20,
+        avg(ln_hl * ln_hl) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
+        ) AS mean_hl2_20,
+        count(gk_term) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
+        ) AS n_gk_20,
+        avg(gk_term) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
+        ) AS mean_gk_20,
+        count(rs_term) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
+        ) AS n_rs_20,
+        avg(rs_term) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
+        ) AS mean_rs_20,
+        count(ln_o_prev) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
+        ) AS n_o_prev_20,
+        var_samp(ln_o_prev) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
+        ) AS var_o_prev_20,
+        count(ln_co) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
+        ) AS n_co_20,
+        var_samp(ln_co) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
+        ) AS var_co_20,
+        count(log_return) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 29 PRECEDING AND CURRENT ROW
+        ) AS n_lr_30,
+        stddev_samp(log_return) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 29 PRECEDING AND CURRENT ROW
+        ) AS sd_lr_30,
+        count(close) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 4 PRECEDING AND CURRENT ROW
+        ) AS n_close_5,
+        avg(close) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 4 PRECEDING AND CURRENT ROW
+        ) AS mean_close_5,
+        count(close) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
+        ) AS n_close_20,
+        avg(close) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
+        ) AS mean_close_20,
+        count(close) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 49 PRECEDING AND CURRENT ROW
+        ) AS n_close_50,
+        avg(close) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 49 PRECEDING AND CURRENT ROW
+        ) AS mean_close_50,
+        count(volume) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 7 PRECEDING AND 1 PRECEDING
+        ) AS n_volume_prev_7,
+        avg(CAST(volume AS DOUBLE)) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 7 PRECEDING AND 1 PRECEDING
+        ) AS mean_volume_prev_7,
+        count(gain) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 499 PRECEDING AND CURRENT ROW
+        ) AS n_change_500,
+        sum(CASE WHEN rsi_even THEN x_gain END) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 499 PRECEDING AND CURRENT ROW
+        ) AS x_gain_even,
+        sum(CASE WHEN NOT rsi_even THEN x_gain END) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 499 PRECEDING AND CURRENT ROW
+        ) AS x_gain_odd,
+        sum(CASE WHEN rsi_even THEN x_loss END) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 499 PRECEDING AND CURRENT ROW
+        ) AS x_loss_even,
+        sum(CASE WHEN NOT rsi_even THEN x_loss END) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 499 PRECEDING AND CURRENT ROW
+        ) AS x_loss_odd
+    FROM weighted
+),
+
+wilder AS (
     SELECT
         *,
         CASE
-            WHEN high > 0 AND low > 0 THEN power(ln(high / low), 2)
-        END AS log_hl_squared
-    FROM bars
+            WHEN rn >= 15 AND n_change_500 = CASE WHEN rn > 500 THEN 500 ELSE rn - 1 END
+                THEN (
+                    power(CAST(13 AS DOUBLE) / 14, rsi_pos - 499)
+                    * coalesce(CASE WHEN rsi_even THEN x_gain_even ELSE x_gain_odd END, 0.0)
+                    + power(CAST(13 AS DOUBLE) / 14, rsi_pos + 1)
+                    * coalesce(CASE WHEN rsi_even THEN x_gain_odd ELSE x_gain_even END, 0.0)
+                ) / 14
+        END AS avg_gain,
+        CASE
+            WHEN rn >= 15 AND n_change_500 = CASE WHEN rn > 500 THEN 500 ELSE rn - 1 END
+                THEN (
+                    power(CAST(13 AS DOUBLE) / 14, rsi_pos - 499)
+                    * coalesce(CASE WHEN rsi_even THEN x_loss_even ELSE x_loss_odd END, 0.0)
+                    + power(CAST(13 AS DOUBLE) / 14, rsi_pos + 1)
+                    * coalesce(CASE WHEN rsi_even THEN x_loss_odd ELSE x_loss_even END, 0.0)
+                ) / 14
+        END AS avg_loss
+    FROM windowed
 )
 
 SELECT
@@ -23,14 +217,57 @@ SELECT
     volume,
     close - open AS daily_return,
     (open + high + low + close) / 4.0 AS avg_price,
+    CASE WHEN prev_close <> 0 THEN 100.0 * (close / prev_close - 1.0) END AS price_change_pct,
+    log_return,
+    abs(ln_hl) / sqrt(4.0 * ln(2.0)) AS parkinson_vol,
     CASE
-        WHEN count(log_hl_squared) OVER (
-            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
-        ) = 20
-            THEN sqrt(252.0 / (4.0 * ln(2.0)) * avg(log_hl_squared) OVER (
-                PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
-            ))
+        WHEN n_hl_20 = 20
+            THEN sqrt(252.0 / (4.0 * ln(2.0)) * greatest(mean_hl2_20, 0.0))
     END AS parkinson_vol_20d,
+    CASE WHEN n_gk_20 = 20 THEN sqrt(252.0 * greatest(mean_gk_20, 0.0)) END
+        AS garman_klass_vol_20d,
+    CASE WHEN n_rs_20 = 20 THEN sqrt(252.0 * greatest(mean_rs_20, 0.0)) END
+        AS rogers_satchell_vol_20d,
+    -- k = 0.34 / (1.34 + (n + 1) / (n - 1)) with n = 20, as DOUBLE (DECIMAL on Trino otherwise).
+    CASE
+        WHEN n_o_prev_20 = 20 AND n_co_20 = 20 AND n_rs_20 = 20
+            THEN sqrt(252.0 * greatest(
+                var_o_prev_20
+                + CAST(0.34 AS DOUBLE) / (CAST(1.34 AS DOUBLE) + CAST(21 AS DOUBLE) / 19)
+                * var_co_20
+                + (1.0 - CAST(0.34 AS DOUBLE) / (CAST(1.34 AS DOUBLE) + CAST(21 AS DOUBLE) / 19))
+                * mean_rs_20,
+                0.0
+            ))
+    END AS yang_zhang_vol_20d,
+    CASE WHEN n_lr_30 = 30 THEN sd_lr_30 * sqrt(252.0) END AS hv_30d,
+    CASE WHEN n_close_5 = 5 THEN mean_close_5 END AS sma_5,
+    CASE WHEN n_close_20 = 20 THEN mean_close_20 END AS sma_20,
+    CASE WHEN n_close_50 = 50 THEN mean_close_50 END AS sma_50,
+    CASE
+        WHEN avg_gain + avg_loss = 0 THEN 50.0
+        ELSE 100.0 * avg_gain / (avg_gain + avg_loss)
+    END AS rsi_14,
+    CASE
+        WHEN n_volume_prev_7 = 7 AND mean_volume_prev_7 <> 0
+            THEN CAST(volume AS DOUBLE) / mean_volume_prev_7
+    END AS volume_surge_ratio,
+    CASE
+        WHEN high - low = 0 THEN 'flat'
+        WHEN abs(close - open) <= 0.1 * (high - low) THEN 'doji'
+        WHEN
+            (CASE WHEN open < close THEN open ELSE close END) - low >= 2.0 * abs(close - open)
+            AND high - (CASE WHEN open > close THEN open ELSE close END) <= abs(close - open)
+            THEN 'hammer'
+        WHEN
+            high - (CASE WHEN open > close THEN open ELSE close END) >= 2.0 * abs(close - open)
+            AND (CASE WHEN open < close THEN open ELSE close END) - low <= abs(close - open)
+            THEN 'shooting_star'
+        WHEN close > open THEN 'bullish'
+        WHEN high IS NOT NULL AND low IS NOT NULL AND close IS NOT NULL AND open IS NOT NULL
+            THEN 'bearish'
+    END AS candle_type,
+    close > open AS is_market_up,
     year(trade_date) AS year
-FROM logs
+FROM wilder
 ORDER BY symbol, trade_date

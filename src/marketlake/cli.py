@@ -61,7 +61,14 @@ ProviderOpt = typer.Option(
 SeedOpt = typer.Option(
     None, "--seed", help="Seed of the synthetic market. [env: MARKETLAKE_SEED, default 42]"
 )
-ForceOpt = typer.Option(False, "--force", help="Build even when raw data and SQL are unchanged.")
+ForceOpt = typer.Option(
+    False, "--force", help="Build even when neither raw data nor SQL changed (a full build)."
+)
+FullOpt = typer.Option(
+    False,
+    "--full",
+    help="Rebuild every year from the whole raw zone instead of only what new data touches.",
+)
 
 
 @app.callback()
@@ -237,9 +244,18 @@ def import_(
 # -- build -------------------------------------------------------------------------------
 
 
-def _do_build(settings: Settings, force: bool):
-    from marketlake.build.wap import BuildObserver, run_build
+def _engine(settings: Settings):
     from marketlake.engines.duckdb import DuckDBEngine
+
+    return DuckDBEngine(
+        settings.home,
+        memory_limit=settings.duckdb_memory_limit,
+        threads=settings.duckdb_threads,
+    )
+
+
+def _do_build(settings: Settings, force: bool, full: bool = False):
+    from marketlake.build.wap import BuildObserver, run_build
     from marketlake.lock import lake_lock
     from marketlake.storage import LocalStore
 
@@ -252,14 +268,11 @@ def _do_build(settings: Settings, force: bool):
             done = {"write": 0, "audit": 1, "publish": 2}[name]
             self.progress.update(self.task, completed=done, symbol=name)
 
-    with lake_lock(settings.home), _progress() as progress:
+    with lake_lock(settings.home), _progress() as progress, _engine(settings) as engine:
         store = LocalStore(settings.home)
-        with DuckDBEngine(
-            settings.home,
-            memory_limit=settings.duckdb_memory_limit,
-            threads=settings.duckdb_threads,
-        ) as engine:
-            result = run_build(settings, store, engine, force=force, observer=Steps(progress))
+        result = run_build(
+            settings, store, engine, full=full, force=force, observer=Steps(progress)
+        )
     _print_build(result)
     return result
 
@@ -268,26 +281,62 @@ def _print_build(result) -> None:
     if result.status == "skipped":
         out.print(f"build: {result.message}")
         return
-    passed = sum(1 for c in result.checks if c.status == "pass")
+    from marketlake.build.runlog import check_counts
+
+    passed, failed, warned = check_counts(result.checks)
+    years = f"{result.years[0]}-{result.years[-1]}" if len(result.years) > 1 else result.years[0]
     out.print(
-        f"build: run {result.run_id} published {result.rows_written} rows to daily_prices; "
-        f"checks {passed}/{len(result.checks)} passed"
+        f"build: run {result.run_id}, {result.message}: {result.rows_written} rows of year(s) "
+        f"{years} published to daily_prices"
+    )
+    out.print(
+        f"  checks: {passed} passed, {failed} failed, {warned} warning(s); "
+        f"{result.rows_quarantined} of {result.new_rows} new rows quarantined"
     )
     for check in result.checks:
-        mark = "[green]pass[/]" if check.status == "pass" else "[red]FAIL[/]"
-        out.print(f"  {mark} {check.check_name}", markup=True)
+        if check.status == "fail":
+            kind = "warning" if check.severity == "warning" else "excluded rows"
+            if check.severity == "blocking":
+                kind = "FAILED"
+            out.print(f"  {kind}: {check.check_name} ({check.failing_rows} rows)")
 
 
 @app.command()
 @guarded
-def build(force: bool = ForceOpt) -> None:
+def build(force: bool = ForceOpt, full: bool = FullOpt) -> None:
     """Write, audit and publish daily_prices from the raw zone.
 
-    Writes a new version under lake/curated/daily_prices/version=RUN_ID, runs the data-quality
-    checks on it, and only if every blocking check passes switches the daily_prices view in
-    lake/catalog.duckdb to it. A blocked or failed run leaves the published data as it was.
+    Bars that fail a row check (price <= 0, high < low, not an NYSE session, ...) are left
+    out and kept in the quarantined_rows table; the run blocks if they pass
+    MARKETLAKE_MAX_BAD_ROW_PCT of its new rows. The new version is written under
+    lake/curated/daily_prices/version=RUN_ID and audited; only if no blocking check fails is
+    daily_prices switched to it. A blocked or failed run leaves the published data as it was
+    and exits 1. Runs are incremental (the years new data touches) unless --full, or the SQL
+    changed.
     """
-    _do_build(_settings(), force)
+    _do_build(_settings(), force, full)
+
+
+@app.command()
+@guarded
+def rollback(
+    to: str | None = typer.Option(
+        None, "--to", help="The run id to switch to. Default: the version before the current."
+    ),
+) -> None:
+    """Switch daily_prices back to an earlier published version (see `marketlake status`).
+
+    The last MARKETLAKE_KEEP_VERSIONS versions are kept. The next build starts from the
+    version rolled back to.
+    """
+    from marketlake.build.wap import rollback as do_rollback
+    from marketlake.lock import lake_lock
+    from marketlake.storage import LocalStore
+
+    settings = _settings()
+    with lake_lock(settings.home), _engine(settings) as engine:
+        target = do_rollback(settings, LocalStore(settings.home), engine, to)
+    out.print(f"rollback: daily_prices now reads run {target.run_id} ({target.published_at})")
 
 
 # -- run ---------------------------------------------------------------------------------
@@ -301,11 +350,12 @@ def run(
     provider: str | None = ProviderOpt,
     seed: int | None = SeedOpt,
     force: bool = ForceOpt,
+    full: bool = FullOpt,
 ) -> None:
     """Ingest, then build; print what the lake holds and how to query it."""
     settings = _settings(tickers=tickers, provider=provider, seed=seed)
     report = _do_ingest(settings, as_of)
-    result = _do_build(settings, force)
+    result = _do_build(settings, force, full)
     _print_summary(settings, result)
     if any(r.status == "failed" for r in report.results):
         raise typer.Exit(1)
@@ -403,18 +453,21 @@ def status(
 ) -> None:
     """Show the last runs, the published versions, the latest check results and the
     ingest watermarks."""
+    from marketlake.build.versions import load_registry
     from marketlake.build.wap import TABLE
     from marketlake.engines.duckdb import DuckDBEngine
     from marketlake.ingest.state import load_state
     from marketlake.storage import LocalStore
 
     settings = _settings()
+    store = LocalStore(settings.home)
     with DuckDBEngine(settings.home, read_only=True) as engine:
-        versions = engine.versions(TABLE)
+        registry = load_registry(store, TABLE)
         recent = (
             engine.fetch_native(
-                "SELECT run_id, started_at, status, rows_written, checks_passed, checks_failed, "
-                "message FROM pipeline_runs ORDER BY started_at DESC, run_id DESC LIMIT ?",
+                "SELECT run_id, started_at, status, mode, rows_written, rows_quarantined, "
+                "checks_passed, checks_failed, checks_warned, message FROM pipeline_runs "
+                "ORDER BY started_at DESC, run_id DESC LIMIT ?",
                 [runs],
             )
             if engine.has_relation("pipeline_runs")
@@ -423,35 +476,41 @@ def status(
         checks = (
             engine.fetch_native(
                 "SELECT run_id, check_name, severity, status, failing_rows FROM dq_results "
-                "WHERE run_id = (SELECT max(run_id) FROM dq_results) ORDER BY check_name"
+                "WHERE run_id = (SELECT max(run_id) FROM dq_results) "
+                "ORDER BY severity, check_name"
             )
             if engine.has_relation("dq_results")
             else None
         )
-    state = load_state(LocalStore(settings.home))
+    state = load_state(store)
 
     out.print(f"lake: {settings.home.resolve()}")
     table = Table(title="runs (newest first)", title_justify="left")
-    for column in ("run_id", "started (UTC)", "status", "rows", "checks"):
+    for column in ("run_id", "started (UTC)", "status", "mode", "rows", "quarantined"):
         table.add_column(column, no_wrap=True)
+    table.add_column("checks ok/fail/warn", no_wrap=True)
     table.add_column("message", overflow="fold")
     for row in [] if recent is None else recent.itertuples(index=False):
-        checks_text = f"{row.checks_passed}/{row.checks_passed + row.checks_failed}"
         table.add_row(
             row.run_id,
             _text(row.started_at)[:19],
             row.status,
+            row.mode or "",
             str(row.rows_written),
-            checks_text,
+            str(row.rows_quarantined),
+            f"{row.checks_passed}/{row.checks_failed}/{row.checks_warned}",
             _escape(row.message or ""),
         )
     out.print(table)
 
-    table = Table(title="published versions of daily_prices", title_justify="left")
-    for column in ("run_id", "published (UTC)", "current"):
+    table = Table(title="versions of daily_prices kept (newest first)", title_justify="left")
+    for column in ("run_id", "published (UTC)", "mode", "years", "current"):
         table.add_column(column)
-    for i, version in enumerate(versions):
-        table.add_row(version["run_id"], _text(version["published_at"]), "yes" if i == 0 else "")
+    for version in reversed(registry.versions):
+        years = sorted(version.partitions)
+        span = f"{years[0]}-{years[-1]}" if years else ""
+        current = "yes" if version.run_id == registry.current else ""
+        table.add_row(version.run_id, version.published_at, version.mode, span, current)
     out.print(table)
 
     if checks is not None and len(checks):

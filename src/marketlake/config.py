@@ -59,6 +59,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _percent(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not 0 <= value <= 100:
+        raise ConfigError(f"{name}={value:g} must be between 0 and 100")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     home: Path = Path("lake")
@@ -70,6 +83,7 @@ class Settings:
     duckdb_memory_limit: str = "2GB"
     duckdb_threads: int = 0  # 0: DuckDB's default, one per core
     keep_versions: int = 5
+    max_bad_row_pct: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -88,6 +102,7 @@ class Settings:
             "duckdb_memory_limit": env.get("MARKETLAKE_DUCKDB_MEMORY_LIMIT") or "2GB",
             "duckdb_threads": _int(env, "MARKETLAKE_DUCKDB_THREADS", 0),
             "keep_versions": _int(env, "MARKETLAKE_KEEP_VERSIONS", 5, minimum=1),
+            "max_bad_row_pct": _percent(env, "MARKETLAKE_MAX_BAD_ROW_PCT", 5.0),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values["tickers"], str):

@@ -53,6 +53,33 @@ def compose(main_sql: str, ctes: dict[str, str]) -> str:
     return query.sql(dialect="athena")
 
 
+def bind(sql: str, relations: dict[str, str]) -> str:
+    """Replace table references by name: with another table name, or with a SELECT (which
+    becomes a subquery under the old name), so one SQL file can read different inputs."""
+    query = sqlglot.parse_one(sql, read="athena")
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and not node.args.get("db") and node.name in relations:
+            target = relations[node.name]
+            alias = node.alias or node.name
+            if target.lstrip().lower().startswith(("select", "with", "(")):
+                inner = sqlglot.parse_one(target, read="athena")
+                return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+            return exp.Table(
+                this=exp.to_identifier(target), alias=exp.TableAlias(this=exp.to_identifier(alias))
+            )
+        return node
+
+    return query.transform(swap).sql(dialect="athena")
+
+
+def only_years_from(sql: str, first_year: int) -> str:
+    """The rows of a query from `first_year` on (its `year` column)."""
+    inner = sqlglot.parse_one(sql, read="athena")
+    outer = exp.select("*").from_(inner.subquery("rebuilt")).where(f"year >= {int(first_year)}")
+    return outer.sql(dialect="athena")
+
+
 @dataclasses.dataclass(frozen=True)
 class Check:
     name: str
@@ -61,14 +88,19 @@ class Check:
     sql: str  # a SELECT returning the failing rows of staging_daily_prices
 
 
-def checks() -> list[Check]:
+def checks(kind: str) -> list[Check]:
+    """The checks under sql/checks/KIND/: `rows` (a failing bar is excluded and quarantined)
+    or `table` (blocking or warning, on the new version)."""
+    allowed = {"rows": ("row",), "table": ("blocking", "warning")}[kind]
     found = []
-    for path in sorted((sql_root() / "checks").glob("*.sql")):
+    for path in sorted((sql_root() / "checks" / kind).glob("*.sql")):
         text = path.read_text(encoding="utf-8")
         header = dict(_HEADER.findall(text))
         severity = header.get("severity", "")
-        if severity not in ("blocking", "warning"):
-            raise MarketlakeError(f"{path.name}: header '-- severity:' must be blocking or warning")
+        if severity not in allowed:
+            raise MarketlakeError(
+                f"{path.name}: header '-- severity:' must be {' or '.join(allowed)}"
+            )
         found.append(Check(path.stem, severity, header.get("description", ""), text))
     return found
 

@@ -30,6 +30,9 @@ class ObjectStore(Protocol):
     def list_objects(self, prefix: str) -> list[ObjectInfo]:
         """Objects whose key starts with `prefix`, sorted by key."""
 
+    def list_prefixes(self, prefix: str) -> list[str]:
+        """The names of the "folders" directly under `prefix` (which ends with '/'), sorted."""
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under `prefix`; return how many went."""
 
@@ -92,6 +95,12 @@ class LocalStore:
                     stat = full.stat()
                     yield ObjectInfo(key, stat.st_size, str(stat.st_mtime_ns))
 
+    def list_prefixes(self, prefix: str) -> list[str]:
+        folder = self.root / prefix
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
     def delete_prefix(self, prefix: str) -> int:
         doomed = self.list_objects(prefix)
         for info in doomed:
@@ -151,6 +160,15 @@ class S3Store:
                 key = item["Key"][len(self.prefix) :]
                 found.append(ObjectInfo(key, int(item["Size"]), item["ETag"].strip('"')))
         return sorted(found, key=lambda info: info.key)
+
+    def list_prefixes(self, prefix: str) -> list[str]:
+        found = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix, Delimiter="/")
+        for page in pages:
+            for item in page.get("CommonPrefixes", []):
+                found.append(item["Prefix"][len(self.prefix + prefix) :].rstrip("/"))
+        return sorted(found)
 
     def delete_prefix(self, prefix: str) -> int:
         keys = [info.key for info in self.list_objects(prefix)]

@@ -63,7 +63,7 @@ def test_run_builds_daily_prices_for_every_default_ticker(first_run):
     for symbol in DEFAULT_TICKERS:
         assert symbol in output
     assert "2024-06-28" in output
-    assert "checks 5/5 passed" in output
+    assert "checks: 12 passed, 0 failed, 0 warning(s)" in output
     assert "marketlake query" in output
 
 

@@ -1,4 +1,4 @@
--- severity: blocking
+-- severity: row
 -- description: high is at least open, close and low
 SELECT
     symbol,
@@ -6,7 +6,8 @@ SELECT
     open,
     high,
     low,
-    close
-FROM staging_daily_prices
+    close,
+    volume
+FROM bars
 -- Plain comparisons, not greatest(): Trino's greatest() is NULL on any NULL, DuckDB's skips NULLs.
 WHERE NOT coalesce(high >= open AND high >= close AND high >= low, FALSE)

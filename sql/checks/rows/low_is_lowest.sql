@@ -1,4 +1,4 @@
--- severity: blocking
+-- severity: row
 -- description: low is at most open and close
 SELECT
     symbol,
@@ -6,7 +6,8 @@ SELECT
     open,
     high,
     low,
-    close
-FROM staging_daily_prices
+    close,
+    volume
+FROM bars
 -- Plain comparisons, not least(): Trino's least() is NULL on any NULL, DuckDB's skips NULLs.
 WHERE NOT coalesce(low <= open AND low <= close, FALSE)

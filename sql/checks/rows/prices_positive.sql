@@ -1,4 +1,4 @@
--- severity: blocking
+-- severity: row
 -- description: open, high, low and close are all present and greater than zero
 SELECT
     symbol,
@@ -6,6 +6,7 @@ SELECT
     open,
     high,
     low,
-    close
-FROM staging_daily_prices
+    close,
+    volume
+FROM bars
 WHERE NOT coalesce(open > 0 AND high > 0 AND low > 0 AND close > 0, FALSE)

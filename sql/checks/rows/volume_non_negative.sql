@@ -1,8 +1,12 @@
--- severity: blocking
+-- severity: row
 -- description: volume is present and not negative
 SELECT
     symbol,
     trade_date,
+    open,
+    high,
+    low,
+    close,
     volume
-FROM staging_daily_prices
+FROM bars
 WHERE NOT coalesce(volume >= 0, FALSE)

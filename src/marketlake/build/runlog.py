@@ -14,6 +14,7 @@ from marketlake.storage import ObjectStore
 
 PIPELINE_RUNS_PREFIX = "audit/pipeline_runs"
 DQ_RESULTS_PREFIX = "audit/dq_results"
+QUARANTINED_ROWS_PREFIX = "audit/quarantined_rows"
 
 PIPELINE_RUNS_SCHEMA = pa.schema(
     [
@@ -21,11 +22,13 @@ PIPELINE_RUNS_SCHEMA = pa.schema(
         ("started_at", pa.timestamp("ms")),  # Athena reads Parquet timestamps at ms at most
         ("finished_at", pa.timestamp("ms")),
         ("status", pa.string()),
+        ("mode", pa.string()),
         ("rows_written", pa.int64()),
+        ("rows_quarantined", pa.int64()),
         ("checks_passed", pa.int32()),
         ("checks_failed", pa.int32()),
+        ("checks_warned", pa.int32()),
         ("version", pa.string()),
-        ("fingerprint", pa.string()),
         ("message", pa.string()),
     ]
 )
@@ -56,17 +59,26 @@ class CheckResult:
         return self.status == "fail" and self.severity == "blocking"
 
 
+def check_counts(checks: list[CheckResult]) -> tuple:
+    """(passed, failed, warned): a failed row check excluded rows; only blocking ones stop."""
+    warned = sum(1 for c in checks if c.status == "fail" and c.severity == "warning")
+    failed = sum(1 for c in checks if c.status == "fail" and c.severity != "warning")
+    return len(checks) - failed - warned, failed, warned
+
+
 @dataclasses.dataclass
 class RunRecord:
     run_id: str
     started_at: dt.datetime
     finished_at: dt.datetime
-    status: str  # published | blocked | failed | skipped
+    status: str  # published | blocked | failed | skipped | rolled_back
     rows_written: int = 0
     checks_passed: int = 0
     checks_failed: int = 0
+    checks_warned: int = 0
     version: str | None = None
-    fingerprint: str | None = None
+    mode: str = ""
+    rows_quarantined: int = 0
     message: str = ""
 
 
@@ -103,3 +115,36 @@ def write_checks(store: ObjectStore, run_id: str, results: list[CheckResult]) ->
     ]
     table = pa.Table.from_pylist(rows, schema=DQ_RESULTS_SCHEMA)
     store.put_bytes(f"{DQ_RESULTS_PREFIX}/{run_id}.parquet", _parquet_bytes(table))
+
+
+QUARANTINED_ROWS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("check_name", pa.string()),
+        ("symbol", pa.string()),
+        ("trade_date", pa.date32()),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("volume", pa.int64()),
+    ]
+)
+
+
+def write_quarantined(store: ObjectStore, run_id: str, frame) -> None:
+    """Bars the row checks excluded, one row per (bar, failed check)."""
+    rows = []
+    for record in frame.to_dict("records"):
+        row = {name: record.get(name) for name in QUARANTINED_ROWS_SCHEMA.names}
+        row["run_id"] = run_id
+        for name in ("open", "high", "low", "close", "volume", "trade_date", "symbol"):
+            if row[name] is not None and row[name] != row[name]:  # NaN / NaT -> NULL
+                row[name] = None
+        if row["trade_date"] is not None and hasattr(row["trade_date"], "date"):
+            row["trade_date"] = row["trade_date"].date()
+        if row["volume"] is not None:
+            row["volume"] = int(row["volume"])
+        rows.append(row)
+    table = pa.Table.from_pylist(rows, schema=QUARANTINED_ROWS_SCHEMA)
+    store.put_bytes(f"{QUARANTINED_ROWS_PREFIX}/{run_id}.parquet", _parquet_bytes(table))

@@ -1,44 +1,79 @@
-"""Build daily_prices by write-audit-publish: a new version per run, checked, then switched to."""
+"""Build daily_prices by write-audit-publish.
+
+write   — bars (typed, deduplicated raw) pass the row checks; failing bars are excluded and
+          quarantined; the metrics SQL writes a new version of the rebuilt years.
+audit   — the table checks run on that version: blocking ones (and too many excluded rows)
+          stop the run; warnings are recorded.
+publish — one switch of the engine's pointer to the new set of partitions.
+
+A run is incremental when it can be: it reads the raw partitions from the last one it read,
+rebuilds the years the new bars touch (and the years after them), and reads the published
+rows of a few earlier years as lookback for the windows. Its cost follows the new data and
+the rebuilt years, not the length of history. A change in the SQL makes the next run full.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import secrets
 from typing import Callable
+
+import pandas as pd
 
 from marketlake import sqlfiles
 from marketlake.build.runlog import (
     DQ_RESULTS_PREFIX,
     PIPELINE_RUNS_PREFIX,
+    QUARANTINED_ROWS_PREFIX,
     CheckResult,
     RunRecord,
+    check_counts,
     write_checks,
+    write_quarantined,
     write_run,
 )
+from marketlake.build.versions import Registry, Version, load_registry, save_registry
 from marketlake.config import Settings
-from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import BuildBlocked, MarketlakeError
 from marketlake.ingest.raw import RAW_PREFIX
-from marketlake.storage import LocalStore
+from marketlake.ingest.state import load_state, save_state
+from marketlake.sessions import last_closed_session, sessions_between
+from marketlake.storage import ObjectStore
 
 TABLE = "daily_prices"
 RAW_TABLE = "raw_daily_prices"
-STAGING_TABLE = "staging_daily_prices"
 CURATED_PREFIX = f"curated/{TABLE}"
 SAMPLE_ROWS = 5
+# Published years read before the first rebuilt year, for the windows' lookback. The longest
+# window must fit in them for an incremental run to equal a full one.
+LOOKBACK_YEARS = 2
+BAR_COLUMNS = "symbol, trade_date, open, high, low, close, volume"
 
 
 @dataclasses.dataclass
 class BuildResult:
     run_id: str
     status: str  # published | skipped
+    mode: str  # full | incremental | none
     rows_written: int
     checks: list[CheckResult]
     version: str | None
+    new_rows: int = 0
+    rows_quarantined: int = 0
+    years: list[int] = dataclasses.field(default_factory=list)
     message: str = ""
+
+
+@dataclasses.dataclass
+class Plan:
+    mode: str  # full | incremental
+    reason: str
+    raw_from: str | None  # first ingest_date partition to read; None reads all
+    raw_through: str
+    raw_seen: dict[str, str]
+    ingested_after: str | None = None  # only rows ingested after this were not read
 
 
 class BuildObserver:
@@ -55,36 +90,64 @@ def new_run_id(now: dt.datetime | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(2)}"
 
 
-def input_fingerprint(store: LocalStore) -> str:
-    """Raw objects (key, size, version) plus the SQL: equal means a rebuild changes nothing."""
-    digest = hashlib.sha256(sqlfiles.fingerprint().encode())
-    for info in store.list_objects(RAW_PREFIX):
-        digest.update(f"{info.key}\0{info.size}\0{info.version}\n".encode())
-    return digest.hexdigest()
-
-
-def run_checks(engine: DuckDBEngine) -> list[CheckResult]:
-    results = []
-    for check in sqlfiles.checks():
-        failing = engine.fetch_df(check.sql)
-        sample = json.loads(failing.head(SAMPLE_ROWS).to_json(orient="records", date_format="iso"))
-        results.append(
-            CheckResult(
-                check.name,
-                check.severity,
-                "fail" if len(failing) else "pass",
-                len(failing),
-                sample,
-                check.description,
-            )
+def plan(store: ObjectStore, registry: Registry, full: bool) -> Plan | None:
+    """What this run must read, or None when nothing changed since the current version."""
+    dates = sorted(
+        name.split("=", 1)[1]
+        for name in store.list_prefixes(RAW_PREFIX)
+        if name.startswith("ingest_date=")
+    )
+    if not dates:
+        raise MarketlakeError(
+            f"no raw data under {RAW_PREFIX} in the lake; run `marketlake ingest` first"
         )
-    return results
+    newest = dates[-1]
+    seen = {o.key: o.version for o in store.list_objects(f"{RAW_PREFIX}ingest_date={newest}/")}
+    current = registry.current_version()
+    reason = ""
+    if full:
+        reason = "--full"
+    elif current is None:
+        reason = "first build"
+    elif current.sql_fingerprint != sqlfiles.fingerprint():
+        reason = "the SQL changed"
+    elif load_state(store).rebuild_needed:
+        reason = "raw data landed in an earlier ingest_date than the last build read"
+    elif current.raw_through is None:
+        reason = "the current version does not say what it read"
+    if reason:
+        return Plan("full", reason, None, newest, seen)
+    if newest == current.raw_through and seen == current.raw_seen:
+        return None
+    return Plan(
+        "incremental", "new raw data", current.raw_through, newest, seen, current.ingested_through
+    )
+
+
+def nyse_sessions_frame(now: dt.datetime) -> pd.DataFrame:
+    last = last_closed_session(now)
+    return pd.DataFrame({"session": pd.to_datetime(sessions_between(dt.date(2000, 1, 1), last))})
+
+
+def run_checks(engine, checks: list[sqlfiles.Check]) -> tuple[list[CheckResult], dict]:
+    """Each check's result, and the failing rows of each (for row checks' quarantine)."""
+    results, failing_rows = [], {}
+    for check in checks:
+        failing = engine.fetch_df(check.sql)
+        failing_rows[check.name] = failing
+        sample = json.loads(failing.head(SAMPLE_ROWS).to_json(orient="records", date_format="iso"))
+        status = "fail" if len(failing) else "pass"
+        results.append(
+            CheckResult(check.name, check.severity, status, len(failing), sample, check.description)
+        )
+    return results, failing_rows
 
 
 def run_build(
     settings: Settings,
-    store: LocalStore,
-    engine: DuckDBEngine,
+    store: ObjectStore,
+    engine,
+    full: bool = False,
     force: bool = False,
     observer: BuildObserver | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
@@ -92,55 +155,138 @@ def run_build(
     observer = observer or BuildObserver()
     started = now()
     run_id = new_run_id(started)
-    if not store.list_objects(RAW_PREFIX):
-        raise MarketlakeError(
-            f"no raw data under {store.root}/{RAW_PREFIX}; run `marketlake ingest` first"
-        )
-    fingerprint = input_fingerprint(store)
-    current = engine.current_version(TABLE)
-    if current and current["fingerprint"] == fingerprint and not force:
-        message = f"raw data and SQL unchanged since run {current['run_id']}; nothing to build"
+    registry = load_registry(store, TABLE)
+    current = registry.current_version()
+    build_plan = plan(store, registry, full)
+    if build_plan is None and force and current is not None:
+        build_plan = Plan("full", "--force", None, current.raw_through, current.raw_seen)
+    if build_plan is None:
+        message = f"no new raw data and no SQL change since run {current.run_id}; nothing to build"
         record = RunRecord(
-            run_id,
-            started,
-            now(),
-            "skipped",
-            version=current["run_id"],
-            fingerprint=fingerprint,
-            message=message,
+            run_id, started, now(), "skipped", version=current.run_id, message=message
         )
         _record(store, engine, record)
-        return BuildResult(run_id, "skipped", 0, [], current["run_id"], message)
+        return BuildResult(run_id, "skipped", "none", 0, [], current.run_id, message=message)
 
     location = f"{CURATED_PREFIX}/version={run_id}"
     checks: list[CheckResult] = []
-    rows = 0
+    counts = {"rows": 0, "new": 0, "bad": 0}
     try:
         observer.step("write")
-        engine.register_csv_table(RAW_TABLE, RAW_PREFIX.rstrip("/"))
-        select = sqlfiles.compose(
-            sqlfiles.load("staging/daily_prices.sql"),
-            {"bars": sqlfiles.load("staging/bars.sql")},
+        engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"))
+        engine.register_frame("xnys_sessions", nyse_sessions_frame(started))
+        bars_sql = sqlfiles.load("staging/bars.sql")
+        unread = f"SELECT * FROM {RAW_TABLE}"
+        if build_plan.raw_from is not None:
+            # Partition pruning on ingest_date, then only rows not read before: ingested_at
+            # is fixed-width text, so text order is time order on both engines.
+            unread += f" WHERE ingest_date >= '{build_plan.raw_from}'"
+            if build_plan.ingested_after:
+                unread += f" AND ingested_at > '{build_plan.ingested_after}'"
+        engine.materialize("unread_raw", unread)
+        ingested_through = engine.fetch_df("SELECT max(ingested_at) AS t FROM unread_raw")["t"]
+        ingested_through = None if ingested_through.isna().all() else ingested_through.iloc[0]
+        bars_sql = sqlfiles.bind(bars_sql, {RAW_TABLE: "unread_raw"})
+        counts["new"] = engine.materialize("new_bars", bars_sql)
+
+        first_year = None
+        if build_plan.mode == "incremental":
+            years = engine.fetch_df(
+                "SELECT min(year(trade_date)) AS first_year FROM new_bars "
+                "WHERE trade_date IS NOT NULL"
+            )["first_year"]
+            first_year = None if years.isna().all() else int(years.iloc[0])
+        if first_year is not None:
+            lookback = {
+                y: loc
+                for y, loc in current.partitions.items()
+                if int(y) >= first_year - LOOKBACK_YEARS
+            }
+            engine.attach("previous_daily_prices", lookback)
+            total = engine.materialize(
+                "bars",
+                f"SELECT {BAR_COLUMNS} FROM new_bars UNION ALL "
+                f"SELECT {BAR_COLUMNS} FROM previous_daily_prices AS p WHERE NOT EXISTS "
+                "(SELECT 1 FROM new_bars AS n "
+                "WHERE n.symbol = p.symbol AND n.trade_date = p.trade_date)",
+            )
+        else:
+            total = engine.materialize("bars", f"SELECT {BAR_COLUMNS} FROM new_bars")
+
+        row_results, failing = run_checks(engine, sqlfiles.checks("rows"))
+        rejected = " UNION ".join(
+            f"SELECT symbol, trade_date FROM ({c.sql}) AS failed_{i}"
+            for i, c in enumerate(sqlfiles.checks("rows"))
         )
-        rows = engine.ctas(select, location, ["year"])
-        if rows == 0:
+        engine.materialize("rejected_keys", rejected)
+        good = engine.materialize(
+            "good_bars",
+            "SELECT b.* FROM bars AS b WHERE b.symbol IS NOT NULL AND b.trade_date IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM rejected_keys AS r "
+            "WHERE r.symbol = b.symbol AND r.trade_date = b.trade_date)",
+        )
+        counts["bad"] = total - good
+        _quarantine(store, run_id, failing)
+
+        metrics = sqlfiles.bind(sqlfiles.load("staging/daily_prices.sql"), {"bars": "good_bars"})
+        if first_year is not None:
+            metrics = sqlfiles.only_years_from(metrics, first_year)
+        counts["rows"] = engine.ctas(metrics, location, ["year"])
+        if counts["rows"] == 0:
             raise MarketlakeError("the build produced no rows: the raw zone holds no usable bars")
+        written = {
+            name.split("=", 1)[1]: f"{location}/{name}"
+            for name in store.list_prefixes(location + "/")
+            if name.startswith("year=")
+        }
 
         observer.step("audit")
-        engine.attach_location(STAGING_TABLE, location)
-        checks = run_checks(engine)
+        engine.attach("staging_daily_prices", written)
+        rebuilt_before = {
+            y: loc
+            for y, loc in (current.partitions.items() if current else [])
+            if first_year is None or int(y) >= first_year
+        }
+        if rebuilt_before:
+            engine.attach("published_daily_prices", rebuilt_before)
+        else:
+            engine.materialize(
+                "published_daily_prices", "SELECT * FROM staging_daily_prices WHERE 1 = 0"
+            )
+        table_results, _ = run_checks(engine, sqlfiles.checks("table"))
+        checks = [*row_results, _bad_row_share(settings, counts), *table_results]
         write_checks(store, run_id, checks)
         failed = [c for c in checks if c.blocks]
         if failed:
             summary = ", ".join(f"{c.check_name} ({c.failing_rows} rows)" for c in failed)
-            kept = f"run {current['run_id']}" if current else "nothing"
+            kept = f"run {current.run_id}" if current else "nothing"
             raise BuildBlocked(
                 f"build blocked by {summary}; the published data stays as it was ({kept}). "
-                f"See `marketlake status` or the dq_results table for samples"
+                "See `marketlake status`, or the dq_results and quarantined_rows tables"
             )
 
         observer.step("publish")
-        engine.publish(TABLE, location, run_id, fingerprint)
+        partitions = dict(current.partitions) if first_year is not None else {}
+        partitions = {y: loc for y, loc in partitions.items() if y not in written}
+        partitions.update(written)
+        engine.publish(TABLE, partitions)
+        registry.versions.append(
+            Version(
+                run_id=run_id,
+                published_at=started.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
+                mode=build_plan.mode,
+                sql_fingerprint=sqlfiles.fingerprint(),
+                partitions=dict(sorted(partitions.items())),
+                raw_through=build_plan.raw_through,
+                raw_seen=build_plan.raw_seen,
+                ingested_through=max(
+                    t for t in (ingested_through, build_plan.ingested_after, "") if t is not None
+                )
+                or None,
+            )
+        )
+        registry.current = run_id
+        save_registry(store, registry)
     except BaseException as exc:
         # A version that was not published is never left half-written in the lake.
         store.delete_prefix(location + "/")
@@ -150,49 +296,143 @@ def run_build(
             started,
             now(),
             status,
-            rows,
-            *_counts(checks),
-            fingerprint=fingerprint,
+            counts["rows"],
+            *check_counts(checks),
+            mode=build_plan.mode,
+            rows_quarantined=counts["bad"],
             message=str(exc) or type(exc).__name__,
         )
         _record(store, engine, record)
         raise
 
-    _prune_versions(settings, store, engine)
+    if build_plan.mode == "full":
+        _clear_rebuild_flag(store)
+    _create_views(engine)
+    _prune(settings, store, registry)
+    message = f"{build_plan.mode} build ({build_plan.reason})"
     record = RunRecord(
         run_id,
         started,
         now(),
         "published",
-        rows,
-        *_counts(checks),
+        counts["rows"],
+        *check_counts(checks),
         version=run_id,
-        fingerprint=fingerprint,
+        mode=build_plan.mode,
+        rows_quarantined=counts["bad"],
+        message=message,
     )
     _record(store, engine, record)
-    return BuildResult(run_id, "published", rows, checks, run_id)
+    return BuildResult(
+        run_id,
+        "published",
+        build_plan.mode,
+        counts["rows"],
+        checks,
+        run_id,
+        new_rows=counts["new"],
+        rows_quarantined=counts["bad"],
+        years=sorted(int(y) for y in written),
+        message=message,
+    )
 
 
-def _counts(checks: list[CheckResult]) -> tuple:
-    failed = sum(1 for c in checks if c.status == "fail")
-    return len(checks) - failed, failed
+def rollback(
+    settings: Settings,
+    store: ObjectStore,
+    engine,
+    to: str | None = None,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+) -> Version:
+    """Switch daily_prices back to an earlier version: the one before the current, or `to`."""
+    registry = load_registry(store, TABLE)
+    current = registry.current_version()
+    if current is None:
+        raise MarketlakeError("nothing is published yet; run `marketlake build` first")
+    if to is None:
+        index = registry.versions.index(current)
+        if index == 0:
+            raise MarketlakeError(
+                f"run {current.run_id} is the oldest version kept; nothing before it"
+            )
+        target = registry.versions[index - 1]
+    else:
+        target = registry.get(to)
+    missing = [loc for loc in target.partitions.values() if not store.list_objects(loc + "/")]
+    if missing:
+        raise MarketlakeError(
+            f"version {target.run_id} is no longer kept (MARKETLAKE_KEEP_VERSIONS); "
+            "pick a newer one from `marketlake status`"
+        )
+    started = now()
+    engine.publish(TABLE, target.partitions)
+    registry.current = target.run_id
+    save_registry(store, registry)
+    _create_views(engine)
+    record = RunRecord(
+        new_run_id(started),
+        started,
+        now(),
+        "rolled_back",
+        version=target.run_id,
+        mode="rollback",
+        message=f"daily_prices switched from run {current.run_id} to {target.run_id}",
+    )
+    _record(store, engine, record)
+    return target
 
 
-def _record(store: LocalStore, engine: DuckDBEngine, record: RunRecord) -> None:
+def _bad_row_share(settings: Settings, counts: dict) -> CheckResult:
+    share = 100.0 * counts["bad"] / counts["new"] if counts["new"] else 0.0
+    limit = settings.max_bad_row_pct
+    return CheckResult(
+        "bad_row_share",
+        "blocking",
+        "fail" if share > limit else "pass",
+        counts["bad"],
+        [{"excluded_rows": counts["bad"], "new_rows": counts["new"], "pct": round(share, 3)}],
+        f"rows excluded by the row checks are at most {limit:g}% of the run's new rows",
+    )
+
+
+def _quarantine(store: ObjectStore, run_id: str, failing: dict) -> None:
+    frames = [frame.assign(check_name=name) for name, frame in failing.items() if len(frame)]
+    if frames:
+        write_quarantined(store, run_id, pd.concat(frames, ignore_index=True))
+
+
+def _record(store: ObjectStore, engine, record: RunRecord) -> None:
     write_run(store, record)
-    engine.register_parquet_table("pipeline_runs", PIPELINE_RUNS_PREFIX)
+    engine.register_audit("pipeline_runs", PIPELINE_RUNS_PREFIX)
     if store.list_objects(DQ_RESULTS_PREFIX + "/"):
-        engine.register_parquet_table("dq_results", DQ_RESULTS_PREFIX)
+        engine.register_audit("dq_results", DQ_RESULTS_PREFIX)
+    if store.list_objects(QUARANTINED_ROWS_PREFIX + "/"):
+        engine.register_audit("quarantined_rows", QUARANTINED_ROWS_PREFIX)
 
 
-def _prune_versions(settings: Settings, store: LocalStore, engine: DuckDBEngine) -> None:
-    """Keep the newest published versions; drop older ones and any a crash left behind."""
-    published = engine.versions(TABLE)
-    keep = {v["location"] for v in published[: settings.keep_versions]}
-    folder = store.root / CURATED_PREFIX
-    if not folder.is_dir():
-        return
-    for child in folder.iterdir():
-        location = f"{CURATED_PREFIX}/{child.name}"
-        if child.is_dir() and child.name.startswith("version=") and location not in keep:
-            store.delete_prefix(location + "/")
+def _create_views(engine) -> None:
+    views = sqlfiles.sql_root() / "views"
+    for path in sorted(views.glob("*.sql")) if views.is_dir() else []:
+        engine.create_or_replace_view(path.stem, path.read_text(encoding="utf-8"))
+
+
+def _clear_rebuild_flag(store: ObjectStore) -> None:
+    state = load_state(store)
+    if state.rebuild_needed:
+        state.rebuild_needed = False
+        save_state(store, state)
+
+
+def _prune(settings: Settings, store: ObjectStore, registry: Registry) -> None:
+    """Drop partitions no kept version refers to (and versions a crash left behind)."""
+    in_use = registry.locations_in_use(settings.keep_versions)
+    for version_dir in store.list_prefixes(CURATED_PREFIX + "/"):
+        base = f"{CURATED_PREFIX}/{version_dir}"
+        for part in store.list_prefixes(base + "/"):
+            if f"{base}/{part}" not in in_use:
+                store.delete_prefix(f"{base}/{part}/")
+        if not store.list_objects(base + "/"):
+            store.delete_prefix(base + "/")
+    kept = {v.run_id for v in registry.versions[-settings.keep_versions :]} | {registry.current}
+    registry.versions = [v for v in registry.versions if v.run_id in kept]
+    save_registry(store, registry)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,8 +11,6 @@ import sqlglot
 import sqlglot.errors
 
 from marketlake.errors import MarketlakeError, QueryError
-
-VERSIONS_TABLE = "marketlake_versions"
 
 
 def _literal(text: str) -> str:
@@ -77,12 +74,6 @@ class DuckDBEngine:
                     "DuckDB client); close it or wait, then try again"
                 ) from None
             raise MarketlakeError(f"cannot open {self.catalog_path}: {one_line(exc)}") from None
-        if not read_only:
-            self.con.execute(
-                f"CREATE TABLE IF NOT EXISTS {VERSIONS_TABLE} ("
-                "table_name VARCHAR, seq BIGINT, run_id VARCHAR, location VARCHAR, "
-                "fingerprint VARCHAR, published_at TIMESTAMP)"
-            )
 
     def close(self) -> None:
         self.con.close()
@@ -135,12 +126,12 @@ class DuckDBEngine:
         ).fetchall()
         return sum(row[0] for row in found) > 0
 
-    # -- the lake's tables -----------------------------------------------------------------
+    # -- the lake's relations ----------------------------------------------------------------
 
     def path(self, key: str) -> Path:
         return self.root / key
 
-    def register_csv_table(self, name: str, prefix: str) -> None:
+    def register_raw(self, name: str, prefix: str) -> None:
         """A view over CSV objects under `prefix`, every column text, Hive partitions as text:
         what the Glue crawler's OpenCSVSerDe table gives Athena."""
         pattern = str(self.path(prefix)) + "/*/*.csv"
@@ -150,12 +141,26 @@ class DuckDBEngine:
             "hive_partitioning = true, hive_types_autocast = false)"
         )
 
-    def register_parquet_table(self, name: str, prefix: str) -> None:
+    def register_audit(self, name: str, prefix: str) -> None:
+        """A view over the Parquet objects under `prefix` (one per run)."""
         pattern = str(self.path(prefix)) + "/*.parquet"
         self.execute_native(
             f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM "
             f"read_parquet({_literal(pattern)}, union_by_name = true)"
         )
+
+    def register_frame(self, name: str, frame: pd.DataFrame) -> None:
+        """A reference table for this session (e.g. the NYSE sessions)."""
+        self.con.register("_frame", frame)
+        try:
+            self.execute_native(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _frame")
+        finally:
+            self.con.unregister("_frame")
+
+    def materialize(self, name: str, select_sql: str) -> int:
+        """Compute an Athena-dialect SELECT once into a table for this session."""
+        self.execute_native(f"CREATE OR REPLACE TEMP TABLE {name} AS {transpile(select_sql)}")
+        return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
 
     def ctas(self, select_sql: str, location: str, partitioned_by: Sequence[str]) -> int:
         target = self.path(location)
@@ -172,54 +177,34 @@ class DuckDBEngine:
             raise QueryError(one_line(exc)) from None
         return int(row[0]) if row else 0
 
-    def _parquet_select(self, location: str) -> str:
-        # Hive segments above the data (version=...) are not columns of the table.
-        above = [seg.split("=", 1)[0] for seg in location.split("/") if "=" in seg]
-        pattern = str(self.path(location)) + "/**/*.parquet"
+    def _partitions_select(self, partitions: Sequence[str]) -> str:
+        # Hive segments above the partition (version=...) are not columns of the table.
+        above = sorted(
+            {
+                seg.split("=", 1)[0]
+                for loc in partitions
+                for seg in loc.split("/")[:-1]
+                if "=" in seg
+            }
+        )
+        patterns = ", ".join(_literal(str(self.path(loc)) + "/*.parquet") for loc in partitions)
         exclude = f" EXCLUDE ({', '.join(above)})" if above else ""
         return (
-            f"SELECT *{exclude} FROM read_parquet({_literal(pattern)}, hive_partitioning = true,"
-            " hive_types_autocast = false, hive_types = {'year': INTEGER})"
+            f"SELECT *{exclude} FROM read_parquet([{patterns}], hive_partitioning = true, "
+            "hive_types_autocast = false, hive_types = {'year': INTEGER})"
         )
 
-    def attach_location(self, name: str, location: str) -> None:
-        """A session-only view over a written version, for auditing it before publishing."""
-        self.execute_native(
-            f"CREATE OR REPLACE TEMP VIEW {name} AS {self._parquet_select(location)}"
-        )
+    def attach(self, name: str, partitions: dict[str, str]) -> None:
+        """A session-only view over partitions (value -> location), e.g. a version before it
+        is published."""
+        select = self._partitions_select(sorted(partitions.values()))
+        self.execute_native(f"CREATE OR REPLACE TEMP VIEW {name} AS {select}")
+
+    def publish(self, table: str, partitions: dict[str, str]) -> None:
+        """Point `table` at these partitions (value -> location): one DDL statement, so a
+        reader sees the old set or the new one."""
+        select = self._partitions_select(sorted(partitions.values()))
+        self.execute_native(f"CREATE OR REPLACE VIEW {table} AS {select}")
 
     def create_or_replace_view(self, name: str, select_sql: str) -> None:
         self.execute_native(f"CREATE OR REPLACE VIEW {name} AS {transpile(select_sql)}")
-
-    def publish(self, table: str, location: str, run_id: str, fingerprint: str) -> None:
-        # The view swap and its record commit together: readers see the old or the new.
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            self.con.execute(f"CREATE OR REPLACE VIEW {table} AS {self._parquet_select(location)}")
-            self.con.execute(
-                f"INSERT INTO {VERSIONS_TABLE} SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ?, ? "
-                f"FROM {VERSIONS_TABLE}",
-                [table, run_id, location, fingerprint, _utc_now()],
-            )
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-
-    def versions(self, table: str) -> list[dict]:
-        """Every publish of `table`, newest first."""
-        frame = self.con.execute(
-            f"SELECT run_id, location, fingerprint, published_at FROM {VERSIONS_TABLE} "
-            "WHERE table_name = ? ORDER BY seq DESC",
-            [table],
-        ).df()
-        return frame.to_dict("records")
-
-    def current_version(self, table: str) -> dict | None:
-        found = self.versions(table)
-        return found[0] if found else None
-
-
-def _utc_now() -> dt.datetime:
-    # TIMESTAMP columns hold naive UTC; an aware value would be shifted to local time.
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)

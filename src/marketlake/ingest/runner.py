@@ -197,6 +197,11 @@ def land_bars(
     if not len(frame):
         return result
     _land(store, report.ingest_date, symbol, frame)
+    day = report.ingest_date.isoformat()
+    if state.newest_ingest_date is None or day > state.newest_ingest_date:
+        state.newest_ingest_date = day
+    elif day < state.newest_ingest_date:
+        state.rebuild_needed = True
     written = valid[fresh]
     digests.update(zip(frame["trade_date"], bar_digests(frame)))
     save_digests(store, symbol, digests)

@@ -29,6 +29,10 @@ class IngestState:
     quota_date: str | None = None  # US/Eastern day the count below belongs to
     quota_used: int = 0
     deferred: list[str] = dataclasses.field(default_factory=list)
+    newest_ingest_date: str | None = None  # newest raw partition ingest ever wrote
+    # Set when raw lands in an ingest_date older than that (an --as-of in the past): an
+    # incremental build reads only newer partitions, so the next build must be full.
+    rebuild_needed: bool = False
 
     def watermark(self, symbol: str) -> dt.date | None:
         entry = self.symbols.get(symbol)
@@ -48,6 +52,8 @@ class IngestState:
             "lake_kind": self.lake_kind,
             "quota": {"date": self.quota_date, "used": self.quota_used},
             "deferred": self.deferred,
+            "newest_ingest_date": self.newest_ingest_date,
+            "rebuild_needed": self.rebuild_needed,
             "symbols": {k: dataclasses.asdict(v) for k, v in sorted(self.symbols.items())},
         }
         return (json.dumps(body, indent=2) + "\n").encode("utf-8")
@@ -64,6 +70,8 @@ class IngestState:
             quota_date=quota.get("date"),
             quota_used=int(quota.get("used") or 0),
             deferred=list(body.get("deferred") or []),
+            newest_ingest_date=body.get("newest_ingest_date"),
+            rebuild_needed=bool(body.get("rebuild_needed", False)),
         )
 
 

@@ -1,0 +1,86 @@
+"""The version registry of a curated table: which partitions each published version is made
+of, which one is current, and how far into the raw zone it has read.
+
+It lives in the lake (state/versions/TABLE.json), the same on both engines. The engine's own
+pointer (the DuckDB view, the Glue table's partitions) is what readers use; the registry is
+what builds and rollbacks reason with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from marketlake.errors import MarketlakeError
+from marketlake.storage import ObjectStore
+
+
+@dataclasses.dataclass
+class Version:
+    run_id: str
+    published_at: str  # ISO UTC
+    mode: str  # full | incremental | rollback
+    sql_fingerprint: str
+    partitions: dict[str, str]  # year -> location (lake key prefix, no trailing slash)
+    raw_through: str | None = None  # newest ingest_date read
+    raw_seen: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> version, in it
+    # Newest ingested_at read: a raw object rewritten the same day keeps its older rows, and
+    # those need not be read again.
+    ingested_through: str | None = None
+
+
+@dataclasses.dataclass
+class Registry:
+    table: str
+    current: str | None = None  # run_id of the version readers see
+    versions: list[Version] = dataclasses.field(default_factory=list)  # oldest first
+
+    def key(self) -> str:
+        return registry_key(self.table)
+
+    def get(self, run_id: str) -> Version:
+        for version in self.versions:
+            if version.run_id == run_id:
+                return version
+        known = ", ".join(v.run_id for v in self.versions[-5:]) or "none"
+        raise MarketlakeError(f"no version {run_id} of {self.table}; recent versions: {known}")
+
+    def current_version(self) -> Version | None:
+        return self.get(self.current) if self.current else None
+
+    def locations_in_use(self, keep: int) -> set[str]:
+        """Partition locations the newest `keep` versions and the current one refer to."""
+        kept = self.versions[-keep:] + ([self.current_version()] if self.current else [])
+        return {loc for v in kept if v for loc in v.partitions.values()}
+
+    def to_json(self) -> bytes:
+        body = {
+            "table": self.table,
+            "current": self.current,
+            "versions": [dataclasses.asdict(v) for v in self.versions],
+        }
+        return (json.dumps(body, indent=1, sort_keys=True) + "\n").encode()
+
+
+def registry_key(table: str) -> str:
+    return f"state/versions/{table}.json"
+
+
+def load_registry(store: ObjectStore, table: str) -> Registry:
+    try:
+        body = json.loads(store.get_bytes(registry_key(table)))
+    except KeyError:
+        return Registry(table)
+    except ValueError as exc:
+        raise MarketlakeError(
+            f"{registry_key(table)} is unreadable ({exc}); run `marketlake build --full`"
+        ) from None
+    return Registry(
+        table=body["table"],
+        current=body.get("current"),
+        versions=[Version(**v) for v in body.get("versions", [])],
+    )
+
+
+def save_registry(store: ObjectStore, registry: Registry) -> None:
+    store.put_bytes(registry.key(), registry.to_json())
