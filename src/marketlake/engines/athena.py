@@ -1,0 +1,361 @@
+"""AthenaEngine: the same build on Amazon Athena, with the Glue Data Catalog as the catalog.
+
+The shared SQL is Athena's dialect already; this engine only renames logical relations
+(bars, staging_daily_prices, ...) to the run's physical tables. Intermediate relations are
+CTAS tables under a scratch prefix, dropped at close(). Publishing follows dbt-athena's
+table swap: the Glue table's partitions are pointed at the new locations. A daily run
+changes one partition (the current year), which is one atomic BatchUpdatePartition entry.
+
+Everything here stays importable on Python 3.9: the Glue Python shell job runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import re
+import time
+from collections.abc import Sequence
+from typing import Callable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from marketlake import sqlfiles
+from marketlake.errors import MarketlakeError, QueryError
+
+TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+_ATHENA_TO_PANDAS = {
+    "boolean": "boolean",
+    "tinyint": "Int64",
+    "smallint": "Int64",
+    "integer": "Int64",
+    "bigint": "Int64",
+    "float": "float64",
+    "double": "float64",
+    "real": "float64",
+}
+_ARROW_TO_GLUE = {
+    pa.string(): "string",
+    pa.int32(): "int",
+    pa.int64(): "bigint",
+    pa.float64(): "double",
+    pa.bool_(): "boolean",
+    pa.date32(): "date",
+    pa.timestamp("ms"): "timestamp",
+}
+PARQUET_FORMAT = {
+    "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+    "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+    "SerdeInfo": {
+        "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    },
+}
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", text.lower())
+
+
+class AthenaEngine:
+    def __init__(
+        self,
+        database: str,
+        workgroup: str,
+        lake_uri: str,
+        run_id: str,
+        athena=None,
+        glue=None,
+        s3_store=None,
+        poll_seconds: float = 1.0,
+        timeout_seconds: float = 1800.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if athena is None or glue is None:
+            import boto3
+
+            athena = athena or boto3.client("athena")
+            glue = glue or boto3.client("glue")
+        self.athena = athena
+        self.glue = glue
+        self.store = s3_store
+        self.database = database
+        self.workgroup = workgroup
+        self.lake_uri = lake_uri.rstrip("/")
+        self.tag = _safe_name(run_id)
+        self.poll_seconds = poll_seconds
+        self.timeout_seconds = timeout_seconds
+        self.sleep = sleep
+        self.names: dict = {}  # logical relation -> physical Glue table
+        self.scratch: list = []  # (table, location key) to drop at close()
+        self.statements: list = []  # every statement sent, in order (for logs and tests)
+        self.columns: list | None = None  # Glue columns of the curated table
+
+    # -- queries -------------------------------------------------------------------------
+
+    def uri(self, key: str) -> str:
+        return f"{self.lake_uri}/{key.strip('/')}/"
+
+    def execute(self, sql: str) -> str:
+        """Run one statement; wait for it; raise QueryError with Athena's reason if it fails."""
+        self.statements.append(sql)
+        started = self.athena.start_query_execution(
+            QueryString=sql,
+            QueryExecutionContext={"Database": self.database, "Catalog": "AwsDataCatalog"},
+            WorkGroup=self.workgroup,
+        )
+        query_id = started["QueryExecutionId"]
+        deadline = time.monotonic() + self.timeout_seconds
+        while True:
+            status = self.athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"][
+                "Status"
+            ]
+            state = status["State"]
+            if state in TERMINAL:
+                break
+            if time.monotonic() > deadline:
+                self.athena.stop_query_execution(QueryExecutionId=query_id)
+                raise QueryError(
+                    f"Athena query {query_id} ran past {self.timeout_seconds:.0f} s; stopped"
+                )
+            self.sleep(self.poll_seconds)
+        if state != "SUCCEEDED":
+            reason = status.get("StateChangeReason") or status.get("AthenaError", {}).get(
+                "ErrorMessage", "no reason given"
+            )
+            raise QueryError(f"Athena query {query_id} {state.lower()}: {reason}")
+        return query_id
+
+    def bind(self, sql: str) -> str:
+        return sqlfiles.bind(sql, self.names) if self.names else sql
+
+    def fetch_df(self, sql: str) -> pd.DataFrame:
+        query_id = self.execute(self.bind(sql))
+        paginator = self.athena.get_paginator("get_query_results")
+        columns, rows = None, []
+        for page in paginator.paginate(QueryExecutionId=query_id):
+            result = page["ResultSet"]
+            if columns is None:
+                columns = result["ResultSetMetadata"]["ColumnInfo"]
+                data = result["Rows"][1:]  # the first row of a SELECT is its header
+            else:
+                data = result["Rows"]
+            rows.extend([cell.get("VarCharValue") for cell in row["Data"]] for row in data)
+        columns = columns or []
+        frame = pd.DataFrame(rows, columns=[c["Name"] for c in columns])
+        for column in columns:
+            frame[column["Name"]] = _convert(frame[column["Name"]], column["Type"].lower())
+        return frame
+
+    # -- relations -----------------------------------------------------------------------
+
+    def register_raw(self, name: str, prefix: str) -> None:
+        """The Glue crawler keeps the raw table; it must exist before a build."""
+        if not self._table(name):
+            raise MarketlakeError(
+                f"Glue table {self.database}.{name} is missing; run the raw crawler "
+                "(it creates the table from the raw zone) before the build"
+            )
+
+    def register_frame(self, name: str, frame: pd.DataFrame) -> None:
+        """A reference table (e.g. NYSE sessions): Parquet under reference/NAME/ + a Glue table."""
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.cast(
+            pa.schema(
+                [
+                    pa.field(f.name, pa.date32() if pa.types.is_timestamp(f.type) else f.type)
+                    for f in table.schema
+                ]
+            )
+        )
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression="snappy")
+        self.store.put_bytes(f"reference/{name}/data.parquet", sink.getvalue())
+        columns = _glue_columns(table.schema)
+        self._put_table(name, columns, self.uri(f"reference/{name}"), [], by_year=False)
+
+    def materialize(self, name: str, select_sql: str) -> int:
+        physical = f"tmp_{self.tag}_{_safe_name(name)}"
+        location = f"tmp/athena/{self.tag}/{_safe_name(name)}"
+        self._drop_table(physical)
+        self.execute(
+            f"CREATE TABLE {physical} WITH (format = 'PARQUET', write_compression = 'SNAPPY', "
+            f"external_location = '{self.uri(location)}') AS {self.bind(select_sql)}"
+        )
+        self.scratch.append((physical, location))
+        self.names[name] = physical
+        return self._count(physical)
+
+    def ctas(self, select_sql: str, location: str, partitioned_by: Sequence[str]) -> int:
+        """Write a version: Parquet at `location`, partitioned (Athena writes at most 100
+        partitions a statement, which years never reach)."""
+        physical = f"tmp_{self.tag}_version"
+        partitions = ", ".join(f"'{p}'" for p in partitioned_by)
+        self._drop_table(physical)
+        self.execute(
+            f"CREATE TABLE {physical} WITH (format = 'PARQUET', write_compression = 'SNAPPY', "
+            f"external_location = '{self.uri(location)}', partitioned_by = ARRAY[{partitions}]) "
+            f"AS {self.bind(select_sql)}"
+        )
+        self.scratch.append((physical, None))  # the data is the version: keep it
+        described = self._table(physical)
+        if described:
+            self.columns = described["StorageDescriptor"]["Columns"]
+        return self._count(physical)
+
+    def attach(self, name: str, partitions: dict) -> None:
+        """A run-scoped Glue table over partitions (year -> location), e.g. the new version."""
+        physical = f"tmp_{self.tag}_{_safe_name(name)}"
+        self._put_table(physical, self._curated_columns(), None, list(partitions.items()))
+        self.scratch.append((physical, None))
+        self.names[name] = physical
+
+    def publish(self, table: str, partitions: dict) -> None:
+        """Point the Glue table's partitions at `partitions` (year -> location key)."""
+        columns = self._curated_columns()
+        if not self._table(table):
+            self._put_table(table, columns, self.uri(f"curated/{table}"), [])
+        existing = {
+            p["Values"][0]: p["StorageDescriptor"]["Location"] for p in self._partitions(table)
+        }
+        wanted = {year: self.uri(loc) for year, loc in partitions.items()}
+        create = [y for y in wanted if y not in existing]
+        update = [y for y in wanted if y in existing and existing[y] != wanted[y]]
+        delete = [y for y in existing if y not in wanted]
+        for start in range(0, len(create), 100):
+            self.glue.batch_create_partition(
+                DatabaseName=self.database,
+                TableName=table,
+                PartitionInputList=[
+                    self._partition_input(y, wanted[y], columns)
+                    for y in create[start : start + 100]
+                ],
+            )
+        for start in range(0, len(update), 100):
+            self.glue.batch_update_partition(
+                DatabaseName=self.database,
+                TableName=table,
+                Entries=[
+                    {
+                        "PartitionValueList": [y],
+                        "PartitionInput": self._partition_input(y, wanted[y], columns),
+                    }
+                    for y in update[start : start + 100]
+                ],
+            )
+        for start in range(0, len(delete), 25):
+            self.glue.batch_delete_partition(
+                DatabaseName=self.database,
+                TableName=table,
+                PartitionsToDelete=[{"Values": [y]} for y in delete[start : start + 25]],
+            )
+
+    def create_or_replace_view(self, name: str, select_sql: str) -> None:
+        self.execute(f"CREATE OR REPLACE VIEW {name} AS {self.bind(select_sql)}")
+
+    def register_audit(self, name: str, prefix: str) -> None:
+        from marketlake.build import runlog
+
+        schema = {
+            "pipeline_runs": runlog.PIPELINE_RUNS_SCHEMA,
+            "dq_results": runlog.DQ_RESULTS_SCHEMA,
+            "quarantined_rows": runlog.QUARANTINED_ROWS_SCHEMA,
+        }[name]
+        if not self._table(name):
+            self._put_table(name, _glue_columns(schema), self.uri(prefix), [], by_year=False)
+
+    def close(self) -> None:
+        """Drop the run's scratch tables and their data; versions stay."""
+        for table, location in reversed(self.scratch):
+            self._drop_table(table)
+            if location and self.store is not None:
+                self.store.delete_prefix(location + "/")
+        self.scratch = []
+
+    def __enter__(self) -> AthenaEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- Glue ------------------------------------------------------------------------------
+
+    def _table(self, name: str) -> dict | None:
+        try:
+            return self.glue.get_table(DatabaseName=self.database, Name=name)["Table"]
+        except self.glue.exceptions.EntityNotFoundException:
+            return None
+
+    def _drop_table(self, name: str) -> None:
+        with contextlib.suppress(self.glue.exceptions.EntityNotFoundException):
+            self.glue.delete_table(DatabaseName=self.database, Name=name)
+
+    def _partitions(self, table: str) -> list:
+        found = []
+        paginator = self.glue.get_paginator("get_partitions")
+        for page in paginator.paginate(DatabaseName=self.database, TableName=table):
+            found.extend(page["Partitions"])
+        return found
+
+    def _curated_columns(self) -> list:
+        if self.columns is None:
+            published = self._table("daily_prices")
+            if published is None:
+                raise MarketlakeError("no curated schema yet: write a version before attaching")
+            self.columns = published["StorageDescriptor"]["Columns"]
+        return self.columns
+
+    def _put_table(
+        self, name: str, columns: list, location, partitions: list, by_year: bool = True
+    ) -> None:
+        descriptor = dict(PARQUET_FORMAT, Columns=columns)
+        if location:
+            descriptor["Location"] = location
+        table_input = {
+            "Name": name,
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
+            "StorageDescriptor": descriptor,
+            "PartitionKeys": [{"Name": "year", "Type": "int"}] if by_year else [],
+        }
+        if self._table(name):
+            self.glue.update_table(DatabaseName=self.database, TableInput=table_input)
+        else:
+            self.glue.create_table(DatabaseName=self.database, TableInput=table_input)
+        if partitions:
+            self.glue.batch_create_partition(
+                DatabaseName=self.database,
+                TableName=name,
+                PartitionInputList=[
+                    self._partition_input(y, self.uri(loc), columns) for y, loc in partitions
+                ],
+            )
+
+    @staticmethod
+    def _partition_input(year: str, location: str, columns: list) -> dict:
+        return {
+            "Values": [str(year)],
+            "StorageDescriptor": dict(PARQUET_FORMAT, Columns=columns, Location=location),
+        }
+
+    def _count(self, physical: str) -> int:
+        frame = self.fetch_df(f"SELECT count(*) AS n FROM {physical}")
+        return int(frame["n"].iloc[0]) if len(frame) else 0
+
+
+def _glue_columns(schema: pa.Schema) -> list:
+    return [{"Name": f.name, "Type": _ARROW_TO_GLUE.get(f.type, "string")} for f in schema]
+
+
+def _convert(values: pd.Series, athena_type: str) -> pd.Series:
+    if athena_type in _ATHENA_TO_PANDAS:
+        if athena_type == "boolean":
+            return values.map({"true": True, "false": False}).astype("boolean")
+        return pd.to_numeric(values).astype(_ATHENA_TO_PANDAS[athena_type])
+    if athena_type == "date":
+        return values.map(lambda v: None if v is None else dt.date.fromisoformat(v))
+    if athena_type.startswith("timestamp"):
+        return pd.to_datetime(values)
+    return values
