@@ -1,0 +1,110 @@
+"""The build as a Glue Python shell job: write -> audit -> publish on Athena.
+
+Arguments arrive as Glue job parameters (--name value). getResolvedOptions is used when
+awsglue is importable (on Glue); argparse otherwise (tests, a laptop with AWS credentials).
+Python 3.9-compatible, like everything it imports: Glue Python shell runs 3.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from marketlake.build.wap import TABLE, new_run_id, run_build
+from marketlake.config import Settings
+from marketlake.engines.athena import AthenaEngine
+from marketlake.errors import BuildBlocked
+from marketlake.storage import S3Store
+
+log = logging.getLogger("marketlake.job")
+
+REQUIRED = ["lake_bucket", "glue_database", "athena_workgroup"]
+OPTIONAL = {
+    "lake_prefix": "",
+    "alerts_topic_arn": "",
+    "full_build": "false",
+    "max_bad_row_pct": "5",
+    "keep_versions": "5",
+}
+
+
+def parse_args(argv: Sequence[str]) -> dict:
+    try:
+        from awsglue.utils import getResolvedOptions
+    except ImportError:
+        parser = argparse.ArgumentParser(description="marketlake build on Athena")
+        for name in REQUIRED:
+            parser.add_argument(f"--{name}", required=True)
+        for name, default in OPTIONAL.items():
+            parser.add_argument(f"--{name}", default=default)
+        known, _ = parser.parse_known_args(list(argv)[1:])  # Glue adds its own arguments
+        return vars(known)
+    # getResolvedOptions insists on every name it is given: ask only for those present.
+    present = [name for name in OPTIONAL if f"--{name}" in argv]
+    args = dict(OPTIONAL)
+    args.update(getResolvedOptions(list(argv), REQUIRED + present))
+    return args
+
+
+def _flag(value: str) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes")
+
+
+def run(argv: Sequence[str], athena=None, glue=None, s3=None, sns=None) -> dict:
+    args = parse_args(argv)
+    store = S3Store(args["lake_bucket"], args["lake_prefix"], client=s3)
+    settings = Settings.from_env(
+        {
+            "MARKETLAKE_MAX_BAD_ROW_PCT": args["max_bad_row_pct"],
+            "MARKETLAKE_KEEP_VERSIONS": args["keep_versions"],
+        }
+    )
+    run_id = new_run_id()
+    engine = AthenaEngine(
+        database=args["glue_database"],
+        workgroup=args["athena_workgroup"],
+        lake_uri=store.uri().rstrip("/"),
+        run_id=run_id,
+        athena=athena,
+        glue=glue,
+        s3_store=store,
+    )
+    try:
+        with engine:
+            result = run_build(settings, store, engine, full=_flag(args["full_build"]))
+    except BuildBlocked as exc:
+        _alert(sns, args["alerts_topic_arn"], f"marketlake: {TABLE} build blocked", str(exc))
+        raise
+    summary = {
+        "run_id": result.run_id,
+        "status": result.status,
+        "mode": result.mode,
+        "rows_written": result.rows_written,
+        "rows_quarantined": result.rows_quarantined,
+        "years": result.years,
+    }
+    log.info(json.dumps(summary))
+    return summary
+
+
+def _alert(sns, topic_arn: str, subject: str, message: str) -> None:
+    if not topic_arn:
+        return
+    if sns is None:
+        import boto3
+
+        sns = boto3.client("sns")
+    sns.publish(TopicArn=topic_arn, Subject=subject[:100], Message=message)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        run(sys.argv if argv is None else argv)
+    except BuildBlocked as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
