@@ -396,6 +396,8 @@ def _print_summary(settings: Settings, result) -> None:
 def _text(value) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float) and value != value:  # NaN from a NULL in a float column
         return ""
     if isinstance(value, (dt.date, dt.datetime)):

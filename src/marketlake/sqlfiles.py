@@ -73,11 +73,9 @@ def bind(sql: str, relations: dict[str, str]) -> str:
     return query.transform(swap).sql(dialect="athena")
 
 
-def only_years_from(sql: str, first_year: int) -> str:
-    """The rows of a query from `first_year` on (its `year` column)."""
-    inner = sqlglot.parse_one(sql, read="athena")
-    outer = exp.select("*").from_(inner.subquery("rebuilt")).where(f"year >= {int(first_year)}")
-    return outer.sql(dialect="athena")
+def output_columns(sql: str) -> list[str]:
+    """The names of a query's output columns, in order."""
+    return list(sqlglot.parse_one(sql, read="athena").named_selects)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,7 +48,7 @@ CURATED_PREFIX = f"curated/{TABLE}"
 SAMPLE_ROWS = 5
 # Published years read before the first rebuilt year, for the windows' lookback. The longest
 # window must fit in them for an incremental run to equal a full one.
-LOOKBACK_YEARS = 2
+LOOKBACK_YEARS = 3
 BAR_COLUMNS = "symbol, trade_date, open, high, low, close, volume"
 
 
@@ -230,7 +230,7 @@ def run_build(
 
         metrics = sqlfiles.bind(sqlfiles.load("staging/daily_prices.sql"), {"bars": "good_bars"})
         if first_year is not None:
-            metrics = sqlfiles.only_years_from(metrics, first_year)
+            metrics = _splice(metrics, first_year)
         counts["rows"] = engine.ctas(metrics, location, ["year"])
         if counts["rows"] == 0:
             raise MarketlakeError("the build produced no rows: the raw zone holds no usable bars")
@@ -307,7 +307,6 @@ def run_build(
 
     if build_plan.mode == "full":
         _clear_rebuild_flag(store)
-    _create_views(engine)
     _prune(settings, store, registry)
     message = f"{build_plan.mode} build ({build_plan.reason})"
     record = RunRecord(
@@ -323,6 +322,7 @@ def run_build(
         message=message,
     )
     _record(store, engine, record)
+    _create_views(engine)
     return BuildResult(
         run_id,
         "published",
@@ -368,7 +368,6 @@ def rollback(
     engine.publish(TABLE, target.partitions)
     registry.current = target.run_id
     save_registry(store, registry)
-    _create_views(engine)
     record = RunRecord(
         new_run_id(started),
         started,
@@ -379,7 +378,25 @@ def rollback(
         message=f"daily_prices switched from run {current.run_id} to {target.run_id}",
     )
     _record(store, engine, record)
+    _create_views(engine)
     return target
+
+
+def _splice(metrics_sql: str, first_year: int) -> str:
+    """The rebuilt years of an incremental run: a symbol's rows before its first new bar are
+    copied from the published version (their windows saw no new data), and only rows from
+    that bar on are recomputed. Published values never flicker from one run to the next."""
+    columns = ", ".join(sqlfiles.output_columns(metrics_sql))
+    return (
+        f"WITH recomputed AS ({metrics_sql}), "
+        "firsts AS (SELECT symbol, min(trade_date) AS first_new FROM new_bars GROUP BY symbol) "
+        f"SELECT {columns} FROM recomputed AS r "
+        "WHERE r.year >= {y} AND r.trade_date >= "
+        "(SELECT f.first_new FROM firsts AS f WHERE f.symbol = r.symbol) "
+        f"UNION ALL SELECT {columns} FROM previous_daily_prices AS p "
+        "WHERE p.year >= {y} AND NOT coalesce(p.trade_date >= "
+        "(SELECT f.first_new FROM firsts AS f WHERE f.symbol = p.symbol), FALSE)"
+    ).replace("{y}", str(int(first_year)))
 
 
 def _bad_row_share(settings: Settings, counts: dict) -> CheckResult:

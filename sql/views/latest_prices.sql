@@ -1,0 +1,27 @@
+-- The latest bar of each symbol, with its metrics: one small row per symbol for tables.
+SELECT
+    symbol,
+    trade_date,
+    open,
+    high,
+    low,
+    close,
+    volume,
+    daily_return,
+    price_change_pct,
+    avg_price,
+    candle_type,
+    is_market_up,
+    sma_20,
+    sma_50,
+    rsi_14,
+    hv_30d,
+    parkinson_vol_20d,
+    volume_surge_ratio
+FROM (
+    SELECT
+        *,
+        row_number() OVER (PARTITION BY symbol ORDER BY trade_date DESC) AS recency
+    FROM daily_prices
+) AS ranked
+WHERE recency = 1
