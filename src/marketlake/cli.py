@@ -128,18 +128,35 @@ def _escape(text: str) -> str:
 
 
 class _IngestProgress:
+    """The bar shows the current symbol, how many are done or deferred, and any wait for the
+    rate limiter; retries and fallbacks are printed above it."""
+
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.task = None
+        self.done = 0
+        self.deferred = 0
+
+    def _show(self, symbol: str, note: str = "") -> None:
+        deferred = f", {self.deferred} deferred" if self.deferred else ""
+        self.progress.update(self.task, symbol=f"{symbol}{deferred}{note}")
 
     def started(self, total: int) -> None:
         self.task = self.progress.add_task("ingest", total=total, symbol="")
 
     def symbol_started(self, symbol: str) -> None:
-        self.progress.update(self.task, symbol=symbol)
+        self.current = symbol
+        self._show(symbol)
 
     def symbol_done(self, result) -> None:
         self.progress.advance(self.task)
+
+    def waiting(self, seconds: float) -> None:
+        if seconds >= 1:
+            self._show(getattr(self, "current", ""), f"  (rate limit: waiting {seconds:.0f}s)")
+
+    def event(self, kind: str, message: str) -> None:
+        err.print(f"  {kind}: {_escape(message)}")
 
 
 def _progress() -> Progress:
@@ -158,21 +175,26 @@ def _progress() -> Progress:
 def _do_ingest(settings: Settings, as_of: str | None):
     from marketlake.ingest.runner import run_ingest
     from marketlake.lock import lake_lock
-    from marketlake.providers import make_provider
     from marketlake.sessions import parse_as_of
     from marketlake.storage import LocalStore
 
     moment = parse_as_of(as_of)
-    provider = make_provider(settings)
     with lake_lock(settings.home), _progress() as progress:
         store = LocalStore(settings.home)
-        report = run_ingest(settings, store, provider, moment, observer=_IngestProgress(progress))
+        report = run_ingest(settings, store, None, moment, observer=_IngestProgress(progress))
     _print_ingest(report)
     return report
 
 
 def _print_ingest(report) -> None:
-    from marketlake.ingest.runner import FAILED, FETCHED, NO_NEW_BARS, UP_TO_DATE
+    from marketlake.ingest.runner import (
+        DEFERRED,
+        FAILED,
+        FETCHED,
+        INVALID,
+        NO_NEW_BARS,
+        UP_TO_DATE,
+    )
     from marketlake.sessions import EASTERN
 
     as_of = report.as_of.astimezone(EASTERN).strftime("%Y-%m-%d %H:%M")
@@ -188,9 +210,17 @@ def _print_ingest(report) -> None:
     if current:
         out.print(f"  already up to date: {', '.join(r.symbol for r in current)}")
     if report.quarantined:
-        out.print(f"  quarantined bars: {report.quarantined} (see lake/quarantine/)")
+        out.print(f"  quarantined: {report.quarantined} (see lake/quarantine/)")
+    for r in report.with_status(INVALID):
+        out.print(f"  skipped {r.symbol}: {_escape(r.message)}")
+    deferred = report.with_status(DEFERRED)
+    if deferred:
+        out.print(
+            f"  deferred to the next run (fetched first then): "
+            f"{', '.join(r.symbol for r in deferred)} — {_escape(deferred[0].message)}"
+        )
     for r in report.with_status(FAILED):
-        err.print(f"  failed: {r.symbol}: {_escape(r.message)}")
+        err.print(f"  failed: {r.symbol}: {_escape(r.message)} (tried again next run)")
 
 
 @app.command()

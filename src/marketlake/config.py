@@ -59,6 +59,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ConfigError(f"{name}={value:g} must not be negative")
+    return value
+
+
 def _percent(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -84,6 +97,14 @@ class Settings:
     duckdb_threads: int = 0  # 0: DuckDB's default, one per core
     keep_versions: int = 5
     max_bad_row_pct: float = 5.0
+    # Alpha Vantage; the defaults are the free tier's limits.
+    av_base_url: str = "https://www.alphavantage.co/query"
+    av_calls_per_minute: int = 5
+    av_calls_per_day: int = 25  # 0: no daily cap (premium)
+    av_max_retries: int = 3
+    av_backoff_seconds: float = 15.0
+    av_outputsize: str = "compact"
+    av_datatype: str = "json"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -103,8 +124,16 @@ class Settings:
             "duckdb_threads": _int(env, "MARKETLAKE_DUCKDB_THREADS", 0),
             "keep_versions": _int(env, "MARKETLAKE_KEEP_VERSIONS", 5, minimum=1),
             "max_bad_row_pct": _percent(env, "MARKETLAKE_MAX_BAD_ROW_PCT", 5.0),
+            "av_base_url": env.get("ALPHAVANTAGE_BASE_URL") or "https://www.alphavantage.co/query",
+            "av_calls_per_minute": _int(env, "ALPHAVANTAGE_CALLS_PER_MINUTE", 5, minimum=1),
+            "av_calls_per_day": _int(env, "ALPHAVANTAGE_CALLS_PER_DAY", 25),
+            "av_max_retries": _int(env, "ALPHAVANTAGE_MAX_RETRIES", 3),
+            "av_backoff_seconds": _float(env, "ALPHAVANTAGE_BACKOFF_SECONDS", 15.0),
+            "av_outputsize": (env.get("ALPHAVANTAGE_OUTPUTSIZE") or "compact").strip().lower(),
+            "av_datatype": (env.get("ALPHAVANTAGE_DATATYPE") or "json").strip().lower(),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        values["provider"] = str(values["provider"]).strip().lower()
         if isinstance(values["tickers"], str):
             values["tickers"] = parse_tickers(values["tickers"])
         values["home"] = Path(values["home"])
@@ -117,6 +146,13 @@ class Settings:
             raise ConfigError(
                 f"provider {self.provider!r} is unknown; use one of: {', '.join(PROVIDERS)}"
             )
+        if self.av_outputsize not in ("compact", "full"):
+            raise ConfigError(
+                f"ALPHAVANTAGE_OUTPUTSIZE={self.av_outputsize!r}: use compact (the last 100 "
+                "sessions, free) or full (the whole history, premium)"
+            )
+        if self.av_datatype not in ("json", "csv"):
+            raise ConfigError(f"ALPHAVANTAGE_DATATYPE={self.av_datatype!r}: use json or csv")
         if self.provider == "alphavantage" and not self.api_key:
             raise ConfigError(
                 "the alphavantage provider needs a key: export ALPHAVANTAGE_API_KEY=... "

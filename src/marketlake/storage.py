@@ -37,6 +37,12 @@ class ObjectStore(Protocol):
         """Delete every object under `prefix`; return how many went."""
 
 
+def _check_prefix(prefix: str) -> None:
+    """A prefix may be empty or end in '/', but never climb out of the lake."""
+    if prefix.startswith("/") or any(p in (".", "..") for p in prefix.split("/")):
+        raise ValueError(f"invalid key prefix {prefix!r}")
+
+
 def _check_key(key: str) -> None:
     parts = key.split("/")
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
@@ -77,6 +83,7 @@ class LocalStore:
         return self.path(key).is_file()
 
     def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        _check_prefix(prefix)
         return sorted(self._walk(prefix), key=lambda info: info.key)
 
     def _walk(self, prefix: str) -> Iterator[ObjectInfo]:
@@ -96,6 +103,7 @@ class LocalStore:
                     yield ObjectInfo(key, stat.st_size, str(stat.st_mtime_ns))
 
     def list_prefixes(self, prefix: str) -> list[str]:
+        _check_prefix(prefix)
         folder = self.root / prefix
         if not folder.is_dir():
             return []

@@ -196,6 +196,10 @@ def run_build(
                 "WHERE trade_date IS NOT NULL"
             )["first_year"]
             first_year = None if years.isna().all() else int(years.iloc[0])
+            if first_year is None:
+                # No new bar has a readable date: rebuild the newest year, so the bad rows
+                # are counted against the threshold and the published rows carried over.
+                first_year = max(int(y) for y in current.partitions)
         if first_year is not None:
             lookback = {
                 y: loc

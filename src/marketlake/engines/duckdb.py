@@ -153,13 +153,25 @@ class DuckDBEngine:
         """A reference table for this session (e.g. the NYSE sessions)."""
         self.con.register("_frame", frame)
         try:
-            self.execute_native(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _frame")
+            self._drop_temp(name)
+            self.execute_native(f"CREATE TEMP TABLE {name} AS SELECT * FROM _frame")
         finally:
             self.con.unregister("_frame")
 
+    def _drop_temp(self, name: str) -> None:
+        """A session relation may be a table in one run and a view in the next."""
+        kinds = self.con.execute(
+            "SELECT 'VIEW' FROM duckdb_views() WHERE temporary AND view_name = ? "
+            "UNION ALL SELECT 'TABLE' FROM duckdb_tables() WHERE temporary AND table_name = ?",
+            [name, name],
+        ).fetchall()
+        for (kind,) in kinds:
+            self.execute_native(f"DROP {kind} IF EXISTS temp.main.{name}")
+
     def materialize(self, name: str, select_sql: str) -> int:
         """Compute an Athena-dialect SELECT once into a table for this session."""
-        self.execute_native(f"CREATE OR REPLACE TEMP TABLE {name} AS {transpile(select_sql)}")
+        self._drop_temp(name)
+        self.execute_native(f"CREATE TEMP TABLE {name} AS {transpile(select_sql)}")
         return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
 
     def ctas(self, select_sql: str, location: str, partitioned_by: Sequence[str]) -> int:
@@ -198,7 +210,8 @@ class DuckDBEngine:
         """A session-only view over partitions (value -> location), e.g. a version before it
         is published."""
         select = self._partitions_select(sorted(partitions.values()))
-        self.execute_native(f"CREATE OR REPLACE TEMP VIEW {name} AS {select}")
+        self._drop_temp(name)
+        self.execute_native(f"CREATE TEMP VIEW {name} AS {select}")
 
     def publish(self, table: str, partitions: dict[str, str]) -> None:
         """Point `table` at these partitions (value -> location): one DDL statement, so a

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import Callable
 
@@ -12,6 +13,7 @@ import pandas as pd
 from marketlake.config import Settings
 from marketlake.errors import MarketlakeError
 from marketlake.ingest import raw
+from marketlake.ingest.ratelimit import QuotaExhausted, RateLimiter
 from marketlake.ingest.state import (
     IngestState,
     bar_digests,
@@ -21,15 +23,24 @@ from marketlake.ingest.state import (
     save_state,
 )
 from marketlake.ingest.validate import split_valid
+from marketlake.providers import make_provider
+from marketlake.providers.alphavantage import (
+    InvalidApiKey,
+    InvalidSymbol,
+    PayloadError,
+    PremiumOnly,
+)
 from marketlake.providers.base import Provider
 from marketlake.sessions import eastern_date, last_closed_session
 from marketlake.storage import ObjectStore
 
 # Statuses of one symbol in a run.
-FETCHED = "fetched"  # new bars landed
+FETCHED = "fetched"  # new or changed bars landed
 UP_TO_DATE = "up_to_date"  # watermark already at the last closed session: no request made
-NO_NEW_BARS = "no_new_bars"  # asked, but the provider had nothing newer
-FAILED = "failed"
+NO_NEW_BARS = "no_new_bars"  # asked, but the provider had nothing new
+INVALID = "invalid"  # the provider does not know the symbol: skipped, recorded in state
+DEFERRED = "deferred"  # the day's quota or the time budget ran out: first in line next run
+FAILED = "failed"  # transport or payload trouble after retries: tried again next run
 
 
 @dataclasses.dataclass
@@ -75,6 +86,12 @@ class IngestObserver:
     def symbol_done(self, result: SymbolResult) -> None:
         pass
 
+    def waiting(self, seconds: float) -> None:
+        """The rate limiter is about to sleep."""
+
+    def event(self, kind: str, message: str) -> None:
+        """Something the user should read (a retry, a fallback to compact)."""
+
 
 def lake_kind(provider_name: str) -> str:
     return "synthetic" if provider_name == "synthetic" else "market"
@@ -83,33 +100,127 @@ def lake_kind(provider_name: str) -> str:
 def run_ingest(
     settings: Settings,
     store: ObjectStore,
-    provider: Provider,
+    provider: Provider | None,
     as_of: dt.datetime,
     tickers: Sequence[str] | None = None,
     observer: IngestObserver | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+    out_of_time: Callable[[float], bool] | None = None,
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> IngestReport:
+    """Fetch what each symbol lacks, stalest first. With provider None, the settings'
+    provider is made here, with a rate limiter on the ingest state's daily count.
+
+    Alpha Vantage calls go through one rate limiter whose daily count lives in the ingest
+    state, so runs on one US/Eastern day together stay within the quota. `out_of_time(wait)`
+    (the Lambda's budget) is asked before each symbol with the limiter's next wait; when it
+    says yes, the rest are deferred and progress is saved.
+    """
     observer = observer or IngestObserver()
-    symbols = list(tickers or settings.tickers)
+    state = load_state(store)
+    today = eastern_date(now())
+    limiter = None
+    if provider is None:
+        limiter = make_limiter(settings, store, state, today, observer, clock, sleep)
+        provider = make_provider(settings, limiter=limiter, on_event=observer.event, sleep=sleep)
     session = last_closed_session(as_of)
     report = IngestReport(provider.name, as_of, session, eastern_date(as_of))
-    state = load_state(store)
     _claim_lake(state, provider.name, settings)
 
+    symbols = _stalest_first(list(tickers or settings.tickers), state)
     observer.started(len(symbols))
-    for symbol in symbols:
+    for position, symbol in enumerate(symbols):
+        next_wait = limiter.peek_wait() if limiter is not None else 0.0
+        if out_of_time is not None and out_of_time(next_wait):
+            _defer(report, state, symbols[position:], "time budget of this run spent")
+            break
         observer.symbol_started(symbol)
         try:
             result = _ingest_symbol(settings, store, state, provider, symbol, report, now)
+        except QuotaExhausted as exc:
+            _defer(report, state, symbols[position:], str(exc))
+            break
+        except (InvalidApiKey, PremiumOnly):
+            save_state(store, state)
+            raise
+        except InvalidSymbol as exc:
+            state.entry(symbol).invalid = str(exc)
+            result = SymbolResult(symbol, INVALID, message=str(exc))
+        except PayloadError as exc:
+            _quarantine_payload(store, report, symbol, exc, now())
+            result = SymbolResult(symbol, FAILED, quarantined=1, message=f"{exc.reason}")
         except MarketlakeError:
             save_state(store, state)
             raise
         except Exception as exc:  # one symbol's failure must not stop the others
-            result = SymbolResult(symbol, FAILED, message=f"{type(exc).__name__}: {exc}")
+            first = (str(exc).splitlines() or [""])[0]
+            result = SymbolResult(symbol, FAILED, message=f"{type(exc).__name__}: {first}")
+        if result.status != INVALID and symbol in state.symbols:
+            state.symbols[symbol].invalid = None
+        state.deferred = [s for s in state.deferred if s != symbol]
         report.results.append(result)
         save_state(store, state)
         observer.symbol_done(result)
+    save_state(store, state)
     return report
+
+
+def make_limiter(settings, store, state, today, observer, clock=None, sleep=None):
+    """The run's limiter, starting from the calls already made today (persisted)."""
+    used = state.used_on(today)
+
+    def persist(count: int) -> None:
+        # Saved before each request goes out: a crash never forgets a call it made.
+        state.quota_date = today.isoformat()
+        state.quota_used = count
+        save_state(store, state)
+
+    extra = {}
+    if clock is not None:
+        extra["clock"] = clock
+    if sleep is not None:
+        extra["sleep"] = sleep
+    return RateLimiter(
+        calls_per_minute=settings.av_calls_per_minute,
+        calls_per_day=settings.av_calls_per_day,
+        used_today=used,
+        on_acquire=persist,
+        on_wait=observer.waiting,
+        **extra,
+    )
+
+
+def _stalest_first(symbols: list[str], state: IngestState) -> list[str]:
+    """Deferred symbols first, then by watermark (never fetched first); ties keep order."""
+    deferred = set(state.deferred)
+
+    def rank(item: tuple[int, str]) -> tuple:
+        position, symbol = item
+        mark = state.watermark(symbol)
+        return (symbol not in deferred, mark or dt.date.min, position)
+
+    return [symbol for _, symbol in sorted(enumerate(symbols), key=rank)]
+
+
+def _defer(report: IngestReport, state: IngestState, symbols: list[str], why: str) -> None:
+    for symbol in symbols:
+        report.results.append(SymbolResult(symbol, DEFERRED, message=why))
+    state.deferred = list(dict.fromkeys([*symbols, *state.deferred]))
+
+
+def _quarantine_payload(store, report, symbol, exc, moment: dt.datetime) -> None:
+    """A body that could not be used, kept as received (key redacted) with its reason."""
+    stamp = raw.format_timestamp(moment).replace(" ", "T").replace(":", "")
+    body = {"symbol": symbol, "source": report.provider, "reason": exc.reason}
+    store.put_bytes(
+        raw.quarantine_key(report.ingest_date, symbol, stamp, "json"),
+        (json.dumps(body) + "\n").encode(),
+    )
+    store.put_bytes(
+        raw.quarantine_key(report.ingest_date, symbol, stamp, "payload.txt"),
+        (exc.payload or "").encode("utf-8", "replace"),
+    )
 
 
 def _claim_lake(state: IngestState, provider_name: str, settings: Settings) -> None:
@@ -135,11 +246,17 @@ def _ingest_symbol(
     watermark = state.watermark(symbol)
     if watermark is not None and watermark >= report.session:
         return SymbolResult(symbol, UP_TO_DATE, last_date=watermark)
-    if watermark is not None:
-        since = watermark + dt.timedelta(days=1)
-    else:
+    if watermark is None:
         since = report.session - dt.timedelta(days=settings.history_days)
+    elif getattr(provider, "resends_history", False):
+        since = None  # compare what it sends again against what landed
+    else:
+        since = watermark + dt.timedelta(days=1)
     bars = provider.fetch_daily(symbol, since, report.session)
+    unparsed = getattr(provider, "last_rejected", None)
+    if unparsed is not None and len(unparsed):
+        # Rows the parser could not read go through validation too, and so to quarantine.
+        bars = pd.concat([bars.astype(object), unparsed[bars.columns].astype(object)])
     return land_bars(store, state, symbol, bars, provider.name, report, now())
 
 

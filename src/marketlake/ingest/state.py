@@ -61,6 +61,8 @@ class IngestState:
     @classmethod
     def from_json(cls, data: bytes) -> IngestState:
         body = json.loads(data)
+        if not isinstance(body, dict) or not isinstance(body.get("quota") or {}, dict):
+            raise ValueError("not a JSON object of the expected shape")
         if body.get("version") != STATE_VERSION:
             raise ValueError(f"unknown state version {body.get('version')!r}")
         quota = body.get("quota") or {}
@@ -82,7 +84,7 @@ def load_state(store: ObjectStore) -> IngestState:
         return IngestState()
     try:
         return IngestState.from_json(data)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise MarketlakeError(
             f"{STATE_KEY} in the lake is unreadable ({exc}); restore it from S3 versioning or "
             "delete it to re-fetch from scratch (raw data is kept and deduplicated)"

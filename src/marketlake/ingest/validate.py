@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,23 @@ def _to_date(value) -> object:
         return None
 
 
+INT64_MAX = 2**63 - 1
+_WHOLE = re.compile(r"^[+-]?\d+(\.0*)?$")
+
+
+def _to_volume(value) -> object:
+    """A whole number as a Python int (exact, any size), or a float/NaN to be judged."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    text = str(value).strip()
+    if _WHOLE.match(text):
+        return int(text.split(".")[0])
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
 def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (valid bars, rejected bars with a `reason`), each in BAR_COLUMNS order.
 
@@ -36,7 +54,10 @@ def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = bars.reindex(columns=BAR_COLUMNS).reset_index(drop=True)
     dates = frame["trade_date"].map(_to_date)
     prices = frame[PRICE_COLUMNS].apply(pd.to_numeric, errors="coerce").astype("float64")
-    volume = pd.to_numeric(frame["volume"], errors="coerce").astype("float64")
+    # Parsed exactly: through float64, a volume above 2**53 would change and one above
+    # 2**63 would wrap to a negative int64.
+    volume_exact = frame["volume"].map(_to_volume)
+    volume = pd.to_numeric(volume_exact, errors="coerce").astype("float64")
 
     reasons = pd.Series("", index=frame.index, dtype=object)
 
@@ -58,6 +79,7 @@ def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     flag(~np.isfinite(volume), "volume is not a number")
     flag(volume < 0, "volume is negative")
     flag(volume.mod(1) != 0, "volume is not a whole number")
+    flag(volume_exact.map(lambda v: isinstance(v, int) and v > INT64_MAX), "volume is too large")
     duplicated = dates.notna() & dates.duplicated(keep=False)
     flag(duplicated, "trade_date appears more than once")
 
@@ -69,7 +91,7 @@ def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "high": prices.loc[~bad, "high"],
             "low": prices.loc[~bad, "low"],
             "close": prices.loc[~bad, "close"],
-            "volume": volume[~bad].astype("int64"),
+            "volume": volume_exact[~bad].astype("int64"),
         }
     )
     valid = valid.sort_values("trade_date", kind="stable").reset_index(drop=True)

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from marketlake.config import Settings
 from marketlake.providers.base import Provider
 
 
-def make_provider(settings: Settings) -> Provider:
+def make_provider(
+    settings: Settings,
+    limiter=None,
+    on_event: Callable[[str, str], None] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> Provider:
     if settings.provider == "synthetic":
         from marketlake.providers.synthetic import SyntheticProvider
 
         return SyntheticProvider(seed=settings.seed)
-    from marketlake.errors import ConfigError
+    from marketlake.providers.alphavantage import AlphaVantageProvider
 
-    raise ConfigError(f"provider {settings.provider!r} is not available")
+    extra = {"sleep": sleep} if sleep is not None else {}
+    return AlphaVantageProvider(
+        settings.api_key,
+        base_url=settings.av_base_url,
+        outputsize=settings.av_outputsize,
+        datatype=settings.av_datatype,
+        max_retries=settings.av_max_retries,
+        backoff_seconds=settings.av_backoff_seconds,
+        limiter=limiter,
+        on_event=on_event,
+        **extra,
+    )

@@ -20,10 +20,17 @@ TRADING_DAYS = 252
 ANCHOR_SESSION = dt.date(2013, 1, 2)
 
 
-def _rng(seed: int, symbol: str) -> np.random.Generator:
+STREAMS = ("params", "vol", "price", "gap", "upper", "lower", "volume")
+
+
+def _rngs(seed: int, symbol: str) -> dict:
+    """One independent generator per random series. The calendar grows every day, so a
+    series' length changes; separate streams keep day k's draw the same whatever the length
+    (one shared stream would shift every later series by the new draws)."""
     # hash() is salted per process; a digest keeps runs reproducible.
     digest = hashlib.sha256(f"{seed}:{symbol}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    root = np.random.SeedSequence(int.from_bytes(digest[:8], "little"))
+    return {name: np.random.default_rng(child) for name, child in zip(STREAMS, root.spawn(7))}
 
 
 @lru_cache(maxsize=1)
@@ -36,16 +43,17 @@ def _all_sessions() -> np.ndarray:
 def _path(seed: int, symbol: str) -> pd.DataFrame:
     sessions = _all_sessions()
     n = len(sessions)
-    rng = _rng(seed, symbol)
-    price0 = float(np.exp(rng.uniform(np.log(15.0), np.log(250.0))))
-    annual_drift = rng.uniform(-0.01, 0.12)
-    annual_vol = rng.uniform(0.22, 0.55)
-    mean_volume = float(np.exp(rng.uniform(np.log(2e6), np.log(6e7))))
+    rng = _rngs(seed, symbol)
+    params = rng["params"]
+    price0 = float(np.exp(params.uniform(np.log(15.0), np.log(250.0))))
+    annual_drift = params.uniform(-0.01, 0.12)
+    annual_vol = params.uniform(0.22, 0.55)
+    mean_volume = float(np.exp(params.uniform(np.log(2e6), np.log(6e7))))
 
     sigma = annual_vol / np.sqrt(TRADING_DAYS)
     # Volatility clusters: log-vol follows a slow AR(1) around the symbol's level.
-    vol_shocks = rng.normal(0.0, 0.08, n)
-    price_shocks = rng.normal(0.0, 1.0, n)
+    vol_shocks = rng["vol"].normal(0.0, 0.08, n)
+    price_shocks = rng["price"].normal(0.0, 1.0, n)
     sigma_t = np.empty(n)
     deviation = np.empty(n)
     level = dev = 0.0
@@ -63,11 +71,11 @@ def _path(seed: int, symbol: str) -> pd.DataFrame:
     log_close = np.log(price0) + annual_drift / TRADING_DAYS * t + deviation
     close = np.exp(log_close)
     returns = np.diff(log_close, prepend=log_close[0])
-    gap = rng.normal(0.0, 0.35, n) * sigma_t
+    gap = rng["gap"].normal(0.0, 0.35, n) * sigma_t
     body = returns - gap  # open -> close
     open_ = np.exp(log_close - body)
-    upper = np.abs(rng.normal(0.0, 0.5, n)) * sigma_t
-    lower = np.abs(rng.normal(0.0, 0.5, n)) * sigma_t
+    upper = np.abs(rng["upper"].normal(0.0, 0.5, n)) * sigma_t
+    lower = np.abs(rng["lower"].normal(0.0, 0.5, n)) * sigma_t
     high = np.maximum(open_, close) * np.exp(upper)
     low = np.minimum(open_, close) * np.exp(-lower)
 
@@ -80,7 +88,7 @@ def _path(seed: int, symbol: str) -> pd.DataFrame:
 
     # Busier on big moves; lognormal around the symbol's mean.
     move = np.abs(gap + body) / sigma_t
-    volume = mean_volume * np.exp(rng.normal(-0.125, 0.5, n) + 0.25 * move)
+    volume = mean_volume * np.exp(rng["volume"].normal(-0.125, 0.5, n) + 0.25 * move)
     return pd.DataFrame(
         {
             "trade_date": sessions,

@@ -1,0 +1,174 @@
+"""Settings.from_env: defaults, environment, CLI-style overrides, errors, and the key's secrecy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from marketlake.config import Settings, parse_tickers
+from marketlake.errors import ConfigError
+
+DEFAULTS = ("NVDA", "AMD", "INTC", "TSM", "AVGO", "QCOM", "TXN", "MU", "ASML", "AMAT")
+SECRET = "SK-Very_Secret-123"
+
+
+def test_defaults_from_an_empty_environment():
+    settings = Settings.from_env({})
+    assert settings.home == Path("lake")
+    assert isinstance(settings.home, Path)
+    assert settings.tickers == DEFAULTS
+    assert settings.provider == "synthetic"
+    assert settings.api_key is None
+    assert settings.seed == 42
+    assert settings.history_days == 730
+    assert settings.keep_versions == 5
+
+
+def test_os_environ_is_read_when_no_mapping_is_given(monkeypatch):
+    for name in (
+        "ALPHAVANTAGE_API_KEY",
+        "MARKETLAKE_HOME",
+        "MARKETLAKE_TICKERS",
+        "MARKETLAKE_PROVIDER",
+        "MARKETLAKE_SEED",
+        "MARKETLAKE_HISTORY_DAYS",
+        "MARKETLAKE_KEEP_VERSIONS",
+        "MARKETLAKE_DUCKDB_THREADS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MARKETLAKE_SEED", "7")
+    monkeypatch.setenv("MARKETLAKE_TICKERS", "msft")
+    settings = Settings.from_env()
+    assert settings.seed == 7
+    assert settings.tickers == ("MSFT",)
+    assert settings.provider == "synthetic"
+
+
+def test_a_key_selects_alphavantage():
+    settings = Settings.from_env({"ALPHAVANTAGE_API_KEY": f"  {SECRET} "})
+    assert settings.provider == "alphavantage"
+    assert settings.api_key == SECRET
+
+
+def test_a_blank_key_is_no_key():
+    settings = Settings.from_env({"ALPHAVANTAGE_API_KEY": "   "})
+    assert settings.api_key is None
+    assert settings.provider == "synthetic"
+
+
+def test_environment_values_are_read():
+    env = {
+        "MARKETLAKE_HOME": "/data/lake",
+        "MARKETLAKE_TICKERS": " nvda, brk.b ,NVDA,,rds-a",
+        "MARKETLAKE_PROVIDER": " Synthetic ",
+        "MARKETLAKE_SEED": "7",
+        "MARKETLAKE_HISTORY_DAYS": "30",
+        "MARKETLAKE_KEEP_VERSIONS": "2",
+        "ALPHAVANTAGE_API_KEY": SECRET,
+    }
+    settings = Settings.from_env(env)
+    assert settings.home == Path("/data/lake")
+    # Upper-cased, stripped, first occurrence kept, empty items skipped.
+    assert settings.tickers == ("NVDA", "BRK.B", "RDS-A")
+    # An explicit provider wins over the key's default.
+    assert settings.provider == "synthetic"
+    assert (settings.seed, settings.history_days, settings.keep_versions) == (7, 30, 2)
+
+
+def test_cli_style_overrides_beat_the_environment():
+    env = {
+        "MARKETLAKE_HOME": "/from/env",
+        "MARKETLAKE_TICKERS": "AMD",
+        "MARKETLAKE_SEED": "7",
+        "ALPHAVANTAGE_API_KEY": SECRET,
+    }
+    settings = Settings.from_env(
+        env, home="/from/cli", tickers="intc, mu", seed=9, provider="synthetic"
+    )
+    assert settings.home == Path("/from/cli")
+    assert isinstance(settings.home, Path)
+    assert settings.tickers == ("INTC", "MU")
+    assert settings.seed == 9
+    assert settings.provider == "synthetic"
+
+
+def test_unset_cli_flags_leave_the_environment_alone():
+    # The CLI passes None for every flag the user did not give.
+    env = {"MARKETLAKE_HOME": "/from/env", "MARKETLAKE_TICKERS": "AMD", "MARKETLAKE_SEED": "7"}
+    settings = Settings.from_env(env, home=None, tickers=None, seed=None, provider=None)
+    assert settings.home == Path("/from/env")
+    assert settings.tickers == ("AMD",)
+    assert settings.seed == 7
+
+
+@pytest.mark.parametrize("text", ["^GSPC", "NV DA", "AAPL$", "A" * 16, "-AMD", "NVDA,/etc"])
+def test_bad_tickers_are_a_config_error_naming_the_ticker(text):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"MARKETLAKE_TICKERS": text})
+    message = str(info.value)
+    assert "not a valid symbol" in message
+    bad = next(t.strip() for t in text.split(",") if t.strip() != "NVDA")
+    assert repr(bad) in message
+
+
+def test_bad_tickers_given_as_a_flag_are_a_config_error():
+    with pytest.raises(ConfigError, match="not a valid symbol"):
+        Settings.from_env({}, tickers="AMD,N*VDA")
+
+
+@pytest.mark.parametrize("text", [",", " , ,"])
+def test_no_tickers_at_all_says_how_to_give_them(text):
+    with pytest.raises(ConfigError, match="MARKETLAKE_TICKERS"):
+        parse_tickers(text)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("MARKETLAKE_SEED", "4x2", "MARKETLAKE_SEED='4x2' is not a whole number"),
+        ("MARKETLAKE_SEED", "1.5", "MARKETLAKE_SEED='1.5' is not a whole number"),
+        ("MARKETLAKE_HISTORY_DAYS", "0", "MARKETLAKE_HISTORY_DAYS=0 must be at least 1"),
+        ("MARKETLAKE_KEEP_VERSIONS", "-3", "MARKETLAKE_KEEP_VERSIONS=-3 must be at least 1"),
+        ("MARKETLAKE_DUCKDB_THREADS", "many", "MARKETLAKE_DUCKDB_THREADS='many'"),
+    ],
+)
+def test_bad_whole_numbers_are_a_config_error_naming_the_variable(name, value, expected):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({name: value})
+    assert expected in str(info.value)
+
+
+def test_unknown_provider_lists_the_known_ones():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"MARKETLAKE_PROVIDER": "yahoo"})
+    assert "'yahoo'" in str(info.value)
+    assert "synthetic" in str(info.value)
+    assert "alphavantage" in str(info.value)
+
+
+def test_alphavantage_without_a_key_says_how_to_set_one():
+    with pytest.raises(ConfigError, match="ALPHAVANTAGE_API_KEY"):
+        Settings.from_env({}, provider="alphavantage")
+
+
+# Regression: the provider override was not lower-cased/stripped like MARKETLAKE_PROVIDER, so
+# `--provider Synthetic` was refused while the same environment value worked.
+def test_provider_flag_is_normalised_like_the_environment_variable():
+    from_env = Settings.from_env({"MARKETLAKE_PROVIDER": "Synthetic"})
+    from_flag = Settings.from_env({}, provider="Synthetic")
+    assert from_flag.provider == from_env.provider == "synthetic"
+
+
+def test_repr_never_shows_the_key():
+    settings = Settings.from_env({"ALPHAVANTAGE_API_KEY": SECRET})
+    for text in (repr(settings), str(settings), f"{settings!r}", f"{[settings]}"):
+        assert SECRET not in text
+        assert SECRET.lower() not in text.lower()
+        assert "api_key='***'" in text
+    # The other fields are still there to help debugging.
+    assert "provider='alphavantage'" in repr(settings)
+
+
+def test_repr_without_a_key_says_none():
+    assert "api_key=None" in repr(Settings.from_env({}))

@@ -1,0 +1,110 @@
+"""DuckDBEngine: Athena SQL in, one-line errors out."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketlake.engines.duckdb import DuckDBEngine, one_line, transpile
+from marketlake.errors import MarketlakeError, QueryError
+
+
+@pytest.fixture
+def engine(tmp_path):
+    with DuckDBEngine(tmp_path / "lake", threads=1) as eng:
+        yield eng
+
+
+def test_transpile_translates_athena_to_duckdb(engine):
+    sql = transpile(
+        "SELECT try_cast('12' AS BIGINT) AS n, date_format(DATE '2024-07-03', '%Y') AS y"
+    )
+    assert sql.upper().startswith("SELECT")
+    frame = engine.fetch_native(sql)
+    assert frame.loc[0, "n"] == 12
+    assert frame.loc[0, "y"] == "2024"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM (",
+        "SELEC 1",
+        "SELECT 1 +",
+        "SELECT\n  symbol,\n  close\nFROM daily_prices\nWHERE (close >",
+    ],
+)
+def test_malformed_sql_is_a_one_line_query_error(sql):
+    with pytest.raises(QueryError) as info:
+        transpile(sql)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "\r" not in message
+    assert message.startswith("SQL does not parse as Athena SQL")
+    assert "line" in message
+
+
+def test_the_error_says_where(engine):
+    with pytest.raises(QueryError, match=r"line 3"):
+        engine.fetch_df("SELECT\n  a\nFROM t WHERE (")
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1; SELECT 2", "SELECT 1;\nDROP TABLE x"])
+def test_two_statements_are_rejected(engine, sql):
+    with pytest.raises(QueryError, match="expected one SQL statement, got 2"):
+        transpile(sql)
+    with pytest.raises(QueryError):
+        engine.fetch_df(sql)
+
+
+def test_no_statement_is_rejected():
+    with pytest.raises(QueryError, match="got 0"):
+        transpile("  ")
+
+
+def test_a_missing_table_lists_the_tables_there(engine):
+    engine.execute_native("CREATE TABLE prices_here AS SELECT 1 AS x")
+    engine.execute_native("CREATE VIEW some_view AS SELECT 2 AS y")
+    with pytest.raises(QueryError) as info:
+        engine.fetch_df("SELECT * FROM no_such_table")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "no_such_table" in message
+    assert "tables here:" in message
+    listed = message.split("tables here:", 1)[1]
+    assert "prices_here" in listed
+    assert "some_view" in listed
+    assert "pg_" not in message  # DuckDB's own catalog is no help to a user
+
+
+def test_a_runtime_error_is_one_line(engine):
+    with pytest.raises(QueryError) as info:
+        engine.fetch_df("SELECT CAST('abc' AS INTEGER) AS n")
+    assert "\n" not in str(info.value)
+
+
+def test_one_line_keeps_the_message_and_the_hint():
+    exc = RuntimeError(
+        'Catalog Error: Table with name prises does not exist!\nDid you mean "prices"?\n\n'
+        "LINE 1: SELECT * FROM prises\n                      ^"
+    )
+    assert one_line(exc) == (
+        'Catalog Error: Table with name prises does not exist! Did you mean "prices"?'
+    )
+    assert one_line(RuntimeError("")) == "RuntimeError"
+
+
+def test_read_only_on_a_missing_catalog_is_a_marketlake_error(tmp_path):
+    with pytest.raises(MarketlakeError) as info:
+        DuckDBEngine(tmp_path / "nowhere", read_only=True)
+    assert "catalog.duckdb" in str(info.value)
+    assert "marketlake run" in str(info.value)
+    assert not (tmp_path / "nowhere").exists()  # refusing creates nothing
+
+
+def test_read_only_on_an_existing_catalog_reads(tmp_path):
+    with DuckDBEngine(tmp_path) as writer:
+        writer.execute_native("CREATE TABLE t AS SELECT 41 + 1 AS answer")
+    with DuckDBEngine(tmp_path, read_only=True) as reader:
+        assert reader.fetch_df("SELECT answer FROM t").loc[0, "answer"] == 42
+        with pytest.raises(QueryError):
+            reader.execute_native("CREATE TABLE u AS SELECT 1 AS x")
