@@ -1,0 +1,16 @@
+"""Ingest Lambda entry point (EventBridge Scheduler, weekdays after the US close).
+
+The event may name the tickers ({"tickers": ["NVDA", "AMD"]}); otherwise MARKETLAKE_TICKERS.
+Everything else is marketlake.ingest.aws; logs are structured JSON and never hold the key.
+"""
+
+from aws_lambda_powertools import Logger
+
+from marketlake.ingest import aws
+
+logger = Logger(service="marketlake-ingest")
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event, context):
+    return aws.run(event, context, log=lambda message, fields: logger.info(message, extra=fields))

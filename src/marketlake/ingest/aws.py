@@ -1,0 +1,102 @@
+"""The ingest as the scheduled Lambda runs it: settings from env, the key from Secrets
+Manager, the lake in S3, progress saved before the Lambda's time runs out, and the Glue
+workflow started only when new bars landed. lambdas/ingest/handler.py is the entry point."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Mapping
+from typing import Callable
+
+from marketlake.config import Settings
+from marketlake.errors import ConfigError
+from marketlake.ingest.runner import DEFERRED, FAILED, FETCHED, INVALID, run_ingest
+from marketlake.sessions import parse_as_of
+from marketlake.storage import S3Store
+
+# Seconds kept free at the end: saving state and returning the summary.
+SAFETY_SECONDS = 15.0
+# What one more symbol may take beyond the limiter's wait: one request at its timeout.
+REQUEST_SECONDS = 30.0
+
+_SECRET_CACHE: dict = {}  # secret id -> key, kept across warm invocations
+
+
+def api_key_from_secret(secret_id: str, client) -> str:
+    """The Alpha Vantage key: the secret string itself, or its JSON field
+    ALPHAVANTAGE_API_KEY / api_key."""
+    if secret_id not in _SECRET_CACHE:
+        text = client.get_secret_value(SecretId=secret_id)["SecretString"].strip()
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = text
+        if isinstance(body, dict):
+            body = body.get("ALPHAVANTAGE_API_KEY") or body.get("api_key") or ""
+        if not isinstance(body, str) or not body.strip():
+            raise ConfigError(
+                f"secret {secret_id} holds no Alpha Vantage key; set it with: aws "
+                "secretsmanager put-secret-value --secret-id <id> --secret-string <key>"
+            )
+        _SECRET_CACHE[secret_id] = body.strip()
+    return _SECRET_CACHE[secret_id]
+
+
+def run(
+    event: Mapping | None,
+    context,
+    env: Mapping[str, str] = os.environ,
+    s3=None,
+    secrets=None,
+    glue=None,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
+    log: Callable[[str, dict], None] | None = None,
+) -> dict:
+    log = log or (lambda message, fields: None)
+    bucket = env.get("LAKE_BUCKET")
+    if not bucket:
+        raise ConfigError("LAKE_BUCKET is not set")
+    if secrets is None or s3 is None or glue is None:
+        import boto3
+
+        secrets = secrets or boto3.client("secretsmanager")
+        s3 = s3 or boto3.client("s3")
+        glue = glue or boto3.client("glue")
+    environ = dict(env)
+    secret_id = env.get("ALPHAVANTAGE_SECRET_ID")
+    if secret_id and not environ.get("ALPHAVANTAGE_API_KEY"):
+        environ["ALPHAVANTAGE_API_KEY"] = api_key_from_secret(secret_id, secrets)
+    tickers = (event or {}).get("tickers")
+    settings = Settings.from_env(
+        environ, tickers=",".join(tickers) if isinstance(tickers, list) else tickers
+    )
+    store = S3Store(bucket, env.get("LAKE_PREFIX", ""), client=s3)
+
+    def out_of_time(next_wait: float) -> bool:
+        left = context.get_remaining_time_in_millis() / 1000.0
+        return left < next_wait + REQUEST_SECONDS + SAFETY_SECONDS
+
+    as_of = parse_as_of((event or {}).get("as_of")) if (event or {}).get("as_of") else now()
+    report = run_ingest(
+        settings, store, None, as_of, now=now, out_of_time=out_of_time, clock=clock, sleep=sleep
+    )
+    summary = {
+        "session": report.session.isoformat(),
+        "fetched": [r.symbol for r in report.with_status(FETCHED)],
+        "new_bars": report.new_bars,
+        "skipped": [r.symbol for r in report.with_status(INVALID)],
+        "deferred": [r.symbol for r in report.with_status(DEFERRED)],
+        "failed": [r.symbol for r in report.with_status(FAILED)],
+        "quarantined": report.quarantined,
+        "workflow_run_id": None,
+    }
+    workflow = env.get("GLUE_WORKFLOW_NAME")
+    if report.new_bars and workflow:
+        started = glue.start_workflow_run(Name=workflow)
+        summary["workflow_run_id"] = started["RunId"]
+    log("ingest finished", summary)
+    return summary
