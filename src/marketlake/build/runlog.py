@@ -15,6 +15,7 @@ from marketlake.storage import ObjectStore
 PIPELINE_RUNS_PREFIX = "audit/pipeline_runs"
 DQ_RESULTS_PREFIX = "audit/dq_results"
 QUARANTINED_ROWS_PREFIX = "audit/quarantined_rows"
+INGEST_RUNS_PREFIX = "audit/ingest_runs"
 
 PIPELINE_RUNS_SCHEMA = pa.schema(
     [
@@ -148,3 +149,43 @@ def write_quarantined(store: ObjectStore, run_id: str, frame) -> None:
         rows.append(row)
     table = pa.Table.from_pylist(rows, schema=QUARANTINED_ROWS_SCHEMA)
     store.put_bytes(f"{QUARANTINED_ROWS_PREFIX}/{run_id}.parquet", _parquet_bytes(table))
+
+
+INGEST_RUNS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("started_at", pa.timestamp("ms")),
+        ("finished_at", pa.timestamp("ms")),
+        ("provider", pa.string()),
+        ("session", pa.date32()),  # the last closed session the run stored up to
+        ("requests_used", pa.int32()),  # API requests this run made (retries included)
+        ("quota_date", pa.date32()),  # the US/Eastern day the quota below belongs to
+        ("quota_used", pa.int32()),  # requests used that day after this run
+        ("calls_per_day", pa.int32()),  # the daily cap (0: none)
+        ("new_bars", pa.int64()),
+        ("fetched", pa.int32()),
+        ("up_to_date", pa.int32()),
+        ("deferred", pa.int32()),
+        ("invalid", pa.int32()),
+        ("failed", pa.int32()),
+        ("quarantined", pa.int32()),
+    ]
+)
+
+
+def write_ingest_run(store: ObjectStore, row: dict) -> None:
+    row = dict(row)
+    for name in ("started_at", "finished_at"):
+        row[name] = _naive_utc(row[name])
+    table = pa.Table.from_pylist([row], schema=INGEST_RUNS_SCHEMA)
+    store.put_bytes(f"{INGEST_RUNS_PREFIX}/{row['run_id']}.parquet", _parquet_bytes(table))
+
+
+# Every audit table: its prefix in the lake and its schema (Glue or DuckDB create them
+# from this, whether or not a run has written a file yet).
+AUDIT_TABLES = {
+    "pipeline_runs": (PIPELINE_RUNS_PREFIX, PIPELINE_RUNS_SCHEMA),
+    "dq_results": (DQ_RESULTS_PREFIX, DQ_RESULTS_SCHEMA),
+    "quarantined_rows": (QUARANTINED_ROWS_PREFIX, QUARANTINED_ROWS_SCHEMA),
+    "ingest_runs": (INGEST_RUNS_PREFIX, INGEST_RUNS_SCHEMA),
+}

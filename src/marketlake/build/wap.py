@@ -24,9 +24,7 @@ import pandas as pd
 
 from marketlake import sqlfiles
 from marketlake.build.runlog import (
-    DQ_RESULTS_PREFIX,
-    PIPELINE_RUNS_PREFIX,
-    QUARANTINED_ROWS_PREFIX,
+    AUDIT_TABLES,
     CheckResult,
     RunRecord,
     check_counts,
@@ -126,7 +124,8 @@ def plan(store: ObjectStore, registry: Registry, full: bool) -> Plan | None:
 
 def nyse_sessions_frame(now: dt.datetime) -> pd.DataFrame:
     last = last_closed_session(now)
-    return pd.DataFrame({"session": pd.to_datetime(sessions_between(dt.date(2000, 1, 1), last))})
+    # Python dates: DuckDB and Parquet both take them as DATE.
+    return pd.DataFrame({"session": sessions_between(dt.date(2000, 1, 1), last)}, dtype=object)
 
 
 def run_checks(engine, checks: list[sqlfiles.Check]) -> tuple[list[CheckResult], dict]:
@@ -424,11 +423,8 @@ def _quarantine(store: ObjectStore, run_id: str, failing: dict) -> None:
 
 def _record(store: ObjectStore, engine, record: RunRecord) -> None:
     write_run(store, record)
-    engine.register_audit("pipeline_runs", PIPELINE_RUNS_PREFIX)
-    if store.list_objects(DQ_RESULTS_PREFIX + "/"):
-        engine.register_audit("dq_results", DQ_RESULTS_PREFIX)
-    if store.list_objects(QUARANTINED_ROWS_PREFIX + "/"):
-        engine.register_audit("quarantined_rows", QUARANTINED_ROWS_PREFIX)
+    for name, (prefix, schema) in AUDIT_TABLES.items():
+        engine.register_audit(name, prefix, schema, has_data=bool(store.list_objects(prefix + "/")))
 
 
 def _create_views(engine) -> None:

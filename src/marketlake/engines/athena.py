@@ -255,14 +255,8 @@ class AthenaEngine:
     def create_or_replace_view(self, name: str, select_sql: str) -> None:
         self.execute(f"CREATE OR REPLACE VIEW {name} AS {self.bind(select_sql)}")
 
-    def register_audit(self, name: str, prefix: str) -> None:
-        from marketlake.build import runlog
-
-        schema = {
-            "pipeline_runs": runlog.PIPELINE_RUNS_SCHEMA,
-            "dq_results": runlog.DQ_RESULTS_SCHEMA,
-            "quarantined_rows": runlog.QUARANTINED_ROWS_SCHEMA,
-        }[name]
+    def register_audit(self, name: str, prefix: str, schema, has_data: bool = True) -> None:
+        """A Glue table over the audit prefix (Athena reads an empty prefix as no rows)."""
         if not self._table(name):
             self._put_table(name, _glue_columns(schema), self.uri(prefix), [], by_year=False)
 

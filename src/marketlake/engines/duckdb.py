@@ -141,20 +141,28 @@ class DuckDBEngine:
             "hive_partitioning = true, hive_types_autocast = false)"
         )
 
-    def register_audit(self, name: str, prefix: str) -> None:
-        """A view over the Parquet objects under `prefix` (one per run)."""
-        pattern = str(self.path(prefix)) + "/*.parquet"
-        self.execute_native(
-            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM "
-            f"read_parquet({_literal(pattern)}, union_by_name = true)"
-        )
+    def register_audit(self, name: str, prefix: str, schema, has_data: bool = True) -> None:
+        """A view over the Parquet objects under `prefix` (one per run); before the first
+        object exists, an empty view of the same columns, so queries and dashboards work."""
+        if has_data:
+            pattern = str(self.path(prefix)) + "/*.parquet"
+            select = f"SELECT * FROM read_parquet({_literal(pattern)}, union_by_name = true)"
+        else:
+            empty = schema.empty_table()
+            self.con.register("_empty", empty)
+            try:
+                kinds = self.con.execute("DESCRIBE SELECT * FROM _empty").fetchall()
+            finally:
+                self.con.unregister("_empty")
+            columns = ", ".join(f"CAST(NULL AS {kind}) AS {col}" for col, kind, *_ in kinds)
+            select = f"SELECT {columns} WHERE false"
+        self.execute_native(f"CREATE OR REPLACE VIEW {name} AS {select}")
 
     def register_frame(self, name: str, frame: pd.DataFrame) -> None:
-        """A reference table for this session (e.g. the NYSE sessions)."""
+        """A reference table kept in the catalog (e.g. the NYSE sessions, which views use)."""
         self.con.register("_frame", frame)
         try:
-            self._drop_temp(name)
-            self.execute_native(f"CREATE TEMP TABLE {name} AS SELECT * FROM _frame")
+            self.execute_native(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _frame")
         finally:
             self.con.unregister("_frame")
 

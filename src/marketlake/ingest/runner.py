@@ -129,6 +129,21 @@ def run_ingest(
     _claim_lake(state, provider.name, settings)
 
     symbols = _stalest_first(list(tickers or settings.tickers), state)
+    started = now()
+    used_before = limiter.used_today if limiter is not None else 0
+    try:
+        _ingest_all(
+            settings, store, state, provider, symbols, report, observer, now, out_of_time, limiter
+        )
+    finally:
+        save_state(store, state)
+        _log_run(store, state, report, limiter, used_before, started, now(), settings)
+    return report
+
+
+def _ingest_all(
+    settings, store, state, provider, symbols, report, observer, now, out_of_time, limiter
+):
     observer.started(len(symbols))
     for position, symbol in enumerate(symbols):
         next_wait = limiter.peek_wait() if limiter is not None else 0.0
@@ -162,8 +177,37 @@ def run_ingest(
         report.results.append(result)
         save_state(store, state)
         observer.symbol_done(result)
-    save_state(store, state)
-    return report
+
+
+def _log_run(store, state, report, limiter, used_before, started, finished, settings) -> None:
+    """One row in audit/ingest_runs per run, for the pipeline-health dashboard."""
+    from marketlake.build.runlog import write_ingest_run
+    from marketlake.build.wap import new_run_id
+
+    def count(status: str) -> int:
+        return len(report.with_status(status))
+
+    write_ingest_run(
+        store,
+        {
+            "run_id": new_run_id(started),
+            "started_at": started,
+            "finished_at": finished,
+            "provider": report.provider,
+            "session": report.session,
+            "requests_used": (limiter.used_today - used_before) if limiter is not None else 0,
+            "quota_date": dt.date.fromisoformat(state.quota_date) if state.quota_date else None,
+            "quota_used": state.quota_used,
+            "calls_per_day": settings.av_calls_per_day if report.provider == "alphavantage" else 0,
+            "new_bars": report.new_bars,
+            "fetched": count(FETCHED),
+            "up_to_date": count(UP_TO_DATE) + count(NO_NEW_BARS),
+            "deferred": count(DEFERRED),
+            "invalid": count(INVALID),
+            "failed": count(FAILED),
+            "quarantined": report.quarantined,
+        },
+    )
 
 
 def make_limiter(settings, store, state, today, observer, clock=None, sleep=None):
