@@ -13,7 +13,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from marketlake.build.wap import TABLE, new_run_id, run_build
+from marketlake.build.runlog import new_run_id
+from marketlake.build.wap import TABLE, run_build
 from marketlake.config import Settings
 from marketlake.engines.athena import AthenaEngine
 from marketlake.errors import BuildBlocked

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import secrets
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -81,6 +82,13 @@ class RunRecord:
     mode: str = ""
     rows_quarantined: int = 0
     message: str = ""
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    # Sortable by time; the suffix keeps two runs in one millisecond apart.
+    stamp = moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
+    return f"{stamp}-{secrets.token_hex(2)}"
 
 
 def _naive_utc(moment: dt.datetime) -> dt.datetime:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import secrets
 from typing import Callable
 
 import pandas as pd
@@ -28,6 +27,7 @@ from marketlake.build.runlog import (
     CheckResult,
     RunRecord,
     check_counts,
+    new_run_id,
     write_checks,
     write_quarantined,
     write_run,
@@ -79,13 +79,6 @@ class BuildObserver:
 
     def step(self, name: str) -> None:
         pass
-
-
-def new_run_id(now: dt.datetime | None = None) -> str:
-    moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
-    # Sortable by time; the suffix keeps two runs in one millisecond apart.
-    stamp = moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
-    return f"{stamp}-{secrets.token_hex(2)}"
 
 
 def plan(store: ObjectStore, registry: Registry, full: bool) -> Plan | None:

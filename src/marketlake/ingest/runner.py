@@ -181,8 +181,7 @@ def _ingest_all(
 
 def _log_run(store, state, report, limiter, used_before, started, finished, settings) -> None:
     """One row in audit/ingest_runs per run, for the pipeline-health dashboard."""
-    from marketlake.build.runlog import write_ingest_run
-    from marketlake.build.wap import new_run_id
+    from marketlake.build.runlog import new_run_id, write_ingest_run
 
     def count(status: str) -> int:
         return len(report.with_status(status))
