@@ -33,6 +33,7 @@ SELECT
     high,
     low,
     close,
-    volume
+    volume,
+    ingested_at
 FROM ranked
 WHERE copy_rank = 1

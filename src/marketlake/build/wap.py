@@ -35,7 +35,7 @@ from marketlake.build.runlog import (
 from marketlake.build.versions import Registry, Version, load_registry, save_registry
 from marketlake.config import Settings
 from marketlake.errors import BuildBlocked, MarketlakeError
-from marketlake.ingest.raw import RAW_PREFIX
+from marketlake.ingest.raw import RAW_PREFIX, format_timestamp
 from marketlake.ingest.state import load_state, save_state
 from marketlake.sessions import last_closed_session, sessions_between
 from marketlake.storage import ObjectStore
@@ -175,11 +175,10 @@ def run_build(
             unread += f" WHERE ingest_date >= '{build_plan.raw_from}'"
             if build_plan.ingested_after:
                 unread += f" AND ingested_at > '{build_plan.ingested_after}'"
-        engine.materialize("unread_raw", unread)
-        ingested_through = engine.fetch_df("SELECT max(ingested_at) AS t FROM unread_raw")["t"]
-        ingested_through = None if ingested_through.isna().all() else ingested_through.iloc[0]
-        bars_sql = sqlfiles.bind(bars_sql, {RAW_TABLE: "unread_raw"})
+        bars_sql = sqlfiles.bind(bars_sql, {RAW_TABLE: unread})
         counts["new"] = engine.materialize("new_bars", bars_sql)
+        newest = engine.fetch_df("SELECT max(ingested_at) AS t FROM new_bars")["t"]
+        ingested_through = None if newest.isna().all() else format_timestamp(newest.iloc[0])
 
         first_year = None
         if build_plan.mode == "incremental":

@@ -133,11 +133,16 @@ class DuckDBEngine:
 
     def register_raw(self, name: str, prefix: str) -> None:
         """A view over CSV objects under `prefix`, every column text, Hive partitions as text:
-        what the Glue crawler's OpenCSVSerDe table gives Athena."""
+        what the Glue crawler's OpenCSVSerDe table gives Athena. The columns are positional
+        after the header, as in Athena; naming them spares DuckDB sniffing every file (50x)."""
+        from marketlake.ingest.raw import RAW_COLUMNS
+
         pattern = str(self.path(prefix)) + "/*/*.csv"
+        columns = ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS)
         self.execute_native(
             f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_csv({_literal(pattern)}, "
-            "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
+            "header = true, auto_detect = false, columns = {" + columns + "}, "
+            "delim = ',', quote = '\"', escape = '\"', "
             "hive_partitioning = true, hive_types_autocast = false)"
         )
 

@@ -32,7 +32,10 @@ def quarantine_key(ingest_date: dt.date, symbol: str, stamp: str, suffix: str) -
 
 
 def format_timestamp(moment: dt.datetime) -> str:
-    """UTC at millisecond precision, in the form both Athena and DuckDB cast to TIMESTAMP."""
+    """UTC at millisecond precision, in the form both Athena and DuckDB cast to TIMESTAMP.
+    A naive moment is taken as UTC (what TIMESTAMP columns hold)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
     utc = moment.astimezone(dt.timezone.utc)
     return utc.strftime("%Y-%m-%d %H:%M:%S.") + f"{utc.microsecond // 1000:03d}"
 

@@ -1,0 +1,267 @@
+"""Build benchmarks (issue: metrics + WAP), as ratios measured side by side in one run.
+
+    .venv/bin/python bench/bench_build.py [--symbols 2000] [--years 10] [--workdir DIR]
+
+On synthetic raw data of SYMBOLS x YEARS sessions it prints:
+  1. a full build against a bare DuckDB scan of the same raw CSV       (target <= 5x)
+  2. a full build against a plain pandas implementation of the metrics (target: faster)
+  3. an incremental daily build with YEARS of history against 1 year   (target <= 1.5x)
+  4. the peak memory (max RSS) of the full build, with DuckDB's memory limit from
+     MARKETLAKE_DUCKDB_MEMORY_LIMIT                                      (target <= 2 GB)
+Each measurement runs in a fresh subprocess, so caches and peak memory are its own. The
+machines are shared and noisy: read the ratios, not the seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from marketlake.sessions import sessions_between
+
+LAST_DAY = dt.date(2024, 12, 31)
+MEMORY_LIMIT = "1GB"
+
+
+def make_raw(lake: Path, symbols: int, years: int, seed: int = 7) -> list[dt.date]:
+    """Raw CSV like a history import: one object per symbol under one ingest_date."""
+    start = dt.date(LAST_DAY.year - years + 1, 1, 1)
+    days = sessions_between(start, LAST_DAY)
+    rng = np.random.default_rng(seed)
+    n = len(days)
+    folder = lake / "raw" / "daily_prices" / "ingest_date=2025-01-01"
+    folder.mkdir(parents=True, exist_ok=True)
+    dates = pa.array([d.isoformat() for d in days])
+    stamp = pa.array(["2025-01-01 23:00:00.000"] * n)
+    for k in range(symbols):
+        sigma = rng.uniform(0.01, 0.03)
+        log_close = np.log(rng.uniform(10, 300)) + np.cumsum(rng.normal(0, sigma, n))
+        close = np.round(np.exp(log_close), 2)
+        open_ = np.round(close * np.exp(rng.normal(0, sigma / 2, n)), 2)
+        high = np.maximum(open_, close) + np.round(np.abs(rng.normal(0, sigma, n)) * close, 2)
+        low = np.maximum(
+            np.minimum(open_, close) - np.round(np.abs(rng.normal(0, sigma, n)) * close, 2),
+            0.01,
+        )
+        volume = rng.lognormal(14, 0.5, n).astype(np.int64)
+        table = pa.table(
+            {
+                "symbol": pa.array([f"S{k:04d}"] * n),
+                "trade_date": dates,
+                "open": pa.array(open_).cast(pa.string()),
+                "high": pa.array(high).cast(pa.string()),
+                "low": pa.array(low).cast(pa.string()),
+                "close": pa.array(close).cast(pa.string()),
+                "volume": pa.array(volume).cast(pa.string()),
+                "source": pa.array(["import"] * n),
+                "ingested_at": stamp,
+            }
+        )
+        pacsv.write_csv(table, folder / f"S{k:04d}.csv")
+    return days
+
+
+def add_day(lake: Path, symbols: int, day: dt.date) -> None:
+    """The next session's bar for every symbol, as a daily ingest lands it."""
+    folder = lake / "raw" / "daily_prices" / f"ingest_date={day.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(symbols):
+        text = (
+            "symbol,trade_date,open,high,low,close,volume,source,ingested_at\r\n"
+            f"S{k:04d},{day.isoformat()},100.0,101.5,99.0,100.5,1000000,import,"
+            f"{day.isoformat()} 23:00:00.000\r\n"
+        )
+        (folder / f"S{k:04d}.csv").write_text(text)
+
+
+# -- what each measurement runs, in its own process ------------------------------------------
+
+
+def _scan(lake: str) -> None:
+    import duckdb
+
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
+    from marketlake.ingest.raw import RAW_COLUMNS
+
+    # The same reader options as the build's raw table, so only the build's work differs.
+    pattern = f"{lake}/raw/daily_prices/*/*.csv"
+    columns = ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS)
+    con.execute(
+        f"SELECT count(*), max(close), sum(length(symbol)) FROM read_csv('{pattern}', "
+        f"header = true, auto_detect = false, columns = {{{columns}}}, "
+        "hive_partitioning = true, hive_types_autocast = false)"
+    ).fetchall()
+
+
+def _build(lake: str, full: str) -> None:
+    from marketlake.build.wap import run_build
+    from marketlake.config import Settings
+    from marketlake.engines.duckdb import DuckDBEngine
+    from marketlake.storage import LocalStore
+
+    settings = Settings.from_env({"MARKETLAKE_HOME": lake})
+    with DuckDBEngine(
+        Path(lake), memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads
+    ) as engine:
+        result = run_build(settings, LocalStore(lake), engine, full=full == "full")
+    print(json.dumps({"rows": result.rows_written, "mode": result.mode}), file=sys.stderr)
+
+
+def _pandas(lake: str) -> None:
+    """The same metrics in plain pandas: what a notebook would do."""
+    import glob
+
+    import pandas as pd
+
+    frames = [
+        pd.read_csv(path, dtype=str) for path in glob.glob(f"{lake}/raw/daily_prices/*/*.csv")
+    ]
+    df = pd.concat(frames, ignore_index=True)
+    for c in ("open", "high", "low", "close"):
+        df[c] = df[c].astype(float)
+    df["volume"] = df["volume"].astype("int64")
+    df["trade_date"] = pd.to_datetime(df["trade_date"])
+    df = df.sort_values(["symbol", "trade_date", "ingested_at"])
+    df = df.drop_duplicates(["symbol", "trade_date"], keep="last").reset_index(drop=True)
+    g = df.groupby("symbol", sort=False)
+    prev = g["close"].shift(1)
+    ln2 = np.log(2.0)
+    hl = np.log(df["high"] / df["low"])
+    co = np.log(df["close"] / df["open"])
+    df["daily_return"] = df["close"] - df["open"]
+    df["avg_price"] = (df["open"] + df["high"] + df["low"] + df["close"]) / 4
+    df["price_change_pct"] = 100 * (df["close"] / prev - 1)
+    df["log_return"] = np.log(df["close"] / prev)
+    df["parkinson_vol"] = hl.abs() / np.sqrt(4 * ln2)
+
+    def roll(series, n, fn="mean"):
+        r = series.groupby(df["symbol"], sort=False).rolling(n, min_periods=n)
+        return getattr(r, fn)().reset_index(level=0, drop=True)
+
+    df["parkinson_vol_20d"] = np.sqrt(252 / (4 * ln2) * roll(hl**2, 20))
+    df["garman_klass_vol_20d"] = np.sqrt(252 * roll(0.5 * hl**2 - (2 * ln2 - 1) * co**2, 20))
+    rs = np.log(df["high"] / df["close"]) * np.log(df["high"] / df["open"]) + np.log(
+        df["low"] / df["close"]
+    ) * np.log(df["low"] / df["open"])
+    df["rogers_satchell_vol_20d"] = np.sqrt(252 * roll(rs, 20))
+    k = 0.34 / (1.34 + 21 / 19)
+    oc = np.log(df["open"] / prev)
+    df["yang_zhang_vol_20d"] = np.sqrt(
+        252 * (roll(oc, 20, "var") + k * roll(co, 20, "var") + (1 - k) * roll(rs, 20))
+    )
+    df["hv_30d"] = roll(df["log_return"], 30, "std") * np.sqrt(252)
+    for n in (5, 20, 50):
+        df[f"sma_{n}"] = roll(df["close"], n)
+    change = df["close"] - prev
+    gain, loss = change.clip(lower=0), (-change).clip(lower=0)
+
+    def wilder(x):
+        out = np.full(len(x), np.nan)
+        values = x.to_numpy()
+        if len(values) > 14:
+            avg = values[1:15].mean()
+            out[14] = avg
+            for i in range(15, len(values)):
+                avg = (13 * avg + values[i]) / 14
+                out[i] = avg
+        return pd.Series(out, index=x.index)
+
+    avg_gain = gain.groupby(df["symbol"], sort=False, group_keys=False).apply(wilder)
+    avg_loss = loss.groupby(df["symbol"], sort=False, group_keys=False).apply(wilder)
+    df["rsi_14"] = 100 - 100 / (1 + avg_gain / avg_loss)
+    prev7 = roll(df["volume"].astype(float), 7).groupby(df["symbol"]).shift(1)
+    df["volume_surge_ratio"] = df["volume"] / prev7
+    df["is_market_up"] = df["close"] > df["open"]
+    df["year"] = df["trade_date"].dt.year
+    out = Path(tempfile.mkdtemp())
+    df.to_parquet(out / "daily_prices.parquet", partition_cols=["year"])
+    shutil.rmtree(out)
+
+
+def measure(*args: str, env: dict | None = None) -> tuple[float, int]:
+    """Seconds and peak RSS (bytes) of one measurement in a child process."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark step {args} failed:\n{proc.stderr[-2000:]}")
+    peak = int(proc.stdout.strip().splitlines()[-1])
+    return seconds, peak
+
+
+def _child(args: list[str]) -> None:
+    import resource
+
+    {"scan": _scan, "build": _build, "pandas": _pandas}[args[0]](*args[1:])
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=2000)
+    parser.add_argument("--years", type=int, default=10)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="marketlake-bench-"))
+    env = {"MARKETLAKE_DUCKDB_MEMORY_LIMIT": MEMORY_LIMIT}
+    try:
+        long_lake, short_lake = work / "long", work / "short"
+        print(f"data: {args.symbols} symbols x {args.years} years -> {work}", flush=True)
+        days = make_raw(long_lake, args.symbols, args.years)
+        make_raw(short_lake, args.symbols, 1)
+        print(f"      {args.symbols * len(days):,} raw rows", flush=True)
+
+        scan, _ = measure("scan", str(long_lake))
+        full, full_peak = measure("build", str(long_lake), "full", env=env)
+        pandas_s, pandas_peak = measure("pandas", str(long_lake))
+        next_day = dt.date(2025, 1, 2)
+        add_day(long_lake, args.symbols, next_day)
+        measure("build", str(short_lake), "full", env=env)
+        add_day(short_lake, args.symbols, next_day)
+        inc_long, _ = measure("build", str(long_lake), "incremental", env=env)
+        inc_short, _ = measure("build", str(short_lake), "incremental", env=env)
+
+        rows = [
+            ("full build / bare DuckDB scan of the raw CSV", full / scan, "<= 5"),
+            ("full build / plain pandas metrics", full / pandas_s, "< 1"),
+            (
+                f"incremental day, {args.years}y history / 1y history",
+                inc_long / inc_short,
+                "<= 1.5",
+            ),
+        ]
+        print()
+        for label, ratio, target in rows:
+            print(f"  {label:<52} {ratio:6.2f}x   (target {target})")
+        print(
+            f"  {'peak memory of the full build (max RSS)':<52} {full_peak / 2**30:6.2f} GB "
+            f"(target <= 2 GB; DuckDB memory_limit {MEMORY_LIMIT}; pandas peaked at "
+            f"{pandas_peak / 2**30:.2f} GB)"
+        )
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(sys.argv[2:])
+    else:
+        main()
