@@ -73,6 +73,24 @@ def bind(sql: str, relations: dict[str, str]) -> str:
     return query.transform(swap).sql(dialect="athena")
 
 
+def longest_lookback(sql: str) -> int:
+    """How many earlier rows a query's windows can reach: the largest `n PRECEDING` frame
+    start plus the largest lag offset. An incremental build keeps that many rows of each
+    symbol's history before its first new bar."""
+    query = sqlglot.parse_one(sql, read="athena")
+    frames = [
+        int(spec.args["start"].this)
+        for spec in query.find_all(exp.WindowSpec)
+        if spec.args.get("start_side") == "PRECEDING"
+        and isinstance(spec.args.get("start"), exp.Literal)
+    ]
+    lags = [
+        int(node.args["offset"].this) if isinstance(node.args.get("offset"), exp.Literal) else 1
+        for node in query.find_all(exp.Lag)
+    ]
+    return max(frames, default=0) + max(lags, default=0)
+
+
 def output_columns(sql: str) -> list[str]:
     """The names of a query's output columns, in order."""
     return list(sqlglot.parse_one(sql, read="athena").named_selects)

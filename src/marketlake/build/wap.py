@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 from typing import Callable
 
 import pandas as pd
@@ -44,9 +45,9 @@ TABLE = "daily_prices"
 RAW_TABLE = "raw_daily_prices"
 CURATED_PREFIX = f"curated/{TABLE}"
 SAMPLE_ROWS = 5
-# Published years read before the first rebuilt year, for the windows' lookback. The longest
-# window must fit in them for an incremental run to equal a full one.
-LOOKBACK_YEARS = 3
+# Fewest NYSE sessions in a calendar year (2001 had 248): how many published years to read
+# so that the windows' lookback rows are in them.
+MIN_SESSIONS_PER_YEAR = 248
 BAR_COLUMNS = "symbol, trade_date, open, high, low, close, volume"
 
 
@@ -191,19 +192,30 @@ def run_build(
                 # No new bar has a readable date: rebuild the newest year, so the bad rows
                 # are counted against the threshold and the published rows carried over.
                 first_year = max(int(y) for y in current.partitions)
+        metrics = sqlfiles.bind(sqlfiles.load("staging/daily_prices.sql"), {"bars": "good_bars"})
         if first_year is not None:
+            # Lookback: each symbol with new bars keeps the rows its windows can reach before
+            # its first new bar, and everything after it; other symbols are only copied.
+            reach = sqlfiles.longest_lookback(metrics)
+            years_back = math.ceil(reach / MIN_SESSIONS_PER_YEAR)
             lookback = {
-                y: loc
-                for y, loc in current.partitions.items()
-                if int(y) >= first_year - LOOKBACK_YEARS
+                y: loc for y, loc in current.partitions.items() if int(y) >= first_year - years_back
             }
             engine.attach("previous_daily_prices", lookback)
+            engine.materialize(
+                "firsts",
+                "SELECT symbol, min(trade_date) AS first_new FROM new_bars "
+                "WHERE symbol IS NOT NULL GROUP BY symbol",
+            )
             total = engine.materialize(
                 "bars",
-                f"SELECT {BAR_COLUMNS} FROM new_bars UNION ALL "
-                f"SELECT {BAR_COLUMNS} FROM previous_daily_prices AS p WHERE NOT EXISTS "
-                "(SELECT 1 FROM new_bars AS n "
-                "WHERE n.symbol = p.symbol AND n.trade_date = p.trade_date)",
+                f"SELECT {BAR_COLUMNS} FROM new_bars UNION ALL SELECT {BAR_COLUMNS} FROM ("
+                "SELECT p.*, f.first_new, row_number() OVER (PARTITION BY p.symbol, "
+                "p.trade_date < f.first_new ORDER BY p.trade_date DESC) AS back "
+                "FROM previous_daily_prices AS p INNER JOIN firsts AS f ON p.symbol = f.symbol "
+                "WHERE NOT EXISTS (SELECT 1 FROM new_bars AS n "
+                "WHERE n.symbol = p.symbol AND n.trade_date = p.trade_date)"
+                f") AS kept WHERE trade_date >= first_new OR back <= {reach + 1}",
             )
         else:
             total = engine.materialize("bars", f"SELECT {BAR_COLUMNS} FROM new_bars")
@@ -223,7 +235,6 @@ def run_build(
         counts["bad"] = total - good
         _quarantine(store, run_id, failing)
 
-        metrics = sqlfiles.bind(sqlfiles.load("staging/daily_prices.sql"), {"bars": "good_bars"})
         if first_year is not None:
             metrics = _splice(metrics, first_year)
         counts["rows"] = engine.ctas(metrics, location, ["year"])
@@ -383,8 +394,7 @@ def _splice(metrics_sql: str, first_year: int) -> str:
     that bar on are recomputed. Published values never flicker from one run to the next."""
     columns = ", ".join(sqlfiles.output_columns(metrics_sql))
     return (
-        f"WITH recomputed AS ({metrics_sql}), "
-        "firsts AS (SELECT symbol, min(trade_date) AS first_new FROM new_bars GROUP BY symbol) "
+        f"WITH recomputed AS ({metrics_sql}) "
         f"SELECT {columns} FROM recomputed AS r "
         "WHERE r.year >= {y} AND r.trade_date >= "
         "(SELECT f.first_new FROM firsts AS f WHERE f.symbol = r.symbol) "
