@@ -75,7 +75,9 @@ def run(argv: Sequence[str], athena=None, glue=None, s3=None, sns=None) -> dict:
     )
     try:
         with engine:
-            result = run_build(settings, store, engine, full=_flag(args["full_build"]))
+            result = run_build(
+                settings, store, engine, full=_flag(args["full_build"]), run_id=run_id
+            )
     except BuildBlocked as exc:
         _alert(sns, args["alerts_topic_arn"], f"marketlake: {TABLE} build blocked", str(exc))
         raise

@@ -144,10 +144,11 @@ def run_build(
     force: bool = False,
     observer: BuildObserver | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+    run_id: str | None = None,
 ) -> BuildResult:
     observer = observer or BuildObserver()
     started = now()
-    run_id = new_run_id(started)
+    run_id = run_id or new_run_id(started)
     registry = load_registry(store, TABLE)
     current = registry.current_version()
     build_plan = plan(store, registry, full)

@@ -27,16 +27,6 @@ from marketlake import sqlfiles
 from marketlake.errors import MarketlakeError, QueryError
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
-_ATHENA_TO_PANDAS = {
-    "boolean": "boolean",
-    "tinyint": "Int64",
-    "smallint": "Int64",
-    "integer": "Int64",
-    "bigint": "Int64",
-    "float": "float64",
-    "double": "float64",
-    "real": "float64",
-}
 _ARROW_TO_GLUE = {
     pa.string(): "string",
     pa.int32(): "int",
@@ -152,11 +142,40 @@ class AthenaEngine:
     # -- relations -----------------------------------------------------------------------
 
     def register_raw(self, name: str, prefix: str) -> None:
-        """The Glue crawler keeps the raw table; it must exist before a build."""
-        if not self._table(name):
+        """The Glue crawler keeps the raw table; it must exist before a build. Athena reads
+        raw through the table's partitions while the build plans from the S3 listing, so any
+        ingest_date folder the crawler has not added yet is added here: a build that ran
+        before the crawl would otherwise mark those bars read without reading them."""
+        table = self._table(name)
+        if not table:
             raise MarketlakeError(
                 f"Glue table {self.database}.{name} is missing; run the raw crawler "
                 "(it creates the table from the raw zone) before the build"
+            )
+        known = {p["Values"][0] for p in self._partitions(name)}
+        folders = [
+            f.split("=", 1)[1]
+            for f in self.store.list_prefixes(prefix.rstrip("/") + "/")
+            if f.startswith("ingest_date=")
+        ]
+        missing = [day for day in folders if day not in known]
+        descriptor = table["StorageDescriptor"]
+        for start in range(0, len(missing), 100):
+            self._check_batch(
+                self.glue.batch_create_partition(
+                    DatabaseName=self.database,
+                    TableName=name,
+                    PartitionInputList=[
+                        {
+                            "Values": [day],
+                            "StorageDescriptor": dict(
+                                descriptor, Location=self.uri(f"{prefix}/ingest_date={day}")
+                            ),
+                        }
+                        for day in missing[start : start + 100]
+                    ],
+                ),
+                "add raw partitions",
             )
 
     def register_frame(self, name: str, frame: pd.DataFrame) -> None:
@@ -180,6 +199,8 @@ class AthenaEngine:
         physical = f"tmp_{self.tag}_{_safe_name(name)}"
         location = f"tmp/athena/{self.tag}/{_safe_name(name)}"
         self._drop_table(physical)
+        # CTAS refuses a location that holds data (HIVE_PATH_ALREADY_EXISTS).
+        self.store.delete_prefix(location + "/")
         self.execute(
             f"CREATE TABLE {physical} WITH (format = 'PARQUET', write_compression = 'SNAPPY', "
             f"external_location = '{self.uri(location)}') AS {self.bind(select_sql)}"
@@ -215,7 +236,9 @@ class AthenaEngine:
     def publish(self, table: str, partitions: dict) -> None:
         """Point the Glue table's partitions at `partitions` (year -> location key)."""
         columns = self._curated_columns()
-        if not self._table(table):
+        existing_table = self._table(table)
+        if not existing_table or existing_table["StorageDescriptor"]["Columns"] != columns:
+            # New table, or a new column set (a metric added): the table follows the version.
             self._put_table(table, columns, self.uri(f"curated/{table}"), [])
         existing = {
             p["Values"][0]: p["StorageDescriptor"]["Location"] for p in self._partitions(table)
@@ -225,31 +248,40 @@ class AthenaEngine:
         update = [y for y in wanted if y in existing and existing[y] != wanted[y]]
         delete = [y for y in existing if y not in wanted]
         for start in range(0, len(create), 100):
-            self.glue.batch_create_partition(
-                DatabaseName=self.database,
-                TableName=table,
-                PartitionInputList=[
-                    self._partition_input(y, wanted[y], columns)
-                    for y in create[start : start + 100]
-                ],
+            self._check_batch(
+                self.glue.batch_create_partition(
+                    DatabaseName=self.database,
+                    TableName=table,
+                    PartitionInputList=[
+                        self._partition_input(y, wanted[y], columns)
+                        for y in create[start : start + 100]
+                    ],
+                ),
+                f"publish {table}",
             )
         for start in range(0, len(update), 100):
-            self.glue.batch_update_partition(
-                DatabaseName=self.database,
-                TableName=table,
-                Entries=[
-                    {
-                        "PartitionValueList": [y],
-                        "PartitionInput": self._partition_input(y, wanted[y], columns),
-                    }
-                    for y in update[start : start + 100]
-                ],
+            self._check_batch(
+                self.glue.batch_update_partition(
+                    DatabaseName=self.database,
+                    TableName=table,
+                    Entries=[
+                        {
+                            "PartitionValueList": [y],
+                            "PartitionInput": self._partition_input(y, wanted[y], columns),
+                        }
+                        for y in update[start : start + 100]
+                    ],
+                ),
+                f"publish {table}",
             )
         for start in range(0, len(delete), 25):
-            self.glue.batch_delete_partition(
-                DatabaseName=self.database,
-                TableName=table,
-                PartitionsToDelete=[{"Values": [y]} for y in delete[start : start + 25]],
+            self._check_batch(
+                self.glue.batch_delete_partition(
+                    DatabaseName=self.database,
+                    TableName=table,
+                    PartitionsToDelete=[{"Values": [y]} for y in delete[start : start + 25]],
+                ),
+                f"publish {table}",
             )
 
     def create_or_replace_view(self, name: str, select_sql: str) -> None:
@@ -318,13 +350,28 @@ class AthenaEngine:
             self.glue.update_table(DatabaseName=self.database, TableInput=table_input)
         else:
             self.glue.create_table(DatabaseName=self.database, TableInput=table_input)
-        if partitions:
-            self.glue.batch_create_partition(
-                DatabaseName=self.database,
-                TableName=name,
-                PartitionInputList=[
-                    self._partition_input(y, self.uri(loc), columns) for y, loc in partitions
-                ],
+        for start in range(0, len(partitions), 100):
+            self._check_batch(
+                self.glue.batch_create_partition(
+                    DatabaseName=self.database,
+                    TableName=name,
+                    PartitionInputList=[
+                        self._partition_input(y, self.uri(loc), columns)
+                        for y, loc in partitions[start : start + 100]
+                    ],
+                ),
+                f"attach {name}",
+            )
+
+    @staticmethod
+    def _check_batch(answer: dict, what: str) -> None:
+        """Glue's batch calls answer HTTP 200 with per-entry errors: never ignore them."""
+        errors = answer.get("Errors") or []
+        if errors:
+            first = errors[0].get("ErrorDetail", {})
+            raise MarketlakeError(
+                f"Glue refused {len(errors)} partition change(s) during {what}: "
+                f"{first.get('ErrorCode', '')} {first.get('ErrorMessage', '')}".rstrip()
             )
 
     @staticmethod
@@ -343,13 +390,27 @@ def _glue_columns(schema: pa.Schema) -> list:
     return [{"Name": f.name, "Type": _ARROW_TO_GLUE.get(f.type, "string")} for f in schema]
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def _convert(values: pd.Series, athena_type: str) -> pd.Series:
-    if athena_type in _ATHENA_TO_PANDAS:
-        if athena_type == "boolean":
-            return values.map({"true": True, "false": False}).astype("boolean")
-        return pd.to_numeric(values).astype(_ATHENA_TO_PANDAS[athena_type])
+    """Athena's result strings to typed values; a NULL arrives as a missing VarCharValue."""
+    if athena_type == "boolean":
+        return values.map({"true": True, "false": False}).astype("boolean")
+    if athena_type in ("tinyint", "smallint", "integer", "bigint"):
+        # Through int(), not float: a bigint above 2**53 keeps every digit.
+        exact = [None if _missing(v) else int(v) for v in values]
+        return pd.array(exact, dtype="Int64")
+    if athena_type in ("float", "double", "real"):
+        # float() reads Athena's 'NaN' and 'Infinity' too.
+        return pd.Series(
+            [float("nan") if _missing(v) else float(v) for v in values],
+            index=values.index,
+            dtype="float64",
+        )
     if athena_type == "date":
-        return values.map(lambda v: None if v is None else dt.date.fromisoformat(v))
+        return values.map(lambda v: None if _missing(v) else dt.date.fromisoformat(v))
     if athena_type.startswith("timestamp"):
         return pd.to_datetime(values)
     return values

@@ -1,0 +1,624 @@
+"""A test double of Athena's query API that really runs the SQL, for the WAP flow tests.
+
+moto's Athena records queries but never runs them. FakeAthena answers the same calls
+(start_query_execution, get_query_execution, stop_query_execution, the get_query_results
+paginator) and runs each statement on an in-process DuckDB, the way Athena would against
+the Glue catalog and S3 that moto provides:
+
+* every table a statement reads is looked up in (moto) Glue and read from (moto) S3 at
+  the locations Glue names: a partitioned table through its Glue partitions only, CSV
+  tables by column position with every value as text (OpenCSVSerDe), Parquet tables by
+  column name and checked against the Glue types;
+* CTAS (`CREATE TABLE t WITH (format, external_location, partitioned_by) AS SELECT`) writes
+  Parquet objects to S3 at external_location (key=value/ folders when partitioned) and
+  creates the Glue table and its partitions, as Athena does, and fails as Athena does when
+  the table exists, when the location already holds objects, when the partition columns
+  are not the last ones, or past 100 partitions;
+* SELECT answers in GetQueryResults' shape: a header row, VarCharValue text, ColumnInfo;
+* CREATE OR REPLACE VIEW creates a DuckDB view.
+
+Anything else is answered FAILED. `fail(sql)` may return a reason to fail a statement
+with, the way Athena reports errors (State FAILED + StateChangeReason).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import io
+import itertools
+import uuid
+from typing import Callable
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import sqlglot
+import sqlglot.errors
+from sqlglot import exp
+
+from marketlake.engines.duckdb import transpile
+from marketlake.errors import MarketlakeError
+
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+CSV_SERDE = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
+MAX_PARTITIONS = 100  # Athena: at most 100 partitions written by one CTAS/INSERT
+
+_HIVE_TO_ARROW = {
+    "string": pa.string(),
+    "varchar": pa.string(),
+    "bigint": pa.int64(),
+    "int": pa.int32(),
+    "integer": pa.int32(),
+    "smallint": pa.int16(),
+    "tinyint": pa.int8(),
+    "double": pa.float64(),
+    "float": pa.float32(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("ms"),
+}
+
+
+class AthenaFailure(Exception):
+    """A statement Athena would answer FAILED; the message is its StateChangeReason."""
+
+
+def hive_type(arrow_type: pa.DataType) -> str:
+    """The Glue column type Athena's CTAS writes for a result column."""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "string"
+    if pa.types.is_decimal(arrow_type):
+        return f"decimal({arrow_type.precision},{arrow_type.scale})"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamp"
+    names = {
+        pa.int64(): "bigint",
+        pa.int32(): "int",
+        pa.int16(): "smallint",
+        pa.int8(): "tinyint",
+        pa.float64(): "double",
+        pa.float32(): "float",
+        pa.bool_(): "boolean",
+        pa.date32(): "date",
+    }
+    if arrow_type not in names:
+        raise AthenaFailure(f"NOT_SUPPORTED: the fake cannot store a column of type {arrow_type}")
+    return names[arrow_type]
+
+
+def athena_type(arrow_type: pa.DataType) -> str:
+    """The ColumnInfo type name GetQueryResults reports for a result column."""
+    found = hive_type(arrow_type)
+    return {"string": "varchar", "int": "integer", "float": "real"}.get(found, found.split("(")[0])
+
+
+def athena_text(value) -> str:
+    """A value as GetQueryResults' VarCharValue text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+    if isinstance(value, (dt.date, decimal.Decimal)):
+        return str(value)
+    return str(value)
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    assert uri.startswith("s3://"), uri
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key
+
+
+class FakeAthena:
+    """Athena's query API (the calls AthenaEngine makes) over DuckDB, moto Glue and moto S3."""
+
+    def __init__(
+        self,
+        glue,
+        s3,
+        page_size: int = 1000,
+        fail: Callable[[str], str | None] | None = None,
+        pending_polls: int = 0,
+    ) -> None:
+        self.glue = glue
+        self.s3 = s3
+        self.page_size = page_size  # Athena: at most 1000 rows a page, the header included
+        self.fail = fail
+        self.pending_polls = pending_polls  # QUEUED/RUNNING answers before the final state
+        self.con = duckdb.connect()
+        self.executions: dict[str, dict] = {}
+        self.order: list[str] = []  # execution ids in the order they were started
+        self.stopped: list[str] = []
+        self.views: dict[str, str] = {}
+        self._loaded: dict[str, str] = {}  # DuckDB relation -> "table" | "view"
+        # What each loaded table was read from, and parsed objects by ETag: a table is read
+        # again only when Glue or S3 changed under it (the fake's only concession to speed).
+        self._read_from: dict[str, tuple] = {}
+        self._parsed: dict[tuple, pa.Table] = {}
+
+    # -- the API ---------------------------------------------------------------------------
+
+    def start_query_execution(
+        self, *, QueryString: str, QueryExecutionContext: dict | None = None, WorkGroup=None, **_
+    ) -> dict:
+        query_id = str(uuid.uuid4())
+        context = dict(QueryExecutionContext or {})
+        execution = {
+            "QueryExecutionId": query_id,
+            "Query": QueryString,
+            "QueryExecutionContext": context,
+            "WorkGroup": WorkGroup or "primary",
+            "polls": 0,
+            "rows": [],
+            "columns": [],
+        }
+        self.executions[query_id] = execution
+        self.order.append(query_id)
+        try:
+            reason = self.fail(QueryString) if self.fail else None
+            if reason:
+                raise AthenaFailure(reason)
+            execution["columns"], execution["rows"] = self._run(
+                QueryString, context.get("Database", "default")
+            )
+            execution["State"] = "SUCCEEDED"
+        except AthenaFailure as exc:
+            execution.update(State="FAILED", StateChangeReason=str(exc))
+        except (duckdb.Error, MarketlakeError) as exc:  # MarketlakeError: transpile's
+            execution.update(State="FAILED", StateChangeReason=str(exc).splitlines()[0])
+        return {"QueryExecutionId": query_id}
+
+    def get_query_execution(self, *, QueryExecutionId: str) -> dict:
+        execution = self.executions[QueryExecutionId]
+        execution["polls"] += 1
+        state = execution.get("State", "SUCCEEDED")
+        if execution["polls"] <= self.pending_polls and state != "CANCELLED":
+            state = "QUEUED" if execution["polls"] == 1 else "RUNNING"
+        status = {"State": state}
+        if state == "FAILED":
+            status["StateChangeReason"] = execution["StateChangeReason"]
+            status["AthenaError"] = {
+                "ErrorCategory": 2,
+                "ErrorType": 1300,
+                "Retryable": False,
+                "ErrorMessage": execution["StateChangeReason"],
+            }
+        return {
+            "QueryExecution": {
+                "QueryExecutionId": QueryExecutionId,
+                "Query": execution["Query"],
+                "QueryExecutionContext": execution["QueryExecutionContext"],
+                "WorkGroup": execution["WorkGroup"],
+                "Status": status,
+            }
+        }
+
+    def stop_query_execution(self, *, QueryExecutionId: str) -> dict:
+        self.stopped.append(QueryExecutionId)
+        self.executions[QueryExecutionId]["State"] = "CANCELLED"
+        return {}
+
+    def get_paginator(self, operation: str):
+        assert operation == "get_query_results", operation
+        return _ResultsPaginator(self)
+
+    # -- what tests look at ----------------------------------------------------------------
+
+    @property
+    def statements(self) -> list[str]:
+        return [self.executions[q]["Query"] for q in self.order]
+
+    def contexts(self) -> list[tuple[str, str]]:
+        """(database, workgroup) of every statement, in order."""
+        return [
+            (
+                self.executions[q]["QueryExecutionContext"].get("Database"),
+                self.executions[q]["WorkGroup"],
+            )
+            for q in self.order
+        ]
+
+    # -- running statements ----------------------------------------------------------------
+
+    def _run(self, sql: str, database: str) -> tuple[list, list]:
+        try:
+            tree = sqlglot.parse_one(sql, read="athena")
+        except sqlglot.errors.ParseError as exc:
+            raise AthenaFailure(f"line 1:1: mismatched input: {str(exc).splitlines()[0]}") from None
+        if isinstance(tree, exp.Create) and tree.args.get("kind") == "TABLE" and tree.expression:
+            self._ctas(tree, database)
+            return [], []
+        if isinstance(tree, exp.Create) and tree.args.get("kind") == "VIEW":
+            if not tree.args.get("replace"):
+                raise AthenaFailure("the fake expects CREATE OR REPLACE VIEW")
+            name = tree.this.name
+            self._load_inputs(tree.expression, database, exclude={name})
+            self._drop_relation(name)
+            self.con.execute(f'CREATE VIEW "{name}" AS {transpile(tree.expression.sql("athena"))}')
+            self._loaded[name] = "view"
+            self.views[name] = sql
+            return [], []
+        if isinstance(tree, exp.Query):
+            self._load_inputs(tree, database)
+            result = self.con.sql(transpile(sql)).to_arrow_table()
+            return self._result_set(result)
+        raise AthenaFailure(
+            f"the fake runs CTAS, CREATE OR REPLACE VIEW and SELECT only: {sql[:60]}"
+        )
+
+    def _result_set(self, table: pa.Table) -> tuple[list, list]:
+        columns = [
+            {"Name": f.name, "Label": f.name, "Type": athena_type(f.type), "Nullable": "UNKNOWN"}
+            for f in table.schema
+        ]
+        header = {"Data": [{"VarCharValue": f.name} for f in table.schema]}
+        rows = [header]
+        for record in table.to_pylist():
+            rows.append(
+                {
+                    "Data": [
+                        {} if value is None else {"VarCharValue": athena_text(value)}
+                        for value in record.values()
+                    ]
+                }
+            )
+        return columns, rows
+
+    def _ctas(self, tree: exp.Create, database: str) -> None:
+        name = tree.this.name
+        props: dict = {}
+        for prop in tree.args["properties"].expressions:
+            if isinstance(prop, exp.FileFormatProperty):
+                props["format"] = prop.this.name
+            elif isinstance(prop, exp.PartitionedByProperty):
+                props["partitioned_by"] = [e.name for e in prop.this.expressions]
+            else:
+                props[prop.name.lower()] = prop.args["value"].name
+        if str(props.get("format", "")).upper() != "PARQUET":
+            raise AthenaFailure(f"the fake writes PARQUET only, not {props.get('format')}")
+        location = props.get("external_location")
+        if not location:
+            raise AthenaFailure("the fake needs external_location (the workgroup has none)")
+        location = location.rstrip("/") + "/"
+        if self._table(database, name):
+            raise AthenaFailure(f"Table {database}.{name} already exists")
+        if self._keys(location):
+            raise AthenaFailure(
+                f"HIVE_PATH_ALREADY_EXISTS: Target directory for table '{database}.{name}' "
+                f"already exists: {location}. You may need to manually clean the data at "
+                "location before running the query again."
+            )
+        partitioned_by = props.get("partitioned_by", [])
+        self._load_inputs(tree.expression, database)
+        result = self.con.sql(transpile(tree.expression.sql("athena"))).to_arrow_table()
+        result = _normalize(result)
+        names = result.schema.names
+        if partitioned_by and names[-len(partitioned_by) :] != partitioned_by:
+            raise AthenaFailure(
+                "HIVE_COLUMN_ORDER_MISMATCH: Partition keys must be the last columns in the "
+                f"table and in the same order as the table properties: {partitioned_by}"
+            )
+        data_fields = [f for f in result.schema if f.name not in partitioned_by]
+        columns = [{"Name": f.name, "Type": hive_type(f.type)} for f in data_fields]
+        keys = [{"Name": p, "Type": hive_type(result.schema.field(p).type)} for p in partitioned_by]
+        partitions = []
+        if partitioned_by:
+            values = sorted(
+                set(zip(*(result.column(p).to_pylist() for p in partitioned_by))),
+                key=lambda v: tuple(str(x) for x in v),
+            )
+            if len(values) > MAX_PARTITIONS:
+                raise AthenaFailure(
+                    f"HIVE_TOO_MANY_OPEN_PARTITIONS: Exceeded limit of {MAX_PARTITIONS} open "
+                    "writers for partitions/buckets"
+                )
+            for value in values:
+                mask = None
+                for p, v in zip(partitioned_by, value):
+                    this = pc.equal(result.column(p), v)
+                    mask = this if mask is None else pc.and_(mask, this)
+                part = result.filter(mask).select([f.name for f in data_fields])
+                folder = "/".join(f"{p}={v}" for p, v in zip(partitioned_by, value))
+                self._put_parquet(f"{location}{folder}/", part)
+                partitions.append(([str(v) for v in value], f"{location}{folder}"))
+        elif result.num_rows:
+            self._put_parquet(location, result)
+        descriptor = {
+            "Columns": columns,
+            "Location": location,
+            "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+            "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+            "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE},
+        }
+        self.glue.create_table(
+            DatabaseName=database,
+            TableInput={
+                "Name": name,
+                "TableType": "EXTERNAL_TABLE",
+                "Parameters": {"classification": "parquet", "has_encrypted_data": "false"},
+                "StorageDescriptor": descriptor,
+                "PartitionKeys": keys,
+            },
+        )
+        for start in range(0, len(partitions), 100):
+            self.glue.batch_create_partition(
+                DatabaseName=database,
+                TableName=name,
+                PartitionInputList=[
+                    {"Values": values, "StorageDescriptor": dict(descriptor, Location=where)}
+                    for values, where in partitions[start : start + 100]
+                ],
+            )
+
+    def _put_parquet(self, folder_uri: str, table: pa.Table) -> None:
+        bucket, prefix = split_uri(folder_uri)
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression="snappy")
+        # Athena names its output objects after the query, without an extension.
+        self.s3.put_object(Bucket=bucket, Key=f"{prefix}{uuid.uuid4().hex}", Body=sink.getvalue())
+
+    # -- reading tables through Glue -------------------------------------------------------
+
+    def _load_inputs(self, tree: exp.Expression, database: str, exclude=()) -> None:
+        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+        names = {t.name for t in tree.find_all(exp.Table)} - ctes - set(exclude)
+        for name in sorted(names):
+            if name in self.views:
+                continue
+            table = self._table(database, name)
+            if table is None:
+                raise AthenaFailure(
+                    f"TABLE_NOT_FOUND: line 1:1: Table 'awsdatacatalog.{database}.{name}' "
+                    "does not exist"
+                )
+            if table.get("TableType") == "VIRTUAL_VIEW":
+                raise AthenaFailure(f"the fake does not read Glue views ({name})")
+            sources = self._sources(database, table)
+            if self._read_from.get(name) == (table["StorageDescriptor"], sources):
+                continue
+            data = self._read_table(table, sources)
+            self._drop_relation(name)
+            self.con.register("_incoming", data)
+            try:
+                self.con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _incoming')
+            finally:
+                self.con.unregister("_incoming")
+            self._loaded[name] = "table"
+            self._read_from[name] = (table["StorageDescriptor"], sources)
+
+    def _drop_relation(self, name: str) -> None:
+        self._read_from.pop(name, None)
+        kind = self._loaded.pop(name, None)
+        if kind:
+            self.con.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
+
+    def _table(self, database: str, name: str) -> dict | None:
+        try:
+            return self.glue.get_table(DatabaseName=database, Name=name)["Table"]
+        except self.glue.exceptions.EntityNotFoundException:
+            return None
+
+    def _keys(self, folder_uri: str) -> list[tuple[str, str]]:
+        """(key, ETag) of the objects under a folder."""
+        bucket, prefix = split_uri(folder_uri)
+        found = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            found.extend((item["Key"], item["ETag"]) for item in page.get("Contents", []))
+        return sorted(found)
+
+    def _sources(self, database: str, table: dict) -> tuple:
+        """(location, partition values, objects) that a read of the table covers."""
+        if table.get("PartitionKeys"):
+            pages = self.glue.get_paginator("get_partitions").paginate(
+                DatabaseName=database, TableName=table["Name"]
+            )
+            found = itertools.chain.from_iterable(p["Partitions"] for p in pages)
+            places = [(p["StorageDescriptor"]["Location"], tuple(p["Values"])) for p in found]
+        else:
+            places = [(table["StorageDescriptor"]["Location"], ())]
+        return tuple(
+            (location, values, tuple(self._keys(location.rstrip("/") + "/")))
+            for location, values in sorted(places)
+        )
+
+    def _read_table(self, table: dict, sources: tuple) -> pa.Table:
+        descriptor = table["StorageDescriptor"]
+        columns = descriptor["Columns"]
+        keys = table.get("PartitionKeys") or []
+        serde = descriptor.get("SerdeInfo", {})
+        is_csv = serde.get("SerializationLibrary") == CSV_SERDE
+        skip = int(serde.get("Parameters", {}).get("skip.header.line.count", "0"))
+        if is_csv:
+            schema = pa.schema([(c["Name"], pa.string()) for c in columns])  # OpenCSVSerDe
+        else:
+            schema = pa.schema([(c["Name"], _arrow_type(c["Type"])) for c in columns])
+        pieces = []
+        for location, values, objects in sources:
+            piece = self._read_objects(location, objects, schema, is_csv, skip)
+            for key, value in zip(keys, values):
+                column = pa.array([value] * piece.num_rows, pa.string())
+                piece = piece.append_column(key["Name"], column.cast(_arrow_type(key["Type"])))
+            pieces.append(piece)
+        full = pa.schema(list(schema) + [(k["Name"], _arrow_type(k["Type"])) for k in keys])
+        return pa.concat_tables(pieces) if pieces else full.empty_table()
+
+    def _read_objects(self, location, objects, schema: pa.Schema, is_csv: bool, skip: int):
+        bucket, _ = split_uri(location)
+        pieces = []
+        for key, etag in objects:
+            name = key.rsplit("/", 1)[-1]
+            if not name or name.startswith(("_", ".")):  # Hive skips _SUCCESS, .crc, ...
+                continue
+            cached = (bucket, key, etag, schema, is_csv, skip)
+            if cached in self._parsed:
+                pieces.append(self._parsed[cached])
+                continue
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            if is_csv:
+                try:
+                    frame = pd.read_csv(
+                        io.BytesIO(body),
+                        dtype=str,
+                        keep_default_na=False,
+                        header=None,
+                        skiprows=skip,
+                    )
+                except pd.errors.EmptyDataError:  # a header and no rows
+                    continue
+                # OpenCSVSerDe maps fields to columns by position.
+                frame = frame.iloc[:, : len(schema)]
+                frame.columns = schema.names[: frame.shape[1]]
+                for missing in schema.names[frame.shape[1] :]:
+                    frame[missing] = None
+                piece = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+            else:
+                piece = _conform(pq.read_table(io.BytesIO(body)), schema, key)
+            self._parsed[cached] = piece
+            pieces.append(piece)
+        return pa.concat_tables(pieces) if pieces else schema.empty_table()
+
+
+class _ResultsPaginator:
+    def __init__(self, athena: FakeAthena) -> None:
+        self.athena = athena
+
+    def paginate(self, *, QueryExecutionId: str, **_):
+        execution = self.athena.executions[QueryExecutionId]
+        if execution.get("State") != "SUCCEEDED":
+            raise RuntimeError(f"InvalidRequestException: query is {execution.get('State')}")
+        rows, size = execution["rows"], self.athena.page_size
+        for start in range(0, max(len(rows), 1), size):
+            page = {"ResultSet": {"Rows": rows[start : start + size]}}
+            page["ResultSet"]["ResultSetMetadata"] = {"ColumnInfo": execution["columns"]}
+            yield page
+
+
+def _arrow_type(glue_type: str) -> pa.DataType:
+    name = glue_type.lower()
+    if name.startswith("decimal("):
+        precision, scale = name[len("decimal(") : -1].split(",")
+        return pa.decimal128(int(precision), int(scale))
+    if name not in _HIVE_TO_ARROW:
+        raise AthenaFailure(f"the fake does not read Glue type {glue_type}")
+    return _HIVE_TO_ARROW[name]
+
+
+def _normalize(table: pa.Table) -> pa.Table:
+    """Result columns as Athena writes them: plain strings, timestamps at milliseconds."""
+    fields = []
+    for field in table.schema:
+        kind = field.type
+        if pa.types.is_string_view(kind) or pa.types.is_large_string(kind):
+            kind = pa.string()
+        elif pa.types.is_timestamp(kind):
+            kind = pa.timestamp("ms")
+        fields.append(pa.field(field.name, kind))
+    return table.cast(pa.schema(fields))
+
+
+def _conform(table: pa.Table, schema: pa.Schema, key: str) -> pa.Table:
+    """Parquet columns by name, as the Glue schema types them (Athena's HIVE_BAD_DATA else)."""
+    columns = []
+    for field in schema:
+        if field.name not in table.schema.names:
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
+        column = table.column(field.name)
+        same = column.type == field.type
+        widening = (pa.types.is_integer(column.type) and pa.types.is_integer(field.type)) or (
+            pa.types.is_timestamp(column.type) and pa.types.is_timestamp(field.type)
+        )
+        if not (same or widening):
+            raise AthenaFailure(
+                f"HIVE_BAD_DATA: Field {field.name}'s type {column.type} in parquet file "
+                f"{key} is incompatible with type {field.type} defined in table schema"
+            )
+        columns.append(column.cast(field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def crawl_raw(glue, s3, bucket: str, database: str, prefix: str = "raw/daily_prices/") -> None:
+    """What the Glue crawler does for the raw zone: raw_daily_prices over the CSV objects,
+    every column a string, one partition per ingest_date folder (new folders only)."""
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/")
+    folders = [p["Prefix"] for p in listing.get("CommonPrefixes", [])]
+    assert folders, f"nothing under s3://{bucket}/{prefix}"
+    first = s3.list_objects_v2(Bucket=bucket, Prefix=folders[0])["Contents"][0]["Key"]
+    header = s3.get_object(Bucket=bucket, Key=first)["Body"].read().decode().splitlines()[0]
+    descriptor = {
+        "Columns": [{"Name": name, "Type": "string"} for name in header.split(",")],
+        "Location": f"s3://{bucket}/{prefix}",
+        "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
+        "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+        "SerdeInfo": {
+            "SerializationLibrary": CSV_SERDE,
+            "Parameters": {"separatorChar": ",", "quoteChar": '"', "skip.header.line.count": "1"},
+        },
+    }
+    try:
+        glue.get_table(DatabaseName=database, Name="raw_daily_prices")
+    except glue.exceptions.EntityNotFoundException:
+        glue.create_table(
+            DatabaseName=database,
+            TableInput={
+                "Name": "raw_daily_prices",
+                "TableType": "EXTERNAL_TABLE",
+                "Parameters": {"classification": "csv", "skip.header.line.count": "1"},
+                "StorageDescriptor": descriptor,
+                "PartitionKeys": [{"Name": "ingest_date", "Type": "string"}],
+            },
+        )
+    known = {
+        p["Values"][0]
+        for page in glue.get_paginator("get_partitions").paginate(
+            DatabaseName=database, TableName="raw_daily_prices"
+        )
+        for p in page["Partitions"]
+    }
+    for folder in folders:
+        value = folder[len(prefix) :].rstrip("/").split("=", 1)[1]
+        if value not in known:
+            glue.create_partition(
+                DatabaseName=database,
+                TableName="raw_daily_prices",
+                PartitionInput={
+                    "Values": [value],
+                    "StorageDescriptor": dict(descriptor, Location=f"s3://{bucket}/{folder}"),
+                },
+            )
+
+
+class Recorder:
+    """A client wrapper that records the calls made through it (name, kwargs), in order,
+    and can run a hook before a call (e.g. to change the world behind the caller's back)."""
+
+    def __init__(self, client, before: dict | None = None) -> None:
+        self._client = client
+        self._before = before or {}
+        self.calls: list[tuple[str, dict]] = []
+
+    def __getattr__(self, name: str):
+        target = getattr(self._client, name)
+        if not callable(target) or name in ("exceptions", "get_paginator", "meta"):
+            return target
+
+        def call(*args, **kwargs):
+            self.calls.append((name, kwargs))
+            if name in self._before:
+                self._before[name](**kwargs)
+            return target(*args, **kwargs)
+
+        return call
+
+    def named(self, name: str) -> list[dict]:
+        return [kwargs for called, kwargs in self.calls if called == name]
