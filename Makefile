@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format clean constraints
+.PHONY: help install run test lint format clean constraints bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,6 +25,10 @@ test: install ## Lint, then run every test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
+
+bench: install ## Benchmarks: ratios measured side by side in one run (not tests)
+	$(BIN)/python bench/bench_ratelimit.py
+	$(BIN)/python bench/bench_build.py $(BENCH_ARGS)
 
 lint: install ## ruff check + ruff format --check
 	$(BIN)/ruff check .
