@@ -209,3 +209,47 @@ class FakeAlphaVantage:
             handler.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout test): nothing to answer
+
+
+# -- helpers added for the ingest, Lambda and CLI tests (nothing above depends on them) --
+
+
+def bars_on(days: list[dt.date], shift: float = 0.0) -> list[Bar]:
+    """Plausible bars on exactly ``days`` (e.g. NYSE sessions). A day's values depend only
+    on the day and ``shift``, so two answers that share a day agree about it."""
+    bars = []
+    for day in days:
+        base = 100.0 + (day.toordinal() % 89) * 0.5 + shift
+        volume = 1_000_000 + (day.toordinal() % 1000) * 10
+        bars.append((day, base, base + 2.5, base - 1.25, base + 1.0, volume))
+    return bars
+
+
+def daily_reply(bars: list[Bar], symbol: str | None = None) -> Callable[[dict], Reply]:
+    """An ok answer in the form the request asked for: CSV for ``datatype=csv``, else JSON."""
+
+    def answer(query: dict) -> Reply:
+        if query.get("datatype") == "csv":
+            return Reply(daily_csv(bars), content_type="text/csv")
+        return Reply(daily_json(symbol or query.get("symbol", ""), bars))
+
+    return answer
+
+
+class BySymbol:
+    """A script (use it as ``FakeAlphaVantage.default``) that answers per symbol: each
+    symbol's scripts in order, its last one repeated; ``fallback`` for any other symbol."""
+
+    def __init__(self, scripts: dict, fallback: Script | None = None) -> None:
+        self.queues = {
+            symbol: list(entry) if isinstance(entry, (list, tuple)) else [entry]
+            for symbol, entry in scripts.items()
+        }
+        self.fallback = Reply(ERROR_INVALID_SYMBOL) if fallback is None else fallback
+        self._lock = threading.Lock()
+
+    def __call__(self, query: dict) -> Reply:
+        with self._lock:
+            queue = self.queues.get(query.get("symbol", ""))
+            script = self.fallback if not queue else queue.pop(0) if len(queue) > 1 else queue[0]
+        return script(query) if callable(script) else script

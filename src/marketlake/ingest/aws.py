@@ -18,8 +18,21 @@ from marketlake.storage import S3Store
 
 # Seconds kept free at the end: saving state and returning the summary.
 SAFETY_SECONDS = 15.0
-# What one more symbol may take beyond the limiter's wait: one request at its timeout.
-REQUEST_SECONDS = 30.0
+# One request's timeout (the provider's default).
+REQUEST_TIMEOUT_SECONDS = 30.0
+BACKOFF_CAP_SECONDS = 120.0
+
+
+def worst_case_symbol_seconds(settings: Settings) -> float:
+    """The longest one symbol can take beyond the limiter's first wait: every attempt timing
+    out, with the backoff between attempts (capped as the provider caps it)."""
+    attempts = settings.av_max_retries + 1
+    backoffs = sum(
+        min(settings.av_backoff_seconds * 2**n, BACKOFF_CAP_SECONDS)
+        for n in range(settings.av_max_retries)
+    )
+    return attempts * REQUEST_TIMEOUT_SECONDS + backoffs
+
 
 _SECRET_CACHE: dict = {}  # secret id -> key, kept across warm invocations
 
@@ -42,6 +55,18 @@ def api_key_from_secret(secret_id: str, client) -> str:
             )
         _SECRET_CACHE[secret_id] = body.strip()
     return _SECRET_CACHE[secret_id]
+
+
+def _unbuilt_raw(store: S3Store) -> bool:
+    """Raw data newer than what the published version of daily_prices has read."""
+    from marketlake.build.versions import load_registry
+    from marketlake.ingest.state import load_state
+
+    newest = load_state(store).newest_ingest_date
+    current = load_registry(store, "daily_prices").current_version()
+    if newest is None:
+        return False
+    return current is None or (current.raw_through or "") < newest
 
 
 def run(
@@ -76,9 +101,11 @@ def run(
     )
     store = S3Store(bucket, env.get("LAKE_PREFIX", ""), client=s3)
 
+    per_symbol = worst_case_symbol_seconds(settings)
+
     def out_of_time(next_wait: float) -> bool:
         left = context.get_remaining_time_in_millis() / 1000.0
-        return left < next_wait + REQUEST_SECONDS + SAFETY_SECONDS
+        return left < next_wait + per_symbol + SAFETY_SECONDS
 
     as_of = parse_as_of((event or {}).get("as_of")) if (event or {}).get("as_of") else now()
     report = run_ingest(
@@ -95,8 +122,12 @@ def run(
         "workflow_run_id": None,
     }
     workflow = env.get("GLUE_WORKFLOW_NAME")
-    if report.new_bars and workflow:
-        started = glue.start_workflow_run(Name=workflow)
-        summary["workflow_run_id"] = started["RunId"]
+    if workflow and (report.new_bars or _unbuilt_raw(store)):
+        # Also when an earlier invocation landed bars but died before starting the build.
+        try:
+            started = glue.start_workflow_run(Name=workflow)
+            summary["workflow_run_id"] = started["RunId"]
+        except glue.exceptions.ConcurrentRunsExceededException:
+            summary["workflow_run_id"] = "already running"
     log("ingest finished", summary)
     return summary

@@ -25,10 +25,12 @@ from marketlake.ingest.state import (
 from marketlake.ingest.validate import split_valid
 from marketlake.providers import make_provider
 from marketlake.providers.alphavantage import (
+    FetchFailed,
     InvalidApiKey,
     InvalidSymbol,
     PayloadError,
     PremiumOnly,
+    RateLimited,
 )
 from marketlake.providers.base import Provider
 from marketlake.sessions import eastern_date, last_closed_session
@@ -145,11 +147,23 @@ def _ingest_all(
     settings, store, state, provider, symbols, report, observer, now, out_of_time, limiter
 ):
     observer.started(len(symbols))
+    today = eastern_date(now())
     for position, symbol in enumerate(symbols):
-        next_wait = limiter.peek_wait() if limiter is not None else 0.0
+        try:
+            next_wait = limiter.peek_wait() if limiter is not None else 0.0
+        except QuotaExhausted as exc:  # the day's budget was spent before this symbol
+            _defer(report, state, symbols[position:], str(exc))
+            break
         if out_of_time is not None and out_of_time(next_wait):
             _defer(report, state, symbols[position:], "time budget of this run spent")
             break
+        known_invalid = _still_invalid(state, symbol, today)
+        if known_invalid:
+            # Refused recently: asking again would spend a request of the day's few.
+            result = SymbolResult(symbol, INVALID, message=known_invalid)
+            report.results.append(result)
+            observer.symbol_done(result)
+            continue
         observer.symbol_started(symbol)
         try:
             result = _ingest_symbol(settings, store, state, provider, symbol, report, now)
@@ -160,8 +174,14 @@ def _ingest_all(
             save_state(store, state)
             raise
         except InvalidSymbol as exc:
-            state.entry(symbol).invalid = str(exc)
+            entry = state.entry(symbol)
+            entry.invalid = str(exc)
+            entry.invalid_on = today.isoformat()
             result = SymbolResult(symbol, INVALID, message=str(exc))
+        except (FetchFailed, RateLimited) as exc:
+            # Transport trouble or throttling after every retry: this symbol waits for the
+            # next run, the others carry on.
+            result = SymbolResult(symbol, FAILED, message=str(exc))
         except PayloadError as exc:
             _quarantine_payload(store, report, symbol, exc, now())
             result = SymbolResult(symbol, FAILED, quarantined=1, message=f"{exc.reason}")
@@ -173,10 +193,28 @@ def _ingest_all(
             result = SymbolResult(symbol, FAILED, message=f"{type(exc).__name__}: {first}")
         if result.status != INVALID and symbol in state.symbols:
             state.symbols[symbol].invalid = None
+            state.symbols[symbol].invalid_on = None
         state.deferred = [s for s in state.deferred if s != symbol]
         report.results.append(result)
         save_state(store, state)
         observer.symbol_done(result)
+
+
+INVALID_RETRY_DAYS = 7
+
+
+def _still_invalid(state: IngestState, symbol: str, today: dt.date) -> str | None:
+    """The provider's refusal, if it came less than a week ago (then it is asked again)."""
+    entry = state.symbols.get(symbol)
+    if entry is None or not entry.invalid or not entry.invalid_on:
+        return None
+    since = today - dt.date.fromisoformat(entry.invalid_on)
+    if since.days >= INVALID_RETRY_DAYS:
+        return None
+    return (
+        f"{entry.invalid} (refused on {entry.invalid_on}; "
+        f"asked again after {INVALID_RETRY_DAYS} days)"
+    )
 
 
 def _log_run(store, state, report, limiter, used_before, started, finished, settings) -> None:

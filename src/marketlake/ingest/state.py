@@ -20,6 +20,7 @@ class SymbolState:
     source: str | None = None
     last_ingest: str | None = None  # ISO timestamp of the last run that touched it
     invalid: str | None = None  # why the provider refused the symbol, if it did
+    invalid_on: str | None = None  # the US/Eastern day it refused it
 
 
 @dataclasses.dataclass

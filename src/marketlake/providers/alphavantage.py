@@ -547,6 +547,9 @@ class AlphaVantageProvider:
     """
 
     name = "alphavantage"
+    # Each answer repeats the last 100 sessions (compact): ingest compares them with what
+    # landed, so a corrected bar is rewritten.
+    resends_history = True
 
     def __init__(
         self,
