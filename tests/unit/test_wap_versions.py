@@ -1,0 +1,243 @@
+"""Versions, rollback, retention and incremental builds of daily_prices on DuckDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pytest
+
+from marketlake import sqlfiles
+from marketlake.build.versions import load_registry
+from marketlake.build.wap import CURATED_PREFIX, TABLE, rollback, run_build
+from marketlake.config import Settings
+from marketlake.engines.duckdb import DuckDBEngine
+from marketlake.errors import MarketlakeError
+from marketlake.ingest import raw
+from marketlake.ingest.runner import run_ingest
+from marketlake.ingest.state import load_state
+from marketlake.providers.synthetic import SyntheticProvider
+from marketlake.sessions import EASTERN
+from marketlake.storage import LocalStore
+
+ALL = f"SELECT * FROM {TABLE} ORDER BY symbol, trade_date"
+
+
+def after_close(day: str) -> dt.datetime:
+    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(23, 0), tzinfo=EASTERN)
+
+
+class Lake:
+    def __init__(self, root, history_days: int = 3000, keep: int = 5) -> None:
+        self.root = root
+        self.store = LocalStore(root)
+        self.settings = Settings.from_env(
+            {
+                "MARKETLAKE_HOME": str(root),
+                "MARKETLAKE_TICKERS": "NVDA,AMD",
+                "MARKETLAKE_HISTORY_DAYS": str(history_days),
+                "MARKETLAKE_KEEP_VERSIONS": str(keep),
+            }
+        )
+
+    def ingest(self, day: str, tickers=None):
+        moment = after_close(day)
+        return run_ingest(
+            self.settings,
+            self.store,
+            SyntheticProvider(),
+            moment,
+            tickers=tickers,
+            now=lambda: moment,
+        )
+
+    def build(self, **kwargs):
+        with DuckDBEngine(self.root) as engine:
+            return run_build(self.settings, self.store, engine, **kwargs)
+
+    def rows(self, sql: str = ALL) -> list[dict]:
+        with DuckDBEngine(self.root, read_only=True) as engine:
+            return engine.fetch_arrow(sql).to_pylist()
+
+    def rollback(self, to=None):
+        with DuckDBEngine(self.root) as engine:
+            return rollback(self.settings, self.store, engine, to)
+
+
+def same_rows(a: list[dict], b: list[dict], rel: float = 0.0) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.keys() == y.keys()
+        for key in x:
+            u, v = x[key], y[key]
+            if isinstance(u, float) and isinstance(v, float):
+                assert u == v or math.isclose(u, v, rel_tol=rel, abs_tol=0.0), (key, x, y)
+            else:
+                assert u == v, (key, x["symbol"], x["trade_date"], u, v)
+
+
+@pytest.fixture()
+def lake(tmp_path):
+    return Lake(tmp_path / "lake")
+
+
+def test_an_incremental_day_equals_a_full_build_and_leaves_published_rows_alone(lake):
+    lake.ingest("2024-06-28")
+    first = lake.build()
+    assert first.mode == "full" and first.years[0] <= 2016
+    before = lake.rows()
+
+    lake.ingest("2024-07-12")
+    daily = lake.build()
+    assert daily.mode == "incremental"
+    assert daily.years == [2024]  # only the year new bars touch is rewritten
+    incremental = lake.rows()
+    # Every row published before is carried over bit for bit.
+    earlier = {(r["symbol"], r["trade_date"]): r for r in incremental}
+    same_rows(before, [earlier[(r["symbol"], r["trade_date"])] for r in before])
+    assert len(incremental) == len(before) + 2 * 9  # Jul 1-3, 5, 8-12 (Jul 4 closed)
+
+    full = lake.build(full=True)
+    assert full.mode == "full"
+    # Same keys, NULLs, strings, ints and booleans; floats at most a rounding apart
+    # (window sums add the same numbers in another order).
+    same_rows(incremental, lake.rows(), rel=1e-14)
+
+
+def test_the_lookback_is_the_longest_window_of_the_sql(lake):
+    metrics = sqlfiles.load("staging/daily_prices.sql")
+    assert sqlfiles.longest_lookback(metrics) == 500  # rsi_14: 499 preceding + the lag
+    assert (
+        sqlfiles.longest_lookback(
+            "SELECT lag(x, 3) OVER (ORDER BY d), avg(x) OVER "
+            "(ORDER BY d ROWS BETWEEN 9 PRECEDING AND CURRENT ROW) FROM t"
+        )
+        == 12
+    )
+
+
+def test_a_sql_change_makes_the_next_build_full(lake, monkeypatch):
+    lake.ingest("2024-06-28")
+    lake.build()
+    lake.ingest("2024-07-01")
+    monkeypatch.setattr(sqlfiles, "fingerprint", lambda: "a different SQL")
+    result = lake.build()
+    assert result.mode == "full" and "SQL changed" in result.message
+
+
+def test_raw_landing_in_an_older_ingest_date_forces_a_full_build(lake):
+    lake.ingest("2024-06-28", tickers=["NVDA"])
+    lake.build()
+    lake.ingest("2024-06-27", tickers=["AMD"])  # an --as-of in the past: an older partition
+    assert load_state(lake.store).rebuild_needed
+    result = lake.build()
+    assert result.mode == "full"
+    assert {r["symbol"] for r in lake.rows("SELECT DISTINCT symbol FROM daily_prices")} == {
+        "NVDA",
+        "AMD",
+    }
+    assert not load_state(lake.store).rebuild_needed
+
+
+def test_rollback_switches_back_and_the_next_build_starts_from_there(lake):
+    lake.ingest("2024-06-28")
+    v1 = lake.build()
+    one = lake.rows()
+    lake.ingest("2024-07-05")
+    v2 = lake.build()
+    assert len(lake.rows()) > len(one)
+
+    target = lake.rollback()
+    assert target.run_id == v1.run_id
+    same_rows(one, lake.rows())
+    assert load_registry(lake.store, TABLE).current == v1.run_id
+    runs = lake.rows("SELECT status, version FROM pipeline_runs WHERE status = 'rolled_back'")
+    assert runs == [{"status": "rolled_back", "version": v1.run_id}]
+
+    lake.rollback(to=v2.run_id)
+    assert len(lake.rows()) == len(one) + 2 * 4
+    with pytest.raises(MarketlakeError, match="no version nope"):
+        lake.rollback(to="nope")
+
+    lake.rollback(to=v1.run_id)
+    # Built from v1: it reads the raw data v1 had not read, so the same rows come back.
+    again = lake.build()
+    assert again.mode == "incremental"
+    assert len(lake.rows()) == len(one) + 2 * 4
+
+
+def test_rollback_before_anything_is_published_says_what_to_do(lake):
+    lake.ingest("2024-06-28")
+    with pytest.raises(MarketlakeError, match="marketlake build"):
+        lake.rollback()
+
+
+def test_only_the_newest_versions_are_kept(tmp_path):
+    lake = Lake(tmp_path / "lake", history_days=60, keep=2)
+    days = ["2024-06-24", "2024-06-25", "2024-06-26", "2024-06-27"]
+    results = []
+    for day in days:
+        lake.ingest(day)
+        results.append(lake.build())
+    registry = load_registry(lake.store, TABLE)
+    assert [v.run_id for v in registry.versions] == [r.run_id for r in results[-2:]]
+    kept_dirs = set(lake.store.list_prefixes(CURATED_PREFIX + "/"))
+    in_use = {loc.split("/")[2] for loc in registry.locations_in_use(2)}
+    assert kept_dirs == in_use
+    assert f"version={results[0].run_id}" not in kept_dirs
+    with pytest.raises(MarketlakeError):
+        lake.rollback(to=results[0].run_id)
+
+
+def _land_raw(lake: Lake, day: str, rows: list[tuple]) -> None:
+    """Raw rows as an ingest would land them (symbol, date, o, h, l, c, v)."""
+    frame = raw.pd.DataFrame(
+        rows, columns=["symbol", "trade_date", "open", "high", "low", "close", "volume"]
+    ).astype(str)
+    frame["source"] = "import"
+    frame["ingested_at"] = f"{day} 23:00:00.000"
+    key = f"{raw.RAW_PREFIX}ingest_date={day}/TEST.csv"
+    lake.store.put_bytes(key, raw.frame_to_csv(frame))
+
+
+def test_warnings_are_recorded_without_blocking(lake):
+    # A 10:1 move (price_jump), a gap in the sessions (missing_sessions) and a symbol that
+    # stopped 6 sessions before the newest bar (stale_symbol).
+    rows = [
+        ("JMP", "2024-06-03", 100, 101, 99, 100, 10),
+        ("JMP", "2024-06-04", 10, 10.1, 9.9, 10, 10),
+        ("GAP", "2024-06-03", 5, 6, 4, 5, 10),
+        ("GAP", "2024-06-06", 5, 6, 4, 5, 10),
+        ("OLD", "2024-06-03", 5, 6, 4, 5, 10),
+    ]
+    rows += [("NEW", f"2024-06-{d:02d}", 5, 6, 4, 5, 10) for d in (3, 4, 5, 6, 7, 10, 11)]
+    _land_raw(lake, "2024-06-12", rows)
+    result = lake.build()
+    assert result.status == "published"
+    warned = {c.check_name: c.failing_rows for c in result.checks if c.status == "fail"}
+    assert warned == {"price_jump": 1, "missing_sessions": 2, "stale_symbol": 1}
+    assert {c.severity for c in result.checks if c.status == "fail"} == {"warning"}
+    recorded = lake.rows(
+        "SELECT check_name, status FROM dq_results WHERE severity = 'warning' ORDER BY 1"
+    )
+    assert [r["status"] for r in recorded] == ["fail", "fail", "fail"]
+
+
+def test_every_view_is_created_and_answers(lake):
+    lake.ingest("2024-06-28")
+    lake.build()
+    views = sorted(p.stem for p in (sqlfiles.sql_root() / "views").glob("*.sql"))
+    assert {"latest_prices", "avg_price_90d", "volatility_comparison", "pipeline_health"} <= set(
+        views
+    )
+    for view in views:
+        lake.rows(f"SELECT * FROM {view} LIMIT 3")
+    latest = lake.rows("SELECT symbol, trade_date FROM latest_prices ORDER BY symbol")
+    assert latest == [
+        {"symbol": "AMD", "trade_date": dt.date(2024, 6, 28)},
+        {"symbol": "NVDA", "trade_date": dt.date(2024, 6, 28)},
+    ]
+    oldest = lake.rows("SELECT min(trade_date) AS d FROM avg_price_90d")[0]["d"]
+    assert oldest > dt.date(2024, 6, 28) - dt.timedelta(days=90)
+    health = lake.rows("SELECT status, mode FROM pipeline_health")
+    assert health == [{"status": "published", "mode": "full"}]
