@@ -382,11 +382,14 @@ def run(
     force: bool = ForceOpt,
     full: bool = FullOpt,
 ) -> None:
-    """Ingest, then build; print what the lake holds and how to query it."""
+    """Ingest, then build, then render the dashboards; print what the lake holds and how to
+    query it."""
     settings = _settings(tickers=tickers, provider=provider, seed=seed)
     report = _do_ingest(settings, as_of)
     result = _do_build(settings, force, full)
     _print_summary(settings, result)
+    page = _render(settings)
+    out.print(f"dashboards: {page.resolve()}  (open it in a browser; no network needed)")
     if any(r.status == "failed" for r in report.results):
         raise typer.Exit(1)
 
@@ -418,6 +421,53 @@ def _print_summary(settings: Settings, result) -> None:
         '(SELECT max(trade_date) FROM daily_prices) ORDER BY symbol"',
         soft_wrap=True,  # one line, so it pastes whole
     )
+
+
+# -- dashboards --------------------------------------------------------------------------
+
+
+def _day(text: str | None, flag: str):
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        from marketlake.errors import ConfigError
+
+        raise ConfigError(f"{flag} {text!r} is not a date like 2024-06-28") from None
+
+
+@app.command()
+@guarded
+def dashboards(
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Where index.html goes. Default: LAKE/dashboards/."
+    ),
+    date_from: str | None = typer.Option(
+        None, "--from", help="First day shown (YYYY-MM-DD). Default: 90 days before the newest."
+    ),
+    date_to: str | None = typer.Option(
+        None, "--to", help="Last day shown (YYYY-MM-DD). Default: the newest data."
+    ),
+    symbols: list[str] | None = typer.Option(
+        None, "--symbol", "-s", help="A symbol to show; repeat for more. Default: all."
+    ),
+) -> None:
+    """Render the Grafana dashboards (grafana/dashboards/*.json) from the local lake.
+
+    Every panel's Athena SQL is expanded the way Grafana's Athena plugin expands it
+    ($__timeFilter, $__dateFilter, ${symbol:sqlstring}, ...), run on DuckDB, and drawn in
+    one self-contained page (no network needed) that opens from disk in any browser.
+    """
+    settings = _settings()
+    page = _render(settings, out_dir, _day(date_from, "--from"), _day(date_to, "--to"), symbols)
+    out.print(f"dashboards: {page}")
+
+
+def _render(settings: Settings, out_dir=None, date_from=None, date_to=None, symbols=None):
+    from marketlake.dashboards.render import render_dashboards
+
+    return render_dashboards(settings.home, out_dir, date_from, date_to, symbols or None)
 
 
 # -- query -------------------------------------------------------------------------------

@@ -23,9 +23,7 @@ from decimal import Decimal
 from marketlake.errors import MarketlakeError
 
 # Grafana's templateSrv variable pattern (public/app/features/variables/utils.ts).
-VARIABLE = re.compile(
-    r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^}]+))?(?::([^}]+))?\}"
-)
+VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^}]+))?(?::([^}]+))?\}")
 ALL_VALUE = "$__all"
 TIMESTAMP_FORMAT = "'yyyy-MM-dd HH:mm:ss'"  # the plugin's default $__parseTime format
 GO_TIMESTAMP = "%Y-%m-%d %H:%M:%S"  # Go layout "2006-01-02 15:04:05"

@@ -1,0 +1,536 @@
+"""`marketlake dashboards`: the Grafana dashboards (grafana/dashboards/*.json), run on the local
+lake and drawn into one self-contained HTML page.
+
+Each panel's rawSQL goes through what Grafana and the Athena plugin do to it (grafana.py),
+then through the same Athena-to-DuckDB path as `marketlake query`, and is drawn in the
+dashboard's grid layout (draw.py). A panel that cannot run raises a MarketlakeError naming
+the dashboard, the panel and what to do: a broken panel fails here, not in Grafana.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import sqlglot
+import sqlglot.errors
+from sqlglot import exp
+
+from marketlake import sqlfiles
+from marketlake.dashboards import draw
+from marketlake.dashboards.grafana import (
+    ALL_VALUE,
+    MacroError,
+    TimeRange,
+    Variable,
+    expand,
+    span_days,
+)
+from marketlake.errors import MarketlakeError
+
+DATASOURCE_TYPE = "grafana-athena-datasource"
+TARGET_FIELDS = ("rawSQL", "format", "connectionArgs", "refId")
+CONNECTION_ARGS = ("region", "catalog", "database")
+FORMATS = {"timeseries": 0, "table": 1}
+PAGE_WIDTH = 1500  # nominal pixels of the 24 grid columns, for the SVG viewBoxes
+ROW_HEIGHT = 30  # Grafana's grid: 30 px rows, 8 px gaps
+GAP = 8
+
+# What "now" is for a dashboard's default time range: the newest moment it has data for.
+# The pipeline's runs happen after the newest bar (and, with --as-of, years later).
+ANCHORS = {
+    "marketlake-pipeline": [("pipeline_runs", "started_at"), ("ingest_runs", "started_at")],
+}
+DEFAULT_ANCHOR = [("daily_prices", "trade_date")]
+
+
+# -- the dashboard files ------------------------------------------------------------------
+
+
+def default_dashboards_dir() -> Path:
+    here = Path(__file__).resolve()
+    # A source checkout keeps grafana/ at the top; a wheel may carry it inside the package
+    # (hatch force-include "grafana/dashboards" = "marketlake/grafana/dashboards").
+    top, package = here.parents[3], here.parents[1]
+    for candidate in (top / "grafana" / "dashboards", package / "grafana" / "dashboards"):
+        if candidate.is_dir() and any(candidate.glob("*.json")):
+            return candidate
+    raise MarketlakeError(
+        f"the Grafana dashboards (grafana/dashboards/*.json) are not beside {here.parents[1]}; "
+        "run marketlake from its source checkout"
+    )
+
+
+def load_dashboards(directory: Path) -> list[dict]:
+    files = sorted(Path(directory).glob("*.json"))
+    if not files:
+        raise MarketlakeError(f"no dashboard JSON files in {directory}")
+    dashboards = []
+    for path in files:
+        try:
+            dashboard = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise MarketlakeError(f"{path}: not a readable dashboard JSON file ({exc})") from None
+        if not isinstance(dashboard, dict) or not isinstance(dashboard.get("panels"), list):
+            raise MarketlakeError(f"{path}: not a Grafana dashboard (no panels list)")
+        for panel in panels_of(dashboard, ordered=False):
+            grid = panel.get("gridPos") if isinstance(panel, dict) else None
+            if not isinstance(grid, dict) or not all(
+                isinstance(grid.get(k), int) for k in ("x", "y", "w", "h")
+            ):
+                name = panel.get("title", panel.get("id")) if isinstance(panel, dict) else panel
+                raise MarketlakeError(f"{path}: panel {name!r} has no gridPos x, y, w and h")
+        dashboard["_file"] = path.name
+        dashboards.append(dashboard)
+    return dashboards
+
+
+def panels_of(dashboard: dict, ordered: bool = True) -> list[dict]:
+    """Every panel, collapsed rows opened, in layout order (top to bottom, left to right)."""
+    found = []
+    for panel in dashboard.get("panels", []):
+        found.append(panel)
+        if isinstance(panel, dict) and panel.get("type") == "row":
+            found.extend(panel.get("panels") or [])
+    if not ordered:
+        return found
+    return sorted(found, key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"]))
+
+
+def targets_of(panel: dict) -> list[dict]:
+    return [t for t in panel.get("targets") or [] if not t.get("hide")]
+
+
+def check_target(panel: dict, target: dict, where: str) -> None:
+    """What the plugin needs of a target; a target without them breaks the panel."""
+    missing = [f for f in TARGET_FIELDS if f not in target]
+    args = target.get("connectionArgs")
+    if isinstance(args, dict):
+        missing += [f"connectionArgs.{a}" for a in CONNECTION_ARGS if not args.get(a)]
+    if missing:
+        raise MarketlakeError(f"{where}: the target lacks {', '.join(missing)}")
+    for source in (panel.get("datasource"), target.get("datasource")):
+        if isinstance(source, dict) and source.get("type") not in (None, DATASOURCE_TYPE):
+            raise MarketlakeError(
+                f"{where}: the data source is {source.get('type')}, not {DATASOURCE_TYPE}"
+            )
+    wanted = FORMATS.get(panel.get("type"))
+    if wanted is not None and target["format"] != wanted:
+        raise MarketlakeError(
+            f"{where}: a {panel['type']} panel needs format {wanted}, the target has "
+            f"{target['format']}"
+        )
+
+
+# -- running SQL --------------------------------------------------------------------------
+
+
+def relations(sql: str) -> list[str]:
+    tree = sqlglot.parse_one(sql, read="athena")
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    return sorted({t.name for t in tree.find_all(exp.Table) if t.name not in ctes})
+
+
+class Runner:
+    """Runs a panel's expanded SQL as `marketlake query` does, after checking that it parses
+    as Trino SQL and that every relation it reads exists in this lake."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.views = sqlfiles.sql_root() / "views"
+
+    def check(self, sql: str, where: str) -> None:
+        try:
+            sqlglot.parse(sql, read="trino", error_level=sqlglot.errors.ErrorLevel.RAISE)
+        except sqlglot.errors.ParseError as exc:
+            first = (str(exc).splitlines() or [""])[0]
+            raise MarketlakeError(
+                f"{where}: the SQL does not parse as Athena SQL: {first}"
+            ) from None
+        for name in relations(sql):
+            if self.engine.has_relation(name):
+                continue
+            if not self.engine.has_relation("daily_prices"):
+                raise MarketlakeError(
+                    f"{where}: nothing is published in this lake yet; run `marketlake run` first"
+                )
+            if (self.views / f"{name}.sql").is_file():
+                raise MarketlakeError(
+                    f"{where}: the view {name} is missing from this lake (sql/views/{name}.sql "
+                    "is newer than the last build); run `marketlake build --force` to create it"
+                )
+            raise MarketlakeError(f"{where}: the panel reads {name}, which this lake does not have")
+
+    def fetch(self, sql: str, where: str):
+        self.check(sql, where)
+        try:
+            return self.engine.fetch_arrow(sql)
+        except MarketlakeError as exc:
+            raise MarketlakeError(f"{where}: {exc}") from None
+
+
+def _expand(sql: str, variables: dict, time_range: TimeRange, target: dict, where: str) -> str:
+    try:
+        return expand(sql, variables, time_range, target)
+    except MacroError as exc:
+        raise MacroError(f"{where}: {exc}") from None
+
+
+# -- time range and variables -------------------------------------------------------------
+
+
+def _newest(runner: Runner, sources: list) -> dt.date | None:
+    found = []
+    for relation, column in sources:
+        if runner.engine.has_relation(relation):
+            value = runner.engine.fetch_arrow(f"SELECT max({column}) AS t FROM {relation}")
+            moment = value.column(0).to_pylist()[0]
+            if moment is not None:
+                found.append(moment.date() if isinstance(moment, dt.datetime) else moment)
+    return max(found) if found else None
+
+
+def time_range_for(
+    runner: Runner, dashboard: dict, date_from: dt.date | None, date_to: dt.date | None
+) -> TimeRange:
+    if date_from is not None and date_to is not None:
+        return TimeRange.days(date_from, date_to)
+    end = date_to
+    if end is None:
+        end = _newest(runner, ANCHORS.get(dashboard.get("uid"), DEFAULT_ANCHOR))
+        end = end or _newest(runner, DEFAULT_ANCHOR)
+    if end is None:
+        raise MarketlakeError("daily_prices has no rows yet; run `marketlake run` first")
+    start = date_from or end - dt.timedelta(days=span_days(dashboard))
+    return TimeRange.days(start, end)
+
+
+def _options(table) -> list[str]:
+    """A variable query's values: its __value column if there is one, else the first."""
+    names = table.column_names
+    column = table.column("__value" if "__value" in names else names[0]).to_pylist()
+    seen: dict[str, None] = {}
+    for value in column:
+        if value is not None:
+            seen.setdefault(draw.format_cell(value), None)
+    return list(seen)
+
+
+def _sorted(options: list[str], how: int) -> list[str]:
+    if how in (1, 2):
+        return sorted(options, reverse=how == 2)
+    if how in (3, 4):
+
+        def number(text: str) -> float:
+            try:
+                return float(text)
+            except ValueError:
+                return float("inf")
+
+        return sorted(options, key=number, reverse=how == 4)
+    if how in (5, 6):
+        return sorted(options, key=str.lower, reverse=how == 6)
+    return options
+
+
+def _selection(spec: dict, options: list[str], wanted: list[str] | None, where: str):
+    name = spec["name"]
+    if wanted:
+        by_key = {o.upper(): o for o in options}
+        unknown = [w for w in wanted if w.upper() not in by_key]
+        if unknown:
+            raise MarketlakeError(
+                f"{where}: unknown {name} {', '.join(unknown)}; this lake has "
+                f"{', '.join(options) or 'none'}"
+            )
+        if len(wanted) > 1 and not spec.get("multi"):
+            raise MarketlakeError(f"{where}: the {name} variable takes one value")
+        return [by_key[w.upper()] for w in wanted], False
+    current = (spec.get("current") or {}).get("value")
+    current = current if isinstance(current, list) else [current] if current else []
+    if (ALL_VALUE in current or not current) and spec.get("includeAll"):
+        return options, True
+    kept = [c for c in current if c in options]
+    return (kept or options[:1]), False
+
+
+def resolve_variables(
+    runner: Runner,
+    dashboard: dict,
+    time_range: TimeRange,
+    symbols: list[str] | None,
+) -> tuple[dict[str, Variable], list[tuple[str, str]]]:
+    """The dashboard's variables with their values, and (label, shown value) for the page."""
+    title = dashboard.get("title", dashboard.get("_file"))
+    variables: dict[str, Variable] = {}
+    shown = []
+    for spec in (dashboard.get("templating") or {}).get("list") or []:
+        name, kind = spec["name"], spec.get("type")
+        where = f"dashboard '{title}', variable '{name}'"
+        if kind == "datasource":
+            value = (spec.get("current") or {}).get("value") or spec.get("query", "")
+            variables[name] = Variable(name, [str(value)])
+            continue
+        if kind in ("constant", "textbox"):
+            variables[name] = Variable(name, [str(spec.get("query", ""))])
+            continue
+        if kind == "custom":
+            options = [o.strip() for o in str(spec.get("query", "")).split(",") if o.strip()]
+        elif kind == "query":
+            query = spec.get("query")
+            query = query if isinstance(query, dict) else {"rawSQL": str(query or "")}
+            source = spec.get("datasource")
+            if isinstance(source, dict) and source.get("type") not in (None, DATASOURCE_TYPE):
+                raise MarketlakeError(f"{where}: its data source is not {DATASOURCE_TYPE}")
+            if not query.get("rawSQL"):
+                raise MarketlakeError(f"{where}: the variable query has no rawSQL")
+            sql = _expand(query["rawSQL"], variables, time_range, query, where)
+            options = _sorted(_options(runner.fetch(sql, where)), int(spec.get("sort") or 0))
+        else:
+            raise MarketlakeError(f"{where}: variables of type {kind} are not supported locally")
+        if not options:
+            raise MarketlakeError(
+                f"{where}: its query returned no values (is daily_prices empty?); "
+                "run `marketlake run` first"
+            )
+        wanted = symbols if name == "symbol" else None
+        values, everything = _selection(spec, options, wanted, where)
+        variables[name] = Variable(
+            name,
+            values,
+            is_list=bool(spec.get("multi") or spec.get("includeAll")),
+            all_selected=everything,
+            custom_all=spec.get("allValue") or None,
+        )
+        label = spec.get("label") or name
+        shown.append((label, ("All: " if everything else "") + ", ".join(values)))
+    return variables, shown
+
+
+# -- the page -----------------------------------------------------------------------------
+
+
+def _panel_size(grid: dict) -> tuple[int, int]:
+    width = int(grid["w"] / 24 * PAGE_WIDTH - GAP)
+    height = grid["h"] * ROW_HEIGHT + (grid["h"] - 1) * GAP
+    return width, height
+
+
+def _legend_rows(names: list[str], width: int) -> int:
+    per_row = max(1, width // max(60, 24 + 7 * max((len(n) for n in names), default=4) + 60))
+    return min(3, -(-len(names) // per_row))
+
+
+def render_panel(
+    runner: Runner,
+    dashboard: dict,
+    panel: dict,
+    variables: dict[str, Variable],
+    time_range: TimeRange,
+) -> tuple[str, list[tuple[str, str]]]:
+    """The panel's HTML and its (refId, expanded SQL) list."""
+    title = dashboard.get("title", dashboard.get("_file"))
+    where = f"dashboard '{title}', panel '{panel.get('title', panel.get('id'))}'"
+    kind = panel.get("type")
+    grid = panel["gridPos"]
+    style = (
+        f"grid-column:{grid['x'] + 1} / span {grid['w']};"
+        f"grid-row:{grid['y'] + 1} / span {grid['h']}"
+    )
+    if kind == "row":
+        return (
+            f'<h2 class="row-title" style="{style}">{draw.esc(panel.get("title", ""))}</h2>',
+            [],
+        )
+    head = (
+        f"<header><h3>{draw.esc(panel.get('title', ''))}</h3>"
+        f'<p class="desc" title="{draw.esc(panel.get("description", ""))}">'
+        f"{draw.esc(panel.get('description', ''))}</p></header>"
+    )
+    attrs = (
+        f'class="panel panel-{draw.esc(kind)}" data-panel-type="{draw.esc(kind)}" '
+        f'data-title="{draw.esc(panel.get("title", ""))}" style="{style}"'
+    )
+    if kind == "text":
+        content = (panel.get("options") or {}).get("content", "")
+        return (
+            f'<section {attrs}>{head}<div class="body text">{draw.esc(content)}</div></section>',
+            [],
+        )
+    if kind not in FORMATS:
+        raise MarketlakeError(f"{where}: panels of type {kind} are not drawn locally")
+    targets = targets_of(panel)
+    if not targets:
+        raise MarketlakeError(f"{where}: the panel has no query")
+    queries, tables = [], []
+    for target in targets:
+        check_target(panel, target, where)
+        sql = _expand(target["rawSQL"], variables, time_range, target, where)
+        queries.append((target["refId"], sql))
+        tables.append(runner.fetch(sql, where))
+    width, height = _panel_size(grid)
+    if kind == "timeseries":
+        series, is_date = [], False
+        for table in tables:
+            if table.num_rows:
+                found, is_date = draw.time_series(panel, table, where)
+                series.extend(found)
+        if not series:
+            body = '<div class="no-data">No data</div>'
+        else:
+            legend = _legend_rows([s.name for s in series], width) * 20 + 8
+            body = draw.line_chart(
+                panel,
+                series,
+                is_date,
+                width - 16,
+                height - 58 - legend,
+                time_range.epoch_seconds(),
+            )
+    else:
+        shown = [t for t in tables if t.num_rows]
+        body = (
+            "".join(draw.html_table(panel, t) for t in shown)
+            if shown
+            else '<div class="no-data">No data</div>'
+        )
+    return f'<section {attrs}>{head}<div class="body">{body}</div></section>', queries
+
+
+CSS = """
+:root{color-scheme:dark}
+*{box-sizing:border-box}
+body{margin:0;background:#111217;color:#ccccdc;
+ font:13px/1.4 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+.top{display:flex;flex-wrap:wrap;align-items:baseline;gap:6px 18px;padding:12px 16px;
+ border-bottom:1px solid #2c3235;background:#181b1f}
+.top h1{font-size:16px;margin:0;color:#fff;font-weight:600}
+.top nav a{color:#6e9fff;text-decoration:none;margin-right:14px}
+.top .meta{color:#8e8e8e;font-size:12px}
+.dashboard{padding:14px 16px 4px}
+.dash-head{display:flex;flex-wrap:wrap;align-items:baseline;gap:4px 16px;margin:0 0 10px}
+.dash-head h2{font-size:18px;margin:0;color:#fff;font-weight:500}
+.dash-head .dash-desc{color:#8e8e8e;flex-basis:100%;margin:0}
+.chips{display:flex;flex-wrap:wrap;gap:6px}
+.chip{background:#22252b;border:1px solid #2c3235;border-radius:2px;padding:2px 8px;font-size:12px}
+.chip b{color:#8e8e8e;font-weight:500;margin-right:6px}
+.grid{display:grid;grid-template-columns:repeat(24,minmax(0,1fr));grid-auto-rows:30px;gap:8px}
+.row-title{font-size:15px;margin:0;align-self:end}
+.panel{background:#181b1f;border:1px solid #2c3235;border-radius:2px;display:flex;
+ flex-direction:column;min-width:0;min-height:0;overflow:hidden}
+.panel header{padding:6px 8px 2px}
+.panel h3{margin:0;font-size:13px;font-weight:500;color:#fff;white-space:nowrap;overflow:hidden;
+ text-overflow:ellipsis}
+.panel .desc{margin:1px 0 0;color:#8e8e8e;font-size:11px;white-space:nowrap;overflow:hidden;
+ text-overflow:ellipsis}
+.body{flex:1;min-height:0;padding:2px 8px 6px;display:flex;flex-direction:column}
+.body.text{white-space:pre-wrap}
+svg.chart{flex:1;min-height:0;width:100%;display:block}
+svg.chart text{font-size:11px;fill:#9fa0a8}
+svg.chart .axis-label{fill:#8e8e8e}
+svg.chart .grid{stroke:#2c3235;stroke-width:1}
+svg.chart .frame{fill:none;stroke:#2c3235}
+svg.chart .threshold-area{opacity:.10}
+svg.chart .threshold{stroke-width:1;opacity:.9}
+.legend{display:flex;flex-wrap:wrap;gap:2px 14px;max-height:58px;line-height:18px;overflow:auto;
+ font-size:12px;padding-top:2px}
+.legend-item{display:inline-flex;align-items:center;gap:5px;white-space:nowrap}
+.legend-value{color:#8e8e8e}
+.swatch{width:16px;height:6px}
+.no-data{margin:auto;color:#8e8e8e}
+.table-wrap{overflow:auto;flex:1;min-height:0}
+table{border-collapse:collapse;width:100%;font-size:12px}
+th{position:sticky;top:0;background:#22252b;color:#6e9fff;text-align:left;font-weight:500;
+ padding:4px 8px;white-space:nowrap}
+td{padding:3px 8px;border-top:1px solid #2c3235;white-space:nowrap}
+.num{text-align:right;font-variant-numeric:tabular-nums}
+details.queries{margin:10px 0 14px;color:#8e8e8e}
+details.queries summary{cursor:pointer}
+details.queries h4{margin:10px 0 2px;color:#ccccdc;font-weight:500}
+details.queries pre{background:#181b1f;border:1px solid #2c3235;padding:8px;overflow:auto;
+ color:#ccccdc;margin:0}
+"""
+
+
+def render_dashboards(
+    home: Path,
+    out_dir: Path | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    symbols: list[str] | None = None,
+    dashboards_dir: Path | None = None,
+) -> Path:
+    """Run every panel of grafana/dashboards/*.json on the lake at `home` and write
+    OUT_DIR/index.html (default: home/dashboards). Returns the page's path.
+
+    Time range: --from/--to, else each dashboard's default span (now-90d) up to its newest
+    data: the newest trade_date in daily_prices (the pipeline dashboard: the newest run).
+    Symbols: the given ones, else All.
+    """
+    from marketlake.engines.duckdb import DuckDBEngine
+
+    home = Path(home)
+    dashboards = load_dashboards(dashboards_dir or default_dashboards_dir())
+    if date_from and date_to and date_from > date_to:
+        raise MarketlakeError(f"--from {date_from} is after --to {date_to}")
+    symbols = [s.strip() for s in symbols or [] if s.strip()] or None
+    sections = []
+    with DuckDBEngine(home, read_only=True) as engine:
+        runner = Runner(engine)
+        for dashboard in dashboards:
+            time_range = time_range_for(runner, dashboard, date_from, date_to)
+            variables, shown = resolve_variables(runner, dashboard, time_range, symbols)
+            panels, queries = [], []
+            for panel in panels_of(dashboard):
+                html_panel, ran = render_panel(runner, dashboard, panel, variables, time_range)
+                panels.append(html_panel)
+                queries.extend((panel.get("title", ""), ref, sql) for ref, sql in ran)
+            sections.append(_section(dashboard, time_range, shown, panels, queries))
+    out = Path(out_dir) if out_dir is not None else home / "dashboards"
+    out.mkdir(parents=True, exist_ok=True)
+    page = out / "index.html"
+    page.write_text(_page(home, dashboards, sections), encoding="utf-8")
+    return page
+
+
+def _anchor(dashboard: dict) -> str:
+    return "d-" + "".join(c if c.isalnum() else "-" for c in str(dashboard.get("uid", "")))
+
+
+def _section(dashboard, time_range: TimeRange, shown, panels, queries) -> str:
+    refresh = dashboard.get("refresh") or "off"
+    chips = [("Time range (UTC)", f"{time_range.start:%Y-%m-%d} to {time_range.end:%Y-%m-%d}")]
+    chips += [*shown, ("Refresh in Grafana", refresh)]
+    chip_html = "".join(
+        f'<span class="chip"><b>{draw.esc(k)}</b>{draw.esc(v)}</span>' for k, v in chips
+    )
+    query_html = "".join(
+        f"<h4>{draw.esc(title)} ({draw.esc(ref)})</h4><pre>{draw.esc(sql.strip())}</pre>"
+        for title, ref, sql in queries
+    )
+    return (
+        f'<section class="dashboard" id="{_anchor(dashboard)}">'
+        f'<div class="dash-head"><h2>{draw.esc(dashboard.get("title", ""))}</h2>'
+        f'<div class="chips">{chip_html}</div>'
+        f'<p class="dash-desc">{draw.esc(dashboard.get("description", ""))}</p></div>'
+        f'<div class="grid">{"".join(panels)}</div>'
+        f'<details class="queries"><summary>The SQL each panel ran here, after Grafana\'s '
+        f"variables and the Athena plugin's macros ({len(queries)})</summary>"
+        f"{query_html}</details></section>"
+    )
+
+
+def _page(home: Path, dashboards: list[dict], sections: list[str]) -> str:
+    nav = "".join(f'<a href="#{_anchor(d)}">{draw.esc(d.get("title", ""))}</a>' for d in dashboards)
+    made = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>marketlake dashboards</title>"
+        f"<style>{CSS}</style></head><body>"
+        f'<div class="top"><h1>marketlake dashboards</h1><nav>{nav}</nav>'
+        f'<span class="meta">Grafana dashboards rendered from the local lake '
+        f"{draw.esc(Path(home).resolve())} at {made}</span></div>"
+        f"{''.join(sections)}</body></html>\n"
+    )
