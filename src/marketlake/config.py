@@ -46,43 +46,34 @@ def parse_tickers(text: str) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _number(env, name, default, whole: bool, minimum=0, maximum=None):
+    """A numeric setting: its default when unset, else a ConfigError saying what is wrong."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = int(raw)
+        value = int(raw) if whole else float(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={value} must be at least {minimum}")
+        kind = "a whole number" if whole else "a number"
+        raise ConfigError(f"{name}={raw!r} is not {kind}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = (
+            f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        )
+        raise ConfigError(f"{name}={value:g} must be {bounds}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    return _number(env, name, default, whole=True, minimum=minimum)
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value < 0:
-        raise ConfigError(f"{name}={value:g} must not be negative")
-    return value
+    return _number(env, name, default, whole=False)
 
 
 def _percent(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if not 0 <= value <= 100:
-        raise ConfigError(f"{name}={value:g} must be between 0 and 100")
-    return value
+    return _number(env, name, default, whole=False, maximum=100)
 
 
 @dataclasses.dataclass(frozen=True)
