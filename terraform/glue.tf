@@ -1,0 +1,387 @@
+# Glue: the catalog database, the raw-zone crawler with its CSV classifier, the WAP build
+# as a Python shell job, and the workflow the ingest Lambda starts:
+#   ON_DEMAND trigger -> crawler(raw) -> CONDITIONAL trigger on SUCCEEDED -> WAP job.
+
+resource "aws_glue_catalog_database" "lake" {
+  name        = local.glue_database_name
+  description = "marketlake: raw_daily_prices (crawler), daily_prices (WAP build), audit tables and dashboard views."
+}
+
+resource "aws_glue_security_configuration" "main" {
+  name = "${local.name}-kms"
+
+  encryption_configuration {
+    cloudwatch_encryption {
+      cloudwatch_encryption_mode = "SSE-KMS"
+      kms_key_arn                = aws_kms_key.main.arn
+    }
+
+    job_bookmarks_encryption {
+      job_bookmarks_encryption_mode = "CSE-KMS"
+      kms_key_arn                   = aws_kms_key.main.arn
+    }
+
+    s3_encryption {
+      s3_encryption_mode = "SSE-KMS"
+      kms_key_arn        = aws_kms_key.main.arn
+    }
+  }
+}
+
+# -- raw zone: CSV classifier + crawler ----------------------------------------------------
+
+# The built-in CSV classifier mishandles quoted commas; this one is told the header, the
+# quote and the SerDe (OpenCSVSerDe reads every column as text, as the staging SQL expects).
+resource "aws_glue_classifier" "raw_csv" {
+  name = "${local.name}-raw-csv"
+
+  csv_classifier {
+    contains_header        = "PRESENT"
+    delimiter              = ","
+    quote_symbol           = "\""
+    serde                  = "OpenCSVSerDe"
+    header                 = ["symbol", "trade_date", "open", "high", "low", "close", "volume", "source", "ingested_at"]
+    allow_single_column    = false
+    disable_value_trimming = false
+  }
+}
+
+resource "aws_glue_crawler" "raw" {
+  name                   = local.crawler_name
+  description            = "Keeps ${local.crawler_table_prefix}daily_prices (partitioned by ingest_date) in step with s3://${local.lake_bucket_name}/${local.raw_prefix}."
+  role                   = aws_iam_role.crawler.arn
+  database_name          = aws_glue_catalog_database.lake.name
+  classifiers            = [aws_glue_classifier.raw_csv.name]
+  table_prefix           = local.crawler_table_prefix
+  security_configuration = aws_glue_security_configuration.main.name
+
+  s3_target {
+    path = "s3://${aws_s3_bucket.lake.id}/${local.raw_prefix}"
+  }
+
+  # Only new ingest_date= folders are crawled; a schema change is logged, never applied.
+  recrawl_policy {
+    recrawl_behavior = "CRAWL_NEW_FOLDERS_ONLY"
+  }
+
+  schema_change_policy {
+    update_behavior = "LOG"
+    delete_behavior = "LOG"
+  }
+
+  # One table at s3://bucket/raw/daily_prices/ (level 3: bucket = 1), its partitions
+  # inheriting the table's schema and SerDe.
+  configuration = jsonencode({
+    Version = 1.0
+    Grouping = {
+      TableGroupingPolicy     = "CombineCompatibleSchemas"
+      TableLevelConfiguration = 3
+    }
+    CrawlerOutput = {
+      Partitions = { AddOrUpdateBehavior = "InheritFromTable" }
+    }
+  })
+}
+
+# -- the WAP build: Python shell job ---------------------------------------------------------
+
+# Code is uploaded under a content hash, so a changed file is a new key and the job
+# definition changes with it.
+resource "aws_s3_object" "glue_script" {
+  bucket      = aws_s3_bucket.lake.id
+  key         = "artifacts/glue/${substr(filesha256(local.glue_script_path), 0, 16)}/wap_job.py"
+  source      = local.glue_script_path
+  source_hash = filemd5(local.glue_script_path)
+  kms_key_id  = aws_kms_key.main.arn
+}
+
+# The wheel keeps its own file name (pip refuses a wheel whose name is not name-version-tags).
+resource "aws_s3_object" "marketlake_wheel" {
+  bucket      = aws_s3_bucket.lake.id
+  key         = "artifacts/glue/${substr(filesha256(local.wheel_path), 0, 16)}/${local.wheel_name}"
+  source      = local.wheel_path
+  source_hash = filemd5(local.wheel_path)
+  kms_key_id  = aws_kms_key.main.arn
+}
+
+resource "aws_glue_job" "wap" {
+  name                   = local.job_name
+  description            = "Write-audit-publish of daily_prices on Athena (marketlake.build.job)."
+  role_arn               = aws_iam_role.glue_job.arn
+  glue_version           = "3.0"
+  max_capacity           = var.glue_max_capacity
+  max_retries            = 0
+  timeout                = var.glue_job_timeout_minutes
+  security_configuration = aws_glue_security_configuration.main.name
+
+  command {
+    name            = "pythonshell"
+    python_version  = "3.9"
+    script_location = "s3://${aws_s3_bucket.lake.id}/${aws_s3_object.glue_script.key}"
+  }
+
+  execution_property {
+    max_concurrent_runs = 1
+  }
+
+  default_arguments = {
+    # What marketlake.build.job parses (REQUIRED and OPTIONAL there).
+    "--lake_bucket"      = aws_s3_bucket.lake.id
+    "--glue_database"    = aws_glue_catalog_database.lake.name
+    "--athena_workgroup" = aws_athena_workgroup.build.name
+    "--alerts_topic_arn" = aws_sns_topic.alerts.arn
+    "--full_build"       = "false"
+    "--max_bad_row_pct"  = tostring(var.max_bad_row_pct)
+    "--keep_versions"    = tostring(var.keep_versions)
+
+    # What Glue itself reads.
+    "--job-language"              = "python"
+    "library-set"                 = "analytics"
+    "--extra-py-files"            = "s3://${aws_s3_bucket.lake.id}/${aws_s3_object.marketlake_wheel.key}"
+    "--additional-python-modules" = join(",", local.glue_python_modules)
+  }
+}
+
+# -- the workflow the Lambda starts ----------------------------------------------------------
+
+resource "aws_glue_workflow" "build" {
+  name                = local.workflow_name
+  description         = "Started by ${local.function_name} when new bars landed: crawl raw, then write-audit-publish."
+  max_concurrent_runs = 1
+}
+
+resource "aws_glue_trigger" "start_crawl" {
+  name          = "${local.name}-start-crawl"
+  description   = "First step of ${local.workflow_name}: crawl the raw zone."
+  type          = "ON_DEMAND"
+  workflow_name = aws_glue_workflow.build.name
+
+  actions {
+    crawler_name = aws_glue_crawler.raw.name
+  }
+}
+
+resource "aws_glue_trigger" "crawled" {
+  name          = "${local.name}-crawled-then-build"
+  description   = "Runs the WAP job once the crawl SUCCEEDED."
+  type          = "CONDITIONAL"
+  workflow_name = aws_glue_workflow.build.name
+
+  predicate {
+    conditions {
+      crawler_name = aws_glue_crawler.raw.name
+      crawl_state  = "SUCCEEDED"
+    }
+  }
+
+  actions {
+    job_name = aws_glue_job.wap.name
+  }
+}
+
+# -- IAM: the crawler -----------------------------------------------------------------------
+
+data "aws_iam_policy_document" "glue_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["glue.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+locals {
+  glue_catalog_arns = [
+    "arn:${local.partition}:glue:${var.region}:${local.account_id}:catalog",
+    "arn:${local.partition}:glue:${var.region}:${local.account_id}:database/${local.glue_database_name}",
+    "arn:${local.partition}:glue:${var.region}:${local.account_id}:table/${local.glue_database_name}/*",
+  ]
+  glue_log_arns = [
+    "arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:/aws-glue/*",
+  ]
+}
+
+resource "aws_iam_role" "crawler" {
+  name               = "${local.name}-crawler"
+  assume_role_policy = data.aws_iam_policy_document.glue_assume.json
+}
+
+data "aws_iam_policy_document" "crawler" {
+  statement {
+    sid       = "ReadTheRawZone"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.lake.arn}/${local.raw_prefix}*"]
+  }
+
+  statement {
+    sid       = "ListTheRawZone"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.lake.arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = [local.raw_prefix, "${local.raw_prefix}*"]
+    }
+  }
+
+  statement {
+    sid = "KeepTheRawTable"
+    actions = [
+      "glue:GetDatabase",
+      "glue:GetTable",
+      "glue:GetTables",
+      "glue:CreateTable",
+      "glue:UpdateTable",
+      "glue:GetPartition",
+      "glue:GetPartitions",
+      "glue:BatchGetPartition",
+      "glue:CreatePartition",
+      "glue:BatchCreatePartition",
+      "glue:UpdatePartition",
+      "glue:BatchUpdatePartition",
+    ]
+    resources = local.glue_catalog_arns
+  }
+
+  statement {
+    sid       = "CrawlerLogs"
+    actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"]
+    resources = local.glue_log_arns
+  }
+
+  statement {
+    sid       = "ProjectKey"
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.main.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "crawler" {
+  name   = "crawl-raw"
+  role   = aws_iam_role.crawler.id
+  policy = data.aws_iam_policy_document.crawler.json
+}
+
+# -- IAM: the WAP job (Athena runs its queries with these credentials too) -------------------
+
+resource "aws_iam_role" "glue_job" {
+  name               = "${local.name}-wap-job"
+  assume_role_policy = data.aws_iam_policy_document.glue_assume.json
+}
+
+data "aws_iam_policy_document" "glue_job" {
+  statement {
+    sid     = "ReadRawAndTheJobCode"
+    actions = ["s3:GetObject"]
+    resources = [
+      "${aws_s3_bucket.lake.arn}/raw/*",
+      "${aws_s3_bucket.lake.arn}/artifacts/glue/*",
+    ]
+  }
+
+  # Versions (curated/), run logs and checks (audit/), the NYSE sessions table (reference/),
+  # Athena scratch (tmp/athena/), the version registry and the rebuild flag (state/).
+  statement {
+    sid = "WriteAuditPublishZones"
+    actions = [
+      "s3:GetObject",
+      "s3:PutObject",
+      "s3:DeleteObject",
+      "s3:AbortMultipartUpload",
+      "s3:ListMultipartUploadParts",
+    ]
+    resources = [
+      "${aws_s3_bucket.lake.arn}/curated/*",
+      "${aws_s3_bucket.lake.arn}/audit/*",
+      "${aws_s3_bucket.lake.arn}/reference/*",
+      "${aws_s3_bucket.lake.arn}/tmp/athena/*",
+      "${aws_s3_bucket.lake.arn}/state/versions/*",
+      "${aws_s3_bucket.lake.arn}/state/ingest_state.json",
+    ]
+  }
+
+  statement {
+    sid       = "ListTheLake"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"]
+    resources = [aws_s3_bucket.lake.arn]
+  }
+
+  statement {
+    sid       = "AthenaQueryResultsBucket"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"]
+    resources = [aws_s3_bucket.athena_results.arn]
+  }
+
+  statement {
+    sid       = "AthenaQueryResults"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    resources = ["${aws_s3_bucket.athena_results.arn}/*"]
+  }
+
+  statement {
+    sid = "QueriesInTheWorkgroup"
+    actions = [
+      "athena:StartQueryExecution",
+      "athena:GetQueryExecution",
+      "athena:GetQueryResults",
+      "athena:StopQueryExecution",
+      "athena:GetWorkGroup",
+    ]
+    resources = [aws_athena_workgroup.build.arn]
+  }
+
+  statement {
+    sid = "TablesPartitionsAndViews"
+    actions = [
+      "glue:GetDatabase",
+      "glue:GetTable",
+      "glue:GetTables",
+      "glue:CreateTable",
+      "glue:UpdateTable",
+      "glue:DeleteTable",
+      "glue:GetPartition",
+      "glue:GetPartitions",
+      "glue:BatchGetPartition",
+      "glue:CreatePartition",
+      "glue:BatchCreatePartition",
+      "glue:UpdatePartition",
+      "glue:BatchUpdatePartition",
+      "glue:DeletePartition",
+      "glue:BatchDeletePartition",
+    ]
+    resources = local.glue_catalog_arns
+  }
+
+  statement {
+    sid       = "AlertWhenAnAuditBlocks"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+  }
+
+  statement {
+    sid       = "JobLogs"
+    actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"]
+    resources = local.glue_log_arns
+  }
+
+  statement {
+    sid       = "ProjectKey"
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.main.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "glue_job" {
+  name   = "write-audit-publish"
+  role   = aws_iam_role.glue_job.id
+  policy = data.aws_iam_policy_document.glue_job.json
+}

@@ -1,0 +1,157 @@
+# Dashboards. With create_grafana = true: an Amazon Managed Grafana workspace (IAM Identity
+# Center sign-in) whose role reads Athena and the lake. Either way, when a Grafana is at
+# hand (that workspace, or grafana_url), the grafana provider adds the Athena data source,
+# a folder, and every dashboard in grafana/dashboards/*.json (none yet is fine).
+
+locals {
+  grafana_enabled = var.create_grafana || var.grafana_url != ""
+
+  grafana_url  = var.create_grafana ? "https://${aws_grafana_workspace.this[0].endpoint}" : (var.grafana_url != "" ? var.grafana_url : null)
+  grafana_auth = var.create_grafana ? aws_grafana_workspace_service_account_token.terraform[0].key : (var.grafana_auth != "" ? var.grafana_auth : null)
+
+  grafana_athena_auth_type = var.grafana_athena_auth_type != "" ? var.grafana_athena_auth_type : (var.create_grafana ? "ec2_iam_role" : "default")
+
+  dashboard_files = local.grafana_enabled ? toset(module.artifacts.dashboard_files) : toset([])
+}
+
+# -- Amazon Managed Grafana (optional) -------------------------------------------------------
+
+data "aws_iam_policy_document" "grafana_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["grafana.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "grafana" {
+  count              = var.create_grafana ? 1 : 0
+  name               = "${local.name}-grafana"
+  assume_role_policy = data.aws_iam_policy_document.grafana_assume.json
+}
+
+# Athena and Glue catalog access for workgroups tagged GrafanaDataSource = true.
+resource "aws_iam_role_policy_attachment" "grafana_athena" {
+  count      = var.create_grafana ? 1 : 0
+  role       = aws_iam_role.grafana[0].name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonGrafanaAthenaAccess"
+}
+
+# ... plus what the managed policy cannot know: our lake, our results bucket, our key.
+data "aws_iam_policy_document" "grafana_lake_read" {
+  statement {
+    sid     = "ReadWhatTheViewsRead"
+    actions = ["s3:GetObject"]
+    resources = [
+      "${aws_s3_bucket.lake.arn}/curated/*",
+      "${aws_s3_bucket.lake.arn}/audit/*",
+      "${aws_s3_bucket.lake.arn}/reference/*",
+    ]
+  }
+
+  statement {
+    sid       = "ListTheLake"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [aws_s3_bucket.lake.arn]
+  }
+
+  statement {
+    sid       = "AthenaQueryResultsBucket"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [aws_s3_bucket.athena_results.arn]
+  }
+
+  statement {
+    sid       = "AthenaQueryResults"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    resources = ["${aws_s3_bucket.athena_results.arn}/*"]
+  }
+
+  statement {
+    sid       = "ProjectKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.main.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "grafana_lake_read" {
+  count  = var.create_grafana ? 1 : 0
+  name   = "read-the-lake"
+  role   = aws_iam_role.grafana[0].id
+  policy = data.aws_iam_policy_document.grafana_lake_read.json
+}
+
+resource "aws_grafana_workspace" "this" {
+  count                    = var.create_grafana ? 1 : 0
+  name                     = local.name
+  description              = "marketlake dashboards on Athena"
+  account_access_type      = "CURRENT_ACCOUNT"
+  authentication_providers = ["AWS_SSO"]
+  permission_type          = "CUSTOMER_MANAGED"
+  role_arn                 = aws_iam_role.grafana[0].arn
+  data_sources             = ["ATHENA"]
+}
+
+resource "aws_grafana_role_association" "admins" {
+  count        = var.create_grafana && length(var.grafana_admin_user_ids) > 0 ? 1 : 0
+  role         = "ADMIN"
+  user_ids     = var.grafana_admin_user_ids
+  workspace_id = aws_grafana_workspace.this[0].id
+}
+
+# The grafana provider signs in with this token. It lives 30 days (the most AWS allows);
+# after that, renew it: terraform apply -replace='aws_grafana_workspace_service_account_token.terraform[0]'
+resource "aws_grafana_workspace_service_account" "terraform" {
+  count        = var.create_grafana ? 1 : 0
+  name         = "terraform"
+  grafana_role = "ADMIN"
+  workspace_id = aws_grafana_workspace.this[0].id
+}
+
+resource "aws_grafana_workspace_service_account_token" "terraform" {
+  count              = var.create_grafana ? 1 : 0
+  name               = "terraform"
+  service_account_id = aws_grafana_workspace_service_account.terraform[0].service_account_id
+  seconds_to_live    = 2592000
+  workspace_id       = aws_grafana_workspace.this[0].id
+}
+
+# -- inside Grafana: data source, folder, dashboards -------------------------------------------
+
+resource "grafana_data_source" "athena" {
+  count = local.grafana_enabled ? 1 : 0
+  type  = "grafana-athena-datasource"
+  name  = "Athena (${local.name})"
+  uid   = var.grafana_datasource_uid
+
+  json_data_encoded = jsonencode({
+    authType       = local.grafana_athena_auth_type
+    defaultRegion  = var.region
+    catalog        = "AwsDataCatalog"
+    database       = aws_glue_catalog_database.lake.name
+    workgroup      = aws_athena_workgroup.lake.name
+    outputLocation = "s3://${aws_s3_bucket.athena_results.id}/grafana/"
+  })
+}
+
+resource "grafana_folder" "marketlake" {
+  count = local.grafana_enabled ? 1 : 0
+  title = "marketlake"
+  uid   = "${local.name}-dashboards"
+}
+
+resource "grafana_dashboard" "this" {
+  for_each    = local.dashboard_files
+  folder      = grafana_folder.marketlake[0].uid
+  config_json = file("${local.dashboards_dir}/${each.value}")
+  overwrite   = true
+}

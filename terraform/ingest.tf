@@ -1,0 +1,184 @@
+# The ingest Lambda: lambdas/ingest/handler.py + the marketlake package + the runtime
+# dependencies the layers do not carry, zipped by `make package` (infra/package.py).
+# pandas, numpy and pyarrow come from the AWS SDK for pandas layer, aws_lambda_powertools
+# from the Powertools layer, boto3 from the Lambda runtime.
+
+resource "aws_lambda_function" "ingest" {
+  function_name    = local.function_name
+  description      = "Fetches daily bars from Alpha Vantage into s3://${local.lake_bucket_name}/raw/ and starts the Glue build when new bars landed."
+  role             = aws_iam_role.ingest.arn
+  runtime          = "python3.11"
+  architectures    = ["x86_64"]
+  handler          = "handler.handler"
+  filename         = local.lambda_zip_path
+  source_code_hash = filebase64sha256(local.lambda_zip_path)
+  layers           = [local.sdk_pandas_layer_arn, local.powertools_layer_arn]
+  memory_size      = var.lambda_memory_mb
+  timeout          = var.lambda_timeout_seconds
+  kms_key_arn      = aws_kms_key.main.arn
+
+  # One run at a time: the daily quota and the watermarks live in one state object.
+  reserved_concurrent_executions = 1
+
+  environment {
+    variables = {
+      LAKE_BUCKET                   = aws_s3_bucket.lake.id
+      ALPHAVANTAGE_SECRET_ID        = aws_secretsmanager_secret.alphavantage.arn
+      GLUE_WORKFLOW_NAME            = aws_glue_workflow.build.name
+      MARKETLAKE_PROVIDER           = "alphavantage"
+      MARKETLAKE_TICKERS            = join(",", var.tickers)
+      MARKETLAKE_HISTORY_DAYS       = tostring(var.history_days)
+      ALPHAVANTAGE_CALLS_PER_MINUTE = tostring(var.alphavantage_calls_per_minute)
+      ALPHAVANTAGE_CALLS_PER_DAY    = tostring(var.alphavantage_calls_per_day)
+      ALPHAVANTAGE_MAX_RETRIES      = tostring(var.alphavantage_max_retries)
+      ALPHAVANTAGE_BACKOFF_SECONDS  = tostring(var.alphavantage_backoff_seconds)
+      ALPHAVANTAGE_OUTPUTSIZE       = var.alphavantage_outputsize
+      ALPHAVANTAGE_DATATYPE         = "json"
+    }
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  dead_letter_config {
+    target_arn = aws_sqs_queue.ingest_dlq.arn
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.lambda_timeout_seconds >= local.ingest_reserve_seconds + 60
+      error_message = "lambda_timeout_seconds leaves less than a minute of work: the ingest keeps ${local.ingest_reserve_seconds} s in reserve with these rate-limit and retry settings."
+    }
+  }
+
+  depends_on = [
+    aws_cloudwatch_log_group.ingest,
+    aws_iam_role_policy.ingest,
+  ]
+}
+
+# The time budget of marketlake.ingest.aws, mirrored: before each symbol the Lambda stops
+# when less than the limiter's next wait + one symbol's worst case (every attempt timing
+# out, with capped backoffs between) + SAFETY_SECONDS is left. The timeout must exceed it.
+locals {
+  ingest_request_timeout_seconds = 30  # REQUEST_TIMEOUT_SECONDS
+  ingest_backoff_cap_seconds     = 120 # BACKOFF_CAP_SECONDS
+  ingest_safety_seconds          = 15  # SAFETY_SECONDS
+  ingest_worst_symbol_seconds = (var.alphavantage_max_retries + 1) * local.ingest_request_timeout_seconds + sum(concat([0], [
+    for n in range(var.alphavantage_max_retries) : min(var.alphavantage_backoff_seconds * pow(2, n), local.ingest_backoff_cap_seconds)
+  ]))
+  ingest_reserve_seconds = ceil(60 / var.alphavantage_calls_per_minute) + local.ingest_worst_symbol_seconds + local.ingest_safety_seconds
+}
+
+# Asynchronous invocations (the schedule): one retry, then the event goes to the DLQ above.
+resource "aws_lambda_function_event_invoke_config" "ingest" {
+  function_name                = aws_lambda_function.ingest.function_name
+  maximum_retry_attempts       = 1
+  maximum_event_age_in_seconds = 3600
+}
+
+resource "aws_cloudwatch_log_group" "ingest" {
+  name              = "/aws/lambda/${local.function_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.main.arn
+}
+
+resource "aws_sqs_queue" "ingest_dlq" {
+  name                      = "${local.name}-ingest-dlq"
+  kms_master_key_id         = aws_kms_key.main.arn
+  message_retention_seconds = 1209600 # 14 days
+}
+
+# -- IAM: only its prefixes, its secret, its workflow, its logs ------------------------------
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "ingest" {
+  name               = "${local.name}-ingest"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+data "aws_iam_policy_document" "ingest" {
+  statement {
+    sid = "LakeZonesTheIngestWrites"
+    actions = [
+      "s3:GetObject",
+      "s3:PutObject",
+    ]
+    resources = [
+      "${aws_s3_bucket.lake.arn}/raw/*",
+      "${aws_s3_bucket.lake.arn}/quarantine/*",
+      "${aws_s3_bucket.lake.arn}/state/ingest_state.json",
+      "${aws_s3_bucket.lake.arn}/state/recent_bars/*",
+      "${aws_s3_bucket.lake.arn}/audit/ingest_runs/*",
+    ]
+  }
+
+  # Whether the published build has read the newest raw data (state/versions/): if not, a
+  # run with no new bars still starts the build.
+  statement {
+    sid       = "ReadTheBuildRegistry"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.lake.arn}/state/versions/*"]
+  }
+
+  # Without ListBucket a missing key answers 403 instead of 404, and the first run (no
+  # state yet) would fail. ListBucket reveals key names only, never contents.
+  statement {
+    sid       = "MissingKeysAnswer404"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.lake.arn]
+  }
+
+  statement {
+    sid       = "TheApiKey"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.alphavantage.arn]
+  }
+
+  statement {
+    sid       = "StartTheBuildWhenNewBarsLanded"
+    actions   = ["glue:StartWorkflowRun"]
+    resources = ["arn:${local.partition}:glue:${var.region}:${local.account_id}:workflow/${local.workflow_name}"]
+  }
+
+  statement {
+    sid       = "ProjectKeyForLakeSecretAndQueue"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.main.arn]
+  }
+
+  statement {
+    sid       = "OwnLogGroup"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.ingest.arn}:*"]
+  }
+
+  statement {
+    sid       = "XRayTracing"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"] # X-Ray has no resource-level permissions
+  }
+
+  statement {
+    sid       = "DeadLetterQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.ingest_dlq.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "ingest" {
+  name   = "ingest"
+  role   = aws_iam_role.ingest.id
+  policy = data.aws_iam_policy_document.ingest.json
+}

@@ -1,0 +1,14 @@
+terraform {
+  required_version = ">= 1.5.0"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.80, < 7.0"
+    }
+    grafana = {
+      source  = "grafana/grafana"
+      version = ">= 3.0, < 5.0"
+    }
+  }
+}

@@ -1,0 +1,114 @@
+"""Whatever the Lambda and the Glue job read from the environment, Terraform sets; and
+Terraform sets nothing they do not read. The reads are collected with `ast`."""
+
+from __future__ import annotations
+
+import ast
+
+from infra_contract import (
+    GLUE_SCRIPT,
+    SRC,
+    env_reads,
+    function_node,
+    import_closure,
+    parse_py,
+    terraform,
+)
+
+# Read by the code, deliberately not set on the Lambda. Each with its reason.
+NOT_ON_THE_LAMBDA = {
+    "ALPHAVANTAGE_API_KEY": "the key comes from Secrets Manager via ALPHAVANTAGE_SECRET_ID; "
+    "a literal would sit in Terraform state and in the function's configuration",
+    "LAKE_PREFIX": "the bucket is the lake's own: its root is the lake root",
+    "MARKETLAKE_HOME": "the local lake directory; on AWS the lake is the bucket (S3Store)",
+    "MARKETLAKE_SEED": "seeds the synthetic market; the Lambda runs the alphavantage provider",
+    "MARKETLAKE_DUCKDB_MEMORY_LIMIT": "DuckDB runs the local build only",
+    "MARKETLAKE_DUCKDB_THREADS": "DuckDB runs the local build only",
+    "MARKETLAKE_KEEP_VERSIONS": "a build setting: the Glue job gets it as --keep_versions",
+    "MARKETLAKE_MAX_BAD_ROW_PCT": "a build setting: the Glue job gets it as --max_bad_row_pct",
+    "ALPHAVANTAGE_BASE_URL": "points the tests at their loopback server; the default is the API",
+}
+
+
+def lambda_reads() -> set[str]:
+    """The Lambda's code path: marketlake.ingest.aws.run, and Settings.from_env it calls."""
+    return env_reads(function_node(SRC / "ingest" / "aws.py", "run")) | env_reads(
+        function_node(SRC / "config.py", "Settings.from_env")
+    )
+
+
+def lambda_environment() -> dict:
+    (block,) = terraform().resource("aws_lambda_function", "ingest")["environment"]
+    return block["variables"]
+
+
+def test_the_code_reads_what_the_contract_expects_to_find():
+    # Guards the collector itself: if it found nothing, every test below would pass vacuously.
+    reads = lambda_reads()
+    assert {"LAKE_BUCKET", "ALPHAVANTAGE_SECRET_ID", "GLUE_WORKFLOW_NAME"} <= reads
+    assert {"MARKETLAKE_TICKERS", "ALPHAVANTAGE_CALLS_PER_DAY"} <= reads
+
+
+def test_every_variable_the_lambda_reads_is_set_by_terraform():
+    missing = lambda_reads() - set(lambda_environment()) - set(NOT_ON_THE_LAMBDA)
+    assert not missing, (
+        f"the Lambda reads {sorted(missing)} but terraform/ingest.tf does not set them: "
+        "set them in aws_lambda_function.ingest's environment, or add them to "
+        "NOT_ON_THE_LAMBDA with the reason"
+    )
+
+
+def test_terraform_sets_nothing_the_lambda_does_not_read():
+    unused = set(lambda_environment()) - lambda_reads()
+    assert not unused, f"terraform/ingest.tf sets {sorted(unused)}, which no code reads"
+
+
+def test_the_exemptions_are_read_by_the_code_and_not_set():
+    reads, environment = lambda_reads(), lambda_environment()
+    stale = set(NOT_ON_THE_LAMBDA) - reads
+    assert not stale, f"NOT_ON_THE_LAMBDA lists {sorted(stale)}, which the code no longer reads"
+    both = set(NOT_ON_THE_LAMBDA) & set(environment)
+    assert not both, f"{sorted(both)} are exempted yet set by Terraform"
+
+
+def test_the_api_key_never_sits_in_terraform():
+    environment = lambda_environment()
+    assert "ALPHAVANTAGE_API_KEY" not in environment
+    assert environment["ALPHAVANTAGE_SECRET_ID"] == "${aws_secretsmanager_secret.alphavantage.arn}"
+    assert not terraform().of_type("aws_secretsmanager_secret_version"), (
+        "a secret version in Terraform puts the key in state; set it with "
+        "aws secretsmanager put-secret-value"
+    )
+
+
+def test_the_lambda_points_at_the_stack_it_belongs_to():
+    environment = lambda_environment()
+    assert environment["LAKE_BUCKET"] == "${aws_s3_bucket.lake.id}"
+    assert environment["GLUE_WORKFLOW_NAME"] == "${aws_glue_workflow.build.name}"
+    assert environment["MARKETLAKE_PROVIDER"] == "alphavantage"
+    assert environment["MARKETLAKE_TICKERS"] == '${join(",", var.tickers)}'
+
+
+def test_the_glue_job_reads_no_environment_only_its_arguments():
+    """The job's settings arrive as job arguments (checked in test_infra_glue.py): no module
+    of its import closure may read os.environ, and job.py hands Settings.from_env a dict."""
+    readers = []
+    for path in import_closure(GLUE_SCRIPT)["files"]:
+        if path.name == "config.py":
+            continue  # Settings.from_env reads the mapping it is given; see below
+        for node in ast.walk(parse_py(path)):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+                readers.append(f"{path.name}:{node.lineno}")
+    assert not readers, f"the Glue job's code reads the environment at {readers}: wire it"
+    calls = [
+        node
+        for node in ast.walk(parse_py(SRC / "build" / "job.py"))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "from_env"
+    ]
+    assert calls, "job.py no longer builds its Settings with Settings.from_env"
+    for call in calls:
+        assert call.args and isinstance(call.args[0], ast.Dict), (
+            "job.py must pass Settings.from_env an explicit dict, not the process environment"
+        )

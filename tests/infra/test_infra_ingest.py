@@ -1,0 +1,101 @@
+"""The ingest Lambda and its schedule, as the issue and the code ask."""
+
+from __future__ import annotations
+
+from infra_contract import LAMBDA_HANDLER, SRC, function_node, module_constant, terraform
+
+AWS = SRC / "ingest" / "aws.py"
+
+
+def function() -> dict:
+    return terraform().resource("aws_lambda_function", "ingest")
+
+
+def test_the_handler_is_the_packaged_function():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "infra_package", LAMBDA_HANDLER.parents[2] / "infra" / "package.py"
+    )
+    package = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(package)
+    module, _, name = function()["handler"].rpartition(".")
+    assert f"{module}.py" == package.ZIP_HANDLER, "the zip's handler file and Terraform disagree"
+    assert package.HANDLER == LAMBDA_HANDLER
+    function_node(LAMBDA_HANDLER, name)  # raises if handler.py defines no such function
+
+
+def test_runtime_concurrency_tracing_and_dead_letters():
+    body = function()
+    assert body["runtime"] == "python3.11"
+    assert body["architectures"] == ["x86_64"]
+    assert body["reserved_concurrent_executions"] == 1
+    assert body["tracing_config"] == [{"mode": "Active"}]
+    assert body["dead_letter_config"] == [{"target_arn": "${aws_sqs_queue.ingest_dlq.arn}"}]
+    assert body["layers"] == ["${local.sdk_pandas_layer_arn}", "${local.powertools_layer_arn}"]
+    group = terraform().resource("aws_cloudwatch_log_group", "ingest")
+    assert group["name"] == "/aws/lambda/${local.function_name}"
+    assert group["retention_in_days"] == "${var.log_retention_days}"
+
+
+def test_the_time_budget_in_terraform_is_the_codes():
+    """aws.py stops taking symbols when less than the limiter's wait + one symbol's worst
+    case + SAFETY_SECONDS is left; Terraform mirrors that sum to refuse a timeout that
+    leaves no time to work. Its constants are the code's, and the defaults leave room."""
+    from marketlake.config import Settings
+    from marketlake.ingest.aws import worst_case_symbol_seconds
+
+    tf = terraform()
+    for local, constant in (
+        ("ingest_request_timeout_seconds", "REQUEST_TIMEOUT_SECONDS"),
+        ("ingest_backoff_cap_seconds", "BACKOFF_CAP_SECONDS"),
+        ("ingest_safety_seconds", "SAFETY_SECONDS"),
+    ):
+        assert tf.locals[local] == module_constant(AWS, constant), f"{local} != aws.{constant}"
+    (check,) = function()["lifecycle"][0]["precondition"]
+    assert "var.lambda_timeout_seconds >= local.ingest_reserve_seconds" in check["condition"]
+
+    variables = tf.variables
+    settings = Settings.from_env(
+        {
+            "ALPHAVANTAGE_MAX_RETRIES": str(variables["alphavantage_max_retries"]["default"]),
+            "ALPHAVANTAGE_BACKOFF_SECONDS": str(
+                variables["alphavantage_backoff_seconds"]["default"]
+            ),
+        }
+    )
+    wait = 60 / variables["alphavantage_calls_per_minute"]["default"]
+    reserve = wait + worst_case_symbol_seconds(settings) + module_constant(AWS, "SAFETY_SECONDS")
+    timeout = variables["lambda_timeout_seconds"]["default"]
+    assert function()["timeout"] == "${var.lambda_timeout_seconds}"
+    assert timeout <= 900 and timeout - reserve >= 300, (
+        f"with the default settings a {timeout} s Lambda keeps {reserve:.0f} s in reserve"
+    )
+    assert "get_remaining_time_in_millis" in AWS.read_text(encoding="utf-8")
+
+
+def test_the_schedule_is_weekdays_at_22_utc_with_retries_and_a_dlq():
+    tf = terraform()
+    assert tf.variables["schedule_expression"]["default"] == "cron(0 22 ? * MON-FRI *)"
+    schedule = tf.resource("aws_scheduler_schedule", "ingest")
+    assert schedule["schedule_expression"] == "${var.schedule_expression}"
+    assert schedule["schedule_expression_timezone"] == "UTC"
+    assert schedule["flexible_time_window"] == [{"mode": "OFF"}]
+    (target,) = schedule["target"]
+    assert target["arn"] == "${aws_lambda_function.ingest.arn}"
+    assert target["role_arn"] == "${aws_iam_role.scheduler.arn}"
+    (retry,) = target["retry_policy"]
+    assert retry["maximum_retry_attempts"] >= 1
+    assert target["dead_letter_config"] == [{"arn": "${aws_sqs_queue.scheduler_dlq.arn}"}]
+    assert [
+        s["actions"]
+        for s in tf.policy_document("scheduler")
+        if "lambda:InvokeFunction" in s["actions"]
+    ] == [["lambda:InvokeFunction"]]
+
+
+def test_the_tfvars_example_schedules_the_same_cron():
+    import hcl2
+
+    example = hcl2.loads((SRC.parents[1] / "terraform" / "terraform.tfvars.example").read_text())
+    assert example["schedule_expression"].strip('"') == "cron(0 22 ? * MON-FRI *)"

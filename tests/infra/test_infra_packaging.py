@@ -1,0 +1,136 @@
+"""What Terraform uploads exists in the repo or is exactly what `make package` builds, and
+the Lambda zip carries what its import closure needs that no layer or runtime provides."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from importlib import metadata
+
+from infra_contract import (
+    LAMBDA_HANDLER,
+    REPO,
+    TERRAFORM,
+    artifacts_module,
+    import_closure,
+    normalize,
+    requirement_pins,
+    terraform,
+)
+from packaging.requirements import Requirement
+
+# Distributions the Lambda finds without the zip (see requirements/lambda.txt).
+SDK_PANDAS_LAYER = {"pandas", "numpy", "pyarrow", "python-dateutil", "pytz", "six"}
+POWERTOOLS_LAYER = {"aws-lambda-powertools", "typing-extensions"}
+LAMBDA_RUNTIME = {"boto3", "botocore", "jmespath", "s3transfer", "urllib3", "six"}
+
+
+def package_module():
+    spec = importlib.util.spec_from_file_location("infra_package", REPO / "infra" / "package.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def module_output(name: str) -> str:
+    return artifacts_module().outputs[name]["value"]
+
+
+def resolve(template: str) -> str:
+    """Evaluate the artifacts module's path templates for this checkout."""
+    version = package_module().package_version()
+    value = template.replace("${local.dist_dir}", "${var.repo_root}/dist/aws")
+    value = value.replace("${local.wheel_name}", f"marketlake-{version}-py3-none-any.whl")
+    assert "${" in value and value.startswith("${var.repo_root}/"), template
+    return value.replace("${var.repo_root}/", "")
+
+
+def test_terraform_deploys_exactly_what_make_package_builds():
+    built = {k: p.relative_to(REPO).as_posix() for k, p in package_module().artifacts().items()}
+    assert resolve(module_output("lambda_zip_path")) == built["lambda_zip"]
+    assert resolve(module_output("wheel_path")) == built["wheel"]
+    assert artifacts_module().locals["wheel_name"] == (
+        "marketlake-${local.package_version}-py3-none-any.whl"
+    )
+
+
+def test_the_makefile_package_target_runs_the_packager():
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    recipe = re.search(r"(?m)^package:.*\n((?:\t.*\n)+)", makefile)
+    assert recipe, "the Makefile has no package target"
+    assert "infra/package.py" in recipe.group(1)
+    for target in ("plan", "deploy", "destroy"):
+        line = re.search(rf"(?m)^{target}:(.*)$", makefile)
+        assert line and "package" in line.group(1), f"make {target} must build the packages first"
+
+
+def test_every_file_terraform_reads_from_the_repo_exists():
+    paths = [
+        resolve(module_output("glue_script_path")),
+        "pyproject.toml",  # the package version
+        "requirements/glue-job.txt",  # the Glue job's pins
+    ]
+    for path in paths:
+        assert (REPO / path).is_file(), f"terraform reads {path}, which is missing"
+    module_text = (TERRAFORM / "modules" / "artifacts" / "main.tf").read_text(encoding="utf-8")
+    for path in paths[1:]:
+        assert f"${{var.repo_root}}/{path}" in module_text
+
+
+def test_uploads_and_the_lambda_use_those_paths():
+    tf = terraform()
+    function = tf.resource("aws_lambda_function", "ingest")
+    assert function["filename"] == "${local.lambda_zip_path}"
+    assert function["source_code_hash"] == "${filebase64sha256(local.lambda_zip_path)}"
+    sources = {name: body["source"] for name, body in tf.of_type("aws_s3_object").items()}
+    assert sources == {
+        "glue_script": "${local.glue_script_path}",
+        "marketlake_wheel": "${local.wheel_path}",
+    }
+    for name in ("lambda_zip_path", "wheel_path", "glue_script_path", "glue_python_modules"):
+        assert tf.locals[name] == f"${{module.artifacts.{name}}}"
+    assert tf.modules["artifacts"]["source"] == "./modules/artifacts"
+
+
+def test_the_zip_carries_every_dependency_no_layer_provides():
+    closure = import_closure(LAMBDA_HANDLER)["third_party"]
+    imported = {normalize(d) for dists in closure.values() for d in dists}
+    assert "exchange-calendars" in imported, "the closure probe found no dependency"
+    provided = SDK_PANDAS_LAYER | POWERTOOLS_LAYER | LAMBDA_RUNTIME
+    # What the zip must hold: the imported distributions no layer provides, and what those
+    # declare they need (tzdata for exchange_calendars, say), transitively.
+    needed, todo = set(), sorted(imported - provided)
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        for line in metadata.requires(name) or []:
+            dep = Requirement(line)
+            applies = dep.marker is None or dep.marker.evaluate({"extra": ""})
+            if applies and normalize(dep.name) not in provided:
+                todo.append(normalize(dep.name))
+    zipped = set(requirement_pins(REPO / "requirements" / "lambda.txt"))
+    missing = needed - zipped
+    assert not missing, f"the Lambda imports {sorted(missing)}: add them to requirements/lambda.txt"
+    unused = zipped - needed
+    assert not unused, (
+        f"requirements/lambda.txt zips {sorted(unused)}, which the Lambda never imports"
+    )
+
+
+def test_the_zip_pins_are_the_tested_versions():
+    tested = requirement_pins(REPO / "constraints.txt")
+    for name, version in requirement_pins(REPO / "requirements" / "lambda.txt").items():
+        assert tested.get(name) == version, (
+            f"lambda.txt pins {name}=={version}, tests use {tested.get(name)}"
+        )
+
+
+def test_the_dashboards_come_from_the_repo_and_an_empty_folder_is_fine():
+    value = module_output("dashboard_files")
+    assert 'fileset(local.dashboards_dir, "*.json")' in value
+    assert artifacts_module().locals["dashboards_dir"] == "${var.repo_root}/grafana/dashboards"
+    dashboards = terraform().resource("grafana_dashboard", "this")
+    assert dashboards["for_each"] == "${local.dashboard_files}"
+    assert dashboards["config_json"] == '${file("${local.dashboards_dir}/${each.value}")}'
