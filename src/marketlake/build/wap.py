@@ -219,7 +219,7 @@ def run_build(
                 f") AS kept WHERE trade_date >= first_new OR back <= {reach + 1}",
             )
         else:
-            total = engine.materialize("bars", f"SELECT {BAR_COLUMNS} FROM new_bars")
+            total = engine.derive("bars", f"SELECT {BAR_COLUMNS} FROM new_bars")
 
         row_results, failing = run_checks(engine, sqlfiles.checks("rows"))
         rejected = " UNION ".join(
@@ -227,7 +227,7 @@ def run_build(
             for i, c in enumerate(sqlfiles.checks("rows"))
         )
         engine.materialize("rejected_keys", rejected)
-        good = engine.materialize(
+        good = engine.derive(
             "good_bars",
             "SELECT b.* FROM bars AS b WHERE b.symbol IS NOT NULL AND b.trade_date IS NOT NULL "
             "AND NOT EXISTS (SELECT 1 FROM rejected_keys AS r "

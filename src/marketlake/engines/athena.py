@@ -209,6 +209,11 @@ class AthenaEngine:
         self.names[name] = physical
         return self._count(physical)
 
+    def derive(self, name: str, select_sql: str) -> int:
+        """On Athena a derived relation is a scratch table too: a view could not outlive
+        the scratch tables it names, and Athena bills each read of it again."""
+        return self.materialize(name, select_sql)
+
     def ctas(self, select_sql: str, location: str, partitioned_by: Sequence[str]) -> int:
         """Write a version: Parquet at `location`, partitioned (Athena writes at most 100
         partitions a statement, which years never reach)."""

@@ -187,6 +187,12 @@ class DuckDBEngine:
         self.execute_native(f"CREATE TEMP TABLE {name} AS {transpile(select_sql)}")
         return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
 
+    def derive(self, name: str, select_sql: str) -> int:
+        """A relation read once or twice: a view (no copy of the rows); returns its count."""
+        self._drop_temp(name)
+        self.execute_native(f"CREATE TEMP VIEW {name} AS {transpile(select_sql)}")
+        return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+
     def ctas(self, select_sql: str, location: str, partitioned_by: Sequence[str]) -> int:
         target = self.path(location)
         if target.exists():
