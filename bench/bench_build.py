@@ -111,7 +111,7 @@ def _build(lake: str, full: str) -> None:
     from marketlake.engines.duckdb import DuckDBEngine
     from marketlake.storage import LocalStore
 
-    settings = Settings.from_env({"MARKETLAKE_HOME": lake})
+    settings = Settings.from_env({**os.environ, "MARKETLAKE_HOME": lake})
     with DuckDBEngine(
         Path(lake), memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads
     ) as engine:
