@@ -447,15 +447,15 @@ def test_a_premium_endpoint_stops_the_run_with_a_clear_message(lake):
 
 
 def test_an_invalid_symbol_is_skipped_and_recorded_and_the_others_land(lake):
-    lake.server.default = BySymbol({"AAA": ok(), "XXXX": Reply(ERROR_INVALID_SYMBOL)}, ok())
-    report = lake.run("AAA,XXXX,CCC", DAY1)
+    lake.server.default = BySymbol({"AAA": ok(), "ZQZQ": Reply(ERROR_INVALID_SYMBOL)}, ok())
+    report = lake.run("AAA,ZQZQ,CCC", DAY1)
 
-    assert statuses(report) == {"AAA": FETCHED, "XXXX": INVALID, "CCC": FETCHED}
-    assert lake.asked() == ["AAA", "XXXX", "CCC"]  # refused once: no retry
-    entry = lake.state().symbols["XXXX"]
-    assert "does not know 'XXXX'" in entry.invalid and entry.watermark is None
+    assert statuses(report) == {"AAA": FETCHED, "ZQZQ": INVALID, "CCC": FETCHED}
+    assert lake.asked() == ["AAA", "ZQZQ", "CCC"]  # refused once: no retry
+    entry = lake.state().symbols["ZQZQ"]
+    assert "does not know 'ZQZQ'" in entry.invalid and entry.watermark is None
     assert "does not know" in report.with_status(INVALID)[0].message
-    assert not lake.store.exists(raw.raw_key(S1, "XXXX"))
+    assert not lake.store.exists(raw.raw_key(S1, "ZQZQ"))
     assert lake.files("quarantine/") == {}
 
 
