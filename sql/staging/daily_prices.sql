@@ -12,6 +12,8 @@
 -- * Every window counts rows of one symbol in trade_date order and is spelled out in full
 --   (Athena's support for a named WINDOW clause is unclear). A window that is not yet full,
 --   or holds a missing input, yields NULL: count(x) over the same frame must equal its length.
+--   The 20-row terms share one counter instead (missing_20: a windowed sum of per-input
+--   base-32 digits, read with % only, integer arithmetic on both engines) and rn >= 20.
 --   lag() and row_number() take no frame: both engines ignore frames for them.
 -- * sqrt() of a window mean that is mathematically >= 0 goes through greatest(x, 0.0): Trino
 --   may compute sliding sums by adding and removing rows, which can leave -1e-20 where the
@@ -88,6 +90,18 @@ terms AS (
             WHEN close < prev_close THEN prev_close - close
             WHEN close >= prev_close THEN 0.0
         END AS loss,
+        -- Which inputs of the 20-row windows are missing, one base-32 digit each, so that one
+        -- windowed sum counts them all (a count <= 20 never carries into the next digit):
+        -- ln_hl (1), gk_term and rs_term (32: both need a consistent bar), ln_o_prev (1024).
+        -- Each predicate is the one of the CASE that makes that input NULL. ln_co needs no digit:
+        -- a consistent bar has open, close >= low > 0.
+        CASE WHEN high > 0 AND low > 0 THEN 0 ELSE 1 END
+        + CASE
+            WHEN low > 0 AND low <= open AND low <= close AND high >= open AND high >= close
+                THEN 0
+            ELSE 32
+        END
+        + CASE WHEN open > 0 AND prev_close > 0 THEN 0 ELSE 1024 END AS missing_20,
         -- Position in the block of 500 (seed rows 1..15 all sit at row 15) and the block's parity.
         (CASE WHEN rn < 15 THEN 15 ELSE rn END - 1) % 500 AS rsi_pos,
         (CASE WHEN rn < 15 THEN 15 ELSE rn END - 1) % 1000 < 500 AS rsi_even
@@ -105,33 +119,18 @@ weighted AS (
 windowed AS (
     SELECT
         *,
-        count(ln_hl) OVER (
-            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
-        ) AS n_hl_20,
         avg(ln_hl * ln_hl) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
         ) AS mean_hl2_20,
-        count(gk_term) OVER (
-            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
-        ) AS n_gk_20,
         avg(gk_term) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
         ) AS mean_gk_20,
-        count(rs_term) OVER (
-            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
-        ) AS n_rs_20,
         avg(rs_term) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
         ) AS mean_rs_20,
-        count(ln_o_prev) OVER (
-            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
-        ) AS n_o_prev_20,
         var_samp(ln_o_prev) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
         ) AS var_o_prev_20,
-        count(ln_co) OVER (
-            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
-        ) AS n_co_20,
         var_samp(ln_co) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
         ) AS var_co_20,
@@ -165,6 +164,9 @@ windowed AS (
         avg(CAST(volume AS DOUBLE)) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 7 PRECEDING AND 1 PRECEDING
         ) AS mean_volume_prev_7,
+        sum(missing_20) OVER (
+            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
+        ) AS missing_20_sum,
         count(gain) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 499 PRECEDING AND CURRENT ROW
         ) AS n_change_500,
@@ -221,16 +223,18 @@ SELECT
     log_return,
     abs(ln_hl) / sqrt(4.0 * ln(2.0)) AS parkinson_vol,
     CASE
-        WHEN n_hl_20 = 20
+        WHEN rn >= 20 AND missing_20_sum % 32 = 0
             THEN sqrt(252.0 / (4.0 * ln(2.0)) * greatest(mean_hl2_20, 0.0))
     END AS parkinson_vol_20d,
-    CASE WHEN n_gk_20 = 20 THEN sqrt(252.0 * greatest(mean_gk_20, 0.0)) END
-        AS garman_klass_vol_20d,
-    CASE WHEN n_rs_20 = 20 THEN sqrt(252.0 * greatest(mean_rs_20, 0.0)) END
-        AS rogers_satchell_vol_20d,
+    CASE
+        WHEN rn >= 20 AND missing_20_sum % 1024 < 32 THEN sqrt(252.0 * greatest(mean_gk_20, 0.0))
+    END AS garman_klass_vol_20d,
+    CASE
+        WHEN rn >= 20 AND missing_20_sum % 1024 < 32 THEN sqrt(252.0 * greatest(mean_rs_20, 0.0))
+    END AS rogers_satchell_vol_20d,
     -- k = 0.34 / (1.34 + (n + 1) / (n - 1)) with n = 20, as DOUBLE (DECIMAL on Trino otherwise).
     CASE
-        WHEN n_o_prev_20 = 20 AND n_co_20 = 20 AND n_rs_20 = 20
+        WHEN rn >= 20 AND missing_20_sum < 32
             THEN sqrt(252.0 * greatest(
                 var_o_prev_20
                 + CAST(0.34 AS DOUBLE) / (CAST(1.34 AS DOUBLE) + CAST(21 AS DOUBLE) / 19)
