@@ -149,6 +149,8 @@ class _IngestProgress:
         self._show(symbol)
 
     def symbol_done(self, result) -> None:
+        if result.status == "deferred":
+            self.deferred += 1
         self.progress.advance(self.task)
 
     def waiting(self, seconds: float) -> None:
@@ -265,7 +267,7 @@ def import_(
     with lake_lock(settings.home):
         report = run_import(settings, LocalStore(settings.home), files, symbol)
     for r in report.results:
-        span = f" ({r.first_date} .. {r.last_date})" if r.new_bars else ""
+        span = f" ({r.first_date} .. {r.last_written})" if r.new_bars else ""
         extra = f"; {r.message}" if r.message else ""
         out.print(f"import: {r.symbol}: {r.new_bars} bar(s) landed{span}{extra}")
     out.print("next: marketlake build")

@@ -142,6 +142,11 @@ class Settings:
                 f"ALPHAVANTAGE_OUTPUTSIZE={self.av_outputsize!r}: use compact (the last 100 "
                 "sessions, free) or full (the whole history, premium)"
             )
+        if not re.match(r"^https?://[^\s/]+\S*$", self.av_base_url):
+            raise ConfigError(
+                f"ALPHAVANTAGE_BASE_URL={self.av_base_url!r} is not an http(s) URL "
+                "(e.g. https://www.alphavantage.co/query)"
+            )
         if self.av_datatype not in ("json", "csv"):
             raise ConfigError(f"ALPHAVANTAGE_DATATYPE={self.av_datatype!r}: use json or csv")
         if self.provider == "alphavantage" and not self.api_key:

@@ -34,25 +34,6 @@ def load(relative: str) -> str:
         raise MarketlakeError(f"SQL file {relative} is missing from {sql_root()}") from None
 
 
-def compose(main_sql: str, ctes: dict[str, str]) -> str:
-    """Prepend named subqueries to a query as CTEs, so each SQL file stays one readable
-    SELECT over a logical input (`bars`) that the build supplies."""
-    query = sqlglot.parse_one(main_sql, read="athena")
-    existing = query.args.get("with_")
-    new = [
-        exp.CTE(
-            this=sqlglot.parse_one(sql, read="athena"),
-            alias=exp.TableAlias(this=exp.to_identifier(name)),
-        )
-        for name, sql in ctes.items()
-    ]
-    if existing is None:
-        query.set("with_", exp.With(expressions=new))
-    else:
-        existing.set("expressions", new + list(existing.expressions))
-    return query.sql(dialect="athena")
-
-
 def bind(sql: str, relations: dict[str, str]) -> str:
     """Replace table references by name: with another table name, or with a SELECT (which
     becomes a subquery under the old name), so one SQL file can read different inputs."""

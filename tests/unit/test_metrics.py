@@ -1,7 +1,7 @@
 """The metrics of daily_prices (sql/staging/daily_prices.sql) against an independent NumPy
 implementation of issue 4's definitions, and rsi_14 against TA-Lib as well.
 
-The SQL runs exactly as the build runs it: composed over a `bars` input with sqlfiles.compose,
+The SQL runs exactly as the build runs it: its `bars` input bound with sqlfiles.bind,
 transpiled from Athena to DuckDB by marketlake.engines.duckdb.transpile, executed by DuckDB.
 NULL and NaN are told apart (DuckDB's masked NumPy arrays), so "NULL while the window is not
 full" is checked row by row, not merely "not a number".
@@ -322,7 +322,7 @@ def run_sql(bars: pd.DataFrame, sql: str | None = None) -> dict[str, np.ndarray]
     # Shuffled: the SQL must not lean on the order rows arrive in.
     con.register("shuffled", bars[BAR_COLUMNS].sample(frac=1.0, random_state=1))
     con.execute("INSERT INTO input_bars SELECT * FROM shuffled")
-    composed = sqlfiles.compose(
+    composed = sqlfiles.bind(
         sql or daily_prices_sql(),
         {"bars": "SELECT symbol, trade_date, open, high, low, close, volume FROM input_bars"},
     )

@@ -27,6 +27,7 @@ class Version:
     # Newest ingested_at read: a raw object rewritten the same day keeps its older rows, and
     # those need not be read again.
     ingested_through: str | None = None
+    parent: str | None = None  # the version this one was built on (what rollback returns to)
 
 
 @dataclasses.dataclass
@@ -68,18 +69,22 @@ def registry_key(table: str) -> str:
 
 def load_registry(store: ObjectStore, table: str) -> Registry:
     try:
-        body = json.loads(store.get_bytes(registry_key(table)))
+        data = store.get_bytes(registry_key(table))
     except KeyError:
         return Registry(table)
-    except ValueError as exc:
+    try:
+        body = json.loads(data)
+        return Registry(
+            table=body["table"],
+            current=body.get("current"),
+            versions=[Version(**v) for v in body.get("versions", [])],
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise MarketlakeError(
-            f"{registry_key(table)} is unreadable ({exc}); run `marketlake build --full`"
+            f"{registry_key(table)} is unreadable ({type(exc).__name__}: {exc}); restore it "
+            "(S3 versioning keeps old copies), or move it aside and run "
+            "`marketlake build --full`, which starts a new version history"
         ) from None
-    return Registry(
-        table=body["table"],
-        current=body.get("current"),
-        versions=[Version(**v) for v in body.get("versions", [])],
-    )
 
 
 def save_registry(store: ObjectStore, registry: Registry) -> None:

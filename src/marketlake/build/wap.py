@@ -159,10 +159,16 @@ def run_build(
         record = RunRecord(
             run_id, started, now(), "skipped", version=current.run_id, message=message
         )
+        # Nothing to build, but point the catalog at the lake where it is now (a lake that
+        # was moved or copied keeps working).
+        engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"))
+        engine.publish(TABLE, current.partitions)
         _record(store, engine, record)
+        _create_views(engine)
         return BuildResult(run_id, "skipped", "none", 0, [], current.run_id, message=message)
 
     location = f"{CURATED_PREFIX}/version={run_id}"
+    switching = False
     checks: list[CheckResult] = []
     counts = {"rows": 0, "new": 0, "bad": 0}
     try:
@@ -276,9 +282,11 @@ def run_build(
         partitions = dict(current.partitions) if first_year is not None else {}
         partitions = {y: loc for y, loc in partitions.items() if y not in written}
         partitions.update(written)
+        switching = True
         engine.publish(TABLE, partitions)
         registry.versions.append(
             Version(
+                parent=current.run_id if current else None,
                 run_id=run_id,
                 published_at=started.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
                 mode=build_plan.mode,
@@ -295,8 +303,11 @@ def run_build(
         registry.current = run_id
         save_registry(store, registry)
     except BaseException as exc:
-        # A version that was not published is never left half-written in the lake.
-        store.delete_prefix(location + "/")
+        # A version that was not published is never left half-written in the lake. If the
+        # switch had begun, readers may see the new files: switch back before deleting them,
+        # and keep them if even that fails.
+        if not switching or _switch_back(engine, current):
+            store.delete_prefix(location + "/")
         status = "blocked" if isinstance(exc, BuildBlocked) else "failed"
         record = RunRecord(
             run_id,
@@ -351,18 +362,21 @@ def rollback(
     to: str | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
 ) -> Version:
-    """Switch daily_prices back to an earlier version: the one before the current, or `to`."""
+    """Switch daily_prices back to an earlier version: the one the current version was built
+    on, or `to`."""
     registry = load_registry(store, TABLE)
     current = registry.current_version()
     if current is None:
         raise MarketlakeError("nothing is published yet; run `marketlake build` first")
     if to is None:
-        index = registry.versions.index(current)
-        if index == 0:
+        # The version the current one was built on, not merely the one published before it:
+        # after a rollback and a rebuild, those differ.
+        if not current.parent:
             raise MarketlakeError(
-                f"run {current.run_id} is the oldest version kept; nothing before it"
+                f"run {current.run_id} was built from nothing earlier; there is no version "
+                "before it (see `marketlake status` and use --to RUN_ID)"
             )
-        target = registry.versions[index - 1]
+        target = registry.get(current.parent)
     else:
         target = registry.get(to)
     missing = [loc for loc in target.partitions.values() if not store.list_objects(loc + "/")]
@@ -387,6 +401,15 @@ def rollback(
     _record(store, engine, record)
     _create_views(engine)
     return target
+
+
+def _switch_back(engine, current: Version | None) -> bool:
+    """Point daily_prices back at the current version (or at nothing); False if that failed."""
+    try:
+        engine.publish(TABLE, current.partitions if current else {})
+    except Exception:
+        return False
+    return True
 
 
 def _splice(metrics_sql: str, first_year: int) -> str:

@@ -1,12 +1,12 @@
-"""The Engine protocol: the few operations the build needs from a SQL engine.
+"""The Engine protocol: what the build asks of a SQL engine (DuckDBEngine, AthenaEngine).
 
-Only SELECT bodies are shared SQL (Athena dialect); CTAS, views and publishing are each
-engine's own syntax.
+SQL handed to an engine is shared Athena-dialect SQL naming logical relations (raw,
+bars, staging_daily_prices, ...); each engine maps those names to what it has. CTAS,
+views and publishing are each engine's own syntax.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
 
 import pandas as pd
@@ -16,15 +16,29 @@ class Engine(Protocol):
     def fetch_df(self, sql: str) -> pd.DataFrame:
         """Run an Athena-dialect query and return its rows."""
 
-    def ctas(self, select_sql: str, location: str, partitioned_by: Sequence[str]) -> int:
-        """Write the result of an Athena-dialect SELECT as Parquet at `location` (a lake key
-        prefix), partitioned by the given columns; return the row count."""
+    def register_raw(self, name: str, prefix: str) -> None:
+        """Make the raw CSV under `prefix` readable as `name`, every column text."""
+
+    def register_frame(self, name: str, frame: pd.DataFrame) -> None:
+        """Keep a small reference table (e.g. the NYSE sessions) as `name`."""
+
+    def register_audit(self, name: str, prefix: str, schema, has_data: bool = True) -> None:
+        """Make the audit Parquet under `prefix` readable as `name`, empty until written."""
+
+    def materialize(self, name: str, select_sql: str) -> int:
+        """Compute a SELECT once into relation `name` for this run; return its row count."""
+
+    def derive(self, name: str, select_sql: str) -> int:
+        """Like materialize, for a relation read once or twice (a view where that is free)."""
+
+    def attach(self, name: str, partitions: dict) -> None:
+        """Make the Parquet partitions (value -> location) readable as `name` for this run."""
+
+    def ctas(self, select_sql: str, location: str, partitioned_by: list) -> int:
+        """Write a SELECT's rows as Parquet at `location`, partitioned; return the count."""
+
+    def publish(self, table: str, partitions: dict) -> None:
+        """Point `table` at these partitions (value -> location); {} unpublishes it."""
 
     def create_or_replace_view(self, name: str, select_sql: str) -> None:
         """Create or replace a view from an Athena-dialect SELECT."""
-
-    def publish(self, table: str, location: str, run_id: str, fingerprint: str) -> None:
-        """Point `table` at the data under `location`, atomically."""
-
-    def current_version(self, table: str) -> dict | None:
-        """The published version of `table`: run_id, location, fingerprint; None if none."""

@@ -142,7 +142,7 @@ class DuckDBEngine:
         self.execute_native(
             f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_csv({_literal(pattern)}, "
             "header = true, auto_detect = false, columns = {" + columns + "}, "
-            "delim = ',', quote = '\"', escape = '\"', "
+            "delim = ',', quote = '\"', escape = '\"', null_padding = true, "
             "hive_partitioning = true, hive_types_autocast = false)"
         )
 
@@ -235,6 +235,9 @@ class DuckDBEngine:
     def publish(self, table: str, partitions: dict[str, str]) -> None:
         """Point `table` at these partitions (value -> location): one DDL statement, so a
         reader sees the old set or the new one."""
+        if not partitions:
+            self.execute_native(f"DROP VIEW IF EXISTS {table}")
+            return
         select = self._partitions_select(sorted(partitions.values()))
         self.execute_native(f"CREATE OR REPLACE VIEW {table} AS {select}")
 

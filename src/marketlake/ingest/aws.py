@@ -27,8 +27,9 @@ def worst_case_symbol_seconds(settings: Settings) -> float:
     """The longest one symbol can take beyond the limiter's first wait: every attempt timing
     out, with the backoff between attempts (capped as the provider caps it)."""
     attempts = settings.av_max_retries + 1
+    interval = 60.0 / settings.av_calls_per_minute  # every retry waits for the limiter too
     backoffs = sum(
-        min(settings.av_backoff_seconds * 2**n, BACKOFF_CAP_SECONDS)
+        max(min(settings.av_backoff_seconds * 2**n, BACKOFF_CAP_SECONDS), interval)
         for n in range(settings.av_max_retries)
     )
     return attempts * REQUEST_TIMEOUT_SECONDS + backoffs

@@ -31,6 +31,7 @@ from marketlake.providers.alphavantage import (
     PayloadError,
     PremiumOnly,
     RateLimited,
+    redact,
 )
 from marketlake.providers.base import Provider
 from marketlake.sessions import eastern_date, last_closed_session
@@ -54,6 +55,7 @@ class SymbolResult:
     last_date: dt.date | None = None
     quarantined: int = 0
     message: str = ""
+    last_written: dt.date | None = None  # newest bar landed (last_date: the watermark)
 
 
 @dataclasses.dataclass
@@ -148,27 +150,36 @@ def _ingest_all(
 ):
     observer.started(len(symbols))
     today = eastern_date(now())
-    for position, symbol in enumerate(symbols):
+    # Symbols that need no request are settled first: only the rest can be deferred.
+    waiting = []
+    for symbol in symbols:
+        watermark = state.watermark(symbol)
+        known_invalid = _still_invalid(state, symbol, today)
+        if watermark is not None and watermark >= report.session:
+            result = SymbolResult(symbol, UP_TO_DATE, last_date=watermark)
+        elif known_invalid:
+            # Refused recently: asking again would spend a request of the day's few.
+            result = SymbolResult(symbol, INVALID, message=known_invalid)
+        else:
+            waiting.append(symbol)
+            continue
+        state.deferred = [s for s in state.deferred if s != symbol]
+        report.results.append(result)
+        observer.symbol_done(result)
+    for position, symbol in enumerate(waiting):
         try:
             next_wait = limiter.peek_wait() if limiter is not None else 0.0
         except QuotaExhausted as exc:  # the day's budget was spent before this symbol
-            _defer(report, state, symbols[position:], str(exc))
+            _defer(report, state, waiting[position:], str(exc), observer)
             break
         if out_of_time is not None and out_of_time(next_wait):
-            _defer(report, state, symbols[position:], "time budget of this run spent")
+            _defer(report, state, waiting[position:], "time budget of this run spent", observer)
             break
-        known_invalid = _still_invalid(state, symbol, today)
-        if known_invalid:
-            # Refused recently: asking again would spend a request of the day's few.
-            result = SymbolResult(symbol, INVALID, message=known_invalid)
-            report.results.append(result)
-            observer.symbol_done(result)
-            continue
         observer.symbol_started(symbol)
         try:
             result = _ingest_symbol(settings, store, state, provider, symbol, report, now)
         except QuotaExhausted as exc:
-            _defer(report, state, symbols[position:], str(exc))
+            _defer(report, state, waiting[position:], str(exc), observer)
             break
         except (InvalidApiKey, PremiumOnly):
             save_state(store, state)
@@ -189,7 +200,7 @@ def _ingest_all(
             save_state(store, state)
             raise
         except Exception as exc:  # one symbol's failure must not stop the others
-            first = (str(exc).splitlines() or [""])[0]
+            first = redact((str(exc).splitlines() or [""])[0], settings.api_key)
             result = SymbolResult(symbol, FAILED, message=f"{type(exc).__name__}: {first}")
         if result.status != INVALID and symbol in state.symbols:
             state.symbols[symbol].invalid = None
@@ -284,9 +295,11 @@ def _stalest_first(symbols: list[str], state: IngestState) -> list[str]:
     return [symbol for _, symbol in sorted(enumerate(symbols), key=rank)]
 
 
-def _defer(report: IngestReport, state: IngestState, symbols: list[str], why: str) -> None:
+def _defer(report, state, symbols: list[str], why: str, observer: IngestObserver) -> None:
     for symbol in symbols:
-        report.results.append(SymbolResult(symbol, DEFERRED, message=why))
+        result = SymbolResult(symbol, DEFERRED, message=why)
+        report.results.append(result)
+        observer.symbol_done(result)
     state.deferred = list(dict.fromkeys([*symbols, *state.deferred]))
 
 
@@ -325,8 +338,6 @@ def _ingest_symbol(
     now: Callable[[], dt.datetime],
 ) -> SymbolResult:
     watermark = state.watermark(symbol)
-    if watermark is not None and watermark >= report.session:
-        return SymbolResult(symbol, UP_TO_DATE, last_date=watermark)
     if watermark is None:
         since = report.session - dt.timedelta(days=settings.history_days)
     elif getattr(provider, "resends_history", False):
@@ -408,6 +419,7 @@ def land_bars(
     result.status = FETCHED
     result.new_bars = len(written)
     result.first_date = written["trade_date"].iloc[0]
+    result.last_written = newest
     result.last_date = max(newest, watermark) if watermark else newest
     entry = state.entry(symbol)
     entry.watermark = result.last_date.isoformat()

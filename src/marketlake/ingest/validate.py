@@ -79,7 +79,10 @@ def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     flag(~np.isfinite(volume), "volume is not a number")
     flag(volume < 0, "volume is negative")
     flag(volume.mod(1) != 0, "volume is not a whole number")
-    flag(volume_exact.map(lambda v: isinstance(v, int) and v > INT64_MAX), "volume is too large")
+    flag(
+        volume_exact.map(lambda v: isinstance(v, int) and v > INT64_MAX) | (volume > INT64_MAX),
+        "volume is too large",
+    )
     duplicated = dates.notna() & dates.duplicated(keep=False)
     flag(duplicated, "trade_date appears more than once")
 

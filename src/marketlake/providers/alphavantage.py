@@ -768,13 +768,19 @@ class AlphaVantageProvider:
         raise AssertionError(f"unhandled answer class {kind}")  # pragma: no cover
 
     def _get(self, url: str) -> str:
-        request = urllib.request.Request(
-            url, headers={"User-Agent": "marketlake", "Accept": "application/json, text/csv"}
-        )
         try:
+            request = urllib.request.Request(
+                url, headers={"User-Agent": "marketlake", "Accept": "application/json, text/csv"}
+            )
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()
                 charset = response.headers.get_content_charset()
+        except (ValueError, http.client.InvalidURL) as exc:
+            # A malformed base URL: retrying cannot help, and the text quotes the key.
+            raise FetchFailed(
+                f"cannot request {self._redact(url)}: {self._redact(str(exc))}; "
+                "check ALPHAVANTAGE_BASE_URL"
+            ) from None
         except urllib.error.HTTPError as exc:
             status = exc.code
             retry_after = _retry_after(exc.headers)

@@ -1,0 +1,154 @@
+"""Failure paths: what a crash, a bad setting or a damaged file leaves behind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import pandas as pd
+import pytest
+
+from marketlake.build import wap
+from marketlake.build.versions import load_registry, registry_key
+from marketlake.config import Settings
+from marketlake.engines.duckdb import DuckDBEngine
+from marketlake.errors import ConfigError, MarketlakeError
+from marketlake.ingest import raw
+from marketlake.ingest.runner import run_ingest
+from marketlake.ingest.validate import split_valid
+from marketlake.providers.alphavantage import AlphaVantageProvider, FetchFailed
+from marketlake.providers.synthetic import SyntheticProvider
+from marketlake.sessions import EASTERN
+from marketlake.storage import LocalStore
+
+KEY = "KEYreview9zz"
+
+
+def after_close(day: str) -> dt.datetime:
+    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(23, 0), tzinfo=EASTERN)
+
+
+class Lake:
+    def __init__(self, root) -> None:
+        self.root = root
+        self.store = LocalStore(root)
+        self.settings = Settings.from_env(
+            {
+                "MARKETLAKE_HOME": str(root),
+                "MARKETLAKE_TICKERS": "NVDA",
+                "MARKETLAKE_HISTORY_DAYS": "60",
+            }
+        )
+
+    def ingest(self, day: str) -> None:
+        moment = after_close(day)
+        run_ingest(self.settings, self.store, SyntheticProvider(), moment, now=lambda: moment)
+
+    def build(self, **kwargs):
+        with DuckDBEngine(self.root) as engine:
+            return wap.run_build(self.settings, self.store, engine, **kwargs)
+
+    def rollback(self, to=None):
+        with DuckDBEngine(self.root) as engine:
+            return wap.rollback(self.settings, self.store, engine, to)
+
+    def count(self) -> int:
+        with DuckDBEngine(self.root, read_only=True) as engine:
+            return int(engine.fetch_df("SELECT count(*) AS n FROM daily_prices")["n"].iloc[0])
+
+
+@pytest.fixture()
+def lake(tmp_path):
+    return Lake(tmp_path / "lake")
+
+
+def test_a_failure_after_the_switch_switches_back_and_deletes_nothing_readers_see(
+    lake, monkeypatch
+):
+    lake.ingest("2024-06-03")
+    first = lake.build()
+    before = lake.count()
+    lake.ingest("2024-06-10")
+
+    def disk_full(store, registry):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(wap, "save_registry", disk_full)
+    with pytest.raises(OSError):
+        lake.build()
+    monkeypatch.undo()
+    # Readers are back on the first version, whose files are all there.
+    assert lake.count() == before
+    assert load_registry(lake.store, wap.TABLE).current == first.run_id
+    versions = lake.store.list_prefixes(wap.CURATED_PREFIX + "/")
+    assert versions == [f"version={first.run_id}"]
+
+
+def test_rollback_returns_to_the_version_the_current_one_was_built_on(lake):
+    lake.ingest("2024-06-03")
+    v1 = lake.build()
+    lake.ingest("2024-06-10")
+    v2 = lake.build()
+    lake.rollback()  # to v1
+    v3 = lake.build(force=True)  # rebuilt on v1, not on v2
+    registry = load_registry(lake.store, wap.TABLE)
+    assert registry.current == v3.run_id
+    assert registry.get(v3.run_id).parent == v1.run_id
+    assert lake.rollback().run_id == v1.run_id
+    assert v2.run_id != v1.run_id
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"table": "daily_prices", "versions": [{}]}'])
+def test_an_unreadable_registry_says_how_to_recover(lake, body):
+    lake.ingest("2024-06-03")
+    lake.store.put_bytes(registry_key(wap.TABLE), body)
+    with pytest.raises(MarketlakeError, match="move it aside"):
+        lake.build(full=True)
+
+
+def test_a_moved_lake_answers_after_a_build_with_nothing_to_do(lake, tmp_path):
+    lake.ingest("2024-06-03")
+    lake.build()
+    moved = Lake(tmp_path / "moved")
+    shutil.copytree(lake.root, moved.root)
+    shutil.rmtree(lake.root)
+    assert moved.build().status == "skipped"
+    assert moved.count() > 0
+
+
+def test_a_short_raw_row_is_quarantined_not_a_crash(lake):
+    lake.ingest("2024-06-03")
+    key = f"{raw.RAW_PREFIX}ingest_date=2024-06-04/BAD.csv"
+    header = ",".join(raw.RAW_COLUMNS)
+    lake.store.put_bytes(key, f"{header}\r\nBAD,2024-06-03,1,2\r\n".encode())
+    result = lake.build()
+    assert result.status == "published" and result.rows_quarantined == 1
+
+
+@pytest.mark.parametrize("volume", ["1e30", "9.3e18", "99999999999999999999"])
+def test_a_volume_beyond_int64_is_rejected_in_any_spelling(volume):
+    bars = pd.DataFrame(
+        [["2024-06-03", "1", "2", "0.5", "1.5", volume]],
+        columns=["trade_date", "open", "high", "low", "close", "volume"],
+    )
+    valid, rejected = split_valid(bars)
+    assert valid.empty
+    assert rejected["reason"].tolist() == ["volume is too large"]
+
+
+@pytest.mark.parametrize("url", ["www.alphavantage.co/query", "https://www.alpha vantage.co/"])
+def test_a_base_url_that_is_not_http_is_a_config_error(url):
+    with pytest.raises(ConfigError, match="ALPHAVANTAGE_BASE_URL"):
+        Settings.from_env({"ALPHAVANTAGE_API_KEY": KEY, "ALPHAVANTAGE_BASE_URL": url})
+
+
+def test_a_malformed_url_fails_at_once_without_the_key():
+    sleeps = []
+    provider = AlphaVantageProvider(
+        KEY, base_url="no-scheme.example/query", backoff_seconds=0.01, sleep=sleeps.append
+    )
+    with pytest.raises(FetchFailed) as caught:
+        provider.fetch_daily("NVDA", None, dt.date(2024, 6, 3))
+    assert KEY not in str(caught.value)
+    assert "ALPHAVANTAGE_BASE_URL" in str(caught.value)
+    assert sleeps == []  # no retry: it cannot help
