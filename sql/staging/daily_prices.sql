@@ -1,25 +1,30 @@
 -- Metrics of daily_prices (Athena/Trino dialect; DuckDB runs it via sqlglot).
 -- Input: bars (symbol, trade_date, open, high, low, close, volume), one row per
--- (symbol, trade_date): the build supplies it from sql/staging/bars.sql.
+-- (symbol, trade_date), every bar valid: the build supplies the bars that passed
+-- sql/checks/rows (keys present, 0 < low <= open, close <= high, volume present and >= 0).
 -- The exact definitions are those of issue 4 ("Metrics: table daily_prices").
+-- No ORDER BY: the build writes Parquet partitions, which promise readers no order (Athena's
+-- CTAS writes files in parallel anyway); sorting 5M wide rows added ~10% to the write step.
+--
+-- Windows count rows of one symbol in trade_date order. Every input row is valid, so a window
+-- holds all of its inputs exactly when the row number rn reaches the window's length: each
+-- windowed metric is NULL until then (rn >= n, or n + 1 where an input needs the previous
+-- close), never a partial value. Counting inputs per window instead (count() over the same
+-- frame) would add seven window aggregates, a third of the window work, to say the same.
 --
 -- Portability: only constructs that mean the same on Athena (Trino) and DuckDB.
 -- * Divisions are on DOUBLE: Trino's BIGINT / BIGINT truncates (volume is BIGINT), and a
 --   decimal literal divided by a decimal literal (13.0 / 14.0) is DECIMAL arithmetic on Trino,
 --   so every constant ratio starts from CAST(... AS DOUBLE).
 -- * A divisor that can be 0 is guarded (CASE): Trino gives Infinity/NaN, not NULL.
--- * ln() only ever sees positive arguments: Trino gives NaN/-Infinity, DuckDB may raise.
--- * Every window counts rows of one symbol in trade_date order and is spelled out in full
---   (Athena's support for a named WINDOW clause is unclear). A window that is not yet full,
---   or holds a missing input, yields NULL: count(x) over the same frame must equal its length.
---   The 20-row terms share one counter instead (missing_20: a windowed sum of per-input
---   base-32 digits, read with % only, integer arithmetic on both engines) and rn >= 20.
---   lag() and row_number() take no frame: both engines ignore frames for them.
+-- * ln() only ever sees positive arguments (CASE): Trino gives NaN/-Infinity, DuckDB raises.
+--   With valid bars the guards never fire; they keep a stray bad bar from failing the query.
+-- * Every window is spelled out in full (Athena's support for a named WINDOW clause is
+--   unclear). lag() and row_number() take no frame: both engines ignore frames for them.
 -- * sqrt() of a window mean that is mathematically >= 0 goes through greatest(x, 0.0): Trino
 --   may compute sliding sums by adding and removing rows, which can leave -1e-20 where the
---   true value is 0, and sqrt of that is NaN. greatest() is only used on non-NULL arguments
---   (it sits inside the CASE that checks the window is full): Trino's greatest() is NULL on
---   any NULL argument, DuckDB's skips NULLs.
+--   true value is 0, and sqrt of that is NaN. greatest() is only used on non-NULL arguments:
+--   Trino's greatest() is NULL on any NULL argument, DuckDB's skips NULLs.
 -- * var_samp/stddev_samp are the sample (n - 1) forms on both (sqlglot writes var_samp as
 --   DuckDB's VARIANCE, which is the sample variance).
 --
@@ -28,10 +33,9 @@
 -- parkinson_vol_20d (sqrt of a rounded-below-zero mean), yang_zhang_vol_20d (k as DOUBLE,
 -- not DECIMAL), rsi_14 (no recursion, bounded powers; see below).
 --
--- Garman-Klass and Rogers-Satchell terms are taken only from consistent bars
--- (0 < low <= open, close <= high): there each term is >= 0, which is what makes the clamp
--- above exact. An inconsistent bar fails the blocking audit anyway; here it only has to
--- yield NULL instead of an error or NaN.
+-- Each distinct logarithm is taken once per row (8 of them): the Garman-Klass term is built
+-- from ln(high/low) and ln(close/open). Garman-Klass and Rogers-Satchell terms are >= 0 on a
+-- consistent bar (0 < low <= open, close <= high), which is what makes the clamp above exact.
 --
 -- rsi_14 (Wilder). Let a = 13/14, g_j the gain of row j (row numbers rn from 1 per symbol;
 -- row 1 has no change). The seed at row 15 is the plain mean of g_2..g_15; afterwards
@@ -55,17 +59,22 @@
 -- with every power in [a^B, a^-(B-1)] = [8e-17, 1.1e16]: no overflow, no underflow, and the
 -- factorization keeps full relative precision (all terms are >= 0).
 -- RSI = 100 * avg_gain / (avg_gain + avg_loss): 100 when avg_loss = 0; 50 when both are 0
--- (TA-Lib gives 0 there). NULL for the first 14 rows and while a change in the frame is
--- missing.
+-- (TA-Lib gives 0 there). NULL for the first 14 rows.
 WITH base AS (
     SELECT
-        *,
+        symbol,
+        trade_date,
+        open,
+        high,
+        low,
+        close,
+        volume,
         lag(close) OVER (PARTITION BY symbol ORDER BY trade_date) AS prev_close,
         row_number() OVER (PARTITION BY symbol ORDER BY trade_date) AS rn
     FROM bars
 ),
 
-terms AS (
+logs AS (
     SELECT
         *,
         CASE WHEN high > 0 AND low > 0 THEN ln(high / low) END AS ln_hl,
@@ -74,14 +83,9 @@ terms AS (
         CASE WHEN close > 0 AND prev_close > 0 THEN ln(close / prev_close) END AS log_return,
         CASE
             WHEN low > 0 AND low <= open AND low <= close AND high >= open AND high >= close
-                THEN 0.5 * ln(high / low) * ln(high / low)
-                - (2.0 * ln(2.0) - 1.0) * ln(close / open) * ln(close / open)
-        END AS gk_term,
-        CASE
-            WHEN low > 0 AND low <= open AND low <= close AND high >= open AND high >= close
                 THEN ln(high / close) * ln(high / open) + ln(low / close) * ln(low / open)
         END AS rs_term,
-        -- NULL, not 0, where there is no change (first row, a missing close): count() tells.
+        -- NULL, not 0, where there is no change (the first row).
         CASE
             WHEN close > prev_close THEN close - prev_close
             WHEN close <= prev_close THEN 0.0
@@ -90,30 +94,22 @@ terms AS (
             WHEN close < prev_close THEN prev_close - close
             WHEN close >= prev_close THEN 0.0
         END AS loss,
-        -- Which inputs of the 20-row windows are missing, one base-32 digit each, so that one
-        -- windowed sum counts them all (a count <= 20 never carries into the next digit):
-        -- ln_hl (1), gk_term and rs_term (32: both need a consistent bar), ln_o_prev (1024).
-        -- Each predicate is the one of the CASE that makes that input NULL. ln_co needs no digit:
-        -- a consistent bar has open, close >= low > 0.
-        CASE WHEN high > 0 AND low > 0 THEN 0 ELSE 1 END
-        + CASE
-            WHEN low > 0 AND low <= open AND low <= close AND high >= open AND high >= close
-                THEN 0
-            ELSE 32
-        END
-        + CASE WHEN open > 0 AND prev_close > 0 THEN 0 ELSE 1024 END AS missing_20,
         -- Position in the block of 500 (seed rows 1..15 all sit at row 15) and the block's parity.
         (CASE WHEN rn < 15 THEN 15 ELSE rn END - 1) % 500 AS rsi_pos,
         (CASE WHEN rn < 15 THEN 15 ELSE rn END - 1) % 1000 < 500 AS rsi_even
     FROM base
 ),
 
-weighted AS (
+terms AS (
     SELECT
         *,
+        CASE
+            WHEN rs_term IS NOT NULL
+                THEN 0.5 * ln_hl * ln_hl - (2.0 * ln(2.0) - 1.0) * ln_co * ln_co
+        END AS gk_term,
         power(CAST(13 AS DOUBLE) / 14, 499 - rsi_pos) * gain AS x_gain,
         power(CAST(13 AS DOUBLE) / 14, 499 - rsi_pos) * loss AS x_loss
-    FROM terms
+    FROM logs
 ),
 
 windowed AS (
@@ -134,42 +130,21 @@ windowed AS (
         var_samp(ln_co) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
         ) AS var_co_20,
-        count(log_return) OVER (
-            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 29 PRECEDING AND CURRENT ROW
-        ) AS n_lr_30,
         stddev_samp(log_return) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 29 PRECEDING AND CURRENT ROW
         ) AS sd_lr_30,
-        count(close) OVER (
-            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 4 PRECEDING AND CURRENT ROW
-        ) AS n_close_5,
         avg(close) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 4 PRECEDING AND CURRENT ROW
         ) AS mean_close_5,
-        count(close) OVER (
-            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
-        ) AS n_close_20,
         avg(close) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
         ) AS mean_close_20,
-        count(close) OVER (
-            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 49 PRECEDING AND CURRENT ROW
-        ) AS n_close_50,
         avg(close) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 49 PRECEDING AND CURRENT ROW
         ) AS mean_close_50,
-        count(volume) OVER (
-            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 7 PRECEDING AND 1 PRECEDING
-        ) AS n_volume_prev_7,
         avg(CAST(volume AS DOUBLE)) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 7 PRECEDING AND 1 PRECEDING
         ) AS mean_volume_prev_7,
-        sum(missing_20) OVER (
-            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 19 PRECEDING AND CURRENT ROW
-        ) AS missing_20_sum,
-        count(gain) OVER (
-            PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 499 PRECEDING AND CURRENT ROW
-        ) AS n_change_500,
         sum(CASE WHEN rsi_even THEN x_gain END) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 499 PRECEDING AND CURRENT ROW
         ) AS x_gain_even,
@@ -182,14 +157,14 @@ windowed AS (
         sum(CASE WHEN NOT rsi_even THEN x_loss END) OVER (
             PARTITION BY symbol ORDER BY trade_date ROWS BETWEEN 499 PRECEDING AND CURRENT ROW
         ) AS x_loss_odd
-    FROM weighted
+    FROM terms
 ),
 
 wilder AS (
     SELECT
         *,
         CASE
-            WHEN rn >= 15 AND n_change_500 = CASE WHEN rn > 500 THEN 500 ELSE rn - 1 END
+            WHEN rn >= 15
                 THEN (
                     power(CAST(13 AS DOUBLE) / 14, rsi_pos - 499)
                     * coalesce(CASE WHEN rsi_even THEN x_gain_even ELSE x_gain_odd END, 0.0)
@@ -198,7 +173,7 @@ wilder AS (
                 ) / 14
         END AS avg_gain,
         CASE
-            WHEN rn >= 15 AND n_change_500 = CASE WHEN rn > 500 THEN 500 ELSE rn - 1 END
+            WHEN rn >= 15
                 THEN (
                     power(CAST(13 AS DOUBLE) / 14, rsi_pos - 499)
                     * coalesce(CASE WHEN rsi_even THEN x_loss_even ELSE x_loss_odd END, 0.0)
@@ -223,18 +198,14 @@ SELECT
     log_return,
     abs(ln_hl) / sqrt(4.0 * ln(2.0)) AS parkinson_vol,
     CASE
-        WHEN rn >= 20 AND missing_20_sum % 32 = 0
-            THEN sqrt(252.0 / (4.0 * ln(2.0)) * greatest(mean_hl2_20, 0.0))
+        WHEN rn >= 20 THEN sqrt(252.0 / (4.0 * ln(2.0)) * greatest(mean_hl2_20, 0.0))
     END AS parkinson_vol_20d,
+    CASE WHEN rn >= 20 THEN sqrt(252.0 * greatest(mean_gk_20, 0.0)) END AS garman_klass_vol_20d,
+    CASE WHEN rn >= 20 THEN sqrt(252.0 * greatest(mean_rs_20, 0.0)) END AS rogers_satchell_vol_20d,
+    -- 20 overnight moves need 21 rows. k = 0.34 / (1.34 + (n + 1) / (n - 1)) with n = 20, as
+    -- DOUBLE (DECIMAL on Trino otherwise).
     CASE
-        WHEN rn >= 20 AND missing_20_sum % 1024 < 32 THEN sqrt(252.0 * greatest(mean_gk_20, 0.0))
-    END AS garman_klass_vol_20d,
-    CASE
-        WHEN rn >= 20 AND missing_20_sum % 1024 < 32 THEN sqrt(252.0 * greatest(mean_rs_20, 0.0))
-    END AS rogers_satchell_vol_20d,
-    -- k = 0.34 / (1.34 + (n + 1) / (n - 1)) with n = 20, as DOUBLE (DECIMAL on Trino otherwise).
-    CASE
-        WHEN rn >= 20 AND missing_20_sum < 32
+        WHEN rn >= 21
             THEN sqrt(252.0 * greatest(
                 var_o_prev_20
                 + CAST(0.34 AS DOUBLE) / (CAST(1.34 AS DOUBLE) + CAST(21 AS DOUBLE) / 19)
@@ -244,16 +215,17 @@ SELECT
                 0.0
             ))
     END AS yang_zhang_vol_20d,
-    CASE WHEN n_lr_30 = 30 THEN sd_lr_30 * sqrt(252.0) END AS hv_30d,
-    CASE WHEN n_close_5 = 5 THEN mean_close_5 END AS sma_5,
-    CASE WHEN n_close_20 = 20 THEN mean_close_20 END AS sma_20,
-    CASE WHEN n_close_50 = 50 THEN mean_close_50 END AS sma_50,
+    -- 30 log returns need 31 rows.
+    CASE WHEN rn >= 31 THEN sd_lr_30 * sqrt(252.0) END AS hv_30d,
+    CASE WHEN rn >= 5 THEN mean_close_5 END AS sma_5,
+    CASE WHEN rn >= 20 THEN mean_close_20 END AS sma_20,
+    CASE WHEN rn >= 50 THEN mean_close_50 END AS sma_50,
     CASE
         WHEN avg_gain + avg_loss = 0 THEN 50.0
         ELSE 100.0 * avg_gain / (avg_gain + avg_loss)
     END AS rsi_14,
     CASE
-        WHEN n_volume_prev_7 = 7 AND mean_volume_prev_7 <> 0
+        WHEN rn >= 8 AND mean_volume_prev_7 <> 0
             THEN CAST(volume AS DOUBLE) / mean_volume_prev_7
     END AS volume_surge_ratio,
     CASE
@@ -274,4 +246,3 @@ SELECT
     close > open AS is_market_up,
     year(trade_date) AS year
 FROM wilder
-ORDER BY symbol, trade_date

@@ -411,6 +411,16 @@ def test_a_few_bad_rows_are_excluded_and_quarantined_without_blocking(published)
     assert list(quarantined["check_name"]) == ["volume_non_negative"]
     assert pd.Timestamp(quarantined["trade_date"].iloc[0]).date() == bad_day
     assert list(quarantined["volume"]) == [-7]
+    # The excluded bar feeds no window: each is over the published rows alone.
+    metrics = query(
+        store,
+        "SELECT close, volume, sma_5, volume_surge_ratio FROM daily_prices ORDER BY trade_date",
+    )
+    sma_5 = metrics["close"].rolling(5).mean()
+    np.testing.assert_allclose(metrics["sma_5"][4:], sma_5[4:], rtol=1e-12)
+    volume = metrics["volume"].astype(float)
+    surge = volume / volume.rolling(7).mean().shift(1)
+    np.testing.assert_allclose(metrics["volume_surge_ratio"][7:], surge[7:], rtol=1e-12)
     checks = {c.check_name: c for c in result.checks}
     assert checks["volume_non_negative"].status == "fail"
     assert checks["bad_row_share"].status == "pass"
