@@ -9,7 +9,7 @@ import pytest
 
 from marketlake import sqlfiles
 from marketlake.build.versions import load_registry
-from marketlake.build.wap import CURATED_PREFIX, TABLE, rollback, run_build
+from marketlake.build.wap import CURATED_PREFIX, TABLE, plan, rollback, run_build
 from marketlake.config import Settings
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import MarketlakeError
@@ -102,6 +102,34 @@ def test_an_incremental_day_equals_a_full_build_and_leaves_published_rows_alone(
     # Same keys, NULLs, strings, ints and booleans; floats at most a rounding apart
     # (window sums add the same numbers in another order).
     same_rows(incremental, lake.rows(), rel=1e-14)
+
+
+def test_a_daily_build_does_not_read_again_a_partition_that_did_not_change(lake):
+    lake.ingest("2024-06-28")  # the history lands in ingest_date=2024-06-28
+    lake.build()
+    lake.ingest("2024-07-12")
+    registry = load_registry(lake.store, TABLE)
+    assert plan(lake.store, registry, full=False).raw_from == "2024-07-12"
+    daily = lake.build()
+    assert daily.mode == "incremental" and daily.new_rows == 2 * 9
+
+
+def test_a_partition_that_changed_after_it_was_read_is_read_again(lake):
+    lake.ingest("2024-06-28")
+    lake.build()
+    later = after_close("2024-06-28") + dt.timedelta(minutes=30)
+    # Lands later in the partition already read.
+    run_ingest(
+        lake.settings, lake.store, SyntheticProvider(), later, tickers=["INTC"], now=lambda: later
+    )
+    lake.ingest("2024-07-12", tickers=["NVDA", "AMD", "INTC"])
+    registry = load_registry(lake.store, TABLE)
+    assert plan(lake.store, registry, full=False).raw_from == "2024-06-28"
+    daily = lake.build()
+    assert daily.mode == "incremental"
+    symbols = lake.rows("SELECT symbol, count(*) AS n FROM daily_prices GROUP BY symbol")
+    counts = {r["symbol"]: r["n"] for r in symbols}
+    assert counts["INTC"] == counts["NVDA"] == counts["AMD"]
 
 
 def test_the_lookback_is_the_longest_window_of_the_sql(lake):
