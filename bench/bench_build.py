@@ -9,7 +9,10 @@ On synthetic raw data of SYMBOLS x YEARS sessions it prints:
   4. the peak memory (max RSS) of the full build, with DuckDB's memory limit from
      MARKETLAKE_DUCKDB_MEMORY_LIMIT                                      (target <= 2 GB)
 Each measurement runs in a fresh subprocess, so caches and peak memory are its own. The
-machines are shared and noisy: read the ratios, not the seconds.
+machines are shared and noisy: every measurement is taken --repeat times, interleaved with the
+one it is compared with, and the ratio of the medians is printed (with the range of the
+per-round ratios). Each incremental round is rolled back before the next, so every round does
+the same work. Read the ratios, not the seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -119,6 +123,18 @@ def _build(lake: str, full: str) -> None:
     print(json.dumps({"rows": result.rows_written, "mode": result.mode}), file=sys.stderr)
 
 
+def _rollback(lake: str) -> None:
+    """Back to the version the last build started from (not timed)."""
+    from marketlake.build.wap import rollback
+    from marketlake.config import Settings
+    from marketlake.engines.duckdb import DuckDBEngine
+    from marketlake.storage import LocalStore
+
+    settings = Settings.from_env({**os.environ, "MARKETLAKE_HOME": lake})
+    with DuckDBEngine(Path(lake)) as engine:
+        rollback(settings, LocalStore(lake), engine)
+
+
 def _pandas(lake: str) -> None:
     """The same metrics in plain pandas: what a notebook would do."""
     import glob
@@ -209,14 +225,22 @@ def measure(*args: str, env: dict | None = None) -> tuple[float, int]:
 def _child(args: list[str]) -> None:
     import resource
 
-    {"scan": _scan, "build": _build, "pandas": _pandas}[args[0]](*args[1:])
+    steps = {"scan": _scan, "build": _build, "pandas": _pandas, "rollback": _rollback}
+    steps[args[0]](*args[1:])
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def ratio(numerators: list[float], denominators: list[float]) -> tuple[float, float, float]:
+    """The ratio of the medians, and the lowest and highest ratio of one round."""
+    rounds = [n / d for n, d in zip(numerators, denominators)]
+    return statistics.median(numerators) / statistics.median(denominators), min(rounds), max(rounds)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=2000)
     parser.add_argument("--years", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of each measurement")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="marketlake-bench-"))
@@ -228,32 +252,51 @@ def main() -> None:
         make_raw(short_lake, args.symbols, 1)
         print(f"      {args.symbols * len(days):,} raw rows", flush=True)
 
-        scan, _ = measure("scan", str(long_lake))
-        full, full_peak = measure("build", str(long_lake), "full", env=env)
+        scans, fulls, peaks = [], [], []
+        for round_ in range(args.repeat):
+            print(f"round {round_ + 1}/{args.repeat}: scan, full build", flush=True)
+            scans.append(measure("scan", str(long_lake))[0])
+            seconds, peak = measure("build", str(long_lake), "full", env=env)
+            fulls.append(seconds)
+            peaks.append(peak)
+        print("pandas metrics (once: far from its target)", flush=True)
         pandas_s, pandas_peak = measure("pandas", str(long_lake))
+
         next_day = dt.date(2025, 1, 2)
         add_day(long_lake, args.symbols, next_day)
         measure("build", str(short_lake), "full", env=env)
         add_day(short_lake, args.symbols, next_day)
-        inc_long, _ = measure("build", str(long_lake), "incremental", env=env)
-        inc_short, _ = measure("build", str(short_lake), "incremental", env=env)
+        inc_long, inc_short = [], []
+        for round_ in range(args.repeat):
+            print(f"round {round_ + 1}/{args.repeat}: incremental day, long and short", flush=True)
+            inc_long.append(measure("build", str(long_lake), "incremental", env=env)[0])
+            measure("rollback", str(long_lake))
+            inc_short.append(measure("build", str(short_lake), "incremental", env=env)[0])
+            measure("rollback", str(short_lake))
 
-        rows = [
-            ("full build / bare DuckDB scan of the raw CSV", full / scan, "<= 5"),
-            ("full build / plain pandas metrics", full / pandas_s, "< 1"),
-            (
-                f"incremental day, {args.years}y history / 1y history",
-                inc_long / inc_short,
-                "<= 1.5",
-            ),
-        ]
+        full_scan = ratio(fulls, scans)
+        full_pandas = statistics.median(fulls) / pandas_s
+        incremental = ratio(inc_long, inc_short)
         print()
-        for label, ratio, target in rows:
-            print(f"  {label:<52} {ratio:6.2f}x   (target {target})")
         print(
-            f"  {'peak memory of the full build (max RSS)':<52} {full_peak / 2**30:6.2f} GB "
+            f"  {'full build / bare DuckDB scan of the raw CSV':<52} {full_scan[0]:6.2f}x   "
+            f"(target <= 5; rounds {full_scan[1]:.2f}-{full_scan[2]:.2f})"
+        )
+        print(f"  {'full build / plain pandas metrics':<52} {full_pandas:6.2f}x   (target < 1)")
+        print(
+            f"  {f'incremental day, {args.years}y history / 1y history':<52} "
+            f"{incremental[0]:6.2f}x   (target <= 1.5; rounds {incremental[1]:.2f}-"
+            f"{incremental[2]:.2f})"
+        )
+        print(
+            f"  {'peak memory of the full build (max RSS)':<52} {max(peaks) / 2**30:6.2f} GB "
             f"(target <= 2 GB; DuckDB memory_limit {MEMORY_LIMIT}; pandas peaked at "
             f"{pandas_peak / 2**30:.2f} GB)"
+        )
+        print(
+            f"  seconds (medians): scan {statistics.median(scans):.2f}, full build "
+            f"{statistics.median(fulls):.2f}, pandas {pandas_s:.2f}, incremental "
+            f"{statistics.median(inc_long):.2f} / {statistics.median(inc_short):.2f}"
         )
     finally:
         if args.workdir is None:
