@@ -241,13 +241,17 @@ def run_build(
             f"SELECT symbol, trade_date FROM ({c.sql}) AS failed_{i}"
             for i, c in enumerate(sqlfiles.checks("rows"))
         )
-        engine.materialize("rejected_keys", rejected)
-        good = engine.derive(
-            "good_bars",
-            "SELECT b.* FROM bars AS b WHERE b.symbol IS NOT NULL AND b.trade_date IS NOT NULL "
-            "AND NOT EXISTS (SELECT 1 FROM rejected_keys AS r "
-            "WHERE r.symbol = b.symbol AND r.trade_date = b.trade_date)",
-        )
+        if engine.materialize("rejected_keys", rejected) == 0:
+            # Every bar passed (a bar without a key fails keys_not_null): no anti-join over
+            # every bar, which cost a full build ~5%.
+            good = engine.derive("good_bars", "SELECT b.* FROM bars AS b")
+        else:
+            good = engine.derive(
+                "good_bars",
+                "SELECT b.* FROM bars AS b WHERE b.symbol IS NOT NULL AND b.trade_date IS NOT NULL "
+                "AND NOT EXISTS (SELECT 1 FROM rejected_keys AS r "
+                "WHERE r.symbol = b.symbol AND r.trade_date = b.trade_date)",
+            )
         counts["bad"] = total - good
         _quarantine(store, run_id, failing)
 
