@@ -49,6 +49,8 @@ SAMPLE_ROWS = 5
 # so that the windows' lookback rows are in them.
 MIN_SESSIONS_PER_YEAR = 248
 BAR_COLUMNS = "symbol, trade_date, open, high, low, close, volume"
+# Only the bar columns of the lookback rows are read: Parquet skips the 18 metric columns.
+PREVIOUS_BAR_COLUMNS = ", ".join(f"p.{c}" for c in BAR_COLUMNS.split(", "))
 
 
 @dataclasses.dataclass
@@ -226,7 +228,8 @@ def run_build(
             total = engine.materialize(
                 "bars",
                 f"SELECT {BAR_COLUMNS} FROM new_bars UNION ALL SELECT {BAR_COLUMNS} FROM ("
-                "SELECT p.*, f.first_new, row_number() OVER (PARTITION BY p.symbol, "
+                f"SELECT {PREVIOUS_BAR_COLUMNS}, f.first_new, "
+                "row_number() OVER (PARTITION BY p.symbol, "
                 "p.trade_date < f.first_new ORDER BY p.trade_date DESC) AS back "
                 "FROM previous_daily_prices AS p INNER JOIN firsts AS f ON p.symbol = f.symbol "
                 "WHERE NOT EXISTS (SELECT 1 FROM new_bars AS n "
