@@ -326,6 +326,10 @@ def published(tmp_path):
         ("zero_low", "prices_positive"),
         ("negative_volume", "volume_non_negative"),
         ("unreadable_price", "prices_positive"),
+        # Both read as doubles; DuckDB orders NaN above every number, so only the
+        # finiteness test in prices_positive stops them.
+        ("nan_price", "prices_positive"),
+        ("infinite_price", "prices_positive"),
         ("bad_dates_and_one_good_row", "keys_not_null"),
         # Regression: an incremental run whose new rows all had unreadable dates built from
         # new_bars alone and failed with "the build produced no rows" instead of blocking.
@@ -346,6 +350,10 @@ def test_bad_new_rows_block_the_build_and_the_published_data_stays(published, ki
         frame.loc[:1, "trade_date"] = ["2024-02-30", "yesterday"]
     elif kind == "unreadable_price":
         frame["open"] = "n/a"
+    elif kind == "nan_price":
+        frame["high"] = "NaN"
+    elif kind == "infinite_price":
+        frame[["high", "close"]] = "Infinity"
     put_raw(store, dt.date(2024, 4, 2), "AAA", frame)
 
     with pytest.raises(BuildBlocked) as info:
