@@ -100,7 +100,9 @@ class LocalStore:
                 key = full.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     stat = full.stat()
-                    yield ObjectInfo(key, stat.st_size, str(stat.st_mtime_ns))
+                    # Size too: a rewrite within a coarse mtime tick (some network and FAT
+                    # file systems) must still look changed to the build's plan.
+                    yield ObjectInfo(key, stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}")
 
     def list_prefixes(self, prefix: str) -> list[str]:
         _check_prefix(prefix)

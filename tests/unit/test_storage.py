@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import pytest
 
@@ -47,6 +48,17 @@ def test_list_objects_is_sorted_filtered_by_prefix_and_sized(lake_store):
     ]
     assert len(lake_store.list_objects("")) == 5
     assert lake_store.list_objects("audit/") == []
+
+
+def test_a_rewrite_within_one_mtime_tick_still_changes_the_version(lake_store):
+    lake_store.put_bytes("raw/a.csv", b"one row")
+    path = lake_store.root / "raw" / "a.csv"
+    before = path.stat()
+    first = lake_store.list_objects("raw/")[0].version
+    lake_store.put_bytes("raw/a.csv", b"one row\nand another")
+    # A file system with a coarse clock gives the rewrite the same mtime.
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert lake_store.list_objects("raw/")[0].version != first
 
 
 def test_the_version_changes_when_an_object_is_rewritten(lake_store):
