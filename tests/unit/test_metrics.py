@@ -585,8 +585,9 @@ def test_flat_days_and_constant_closes(computed):
 
 
 def test_a_stray_bad_bar_gives_nulls_not_errors_or_nan():
-    """The build hands the SQL only bars that passed the row checks (see the test below); a bad
-    bar given to the SQL directly must still not fail the query or write NaN or infinity."""
+    """The build hands the SQL only bars that passed the row checks (tests/unit/test_sql.py
+    checks that each kind of bad bar is excluded and feeds no window); a bad bar given to the
+    SQL directly must still not fail the query or write NaN or infinity."""
     rng = np.random.default_rng(3)
     frame = walk(rng, "BAD", 60)
     frame.loc[25, "low"] = 0.0  # ln(high / 0)

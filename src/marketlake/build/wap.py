@@ -6,10 +6,11 @@ audit   — the table checks run on that version: blocking ones (and too many ex
           stop the run; warnings are recorded.
 publish — one switch of the engine's pointer to the new set of partitions.
 
-A run is incremental when it can be: it reads the raw partitions from the last one it read,
-rebuilds the years the new bars touch (and the years after them), and reads the published
-rows of a few earlier years as lookback for the windows. Its cost follows the new data and
-the rebuilt years, not the length of history. A change in the SQL makes the next run full.
+A run is incremental when it can be: it reads the raw partitions it has not read (and the
+last one it read again, if anything landed there since), rebuilds the years the new bars touch
+(and the years after them), and reads the published rows of a few earlier years as lookback
+for the windows. Its cost follows the new data and the rebuilt years, not the length of
+history. A change in the SQL makes the next run full.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def plan(store: ObjectStore, registry: Registry, full: bool) -> Plan | None:
             # Nothing landed in the last partition read since: start after it. After a history
             # import that partition holds every bar, and reading it again to find no new row
             # would cost as much as the full build did.
-            raw_from = next(d for d in dates if d > current.raw_through)
+            raw_from = next((d for d in dates if d > current.raw_through), raw_from)
     return Plan("incremental", "new raw data", raw_from, newest, seen, current.ingested_through)
 
 
