@@ -123,6 +123,9 @@ def _build(lake: str, full: str) -> None:
     ) as engine:
         result = run_build(settings, LocalStore(lake), engine, full=full == "full")
     print(json.dumps({"rows": result.rows_written, "mode": result.mode}), file=sys.stderr)
+    if result.mode != full:
+        # A skipped or full build in place of an incremental one would skew the ratio.
+        raise SystemExit(f"expected a {full} build, got {result.mode}: {result.message}")
 
 
 def _floor(lake: str) -> None:
