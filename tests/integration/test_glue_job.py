@@ -301,6 +301,9 @@ def test_a_first_build_publishes_daily_prices_through_glue(lake):
     for sql in ctases:
         if sql is not versions[0]:
             assert ctas_location(sql)[0].startswith(f"s3://{BUCKET}/tmp/athena/scratch/")
+    # No bar was rejected: good_bars is another name for bars, not a copy of every bar.
+    scratch = {ctas_location(sql)[0].rstrip("/").rsplit("/", 1)[1] for sql in ctases}
+    assert "bars" in scratch and "good_bars" not in scratch
     at_version = sent.index(versions[0])
 
     def position(check) -> int:

@@ -247,8 +247,9 @@ def run_build(
         )
         if engine.materialize("rejected_keys", rejected) == 0:
             # Every bar passed (a bar without a key fails keys_not_null): no anti-join over
-            # every bar, which cost a full build ~5%.
-            good = engine.derive("good_bars", "SELECT b.* FROM bars AS b")
+            # every bar (~5% of a full build on DuckDB), and no copy of them on Athena.
+            engine.alias("good_bars", "bars")
+            good = total
         else:
             good = engine.derive(
                 "good_bars",

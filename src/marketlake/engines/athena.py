@@ -214,6 +214,10 @@ class AthenaEngine:
         the scratch tables it names, and Athena bills each read of it again."""
         return self.materialize(name, select_sql)
 
+    def alias(self, name: str, target: str) -> None:
+        """Another name for a scratch table: no CTAS, so no copy to pay for."""
+        self.names[name] = self.names.get(target, target)
+
     def ctas(self, select_sql: str, location: str, partitioned_by: Sequence[str]) -> int:
         """Write a version: Parquet at `location`, partitioned (Athena writes at most 100
         partitions a statement, which years never reach)."""

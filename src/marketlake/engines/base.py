@@ -31,6 +31,9 @@ class Engine(Protocol):
     def derive(self, name: str, select_sql: str) -> int:
         """Like materialize, for a relation read once or twice (a view where that is free)."""
 
+    def alias(self, name: str, target: str) -> None:
+        """Make relation `target` of this run readable as `name` too, copying nothing."""
+
     def attach(self, name: str, partitions: dict) -> None:
         """Make the Parquet partitions (value -> location) readable as `name` for this run."""
 

@@ -193,6 +193,10 @@ class DuckDBEngine:
         self.execute_native(f"CREATE TEMP VIEW {name} AS {transpile(select_sql)}")
         return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
 
+    def alias(self, name: str, target: str) -> None:
+        self._drop_temp(name)
+        self.execute_native(f"CREATE TEMP VIEW {name} AS SELECT * FROM {target}")
+
     def ctas(self, select_sql: str, location: str, partitioned_by: Sequence[str]) -> int:
         target = self.path(location)
         if target.exists():
