@@ -434,6 +434,49 @@ def test_a_few_bad_rows_are_excluded_and_quarantined_without_blocking(published)
     assert checks["bad_row_share"].status == "pass"
 
 
+@pytest.mark.parametrize(
+    ("kind", "check"),
+    [
+        ("high_below_low", "high_is_highest"),
+        ("low_above_open_and_close", "low_is_lowest"),
+        ("zero_low", "prices_positive"),
+        ("negative_volume", "volume_non_negative"),
+        ("nan_price", "prices_positive"),
+    ],
+)
+def test_an_excluded_bar_feeds_no_window(published, kind, check):
+    """The metrics SQL trusts its input (windows are full by row number): each row check must
+    keep its kind of bad bar out of every window."""
+    settings, store, _, _ = published
+    new = random_bars(np.random.default_rng(15), BLOCK_DAYS[30:90])
+    bad_day = BLOCK_DAYS[60]
+    is_bad = (new["trade_date"] == bad_day).to_numpy()
+    if kind != "nan_price":
+        new.loc[is_bad] = _breaking(kind, new.loc[is_bad])
+    frame = raw.bars_to_frame("AAA", new, "s", LATER_STAMP)
+    if kind == "nan_price":
+        frame.loc[is_bad, "high"] = "NaN"
+    put_raw(store, dt.date(2024, 7, 1), "AAA", frame)
+
+    result = build(settings, store)
+    assert result.rows_quarantined == 1
+    assert {c.check_name: c.status for c in result.checks}[check] == "fail"
+    table = query(
+        store,
+        "SELECT trade_date, high, low, close, volume, sma_5, parkinson_vol_20d, "
+        "volume_surge_ratio FROM daily_prices ORDER BY trade_date",
+    )
+    assert bad_day not in {pd.Timestamp(d).date() for d in table["trade_date"]}
+    # Each window over the published rows alone, so the excluded bar is in none of them.
+    np.testing.assert_allclose(table["sma_5"][4:], table["close"].rolling(5).mean()[4:], rtol=1e-12)
+    hl2 = np.log(table["high"] / table["low"]) ** 2
+    parkinson = np.sqrt(252 / (4 * np.log(2)) * hl2.rolling(20).mean())
+    np.testing.assert_allclose(table["parkinson_vol_20d"][19:], parkinson[19:], rtol=1e-9)
+    volume = table["volume"].astype(float)
+    surge = volume / volume.rolling(7).mean().shift(1)
+    np.testing.assert_allclose(table["volume_surge_ratio"][7:], surge[7:], rtol=1e-12)
+
+
 def test_a_bad_copy_of_a_published_bar_never_erases_it(published):
     settings, store, bars, _ = published
     more = random_bars(np.random.default_rng(14), BLOCK_DAYS[30:90])
