@@ -292,6 +292,23 @@ def snapshot(store: LocalStore):
     return table, versions, load_registry(store, TABLE).current
 
 
+def assert_windows_over_published_rows_alone(store: LocalStore) -> pd.DataFrame:
+    """Each window equals one over the published rows alone, so an excluded bar is in none."""
+    table = query(
+        store,
+        "SELECT trade_date, high, low, close, volume, sma_5, parkinson_vol_20d, "
+        "volume_surge_ratio FROM daily_prices ORDER BY trade_date",
+    )
+    np.testing.assert_allclose(table["sma_5"][4:], table["close"].rolling(5).mean()[4:], rtol=1e-12)
+    hl2 = np.log(table["high"] / table["low"]) ** 2
+    parkinson = np.sqrt(252 / (4 * np.log(2)) * hl2.rolling(20).mean())
+    np.testing.assert_allclose(table["parkinson_vol_20d"][19:], parkinson[19:], rtol=1e-9)
+    volume = table["volume"].astype(float)
+    surge = volume / volume.rolling(7).mean().shift(1)
+    np.testing.assert_allclose(table["volume_surge_ratio"][7:], surge[7:], rtol=1e-12)
+    return table
+
+
 def _breaking(kind: str, bars: pd.DataFrame) -> pd.DataFrame:
     bad = bars.copy()
     if kind == "high_below_low":
@@ -419,16 +436,7 @@ def test_a_few_bad_rows_are_excluded_and_quarantined_without_blocking(published)
     assert list(quarantined["check_name"]) == ["volume_non_negative"]
     assert pd.Timestamp(quarantined["trade_date"].iloc[0]).date() == bad_day
     assert list(quarantined["volume"]) == [-7]
-    # The excluded bar feeds no window: each is over the published rows alone.
-    metrics = query(
-        store,
-        "SELECT close, volume, sma_5, volume_surge_ratio FROM daily_prices ORDER BY trade_date",
-    )
-    sma_5 = metrics["close"].rolling(5).mean()
-    np.testing.assert_allclose(metrics["sma_5"][4:], sma_5[4:], rtol=1e-12)
-    volume = metrics["volume"].astype(float)
-    surge = volume / volume.rolling(7).mean().shift(1)
-    np.testing.assert_allclose(metrics["volume_surge_ratio"][7:], surge[7:], rtol=1e-12)
+    assert_windows_over_published_rows_alone(store)
     checks = {c.check_name: c for c in result.checks}
     assert checks["volume_non_negative"].status == "fail"
     assert checks["bad_row_share"].status == "pass"
@@ -461,20 +469,8 @@ def test_an_excluded_bar_feeds_no_window(published, kind, check):
     result = build(settings, store)
     assert result.rows_quarantined == 1
     assert {c.check_name: c.status for c in result.checks}[check] == "fail"
-    table = query(
-        store,
-        "SELECT trade_date, high, low, close, volume, sma_5, parkinson_vol_20d, "
-        "volume_surge_ratio FROM daily_prices ORDER BY trade_date",
-    )
+    table = assert_windows_over_published_rows_alone(store)
     assert bad_day not in {pd.Timestamp(d).date() for d in table["trade_date"]}
-    # Each window over the published rows alone, so the excluded bar is in none of them.
-    np.testing.assert_allclose(table["sma_5"][4:], table["close"].rolling(5).mean()[4:], rtol=1e-12)
-    hl2 = np.log(table["high"] / table["low"]) ** 2
-    parkinson = np.sqrt(252 / (4 * np.log(2)) * hl2.rolling(20).mean())
-    np.testing.assert_allclose(table["parkinson_vol_20d"][19:], parkinson[19:], rtol=1e-9)
-    volume = table["volume"].astype(float)
-    surge = volume / volume.rolling(7).mean().shift(1)
-    np.testing.assert_allclose(table["volume_surge_ratio"][7:], surge[7:], rtol=1e-12)
 
 
 def test_a_bad_copy_of_a_published_bar_never_erases_it(published):
