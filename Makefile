@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: help install run test lint format clean constraints bench
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
@@ -21,11 +21,13 @@ install: $(STAMP) ## Create .venv and install marketlake with pinned dependencie
 run: install ## Ingest the default tickers, build, and print what landed in ./lake
 	$(BIN)/marketlake run
 
-test: install ## Lint, check the infrastructure offline, then run every test
+test: install ## Lint, check and validate the infrastructure, every test, then the deploy rehearsal
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(MAKE) --no-print-directory infra-check
+	$(MAKE) --no-print-directory validate
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory rehearse
 
 bench: install ## Benchmarks: ratios measured side by side in one run (not tests)
 	$(BIN)/python bench/bench_ratelimit.py
@@ -58,7 +60,7 @@ TF_DIR      := terraform
 INFRA_VENV  := infra/.venv-tools
 INFRA_STAMP := $(INFRA_VENV)/.installed
 TF_APPLY_FLAGS ?=
-.PHONY: package plan deploy destroy infra-check infra-tools aws-preflight
+.PHONY: package plan deploy destroy infra-check infra-tools aws-preflight validate rehearse
 
 package: install ## Build dist/aws/: the ingest Lambda zip and the marketlake wheel
 	$(BIN)/python infra/package.py
@@ -79,14 +81,17 @@ infra-check: $(INFRA_STAMP) ## Offline: terraform fmt -check, Terraform-evaluate
 aws-preflight: install
 	@TF=$(TF) $(BIN)/python infra/preflight.py
 
-plan: aws-preflight package ## terraform init + plan in terraform/ (needs Terraform and AWS credentials)
-	$(TF) -chdir=$(TF_DIR) init -input=false
-	$(TF) -chdir=$(TF_DIR) plan -input=false
+plan: aws-preflight package ## Plan both stacks: terraform/ then terraform/grafana/ (needs AWS credentials)
+	TF=$(TF) $(BIN)/python infra/stacks.py plan
 
-deploy: aws-preflight package ## terraform init + apply: the whole pipeline in your account
-	$(TF) -chdir=$(TF_DIR) init -input=false
-	$(TF) -chdir=$(TF_DIR) apply -input=false $(TF_APPLY_FLAGS)
+deploy: aws-preflight package ## Apply terraform/, then terraform/grafana/ when Grafana is enabled
+	TF=$(TF) TF_APPLY_FLAGS='$(TF_APPLY_FLAGS)' $(BIN)/python infra/stacks.py deploy
 
-destroy: aws-preflight package ## terraform destroy: remove everything deploy made
-	$(TF) -chdir=$(TF_DIR) init -input=false
-	$(TF) -chdir=$(TF_DIR) destroy -input=false $(TF_APPLY_FLAGS)
+destroy: aws-preflight package ## Destroy terraform/grafana/, then terraform/ (reverse of deploy)
+	TF=$(TF) TF_APPLY_FLAGS='$(TF_APPLY_FLAGS)' $(BIN)/python infra/stacks.py destroy
+
+validate: install ## terraform init + validate of both stacks against the real providers (offline with a mirror)
+	TF=$(TF) $(BIN)/python infra/validate.py
+
+rehearse: package ## Apply the stack to a local AWS emulator, run a weekday through it, destroy it
+	TF=$(TF) $(BIN)/python infra/rehearse.py

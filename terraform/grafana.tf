@@ -1,17 +1,13 @@
-# Dashboards. With create_grafana = true: an Amazon Managed Grafana workspace (IAM Identity
-# Center sign-in) whose role reads Athena and the lake. Either way, when a Grafana is at
-# hand (that workspace, or grafana_url), the grafana provider adds the Athena data source,
-# a folder, and every dashboard in grafana/dashboards/*.json (none yet is fine).
+# Dashboards, AWS side. With create_grafana = true: an Amazon Managed Grafana workspace (IAM
+# Identity Center sign-in) whose role reads Athena and the lake. What lives inside Grafana (the
+# Athena data source, a folder, the dashboards) is the second root module, terraform/grafana/,
+# applied by `make deploy` after this one from the output grafana_stack_inputs.
 
 locals {
   grafana_enabled = var.create_grafana || var.grafana_url != ""
-
-  grafana_url  = var.create_grafana ? "https://${aws_grafana_workspace.this[0].endpoint}" : (var.grafana_url != "" ? var.grafana_url : null)
-  grafana_auth = var.create_grafana ? aws_grafana_workspace_service_account_token.terraform[0].key : (var.grafana_auth != "" ? var.grafana_auth : null)
+  grafana_url     = var.create_grafana ? "https://${aws_grafana_workspace.this[0].endpoint}" : (var.grafana_url != "" ? var.grafana_url : null)
 
   grafana_athena_auth_type = var.grafana_athena_auth_type != "" ? var.grafana_athena_auth_type : (var.create_grafana ? "ec2_iam_role" : "default")
-
-  dashboard_files = local.grafana_enabled ? toset(module.artifacts.dashboard_files) : toset([])
 }
 
 # -- Amazon Managed Grafana (optional) -------------------------------------------------------
@@ -108,50 +104,12 @@ resource "aws_grafana_role_association" "admins" {
   workspace_id = aws_grafana_workspace.this[0].id
 }
 
-# The grafana provider signs in with this token. It lives 30 days (the most AWS allows);
-# after that, renew it: terraform apply -replace='aws_grafana_workspace_service_account_token.terraform[0]'
+# The Grafana stack (terraform/grafana/) signs in as this service account. Its token is not a
+# resource here: a provider's settings must be known before apply, so infra/stacks.py mints a
+# short-lived token after this stack exists, passes it to the Grafana stack, and revokes it.
 resource "aws_grafana_workspace_service_account" "terraform" {
   count        = var.create_grafana ? 1 : 0
   name         = "terraform"
   grafana_role = "ADMIN"
   workspace_id = aws_grafana_workspace.this[0].id
-}
-
-resource "aws_grafana_workspace_service_account_token" "terraform" {
-  count              = var.create_grafana ? 1 : 0
-  name               = "terraform"
-  service_account_id = aws_grafana_workspace_service_account.terraform[0].service_account_id
-  seconds_to_live    = 2592000
-  workspace_id       = aws_grafana_workspace.this[0].id
-}
-
-# -- inside Grafana: data source, folder, dashboards -------------------------------------------
-
-resource "grafana_data_source" "athena" {
-  count = local.grafana_enabled ? 1 : 0
-  type  = "grafana-athena-datasource"
-  name  = "Athena (${local.name})"
-  uid   = var.grafana_datasource_uid
-
-  json_data_encoded = jsonencode({
-    authType       = local.grafana_athena_auth_type
-    defaultRegion  = var.region
-    catalog        = "AwsDataCatalog"
-    database       = aws_glue_catalog_database.lake.name
-    workgroup      = aws_athena_workgroup.lake.name
-    outputLocation = "s3://${aws_s3_bucket.athena_results.id}/grafana/"
-  })
-}
-
-resource "grafana_folder" "marketlake" {
-  count = local.grafana_enabled ? 1 : 0
-  title = "marketlake"
-  uid   = "${local.name}-dashboards"
-}
-
-resource "grafana_dashboard" "this" {
-  for_each    = local.dashboard_files
-  folder      = grafana_folder.marketlake[0].uid
-  config_json = file("${local.dashboards_dir}/${each.value}")
-  overwrite   = true
 }

@@ -33,7 +33,6 @@ locals {
   wheel_path          = module.artifacts.wheel_path
   glue_script_path    = module.artifacts.glue_script_path
   glue_python_modules = module.artifacts.glue_python_modules
-  dashboards_dir      = module.artifacts.dashboards_dir
 
   sdk_pandas_layer_arn = var.sdk_pandas_layer_arn != "" ? var.sdk_pandas_layer_arn : "arn:${local.partition}:lambda:${var.region}:336392948345:layer:AWSSDKPandas-Python311:${var.sdk_pandas_layer_version}"
   powertools_layer_arn = var.powertools_layer_arn != "" ? var.powertools_layer_arn : "arn:${local.partition}:lambda:${var.region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:${var.powertools_layer_version}"

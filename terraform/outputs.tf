@@ -20,7 +20,7 @@ output "athena_workgroup" {
 
 output "grafana_url" {
   description = "URL of the Amazon Managed Grafana workspace (null unless create_grafana), else the grafana_url given."
-  value       = var.create_grafana ? "https://${aws_grafana_workspace.this[0].endpoint}" : (var.grafana_url != "" ? var.grafana_url : null)
+  value       = local.grafana_url
 }
 
 output "ingest_function_name" {
@@ -46,4 +46,22 @@ output "glue_job_name" {
 output "alerts_topic_arn" {
   description = "SNS topic of failures and blocked builds."
   value       = aws_sns_topic.alerts.arn
+}
+
+output "grafana_stack_inputs" {
+  description = "What terraform/grafana/ needs from this stack; infra/stacks.py passes it on (enabled = false: no Grafana stack)."
+  value = {
+    enabled            = local.grafana_enabled
+    url                = local.grafana_url
+    managed            = var.create_grafana
+    workspace_id       = var.create_grafana ? aws_grafana_workspace.this[0].id : null
+    service_account_id = var.create_grafana ? aws_grafana_workspace_service_account.terraform[0].service_account_id : null
+    name               = local.name
+    region             = var.region
+    datasource_uid     = var.grafana_datasource_uid
+    athena_auth_type   = local.grafana_athena_auth_type
+    glue_database      = aws_glue_catalog_database.lake.name
+    athena_workgroup   = aws_athena_workgroup.lake.name
+    results_bucket     = aws_s3_bucket.athena_results.id
+  }
 }

@@ -338,7 +338,7 @@ variable "grafana_admin_user_ids" {
 }
 
 variable "grafana_url" {
-  description = "URL of an existing Grafana to provision instead (create_grafana = false); empty for none."
+  description = "URL of an existing Grafana to provision instead (create_grafana = false); empty for none. Its token goes to the Grafana stack: export TF_VAR_grafana_auth."
   type        = string
   default     = ""
 
@@ -346,13 +346,6 @@ variable "grafana_url" {
     condition     = var.grafana_url == "" || can(regex("^https?://", var.grafana_url))
     error_message = "grafana_url must be empty or start with http:// or https://."
   }
-}
-
-variable "grafana_auth" {
-  description = "Service account token (or user:password) for grafana_url; keep it out of files: export TF_VAR_grafana_auth."
-  type        = string
-  default     = ""
-  sensitive   = true
 }
 
 variable "grafana_athena_auth_type" {

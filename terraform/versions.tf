@@ -4,11 +4,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.80, < 7.0"
-    }
-    grafana = {
-      source  = "grafana/grafana"
-      version = ">= 3.0, < 5.0"
+      version = "~> 5.100" # the release line `make rehearse` applies
     }
   }
 }

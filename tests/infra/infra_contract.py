@@ -86,6 +86,11 @@ def terraform() -> Terraform:
 
 
 @functools.cache
+def grafana_stack() -> Terraform:
+    return parse_dir(TERRAFORM / "grafana")
+
+
+@functools.cache
 def artifacts_module() -> Terraform:
     return parse_dir(TERRAFORM / "modules" / "artifacts")
 

@@ -12,6 +12,7 @@ from infra_contract import (
     REPO,
     TERRAFORM,
     artifacts_module,
+    grafana_stack,
     import_closure,
     normalize,
     requirement_pins,
@@ -131,6 +132,10 @@ def test_the_dashboards_come_from_the_repo_and_an_empty_folder_is_fine():
     value = module_output("dashboard_files")
     assert 'fileset(local.dashboards_dir, "*.json")' in value
     assert artifacts_module().locals["dashboards_dir"] == "${var.repo_root}/grafana/dashboards"
-    dashboards = terraform().resource("grafana_dashboard", "this")
-    assert dashboards["for_each"] == "${local.dashboard_files}"
-    assert dashboards["config_json"] == '${file("${local.dashboards_dir}/${each.value}")}'
+    stack = grafana_stack()
+    assert stack.modules["artifacts"]["repo_root"] == "${path.module}/../.."
+    dashboards = stack.resource("grafana_dashboard", "this")
+    assert dashboards["for_each"] == "${toset(module.artifacts.dashboard_files)}"
+    assert (
+        dashboards["config_json"] == '${file("${module.artifacts.dashboards_dir}/${each.value}")}'
+    )

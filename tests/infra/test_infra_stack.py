@@ -4,7 +4,7 @@ alerts and Grafana."""
 from __future__ import annotations
 
 import hcl2
-from infra_contract import REPO, TERRAFORM, terraform
+from infra_contract import REPO, TERRAFORM, grafana_stack, terraform
 
 VALIDATED = [
     "region",
@@ -39,7 +39,8 @@ def test_the_outputs_the_issue_asks_for():
     assert outputs["lake_bucket"]["value"] == "${aws_s3_bucket.lake.id}"
     assert outputs["glue_database"]["value"] == "${aws_glue_catalog_database.lake.name}"
     assert outputs["athena_workgroup"]["value"] == "${aws_athena_workgroup.lake.name}"
-    assert "aws_grafana_workspace.this[0].endpoint" in outputs["grafana_url"]["value"]
+    assert outputs["grafana_url"]["value"] == "${local.grafana_url}"
+    assert "aws_grafana_workspace.this[0].endpoint" in terraform().locals["grafana_url"]
 
 
 def test_both_buckets_are_locked_down():
@@ -134,7 +135,7 @@ def test_grafana_is_optional_and_reads_athena():
     assert attachment["policy_arn"].endswith(
         ":iam::aws:policy/service-role/AmazonGrafanaAthenaAccess"
     )
-    source = tf.resource("grafana_data_source", "athena")
+    source = grafana_stack().resource("grafana_data_source", "athena")
     assert source["type"] == "grafana-athena-datasource"
     for name in ("curated", "audit", "reference"):
         assert any(
@@ -154,3 +155,47 @@ def test_the_readme_documents_the_deployment():
         "make destroy",
     ):
         assert needle in section, f"the README's deployment section does not mention {needle}"
+
+
+def test_the_aws_stack_has_no_grafana_provider_nor_anything_inside_grafana():
+    """A provider's settings must be known before apply: the grafana provider cannot take the
+    URL of a workspace the same run creates. Everything inside Grafana is terraform/grafana/."""
+    tf = terraform()
+    inside = [f"{kind}.{name}" for kind, name in tf.resources if kind.startswith("grafana_")]
+    assert not inside, f"terraform/ manages {inside}; they belong in terraform/grafana/"
+    for path in TERRAFORM.glob("*.tf"):
+        doc = hcl2.loads(path.read_text(encoding="utf-8"))
+        assert not [p for p in doc.get("provider", []) if "grafana" in p], f"{path.name}"
+        for block in doc.get("terraform", []):
+            for providers in block.get("required_providers", []):
+                named = {name for name in providers if not name.startswith("__")}
+                assert named == {"aws"}, f"{path.name} requires {sorted(named)}"
+    token = tf.of_type("aws_grafana_workspace_service_account_token")
+    assert not token, "the Grafana token is minted per deploy by infra/stacks.py, not kept in state"
+
+
+def test_the_aws_provider_is_held_to_the_rehearsed_release_line():
+    doc = hcl2.loads((TERRAFORM / "versions.tf").read_text(encoding="utf-8"))
+    aws = doc["terraform"][0]["required_providers"][0]["aws"]
+    assert aws["version"].strip('"') == "~> 5.100"
+    assert not (TERRAFORM / ".terraform.lock.hcl").exists(), "a lock file made from a mirror"
+
+
+def test_the_grafana_stack_gets_every_input_it_declares_from_the_aws_stack():
+    """infra/stacks.py passes grafana_stack_inputs on as -var flags: every flag is a declared
+    variable, every input it reads is in that output, and every variable without a default is
+    passed (grafana_auth through TF_VAR_grafana_auth)."""
+    import stacks
+
+    declared = grafana_stack().variables
+    output = terraform().outputs["grafana_stack_inputs"]["value"]
+    keys = set(output)
+    sample = {key: f"<{key}>" for key in keys}
+    passed = {
+        flag.removeprefix("-var=").split("=", 1)[0] for flag in stacks.grafana_variables(sample)
+    }
+    assert passed <= set(declared), f"undeclared: {sorted(passed - set(declared))}"
+    required = {name for name, body in declared.items() if "default" not in body}
+    assert required - passed == {"grafana_auth"}
+    for key in ("workspace_id", "service_account_id", "managed", "enabled", "region"):
+        assert key in keys, f"grafana_stack_inputs lacks {key}, which infra/stacks.py reads"
