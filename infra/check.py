@@ -7,8 +7,8 @@
      grafana/dashboards folder it still plans (an empty set of dashboards).
 
 Run by `make infra-check` with the interpreter of infra/.venv-tools; exits 1 on any failure.
-The providers' own validation (terraform validate/plan of the root module) needs the
-Terraform registry and an AWS account, so it happens at `make plan`.
+The providers' own validation (terraform init + validate of both root modules) is
+`make validate` (infra/validate.py), and the applied stack is `make rehearse`.
 """
 
 from __future__ import annotations

@@ -129,21 +129,31 @@ def first_error(output: str) -> str:
     """Terraform's first 'Error: ...' in one line: the summary, where (file and line), and
     the first line of its detail; else the output's last line."""
     lines = [ANSI.sub("", line).strip(" │╷╵\t") for line in output.splitlines()]
-    lines = [line for line in lines if line]
     for i, line in enumerate(lines):
         if not line.startswith("Error:"):
             continue
-        where, detail = "", ""
-        for rest in lines[i + 1 : i + 6]:
+        # After the summary: paragraphs split by blank lines, up to the next box or error.
+        paragraphs, current = [], []
+        for rest in lines[i + 1 :]:
             if rest.startswith("Error:"):
                 break
-            located = re.match(r"on (\S+ line \d+)", rest)
-            if located:
-                where = where or located.group(1)
-            elif not re.match(r"^(\d+:|with |\(and )", rest) and not detail:
-                detail = rest
-        return " ".join(part for part in (line, f"({where})" if where else "", detail) if part)
-    return lines[-1] if lines else "no output"
+            if rest:
+                current.append(rest)
+            elif current:
+                paragraphs.append(current)
+                current = []
+        if current:
+            paragraphs.append(current)
+        where = ""
+        if paragraphs and paragraphs[0][0].startswith(("on ", "with ")):
+            for located in map(re.compile(r"on (\S+ line \d+)").match, paragraphs.pop(0)):
+                if located:
+                    where = f"({located.group(1)})"
+                    break
+        detail = paragraphs[0][0] if paragraphs else ""
+        return " ".join(part for part in (line, where, detail) if part)
+    tail = [line for line in lines if line]
+    return tail[-1] if tail else "no output"
 
 
 def run(

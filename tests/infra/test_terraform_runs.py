@@ -340,3 +340,18 @@ def test_plan_before_the_first_deploy_plans_aws_and_says_why_not_grafana(fake_te
         ("aws", "output"),
     ]
     assert "planned once the AWS stack is applied" in capsys.readouterr().out
+
+
+def test_first_error_of_an_apply_names_the_file_of_the_failed_resource():
+    output = (
+        "aws_s3_bucket.lake: Creating...\n\n"
+        "Error: creating Glue Classifier (raw-csv): StatusCode: 500\n\n"
+        "  with aws_glue_classifier.raw_csv,\n"
+        '  on glue.tf line 35, in resource "aws_glue_classifier" "raw_csv":\n'
+        '  35: resource "aws_glue_classifier" "raw_csv" {\n\n\n'
+        "Error: uploading S3 Object: Forbidden\n"
+    )
+    assert tf.first_error(output) == (
+        "Error: creating Glue Classifier (raw-csv): StatusCode: 500 (glue.tf line 35)"
+    )
+    assert tf.first_error("Initializing...\nsomething went wrong\n") == "something went wrong"
