@@ -506,8 +506,8 @@ def query(
     if fmt not in ("table", "csv", "json"):
         raise QueryError(f"--format {fmt!r} is unknown; use table, csv or json")
     settings = _settings()
-    with DuckDBEngine(settings.home, read_only=True) as engine:
-        arrow = engine.fetch_arrow(sql)
+    with DuckDBEngine(settings.home, read_only=True, confined=True) as engine:
+        arrow = engine.fetch_read(sql)
     columns = arrow.column_names
     rows = [tuple(r.values()) for r in arrow.to_pylist()]
     if fmt == "csv":
