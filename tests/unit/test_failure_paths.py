@@ -152,3 +152,46 @@ def test_a_malformed_url_fails_at_once_without_the_key():
     assert KEY not in str(caught.value)
     assert "ALPHAVANTAGE_BASE_URL" in str(caught.value)
     assert sleeps == []  # no retry: it cannot help
+
+
+def _damage_current_version(lake) -> str:
+    registry = load_registry(lake.store, wap.TABLE)
+    (location,) = registry.current_version().partitions.values()
+    (info,) = lake.store.list_objects(location + "/")
+    path = lake.store.path(info.key)
+    path.write_bytes(path.read_bytes()[: info.size // 2])  # a torn write
+    return info.key
+
+
+@pytest.mark.parametrize("damage", ["torn", "garbled"])
+def test_a_full_build_rebuilds_around_a_damaged_published_file(lake, damage):
+    lake.ingest("2024-06-03")
+    lake.build()
+    before = lake.count()
+    key = _damage_current_version(lake)
+    if damage == "garbled":
+        path = lake.store.path(key)
+        data = bytearray(path.read_bytes())
+        data[8:200] = bytes(192)
+        path.write_bytes(bytes(data))
+    result = lake.build(full=True)
+    assert result.status == "published"
+    assert lake.count() == before
+    unread = [c for c in result.checks if c.check_name == "published_readable"]
+    assert unread and unread[0].status == "fail" and unread[0].severity == "warning"
+
+
+def test_a_damaged_published_file_names_itself_and_the_remedies(lake):
+    lake.ingest("2024-06-03")
+    lake.build()
+    key = _damage_current_version(lake)
+    reader = DuckDBEngine(lake.root, read_only=True, confined=True)
+    with reader, pytest.raises(MarketlakeError) as info:
+        reader.fetch_read("SELECT * FROM daily_prices")
+    message = str(info.value)
+    assert key in message and "\n" not in message
+    assert "marketlake rollback" in message and "marketlake build --full" in message
+    lake.ingest("2024-06-10")  # an incremental build reads the published rows as lookback
+    with pytest.raises(MarketlakeError) as info:
+        lake.build()
+    assert key in str(info.value) and "marketlake build --full" in str(info.value)

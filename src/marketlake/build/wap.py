@@ -36,7 +36,7 @@ from marketlake.build.runlog import (
 )
 from marketlake.build.versions import Registry, Version, load_registry, save_registry
 from marketlake.config import Settings
-from marketlake.errors import BuildBlocked, MarketlakeError
+from marketlake.errors import BuildBlocked, DamagedFile, MarketlakeError
 from marketlake.ingest.raw import RAW_PREFIX, format_timestamp
 from marketlake.ingest.state import load_state, save_state
 from marketlake.sessions import last_closed_session, sessions_between
@@ -278,13 +278,7 @@ def run_build(
             for y, loc in (current.partitions.items() if current else [])
             if first_year is None or int(y) >= first_year
         }
-        if rebuilt_before:
-            engine.attach("published_daily_prices", rebuilt_before)
-        else:
-            engine.materialize(
-                "published_daily_prices", "SELECT * FROM staging_daily_prices WHERE 1 = 0"
-            )
-        table_results, _ = run_checks(engine, sqlfiles.checks("table"))
+        table_results = _table_checks(engine, rebuilt_before, first_year is None, current)
         checks = [*row_results, _bad_row_share(settings, counts), *table_results]
         write_checks(store, run_id, checks)
         failed = [c for c in checks if c.blocks]
@@ -457,6 +451,33 @@ def _bad_row_share(settings: Settings, counts: dict) -> CheckResult:
         [{"excluded_rows": counts["bad"], "new_rows": counts["new"], "pct": round(share, 3)}],
         f"rows excluded by the row checks are at most {limit:g}% of the run's new rows",
     )
+
+
+def _table_checks(engine, rebuilt_before: dict, full: bool, current) -> list[CheckResult]:
+    """The table checks of the staging version, against the published rows it rebuilds."""
+    empty = "SELECT * FROM staging_daily_prices WHERE 1 = 0"
+    try:
+        if rebuilt_before:
+            engine.attach("published_daily_prices", rebuilt_before)
+        else:
+            engine.materialize("published_daily_prices", empty)
+        return run_checks(engine, sqlfiles.checks("table"))[0]
+    except DamagedFile as exc:
+        if not (full and rebuilt_before):
+            raise
+        # A full build reads the published version only to check that no history is lost.
+        # If that version is damaged, the rebuild from raw is the repair: it goes on without
+        # the comparison, and says so in a warning.
+        engine.materialize("published_daily_prices", empty)
+        unreadable = CheckResult(
+            "published_readable",
+            "warning",
+            "fail",
+            0,
+            [{"version": current.run_id, "error": str(exc)}],
+            "the published version can be read (a full build rebuilt without comparing to it)",
+        )
+        return [*run_checks(engine, sqlfiles.checks("table"))[0], unreadable]
 
 
 def _quarantine(store: ObjectStore, run_id: str, failing: dict) -> None:

@@ -13,7 +13,7 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from marketlake.errors import MarketlakeError, QueryError
+from marketlake.errors import DamagedFile, MarketlakeError, QueryError
 
 
 def _literal(text: str) -> str:
@@ -241,6 +241,12 @@ class DuckDBEngine:
 
     def _query_error(self, exc: BaseException) -> QueryError:
         message = one_line(exc)
+        damaged = self._damaged_file(message)
+        if damaged is not None:
+            return DamagedFile(
+                f"{damaged} in the lake is damaged ({message}); switch daily_prices back with "
+                "`marketlake rollback`, or rebuild it from raw with `marketlake build --full`"
+            )
         if message.startswith("Catalog Error"):
             names = self.con.execute(
                 "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary "
@@ -248,6 +254,14 @@ class DuckDBEngine:
             ).fetchall()
             message += f" (tables here: {', '.join(n for (n,) in names) or 'none'})"
         return QueryError(message)
+
+    def _damaged_file(self, message: str) -> str | None:
+        """The lake key of a published Parquet file DuckDB could not read, if it says so."""
+        for found in re.finditer(r"""['"]([^'"]+\.parquet)['"]""", message):
+            path = Path(found.group(1))
+            if path.is_relative_to(self.root / "curated"):
+                return path.relative_to(self.root).as_posix()
+        return None
 
     def fetch_native(self, sql: str, params: list | None = None) -> pd.DataFrame:
         try:
@@ -259,7 +273,7 @@ class DuckDBEngine:
         try:
             self.con.execute(sql, params or [])
         except duckdb.Error as exc:
-            raise QueryError(one_line(exc)) from None
+            raise self._query_error(exc) from None
 
     def has_relation(self, name: str) -> bool:
         found = self.con.execute(
@@ -356,7 +370,7 @@ class DuckDBEngine:
         try:
             row = self.con.execute(sql).fetchone()
         except duckdb.Error as exc:
-            raise QueryError(one_line(exc)) from None
+            raise self._query_error(exc) from None
         return int(row[0]) if row else 0
 
     def _partitions_select(self, partitions: Sequence[str]) -> str:
