@@ -197,6 +197,7 @@ def run_build(
                 unread += f" AND ingested_at > '{build_plan.ingested_after}'"
         bars_sql = sqlfiles.bind(bars_sql, {RAW_TABLE: unread})
         counts["new"] = engine.materialize("new_bars", bars_sql)
+        unparsed = engine.raw_rejects()  # rows of that scan the CSV reader could not read
         newest = engine.fetch_df("SELECT max(ingested_at) AS t FROM new_bars")["t"]
         ingested_through = None if newest.isna().all() else format_timestamp(newest.iloc[0])
 
@@ -241,6 +242,8 @@ def run_build(
             total = engine.derive("bars", f"SELECT {BAR_COLUMNS} FROM new_bars")
 
         row_results, failing = run_checks(engine, sqlfiles.checks("rows"))
+        row_results.append(_unparsed_check(unparsed))
+        failing["raw_rows_readable"] = unparsed
         rejected = " UNION ".join(
             f"SELECT symbol, trade_date FROM ({c.sql}) AS failed_{i}"
             for i, c in enumerate(sqlfiles.checks("rows"))
@@ -257,7 +260,9 @@ def run_build(
                 "AND NOT EXISTS (SELECT 1 FROM rejected_keys AS r "
                 "WHERE r.symbol = b.symbol AND r.trade_date = b.trade_date)",
             )
-        counts["bad"] = total - good
+        # Unreadable raw rows are new rows that were left out: they count toward the gate.
+        counts["new"] += len(unparsed)
+        counts["bad"] = total - good + len(unparsed)
         _quarantine(store, run_id, failing)
 
         if first_year is not None:
@@ -450,6 +455,18 @@ def _bad_row_share(settings: Settings, counts: dict) -> CheckResult:
         counts["bad"],
         [{"excluded_rows": counts["bad"], "new_rows": counts["new"], "pct": round(share, 3)}],
         f"rows excluded by the row checks are at most {limit:g}% of the run's new rows",
+    )
+
+
+def _unparsed_check(unparsed: pd.DataFrame) -> CheckResult:
+    sample = unparsed.head(SAMPLE_ROWS).to_dict("records")
+    return CheckResult(
+        "raw_rows_readable",
+        "row",
+        "fail" if len(unparsed) else "pass",
+        len(unparsed),
+        [{k: (int(v) if k == "raw_line" else v) for k, v in r.items()} for r in sample],
+        "every raw CSV row can be read: quotes closed, 9 fields, UTF-8",
     )
 
 

@@ -20,9 +20,28 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _csv_error(lines: list[str]) -> str | None:
+    """DuckDB's CSV errors put the line number first and the file far below; one line with
+    both, and the reason."""
+    found = re.search(r"CSV Error on Line: (\d+)", lines[0])
+    path = next((ln.split("=", 1)[1].strip() for ln in lines if ln.startswith("file =")), None)
+    if not found or not path:
+        return None
+    reason = ""
+    if "Original Line:" in lines:
+        after = lines[lines.index("Original Line:") + 1 :]
+        # The offending line comes first, then the reason (unless the line was empty).
+        candidates = [ln for ln in after[:2] if not ln.startswith(("Possible", "*"))]
+        reason = candidates[-1] if candidates else ""
+    return f"cannot read line {found.group(1)} of {path}: {reason}".rstrip(": ")
+
+
 def one_line(exc: BaseException) -> str:
     """DuckDB errors span lines (context, caret); keep the message and any hint."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    csv_error = _csv_error(lines) if lines else None
+    if csv_error:
+        return csv_error
     keep = [lines[0]] if lines else [type(exc).__name__]
     # DuckDB's guesses often name its own system tables (pg_enum ...): no help to a user.
     keep += [
@@ -158,6 +177,8 @@ def transpile_read(sql: str) -> str:
 # What a confined reader may open: the published tables, the audit tables, and the raw zone
 # (raw_daily_prices). Never state/, quarantine/ or anything outside the lake.
 READABLE_ZONES = ("curated", "audit", "raw")
+# Where the raw view's scans record the rows they could not parse (temporary tables).
+REJECTS_TABLES = ("raw_reject_errors", "raw_reject_scans")
 
 
 class DuckDBEngine:
@@ -240,7 +261,7 @@ class DuckDBEngine:
             raise self._query_error(exc) from None
 
     def _query_error(self, exc: BaseException) -> QueryError:
-        message = one_line(exc)
+        message = one_line(exc).replace(f" of {self.root}/", " of lake object ")
         damaged = self._damaged_file(message)
         if damaged is not None:
             return DamagedFile(
@@ -296,12 +317,36 @@ class DuckDBEngine:
 
         pattern = str(self.path(prefix)) + "/*/*.csv"
         columns = ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS)
+        # Rows the reader cannot parse (an unclosed quote, extra fields, bytes that are not
+        # UTF-8) are skipped, as Athena's SerDe never stops on a row, and recorded in this
+        # session's rejects tables, which raw_rejects() reads after the build's scan.
+        for table in REJECTS_TABLES:
+            self.con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
         self.execute_native(
             f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_csv({_literal(pattern)}, "
             "header = true, auto_detect = false, columns = {" + columns + "}, "
             "delim = ',', quote = '\"', escape = '\"', null_padding = true, "
-            "hive_partitioning = true, hive_types_autocast = false)"
+            "hive_partitioning = true, hive_types_autocast = false, store_rejects = true, "
+            f"rejects_table = '{REJECTS_TABLES[0]}', rejects_scan = '{REJECTS_TABLES[1]}')"
         )
+
+    def raw_rejects(self) -> pd.DataFrame:
+        """The raw rows the scans of the raw view since register_raw could not parse: the
+        object (lake key), its line (the header is line 1) and DuckDB's reason."""
+        errors, scans = REJECTS_TABLES
+        if not self.has_relation(errors):
+            return pd.DataFrame({"raw_object": [], "raw_line": [], "reason": []})
+        frame = self.fetch_native(
+            f"SELECT DISTINCT s.file_path AS path, e.line AS raw_line, "
+            f"e.error_type || ': ' || e.error_message AS reason FROM {errors} AS e "
+            f"JOIN {scans} AS s ON e.scan_id = s.scan_id AND e.file_id = s.file_id "
+            "ORDER BY path, raw_line"
+        )
+        root = str(self.root) + "/"
+        frame.insert(
+            0, "raw_object", [p[len(root) :] if p.startswith(root) else p for p in frame["path"]]
+        )
+        return frame.drop(columns="path")
 
     def register_audit(self, name: str, prefix: str, schema, has_data: bool = True) -> None:
         """A view over the Parquet objects under `prefix` (one per run); before the first
