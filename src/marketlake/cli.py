@@ -499,7 +499,10 @@ def query(
     ),
 ) -> None:
     """Run Athena-dialect SQL against the lake (tables: daily_prices, raw_daily_prices,
-    pipeline_runs, dq_results). csv and json go to stdout, so they can be piped."""
+    pipeline_runs, dq_results). csv and json go to stdout, so they can be piped.
+
+    It only reads: SELECT, WITH, VALUES or DESCRIBE, and only the lake's curated, audit and
+    raw files; anything else is refused."""
     from marketlake.engines.duckdb import DuckDBEngine
     from marketlake.errors import QueryError
 
