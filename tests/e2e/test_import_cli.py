@@ -6,39 +6,17 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import marketlake, ok
 
 from marketlake.sessions import sessions_between
 
 pytestmark = pytest.mark.e2e
 
 SESSIONS = sessions_between(dt.date(2024, 3, 1), dt.date(2024, 5, 31))
-
-
-def marketlake(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    environ = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MARKETLAKE_", "ALPHAVANTAGE_"))
-    }
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "marketlake", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 def bar(day: dt.date, shift: float) -> dict:

@@ -12,12 +12,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import marketlake, ok, one_line_error
 
 from marketlake.sessions import sessions_between
 
@@ -25,33 +23,6 @@ pytestmark = pytest.mark.e2e
 
 SESSIONS = sessions_between(dt.date(2024, 5, 1), dt.date(2024, 6, 28))  # 41 sessions
 HEADER = ["date", "open", "high", "low", "close", "volume"]
-
-
-def marketlake(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    environ = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MARKETLAKE_", "ALPHAVANTAGE_"))
-    }
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "marketlake", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def one_line_error(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def row(day: dt.date | str, **changes) -> list[str]:

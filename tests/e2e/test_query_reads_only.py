@@ -8,32 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import marketlake as run_cli
+from cli_run import ok
 
 pytestmark = pytest.mark.e2e
+SMALL_LAKE = {"MARKETLAKE_TICKERS": "NVDA", "MARKETLAKE_HISTORY_DAYS": "40"}
 
 
-def marketlake(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MARKETLAKE_", "ALPHA"))}
-    environ.update({"MARKETLAKE_TICKERS": "NVDA", "MARKETLAKE_HISTORY_DAYS": "40"})
-    return subprocess.run(
-        [sys.executable, "-m", "marketlake", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+def marketlake(cwd: Path, *args: str):
+    return run_cli(cwd, *args, env=SMALL_LAKE)
 
 
 def digests(root: Path) -> dict[str, str]:
