@@ -499,15 +499,18 @@ def query(
     ),
 ) -> None:
     """Run Athena-dialect SQL against the lake (tables: daily_prices, raw_daily_prices,
-    pipeline_runs, dq_results). csv and json go to stdout, so they can be piped."""
+    pipeline_runs, dq_results). csv and json go to stdout, so they can be piped.
+
+    It only reads: SELECT, WITH, VALUES or DESCRIBE, and only the lake's curated, audit and
+    raw files; anything else is refused."""
     from marketlake.engines.duckdb import DuckDBEngine
     from marketlake.errors import QueryError
 
     if fmt not in ("table", "csv", "json"):
         raise QueryError(f"--format {fmt!r} is unknown; use table, csv or json")
     settings = _settings()
-    with DuckDBEngine(settings.home, read_only=True) as engine:
-        arrow = engine.fetch_arrow(sql)
+    with DuckDBEngine(settings.home, read_only=True, confined=True) as engine:
+        arrow = engine.fetch_read(sql)
     columns = arrow.column_names
     rows = [tuple(r.values()) for r in arrow.to_pylist()]
     if fmt == "csv":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -56,11 +57,30 @@ def _number(env, name, default, whole: bool, minimum=0, maximum=None):
     except ValueError:
         kind = "a whole number" if whole else "a number"
         raise ConfigError(f"{name}={raw!r} is not {kind}") from None
+    if not math.isfinite(value):
+        # nan compares false with every bound: it would pass them and switch a gate off.
+        raise ConfigError(f"{name}={raw!r} is not a finite number; unset it or give a number")
     if value < minimum or (maximum is not None and value > maximum):
         bounds = (
             f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         )
         raise ConfigError(f"{name}={value:g} must be {bounds}")
+    return value
+
+
+# What DuckDB's memory_limit reads: a number with a unit (2GB, 512MB, 1.5GiB, 3g) or a share
+# of the machine's memory (80%).
+_MEMORY = re.compile(
+    r"^\d+(\.\d+)?\s*(%|b|bytes?|[kmgt]i?b?|(kilo|mega|giga|tera)bytes?)$", re.IGNORECASE
+)
+
+
+def _memory(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or "").strip() or default
+    if not _MEMORY.match(value):
+        raise ConfigError(
+            f"{name}={value!r} is not a memory size DuckDB reads; use e.g. 2GB, 512MB or 50%"
+        )
     return value
 
 
@@ -111,7 +131,7 @@ class Settings:
             or ("alphavantage" if api_key else "synthetic"),
             "seed": _int(env, "MARKETLAKE_SEED", 42),
             "history_days": _int(env, "MARKETLAKE_HISTORY_DAYS", 730, minimum=1),
-            "duckdb_memory_limit": env.get("MARKETLAKE_DUCKDB_MEMORY_LIMIT") or "2GB",
+            "duckdb_memory_limit": _memory(env, "MARKETLAKE_DUCKDB_MEMORY_LIMIT", "2GB"),
             "duckdb_threads": _int(env, "MARKETLAKE_DUCKDB_THREADS", 0),
             "keep_versions": _int(env, "MARKETLAKE_KEEP_VERSIONS", 5, minimum=1),
             "max_bad_row_pct": _percent(env, "MARKETLAKE_MAX_BAD_ROW_PCT", 5.0),
@@ -133,6 +153,13 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        for place in (self.home, *self.home.parents):
+            if place.exists() and not place.is_dir():
+                raise ConfigError(
+                    f"the lake directory {self.home} (--home or MARKETLAKE_HOME) cannot be "
+                    f"made: {place} is a file; point --home at a directory (a new one is "
+                    "created)"
+                )
         if self.provider not in PROVIDERS:
             raise ConfigError(
                 f"provider {self.provider!r} is unknown; use one of: {', '.join(PROVIDERS)}"

@@ -15,3 +15,7 @@ class QueryError(MarketlakeError):
 
 class BuildBlocked(MarketlakeError):
     """A blocking data-quality check failed; the published data was left as it was."""
+
+
+class DamagedFile(QueryError):
+    """A published file of the lake cannot be read (torn, truncated, garbled)."""

@@ -6,12 +6,10 @@ import csv
 import datetime as dt
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import marketlake, ok
 
 from marketlake.config import DEFAULT_TICKERS
 from marketlake.sessions import sessions_between
@@ -21,24 +19,6 @@ pytestmark = pytest.mark.e2e
 FIRST_AS_OF = "2024-06-28"
 LATER_AS_OF = "2024-07-05"
 ALL_ROWS = "SELECT * FROM daily_prices ORDER BY symbol, trade_date"
-
-
-def marketlake(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MARKETLAKE_", "ALPHA"))}
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "marketlake", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 def query_csv(cwd: Path, sql: str) -> list[dict]:
@@ -63,7 +43,8 @@ def test_run_builds_daily_prices_for_every_default_ticker(first_run):
     for symbol in DEFAULT_TICKERS:
         assert symbol in output
     assert "2024-06-28" in output
-    assert "checks: 12 passed, 0 failed, 0 warning(s)" in output
+    # The SQL checks, bad_row_share and raw_rows_readable (rows the CSV reader rejected).
+    assert "checks: 13 passed, 0 failed, 0 warning(s)" in output
     assert "marketlake query" in output
 
 

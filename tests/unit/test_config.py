@@ -172,3 +172,44 @@ def test_repr_never_shows_the_key():
 
 def test_repr_without_a_key_says_none():
     assert "api_key=None" in repr(Settings.from_env({}))
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MARKETLAKE_MAX_BAD_ROW_PCT",
+        "ALPHAVANTAGE_BACKOFF_SECONDS",
+        "MARKETLAKE_SEED",
+        "MARKETLAKE_KEEP_VERSIONS",
+        "ALPHAVANTAGE_CALLS_PER_DAY",
+    ],
+)
+def test_a_number_that_is_not_finite_is_refused_naming_the_setting(name, value):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({name: value})
+    assert name in str(info.value) and value in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["banana", "2XB", "100", "GB", "-2GB"])
+def test_a_memory_limit_duckdb_cannot_read_names_the_setting(value):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"MARKETLAKE_DUCKDB_MEMORY_LIMIT": value})
+    message = str(info.value)
+    assert "MARKETLAKE_DUCKDB_MEMORY_LIMIT" in message and "2GB" in message
+
+
+@pytest.mark.parametrize("value", ["2GB", "512MB", "1.5GiB", "80%", "4 GB", "3g"])
+def test_memory_limits_duckdb_reads_are_accepted(value):
+    settings = Settings.from_env({"MARKETLAKE_DUCKDB_MEMORY_LIMIT": value})
+    assert settings.duckdb_memory_limit == value.strip()
+
+
+def test_a_home_that_is_a_file_is_a_config_error_saying_so(tmp_path):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    for home in (afile, afile / "lake"):
+        with pytest.raises(ConfigError) as info:
+            Settings.from_env({}, home=home)
+        message = str(info.value)
+        assert str(afile) in message and "is a file" in message and "directory" in message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from marketlake.engines.duckdb import DuckDBEngine, one_line, transpile
+from marketlake.engines.duckdb import DuckDBEngine, one_line, transpile, transpile_read
 from marketlake.errors import MarketlakeError, QueryError
 
 
@@ -108,3 +108,51 @@ def test_read_only_on_an_existing_catalog_reads(tmp_path):
         assert reader.fetch_df("SELECT answer FROM t").loc[0, "answer"] == 42
         with pytest.raises(QueryError):
             reader.execute_native("CREATE TABLE u AS SELECT 1 AS x")
+
+
+def test_a_confined_reader_opens_no_file_outside_the_lake_and_changes_no_setting(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("key")
+    (tmp_path / "lake" / "curated").mkdir(parents=True)
+    (tmp_path / "lake" / "curated" / "mine.txt").write_text("ours")
+    with DuckDBEngine(tmp_path / "lake", threads=1):
+        pass  # creates the catalog
+    with DuckDBEngine(tmp_path / "lake", read_only=True, confined=True) as reader:
+        inside = reader.fetch_read(f"SELECT content FROM read_text('{tmp_path}/lake/curated/*')")
+        assert inside.column("content").to_pylist() == ["ours"]
+        with pytest.raises(QueryError, match="outside the lake"):
+            reader.fetch_read(f"SELECT content FROM read_text('{secret}')")
+        with pytest.raises(QueryError, match="outside the lake"):
+            reader.fetch_read(
+                f"SELECT * FROM read_text('{tmp_path}/lake/curated/../../secret.txt')"
+            )
+        # Even past the statement check, the connection's settings are locked.
+        for statement in ("SET enable_external_access = true", "RESET allowed_directories"):
+            with pytest.raises(Exception, match="locked"):
+                reader.con.execute(statement)
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("COPY (SELECT 1) TO '/tmp/x.csv'", "COPY"),
+        ("SET memory_limit = '1GB'", "SET"),
+        ("ATTACH '/tmp/a.duckdb'", "ATTACH"),
+        ("EXPORT DATABASE '/tmp/e'", "EXPORT"),
+        ("INSTALL httpfs", "INSTALL"),
+        ("SELECT 1 AS x INTO t", "SELECT ... INTO"),
+        ("WITH a AS (SELECT 1 AS x) INSERT INTO t SELECT * FROM a", "INSERT"),
+    ],
+)
+def test_transpile_read_refuses_what_does_not_only_read(sql, kind):
+    with pytest.raises(QueryError) as info:
+        transpile_read(sql)
+    assert str(info.value).startswith(f"marketlake query is read-only: {kind} statements")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT 1", "WITH a AS (SELECT 1 AS x) SELECT x FROM a", "VALUES (1)", "DESCRIBE t"],
+)
+def test_transpile_read_accepts_reads(sql):
+    assert transpile_read(sql)

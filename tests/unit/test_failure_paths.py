@@ -152,3 +152,132 @@ def test_a_malformed_url_fails_at_once_without_the_key():
     assert KEY not in str(caught.value)
     assert "ALPHAVANTAGE_BASE_URL" in str(caught.value)
     assert sleeps == []  # no retry: it cannot help
+
+
+def _damage_current_version(lake) -> str:
+    registry = load_registry(lake.store, wap.TABLE)
+    (location,) = registry.current_version().partitions.values()
+    (info,) = lake.store.list_objects(location + "/")
+    path = lake.store.path(info.key)
+    path.write_bytes(path.read_bytes()[: info.size // 2])  # a torn write
+    return info.key
+
+
+@pytest.mark.parametrize("damage", ["torn", "garbled"])
+def test_a_full_build_rebuilds_around_a_damaged_published_file(lake, damage):
+    lake.ingest("2024-06-03")
+    lake.build()
+    before = lake.count()
+    key = _damage_current_version(lake)
+    if damage == "garbled":
+        path = lake.store.path(key)
+        data = bytearray(path.read_bytes())
+        data[8:200] = bytes(192)
+        path.write_bytes(bytes(data))
+    result = lake.build(full=True)
+    assert result.status == "published"
+    assert lake.count() == before
+    unread = [c for c in result.checks if c.check_name == "published_readable"]
+    assert unread and unread[0].status == "fail" and unread[0].severity == "warning"
+
+
+def test_a_damaged_published_file_names_itself_and_the_remedies(lake):
+    lake.ingest("2024-06-03")
+    lake.build()
+    key = _damage_current_version(lake)
+    reader = DuckDBEngine(lake.root, read_only=True, confined=True)
+    with reader, pytest.raises(MarketlakeError) as info:
+        reader.fetch_read("SELECT * FROM daily_prices")
+    message = str(info.value)
+    assert key in message and "\n" not in message
+    assert "marketlake rollback" in message and "marketlake build --full" in message
+    lake.ingest("2024-06-10")  # an incremental build reads the published rows as lookback
+    with pytest.raises(MarketlakeError) as info:
+        lake.build()
+    assert key in str(info.value) and "marketlake build --full" in str(info.value)
+
+
+GOOD_ROW = "{s},{d},10,11,9,10.5,100,synthetic,2024-06-04 22:00:00.000"
+UNREADABLE_ROWS = {
+    # An unclosed quote on the last line of the object, with no line end after it.
+    "unclosed quote": ('"BAD,2024-06-05,10,11,9,10.5,100,synthetic,2024-06-04', "quote"),
+    "extra fields": ("BAD,2024-06-05,10,11,9,10.5,100,synthetic,2024-06-04,surplus", "column"),
+    "binary garbage": ("BA\xff\xfe\x00D,\x80\x81,10,11,9", "unicode"),
+}
+
+
+def _raw_with(lake, line: str, good: int = 3) -> str:
+    """A raw object of `good` readable rows of BAD, then `line`; returns its key."""
+    key = f"{raw.RAW_PREFIX}ingest_date=2024-06-04/BAD.csv"
+    days = ["2024-05-29", "2024-05-30", "2024-05-31", "2024-06-03"][:good]
+    rows = [",".join(raw.RAW_COLUMNS), *(GOOD_ROW.format(s="BAD", d=d) for d in days)]
+    body = "\r\n".join(rows).encode() + b"\r\n" + line.encode("latin-1")
+    lake.store.put_bytes(key, body)
+    return key
+
+
+@pytest.mark.parametrize("kind", sorted(UNREADABLE_ROWS))
+def test_a_raw_row_the_csv_reader_cannot_read_is_quarantined_with_object_line_and_reason(
+    lake, kind
+):
+    line, needle = UNREADABLE_ROWS[kind]
+    lake.ingest("2024-06-03")
+    lake.build()
+    key = _raw_with(lake, line)
+    result = lake.build(full=True)
+    assert result.status == "published"
+    assert result.rows_quarantined == 1
+    frame = pd.read_parquet(lake.store.path(f"audit/quarantined_rows/{result.run_id}.parquet"))
+    unreadable = frame[frame["raw_object"].notna()]
+    assert list(unreadable["raw_object"]) == [key]
+    assert list(unreadable["raw_line"]) == [5]  # the header is line 1
+    assert needle in unreadable["reason"].iloc[0].lower()
+    # The readable rows of the same object were published.
+    with DuckDBEngine(lake.root, read_only=True) as engine:
+        bad = engine.fetch_df("SELECT count(*) AS n FROM daily_prices WHERE symbol = 'BAD'")
+    assert int(bad["n"].iloc[0]) == 3
+
+
+def test_unreadable_raw_rows_count_toward_the_bad_row_gate(lake):
+    lake.ingest("2024-06-03")
+    lake.build()
+    key = f"{raw.RAW_PREFIX}ingest_date=2024-06-04/BAD.csv"
+    garbage = "\r\n".join(f"BAD,2024-05-{d:02d},1,2,3,4,5,x,y,surplus" for d in range(1, 11))
+    lake.store.put_bytes(key, (",".join(raw.RAW_COLUMNS) + "\r\n" + garbage).encode())
+    with pytest.raises(MarketlakeError, match="bad_row_share"):
+        lake.build()
+
+
+def test_a_csv_error_names_the_object_and_the_line(tmp_path):
+    bad = tmp_path / "lake" / "raw" / "x.csv"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("a,b\n1,2\n3,4,5\n")
+    with DuckDBEngine(tmp_path / "lake") as engine, pytest.raises(MarketlakeError) as info:
+        engine.fetch_native(
+            f"SELECT * FROM read_csv('{bad}', header = true, auto_detect = false, "
+            "columns = {'a': 'VARCHAR', 'b': 'VARCHAR'})"
+        )
+    message = str(info.value)
+    assert "raw/x.csv" in message and "line 3" in message and "\n" not in message
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="DuckDB 2.0.0 drops the UNQUOTED VALUE reject of a file's last line when one "
+    "thread scans three or more files (two threads catch it here); the row is then neither "
+    "read nor recorded",
+)
+def test_an_unclosed_quote_among_many_objects_on_one_thread_is_quarantined(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    lake.settings = Settings.from_env(
+        {
+            "MARKETLAKE_HOME": str(lake.root),
+            "MARKETLAKE_TICKERS": "NVDA,AMD,INTC",
+            "MARKETLAKE_HISTORY_DAYS": "60",
+        }
+    )
+    lake.ingest("2024-06-03")
+    _raw_with(lake, UNREADABLE_ROWS["unclosed quote"][0])
+    with DuckDBEngine(lake.root, threads=1) as engine:
+        result = wap.run_build(lake.settings, lake.store, engine, full=True)
+    assert result.rows_quarantined == 1

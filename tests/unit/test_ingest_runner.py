@@ -335,3 +335,68 @@ def test_a_resent_bar_with_changed_values_lands_again_and_the_newer_copy_wins(
     assert frame.loc["2024-07-02", "ingested_at"] == "2024-07-03 18:00:00.000"
     assert float(frame.loc["2024-07-01", "close"]) == truth["close"].iloc[0]
     assert frame.loc["2024-07-01", "ingested_at"] == "2024-07-03 14:00:00.000"
+
+
+def test_an_answer_over_the_bad_row_gate_lands_nothing_and_fails_the_symbol(
+    lake_store, lake_settings
+):
+    synthetic = SyntheticProvider()
+    answers = {}
+
+    def answer(symbol, since, until):
+        bars = synthetic.fetch_daily(symbol, since, until).tail(20).reset_index(drop=True)
+        if symbol == "AMD":  # 4 of 20 impossible: 20%, over the default 5%
+            bars = corrupt(bars, {d: {"volume": -1} for d in bars["trade_date"].iloc[:4]})
+        answers[symbol] = bars
+        return bars
+
+    settings = lake_settings(tickers="AMD,NVDA")
+    report = run_ingest(settings, lake_store, Scripted(answer), AS_OF, now=clock(AS_OF))
+
+    statuses = {r.symbol: r.status for r in report.results}
+    assert statuses == {"AMD": FAILED, "NVDA": FETCHED}
+    amd = next(r for r in report.results if r.symbol == "AMD")
+    assert "4 of 20" in amd.message and "20%" in amd.message and amd.new_bars == 0
+    assert sorted(raw_objects(lake_store)) == [raw.raw_key(dt.date(2024, 7, 3), "NVDA")]
+    assert load_state(lake_store).watermark("AMD") is None  # asked again next run
+    # The whole answer is kept: every one of its 20 bars, the good ones too.
+    (whole,) = [i.key for i in lake_store.list_objects(raw.QUARANTINE_PREFIX) if "batch" in i.key]
+    assert whole in amd.message
+    kept = pd.read_csv(io.BytesIO(lake_store.get_bytes(whole)), dtype=str)
+    assert len(kept) == 20
+    assert sorted(kept["trade_date"]) == sorted(d.isoformat() for d in answers["AMD"]["trade_date"])
+
+
+def test_an_answer_under_the_gate_lands_its_good_bars(lake_store, lake_settings):
+    synthetic = SyntheticProvider()
+
+    def answer(symbol, since, until):
+        bars = synthetic.fetch_daily(symbol, since, until).tail(20).reset_index(drop=True)
+        return corrupt(bars, {bars["trade_date"].iloc[0]: {"volume": -1}})  # 5%: at the gate
+
+    report = run_ingest(
+        lake_settings(tickers="AMD"), lake_store, Scripted(answer), AS_OF, now=clock(AS_OF)
+    )
+    (amd,) = report.results
+    assert amd.status == FETCHED and amd.new_bars == 19 and amd.quarantined == 1
+
+
+def test_an_import_quarantines_a_session_that_has_not_closed(lake_store, lake_settings, tmp_path):
+    from marketlake.ingest.importer import run_import
+
+    during = eastern("2024-07-05 11:00")  # Friday, before the close
+    path = tmp_path / "mu.csv"
+    days = sessions_between(dt.date(2024, 5, 1), dt.date(2024, 7, 5))
+    path.write_text(
+        "date,open,high,low,close,volume\n"
+        + "".join(f"{d.isoformat()},10,11,9,10.5,100\n" for d in days)
+    )
+    settings = lake_settings()
+    report = run_import(settings, lake_store, [path], now=clock(during))
+    (mu,) = report.results
+    assert mu.new_bars == len(days) - 1 and mu.quarantined == 1
+    assert "has not closed" in mu.message
+    (key,) = [i.key for i in lake_store.list_objects(raw.QUARANTINE_PREFIX)]
+    kept = pd.read_csv(io.BytesIO(lake_store.get_bytes(key)), dtype=str)
+    assert list(kept["trade_date"]) == ["2024-07-05"]
+    assert "has not closed" in kept["reason"].iloc[0]

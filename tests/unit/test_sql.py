@@ -401,7 +401,7 @@ def test_bad_new_rows_block_the_build_and_the_published_data_stays(published, ki
     expected = {c.name for c in sqlfiles.checks("rows")} | {
         c.name for c in sqlfiles.checks("table")
     }
-    assert expected | {"bad_row_share"} == set(results.index)
+    assert expected | {"bad_row_share", "raw_rows_readable"} == set(results.index)
     assert results.loc[check, "status"] == "fail"
     assert results.loc[check, "severity"] == "row"
     assert results.loc[check, "failing_rows"] >= 1

@@ -117,3 +117,26 @@ def test_a_failing_write_keeps_the_previous_state(lake_store, monkeypatch):
     assert lake_store.get_bytes(STATE_KEY) == before
     assert load_state(lake_store).watermark("NVDA") == dt.date(2024, 7, 3)
     assert sorted(p.name for p in (lake_store.root / "state").iterdir()) == ["ingest_state.json"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"version": 1, "symbols": {"NVDA": {"watermark": "garbage"}}}',
+        b'{"version": 1, "symbols": {"NVDA": {"watermark": 20240628}}}',
+        b'{"version": 1, "symbols": {"NVDA": {"invalid": "x", "invalid_on": "yesterday"}}}',
+        b'{"version": 1, "quota": {"date": "07/03/2024", "used": 3}}',
+        b'{"version": 1, "newest_ingest_date": "soon"}',
+    ],
+)
+def test_a_garbage_date_in_the_state_file_is_an_error_naming_the_file_and_the_symbol(
+    lake_store, body
+):
+    lake_store.put_bytes(STATE_KEY, body)
+    with pytest.raises(MarketlakeError) as info:
+        load_state(lake_store)
+    message = str(info.value)
+    assert STATE_KEY in message and "\n" not in message
+    assert "restore it" in message
+    if b"NVDA" in body:
+        assert "NVDA" in message

@@ -137,6 +137,10 @@ QUARANTINED_ROWS_SCHEMA = pa.schema(
         ("low", pa.float64()),
         ("close", pa.float64()),
         ("volume", pa.int64()),
+        # A raw row the CSV reader could not parse: where it is and why.
+        ("raw_object", pa.string()),
+        ("raw_line", pa.int64()),
+        ("reason", pa.string()),
     ]
 )
 
@@ -147,13 +151,25 @@ def write_quarantined(store: ObjectStore, run_id: str, frame) -> None:
     for record in frame.to_dict("records"):
         row = {name: record.get(name) for name in QUARANTINED_ROWS_SCHEMA.names}
         row["run_id"] = run_id
-        for name in ("open", "high", "low", "close", "volume", "trade_date", "symbol"):
+        for name in (
+            "open",
+            "high",
+            "low",
+            "close",
+            "trade_date",
+            "symbol",
+            "raw_object",
+            "reason",
+        ):
             if row[name] is not None and row[name] != row[name]:  # NaN / NaT -> NULL
                 row[name] = None
         if row["trade_date"] is not None and hasattr(row["trade_date"], "date"):
             row["trade_date"] = row["trade_date"].date()
-        if row["volume"] is not None:
-            row["volume"] = int(row["volume"])
+        for name in ("volume", "raw_line"):
+            if row[name] is not None and row[name] == row[name]:
+                row[name] = int(row[name])
+            else:
+                row[name] = None
         rows.append(row)
     table = pa.Table.from_pylist(rows, schema=QUARANTINED_ROWS_SCHEMA)
     store.put_bytes(f"{QUARANTINED_ROWS_PREFIX}/{run_id}.parquet", _parquet_bytes(table))

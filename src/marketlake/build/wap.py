@@ -36,7 +36,7 @@ from marketlake.build.runlog import (
 )
 from marketlake.build.versions import Registry, Version, load_registry, save_registry
 from marketlake.config import Settings
-from marketlake.errors import BuildBlocked, MarketlakeError
+from marketlake.errors import BuildBlocked, DamagedFile, MarketlakeError
 from marketlake.ingest.raw import RAW_PREFIX, format_timestamp
 from marketlake.ingest.state import load_state, save_state
 from marketlake.sessions import last_closed_session, sessions_between
@@ -197,6 +197,7 @@ def run_build(
                 unread += f" AND ingested_at > '{build_plan.ingested_after}'"
         bars_sql = sqlfiles.bind(bars_sql, {RAW_TABLE: unread})
         counts["new"] = engine.materialize("new_bars", bars_sql)
+        unparsed = engine.raw_rejects()  # rows of that scan the CSV reader could not read
         newest = engine.fetch_df("SELECT max(ingested_at) AS t FROM new_bars")["t"]
         ingested_through = None if newest.isna().all() else format_timestamp(newest.iloc[0])
 
@@ -241,6 +242,8 @@ def run_build(
             total = engine.derive("bars", f"SELECT {BAR_COLUMNS} FROM new_bars")
 
         row_results, failing = run_checks(engine, sqlfiles.checks("rows"))
+        row_results.append(_unparsed_check(unparsed))
+        failing["raw_rows_readable"] = unparsed
         rejected = " UNION ".join(
             f"SELECT symbol, trade_date FROM ({c.sql}) AS failed_{i}"
             for i, c in enumerate(sqlfiles.checks("rows"))
@@ -257,7 +260,9 @@ def run_build(
                 "AND NOT EXISTS (SELECT 1 FROM rejected_keys AS r "
                 "WHERE r.symbol = b.symbol AND r.trade_date = b.trade_date)",
             )
-        counts["bad"] = total - good
+        # Unreadable raw rows are new rows that were left out: they count toward the gate.
+        counts["new"] += len(unparsed)
+        counts["bad"] = total - good + len(unparsed)
         _quarantine(store, run_id, failing)
 
         if first_year is not None:
@@ -278,13 +283,7 @@ def run_build(
             for y, loc in (current.partitions.items() if current else [])
             if first_year is None or int(y) >= first_year
         }
-        if rebuilt_before:
-            engine.attach("published_daily_prices", rebuilt_before)
-        else:
-            engine.materialize(
-                "published_daily_prices", "SELECT * FROM staging_daily_prices WHERE 1 = 0"
-            )
-        table_results, _ = run_checks(engine, sqlfiles.checks("table"))
+        table_results = _table_checks(engine, rebuilt_before, first_year is None, current)
         checks = [*row_results, _bad_row_share(settings, counts), *table_results]
         write_checks(store, run_id, checks)
         failed = [c for c in checks if c.blocks]
@@ -457,6 +456,45 @@ def _bad_row_share(settings: Settings, counts: dict) -> CheckResult:
         [{"excluded_rows": counts["bad"], "new_rows": counts["new"], "pct": round(share, 3)}],
         f"rows excluded by the row checks are at most {limit:g}% of the run's new rows",
     )
+
+
+def _unparsed_check(unparsed: pd.DataFrame) -> CheckResult:
+    sample = unparsed.head(SAMPLE_ROWS).to_dict("records")
+    return CheckResult(
+        "raw_rows_readable",
+        "row",
+        "fail" if len(unparsed) else "pass",
+        len(unparsed),
+        [{k: (int(v) if k == "raw_line" else v) for k, v in r.items()} for r in sample],
+        "every raw CSV row can be read: quotes closed, 9 fields, UTF-8",
+    )
+
+
+def _table_checks(engine, rebuilt_before: dict, full: bool, current) -> list[CheckResult]:
+    """The table checks of the staging version, against the published rows it rebuilds."""
+    empty = "SELECT * FROM staging_daily_prices WHERE 1 = 0"
+    try:
+        if rebuilt_before:
+            engine.attach("published_daily_prices", rebuilt_before)
+        else:
+            engine.materialize("published_daily_prices", empty)
+        return run_checks(engine, sqlfiles.checks("table"))[0]
+    except DamagedFile as exc:
+        if not (full and rebuilt_before):
+            raise
+        # A full build reads the published version only to check that no history is lost.
+        # If that version is damaged, the rebuild from raw is the repair: it goes on without
+        # the comparison, and says so in a warning.
+        engine.materialize("published_daily_prices", empty)
+        unreadable = CheckResult(
+            "published_readable",
+            "warning",
+            "fail",
+            0,
+            [{"version": current.run_id, "error": str(exc)}],
+            "the published version can be read (a full build rebuilt without comparing to it)",
+        )
+        return [*run_checks(engine, sqlfiles.checks("table"))[0], unreadable]
 
 
 def _quarantine(store: ObjectStore, run_id: str, failing: dict) -> None:

@@ -178,6 +178,11 @@ class AthenaEngine:
                 "add raw partitions",
             )
 
+    def raw_rejects(self) -> pd.DataFrame:
+        """OpenCSVSerDe reads every row (extra fields dropped, missing ones NULL): the row
+        checks judge what it read, and nothing is rejected here."""
+        return pd.DataFrame({"raw_object": [], "raw_line": [], "reason": []})
+
     def register_frame(self, name: str, frame: pd.DataFrame) -> None:
         """A reference table (e.g. NYSE sessions): Parquet under reference/NAME/ + a Glue table."""
         table = pa.Table.from_pandas(frame, preserve_index=False)

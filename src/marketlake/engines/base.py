@@ -19,6 +19,10 @@ class Engine(Protocol):
     def register_raw(self, name: str, prefix: str) -> None:
         """Make the raw CSV under `prefix` readable as `name`, every column text."""
 
+    def raw_rejects(self) -> pd.DataFrame:
+        """Raw rows the engine's CSV reader could not parse since register_raw, with
+        raw_object, raw_line and reason; empty where the reader never rejects a row."""
+
     def register_frame(self, name: str, frame: pd.DataFrame) -> None:
         """Keep a small reference table (e.g. the NYSE sessions) as `name`."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,17 +11,37 @@ import duckdb
 import pandas as pd
 import sqlglot
 import sqlglot.errors
+from sqlglot import exp
 
-from marketlake.errors import MarketlakeError, QueryError
+from marketlake.errors import DamagedFile, MarketlakeError, QueryError
 
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _csv_error(lines: list[str]) -> str | None:
+    """DuckDB's CSV errors put the line number first and the file far below; one line with
+    both, and the reason."""
+    found = re.search(r"CSV Error on Line: (\d+)", lines[0])
+    path = next((ln.split("=", 1)[1].strip() for ln in lines if ln.startswith("file =")), None)
+    if not found or not path:
+        return None
+    reason = ""
+    if "Original Line:" in lines:
+        after = lines[lines.index("Original Line:") + 1 :]
+        # The offending line comes first, then the reason (unless the line was empty).
+        candidates = [ln for ln in after[:2] if not ln.startswith(("Possible", "*"))]
+        reason = candidates[-1] if candidates else ""
+    return f"cannot read line {found.group(1)} of {path}: {reason}".rstrip(": ")
+
+
 def one_line(exc: BaseException) -> str:
     """DuckDB errors span lines (context, caret); keep the message and any hint."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    csv_error = _csv_error(lines) if lines else None
+    if csv_error:
+        return csv_error
     keep = [lines[0]] if lines else [type(exc).__name__]
     # DuckDB's guesses often name its own system tables (pg_enum ...): no help to a user.
     keep += [
@@ -30,10 +52,14 @@ def one_line(exc: BaseException) -> str:
     return " ".join(keep)
 
 
-def transpile(sql: str) -> str:
-    """One Athena-dialect statement in, one DuckDB statement out."""
+def _parse(sql: str) -> list:
+    # sqlglot logs a warning when it falls back to a bare Command (SHOW, LOAD ...): the
+    # caller decides what to do with those, and a user's stderr keeps one line.
+    sqlglot_log = logging.getLogger("sqlglot")
+    level = sqlglot_log.level
+    sqlglot_log.setLevel(logging.ERROR)
     try:
-        statements = [s for s in sqlglot.transpile(sql, read="athena", write="duckdb") if s]
+        return [s for s in sqlglot.parse(sql, read="athena") if s is not None]
     except sqlglot.errors.ParseError as exc:
         detail = exc.errors[0] if exc.errors else {}
         where = f" at line {detail.get('line')}, column {detail.get('col')}" if detail else ""
@@ -41,9 +67,118 @@ def transpile(sql: str) -> str:
         raise QueryError(f"SQL does not parse as Athena SQL{where}: {message}") from None
     except sqlglot.errors.SqlglotError as exc:
         raise QueryError(f"SQL cannot be translated: {str(exc).splitlines()[0]}") from None
+    finally:
+        sqlglot_log.setLevel(level)
+
+
+def _generate(statement) -> str:
+    try:
+        return statement.sql(dialect="duckdb")
+    except sqlglot.errors.SqlglotError as exc:
+        raise QueryError(f"SQL cannot be translated: {str(exc).splitlines()[0]}") from None
+
+
+def transpile(sql: str) -> str:
+    """One Athena-dialect statement in, one DuckDB statement out."""
+    statements = _parse(sql)
     if len(statements) != 1:
         raise QueryError(f"expected one SQL statement, got {len(statements)}")
-    return statements[0]
+    return _generate(statements[0])
+
+
+READS = "SELECT, WITH, VALUES or DESCRIBE"
+
+
+def _refused(kind: str) -> QueryError:
+    return QueryError(
+        f"marketlake query is read-only: {kind} statements are refused; it only reads ({READS})"
+    )
+
+
+def _first_word(sql: str) -> str:
+    try:
+        tokens = sqlglot.tokenize(sql, read="athena")
+    except sqlglot.errors.SqlglotError:
+        return ""
+    return tokens[0].text.upper() if tokens else ""
+
+
+# DuckDB statements that are no reads; used only to word a refusal of SQL that does not
+# parse as Athena SQL (ATTACH, EXPORT DATABASE ...), which is refused either way.
+_NOT_READS = frozenset(
+    [
+        "ALTER",
+        "ATTACH",
+        "CALL",
+        "CHECKPOINT",
+        "COPY",
+        "CREATE",
+        "DELETE",
+        "DETACH",
+        "DROP",
+        "EXPORT",
+        "IMPORT",
+        "INSERT",
+        "INSTALL",
+        "LOAD",
+        "MERGE",
+        "PRAGMA",
+        "RESET",
+        "SET",
+        "TRUNCATE",
+        "UPDATE",
+        "USE",
+        "VACUUM",
+    ]
+)
+
+
+def _statement_kind(statement, sql: str) -> str:
+    """What a user would call the statement: COPY, SET, INSTALL..."""
+    if isinstance(statement, exp.Command):
+        return str(statement.this).upper()
+    if any(node.args.get("into") is not None for node in statement.find_all(exp.Select)):
+        return "SELECT ... INTO"
+    if isinstance(statement, (exp.Alias, exp.Column, exp.Identifier)):
+        return _first_word(sql) or "this"  # INSTALL x, CHECKPOINT: not Athena statements
+    return statement.key.upper()
+
+
+def _only_reads(statement) -> bool:
+    if isinstance(statement, exp.Describe):
+        target = statement.this
+        return isinstance(target, exp.Table) or _only_reads(target)
+    if not isinstance(statement, (exp.Query, exp.Values)):
+        return False
+    # SELECT ... INTO creates a table; DuckDB would run it as CREATE TABLE AS.
+    return not any(node.args.get("into") is not None for node in statement.find_all(exp.Select))
+
+
+def transpile_read(sql: str) -> str:
+    """Like transpile, for a statement that only reads (SELECT, WITH, VALUES, DESCRIBE),
+    decided on the parsed statement; anything else is a QueryError saying so."""
+    try:
+        statements = _parse(sql)
+    except QueryError:
+        word = _first_word(sql)
+        if word in _NOT_READS:
+            # ATTACH, EXPORT DATABASE ... are not Athena SQL at all; say why they are refused.
+            raise _refused(word) from None
+        raise
+    if len(statements) != 1:
+        raise QueryError(f"expected one SQL statement, got {len(statements)}")
+    statement = statements[0]
+    if not _only_reads(statement):
+        kind = _statement_kind(statement, sql)
+        raise _refused(kind)
+    return _generate(statement)
+
+
+# What a confined reader may open: the published tables, the audit tables, and the raw zone
+# (raw_daily_prices). Never state/, quarantine/ or anything outside the lake.
+READABLE_ZONES = ("curated", "audit", "raw")
+# Where the raw view's scans record the rows they could not parse (temporary tables).
+REJECTS_TABLES = ("raw_reject_errors", "raw_reject_scans")
 
 
 class DuckDBEngine:
@@ -54,7 +189,10 @@ class DuckDBEngine:
         memory_limit: str = "2GB",
         threads: int = 0,
         read_only: bool = False,
+        confined: bool = False,
     ) -> None:
+        """`confined`: a reader's connection (read_only) that can open no file outside the
+        lake's zones in READABLE_ZONES and can change no setting."""
         self.root = Path(lake_root).resolve()
         self.catalog_path = Path(catalog_path or self.root / "catalog.duckdb")
         if read_only and not self.catalog_path.exists():
@@ -74,6 +212,16 @@ class DuckDBEngine:
                     "DuckDB client); close it or wait, then try again"
                 ) from None
             raise MarketlakeError(f"cannot open {self.catalog_path}: {one_line(exc)}") from None
+        if confined:
+            self._confine()
+
+    def _confine(self) -> None:
+        # Order matters: the directories are set before external access goes off, and the
+        # lock comes last, so no statement can undo either.
+        zones = [str(self.root / zone) + "/" for zone in READABLE_ZONES]
+        self.con.execute(f"SET allowed_directories = [{', '.join(map(_literal, zones))}]")
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
 
     def close(self) -> None:
         self.con.close()
@@ -96,8 +244,30 @@ class DuckDBEngine:
         except duckdb.Error as exc:
             raise self._query_error(exc) from None
 
+    def fetch_read(self, sql: str):
+        """A user's statement, refused unless it only reads (see transpile_read); rows as
+        an Arrow table."""
+        try:
+            return self.con.sql(transpile_read(sql)).to_arrow_table()
+        except duckdb.PermissionException as exc:
+            path = re.search(r'"([^"]*)"', str(exc))
+            what = path.group(1) if path else "a file"
+            zones = ", ".join(f"{self.root / z}/" for z in READABLE_ZONES)
+            raise QueryError(
+                f"{what} is outside the lake: marketlake query only reads the lake's tables "
+                f"(files under {zones})"
+            ) from None
+        except duckdb.Error as exc:
+            raise self._query_error(exc) from None
+
     def _query_error(self, exc: BaseException) -> QueryError:
-        message = one_line(exc)
+        message = one_line(exc).replace(f" of {self.root}/", " of lake object ")
+        damaged = self._damaged_file(message)
+        if damaged is not None:
+            return DamagedFile(
+                f"{damaged} in the lake is damaged ({message}); switch daily_prices back with "
+                "`marketlake rollback`, or rebuild it from raw with `marketlake build --full`"
+            )
         if message.startswith("Catalog Error"):
             names = self.con.execute(
                 "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary "
@@ -105,6 +275,14 @@ class DuckDBEngine:
             ).fetchall()
             message += f" (tables here: {', '.join(n for (n,) in names) or 'none'})"
         return QueryError(message)
+
+    def _damaged_file(self, message: str) -> str | None:
+        """The lake key of a published Parquet file DuckDB could not read, if it says so."""
+        for found in re.finditer(r"""['"]([^'"]+\.parquet)['"]""", message):
+            path = Path(found.group(1))
+            if path.is_relative_to(self.root / "curated"):
+                return path.relative_to(self.root).as_posix()
+        return None
 
     def fetch_native(self, sql: str, params: list | None = None) -> pd.DataFrame:
         try:
@@ -116,7 +294,7 @@ class DuckDBEngine:
         try:
             self.con.execute(sql, params or [])
         except duckdb.Error as exc:
-            raise QueryError(one_line(exc)) from None
+            raise self._query_error(exc) from None
 
     def has_relation(self, name: str) -> bool:
         found = self.con.execute(
@@ -139,12 +317,36 @@ class DuckDBEngine:
 
         pattern = str(self.path(prefix)) + "/*/*.csv"
         columns = ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS)
+        # Rows the reader cannot parse (an unclosed quote, extra fields, bytes that are not
+        # UTF-8) are skipped, as Athena's SerDe never stops on a row, and recorded in this
+        # session's rejects tables, which raw_rejects() reads after the build's scan.
+        for table in REJECTS_TABLES:
+            self.con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
         self.execute_native(
             f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_csv({_literal(pattern)}, "
             "header = true, auto_detect = false, columns = {" + columns + "}, "
             "delim = ',', quote = '\"', escape = '\"', null_padding = true, "
-            "hive_partitioning = true, hive_types_autocast = false)"
+            "hive_partitioning = true, hive_types_autocast = false, store_rejects = true, "
+            f"rejects_table = '{REJECTS_TABLES[0]}', rejects_scan = '{REJECTS_TABLES[1]}')"
         )
+
+    def raw_rejects(self) -> pd.DataFrame:
+        """The raw rows the scans of the raw view since register_raw could not parse: the
+        object (lake key), its line (the header is line 1) and DuckDB's reason."""
+        errors, scans = REJECTS_TABLES
+        if not self.has_relation(errors):
+            return pd.DataFrame({"raw_object": [], "raw_line": [], "reason": []})
+        frame = self.fetch_native(
+            f"SELECT DISTINCT s.file_path AS path, e.line AS raw_line, "
+            f"e.error_type || ': ' || e.error_message AS reason FROM {errors} AS e "
+            f"JOIN {scans} AS s ON e.scan_id = s.scan_id AND e.file_id = s.file_id "
+            "ORDER BY path, raw_line"
+        )
+        root = str(self.root) + "/"
+        frame.insert(
+            0, "raw_object", [p[len(root) :] if p.startswith(root) else p for p in frame["path"]]
+        )
+        return frame.drop(columns="path")
 
     def register_audit(self, name: str, prefix: str, schema, has_data: bool = True) -> None:
         """A view over the Parquet objects under `prefix` (one per run); before the first
@@ -213,7 +415,7 @@ class DuckDBEngine:
         try:
             row = self.con.execute(sql).fetchone()
         except duckdb.Error as exc:
-            raise QueryError(one_line(exc)) from None
+            raise self._query_error(exc) from None
         return int(row[0]) if row else 0
 
     def _partitions_select(self, partitions: Sequence[str]) -> str:

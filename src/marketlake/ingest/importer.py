@@ -14,7 +14,14 @@ import pandas as pd
 
 from marketlake.config import Settings, parse_tickers
 from marketlake.errors import MarketlakeError
-from marketlake.ingest.runner import IngestReport, _claim_lake, land_bars
+from marketlake.ingest.runner import (
+    IngestReport,
+    _claim_lake,
+    bad_share,
+    judge_bars,
+    land_bars,
+    refuse_batch,
+)
 from marketlake.ingest.state import load_state, save_state
 from marketlake.providers.base import BAR_COLUMNS
 from marketlake.sessions import eastern_date, last_closed_session
@@ -50,7 +57,21 @@ def read_bars_csv(data: bytes, name: str) -> pd.DataFrame:
         },
         columns=BAR_COLUMNS,
     )
+    dates = bars["trade_date"]
+    if len(dates) and not dates.map(_is_day).any():
+        raise MarketlakeError(
+            f"{name}: no date in column {date_column!r} reads as YYYY-MM-DD (the first is "
+            f"{dates.iloc[0]!r}); write the dates as YYYY-MM-DD, e.g. 2024-03-15"
+        )
     return bars.sort_values("trade_date", kind="stable").reset_index(drop=True)
+
+
+def _is_day(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def symbol_from_name(path: Path) -> str:
@@ -74,7 +95,7 @@ def run_import(
     if symbol is not None and len(files) > 1:
         raise MarketlakeError("--symbol names one symbol; import one file at a time with it")
     # Read and check every file before anything lands, so a bad file leaves nothing behind.
-    loaded = []
+    loaded, sources = [], []
     for path in files:
         try:
             data = Path(path).read_bytes()
@@ -82,14 +103,40 @@ def run_import(
             raise MarketlakeError(f"{path}: cannot read ({exc.strerror})") from None
         name = parse_tickers(symbol)[0] if symbol else symbol_from_name(Path(path))
         loaded.append((name, read_bars_csv(data, Path(path).name)))
+        sources.append((path, data))
 
     moment = now()
     report = IngestReport(SOURCE, moment, last_closed_session(moment), eastern_date(moment))
     state = load_state(store)
     _claim_lake(state, SOURCE, settings)
+    # The bad-batch gate, for every file before any lands: a file with too many impossible
+    # bars would publish a history full of holes. It goes whole to quarantine instead.
+    refused = []
+    for (name, bars), (path, data) in zip(loaded, sources):
+        valid, rejected = judge_bars(bars, report, strict=True)
+        if bad_share(valid, rejected) > settings.max_bad_row_pct:
+            refused.append(
+                refuse_batch(
+                    store,
+                    report,
+                    name,
+                    valid,
+                    rejected,
+                    SOURCE,
+                    moment,
+                    data,
+                    Path(path).name,
+                    settings.max_bad_row_pct,
+                )
+            )
+    if refused:
+        others = " Nothing of the other file(s) was imported either." if len(loaded) > 1 else ""
+        raise MarketlakeError(" ".join(str(e) for e in refused) + others)
     for name, bars in loaded:
         report.results.append(
-            land_bars(store, state, name, bars, SOURCE, report, now(), land_unknown=True)
+            land_bars(
+                store, state, name, bars, SOURCE, report, now(), land_unknown=True, strict=True
+            )
         )
         save_state(store, state)
     return report

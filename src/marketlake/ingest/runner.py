@@ -34,7 +34,12 @@ from marketlake.providers.alphavantage import (
     redact,
 )
 from marketlake.providers.base import Provider
-from marketlake.sessions import eastern_date, last_closed_session
+from marketlake.sessions import (
+    CALENDAR_START,
+    eastern_date,
+    last_closed_session,
+    sessions_between,
+)
 from marketlake.storage import ObjectStore
 
 # Statuses of one symbol in a run.
@@ -196,6 +201,10 @@ def _ingest_all(
         except PayloadError as exc:
             _quarantine_payload(store, report, symbol, exc, now())
             result = SymbolResult(symbol, FAILED, quarantined=1, message=f"{exc.reason}")
+        except BadBatch as exc:
+            # Too many impossible bars in the answer: nothing of it landed; asked again
+            # next run.
+            result = SymbolResult(symbol, FAILED, quarantined=exc.count, message=str(exc))
         except MarketlakeError:
             save_state(store, state)
             raise
@@ -349,7 +358,101 @@ def _ingest_symbol(
     if unparsed is not None and len(unparsed):
         # Rows the parser could not read go through validation too, and so to quarantine.
         bars = pd.concat([bars.astype(object), unparsed[bars.columns].astype(object)])
-    return land_bars(store, state, symbol, bars, provider.name, report, now())
+    return land_bars(
+        store,
+        state,
+        symbol,
+        bars,
+        provider.name,
+        report,
+        now(),
+        max_bad_pct=settings.max_bad_row_pct,
+    )
+
+
+class BadBatch(MarketlakeError):
+    """One batch (an imported file, one API answer) holds more impossible bars than
+    MARKETLAKE_MAX_BAD_ROW_PCT allows: none of it lands, all of it is kept in quarantine."""
+
+    def __init__(self, message: str, count: int) -> None:
+        super().__init__(message)
+        self.count = count
+
+
+def judge_bars(
+    bars: pd.DataFrame, report: IngestReport, strict: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(valid bars, rejected bars with a reason): split_valid, then the NYSE calendar.
+
+    A bar of a session that has not closed is provisional: an API sends it while the market
+    is open, so it is dropped without a word; with `strict` (an import, where no such bar is
+    expected) it is rejected with the reason, as is a bar dated in the future.
+    """
+    if not strict and len(bars):
+        bars = bars[
+            [_as_date(d) is None or _as_date(d) <= report.session for d in bars["trade_date"]]
+        ]
+    valid, rejected = split_valid(bars)
+    if not len(valid):
+        return valid, rejected
+    today = eastern_date(report.as_of)
+    days = list(valid["trade_date"])
+    sessions = set(sessions_between(min(days), max(days)))
+
+    def reason(day: dt.date) -> str:
+        if day > today:
+            return f"trade_date is in the future (today is {today})"
+        if day not in sessions:
+            if day.isoformat() < CALENDAR_START:
+                return f"trade_date is before {CALENDAR_START}, where the NYSE calendar starts"
+            return "trade_date is not an NYSE session (a weekend or a holiday)"
+        if day > report.session:
+            return f"the session of {day} has not closed yet (last closed: {report.session})"
+        return ""
+
+    reasons = pd.Series([reason(d) for d in days], index=valid.index, dtype=object)
+    off = reasons != ""
+    if off.any():
+        held = valid[off].astype(str).assign(reason=reasons[off])
+        rejected = pd.concat([rejected, held], ignore_index=True)
+        valid = valid[~off].reset_index(drop=True)
+    return valid, rejected
+
+
+def bad_share(valid: pd.DataFrame, rejected: pd.DataFrame) -> float:
+    total = len(valid) + len(rejected)
+    return 100.0 * len(rejected) / total if total else 0.0
+
+
+def quarantine_stamp(moment: dt.datetime) -> str:
+    return raw.format_timestamp(moment).replace(" ", "T").replace(":", "")
+
+
+def quarantine_rejected(store, report, symbol, rejected, source, moment) -> str:
+    """The rejected bars with their reasons, as one CSV object; returns its key."""
+    key = raw.quarantine_key(report.ingest_date, symbol, quarantine_stamp(moment), "csv")
+    rejected = rejected.assign(source=source)
+    rejected.insert(0, "symbol", symbol)
+    store.put_bytes(key, rejected.to_csv(index=False).encode())
+    return key
+
+
+def refuse_batch(
+    store, report, symbol, valid, rejected, source, moment, payload: bytes, what: str, limit
+) -> BadBatch:
+    """Keep the whole batch as received, and its rejected bars with their reasons, in
+    quarantine; the error that says so."""
+    quarantine_rejected(store, report, symbol, rejected, source, moment)
+    key = raw.quarantine_key(report.ingest_date, symbol, quarantine_stamp(moment), "batch.csv")
+    store.put_bytes(key, payload)
+    count, total = len(rejected), len(valid) + len(rejected)
+    return BadBatch(
+        f"{what}: {count} of {total} bars ({bad_share(valid, rejected):.3g}%) are impossible, "
+        f"more than MARKETLAKE_MAX_BAD_ROW_PCT={limit:g}%, so none of them landed "
+        f"(first reason: {rejected['reason'].iloc[0]}); the whole batch is kept in {key}, "
+        "the reasons beside it. Fix the data, or raise MARKETLAKE_MAX_BAD_ROW_PCT",
+        count,
+    )
 
 
 def land_bars(
@@ -361,29 +464,28 @@ def land_bars(
     report: IngestReport,
     moment: dt.datetime,
     land_unknown: bool = False,
+    strict: bool = False,
+    max_bad_pct: float | None = None,
 ) -> SymbolResult:
     """Validate bars and land what is new or changed; quarantine what is impossible.
 
     A bar after the watermark is new. A bar at or before it is rewritten only when its
     values differ from the copy stored (known from the symbol's recent-bar digests), or,
-    with `land_unknown` (an import of history), when there is no copy on record.
+    with `land_unknown` (an import of history), when there is no copy on record. With
+    `max_bad_pct`, a batch with a larger share of impossible bars lands nothing (BadBatch).
     """
     watermark = state.watermark(symbol)
-    # Bars of a session that has not closed are provisional; never store them.
-    if len(bars):
-        bars = bars[
-            [_as_date(d) is None or _as_date(d) <= report.session for d in bars["trade_date"]]
-        ]
-    valid, rejected = split_valid(bars)
+    valid, rejected = judge_bars(bars, report, strict)
+    if max_bad_pct is not None and bad_share(valid, rejected) > max_bad_pct:
+        payload = bars.astype(str).to_csv(index=False).encode()
+        raise refuse_batch(
+            store, report, symbol, valid, rejected, source, moment, payload, symbol, max_bad_pct
+        )
     stamp = raw.format_timestamp(moment)
     result = SymbolResult(symbol, NO_NEW_BARS, last_date=watermark)
     if len(rejected):
-        key = raw.quarantine_key(
-            report.ingest_date, symbol, stamp.replace(" ", "T").replace(":", ""), "csv"
-        )
-        rejected = rejected.assign(source=source)
-        rejected.insert(0, "symbol", symbol)
-        store.put_bytes(key, rejected.to_csv(index=False).encode())
+        rejected = rejected.reset_index(drop=True)
+        quarantine_rejected(store, report, symbol, rejected, source, moment)
         result.quarantined = len(rejected)
         result.message = f"{len(rejected)} bar(s) quarantined: {rejected['reason'].iloc[0]}"
     if not len(valid):

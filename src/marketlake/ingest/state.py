@@ -67,6 +67,12 @@ class IngestState:
         if body.get("version") != STATE_VERSION:
             raise ValueError(f"unknown state version {body.get('version')!r}")
         quota = body.get("quota") or {}
+        _check_day(quota.get("date"), "quota.date")
+        _check_day(body.get("newest_ingest_date"), "newest_ingest_date")
+        for symbol, entry in (body.get("symbols") or {}).items():
+            if isinstance(entry, dict):
+                _check_day(entry.get("watermark"), f"the watermark of {symbol}")
+                _check_day(entry.get("invalid_on"), f"invalid_on of {symbol}")
         return cls(
             lake_kind=body.get("lake_kind"),
             symbols={k: SymbolState(**v) for k, v in (body.get("symbols") or {}).items()},
@@ -76,6 +82,16 @@ class IngestState:
             newest_ingest_date=body.get("newest_ingest_date"),
             rebuild_needed=bool(body.get("rebuild_needed", False)),
         )
+
+
+def _check_day(value, what: str) -> None:
+    """Dates in the state are ISO days or null; anything else would fail later, far away."""
+    if value is None:
+        return
+    try:
+        dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} is {value!r}, not a date like 2024-06-28") from None
 
 
 def load_state(store: ObjectStore) -> IngestState:
