@@ -49,6 +49,12 @@ def _check_key(key: str) -> None:
         raise ValueError(f"invalid object key {key!r}")
 
 
+# A write in flight is a hidden temp file beside its target: `.NAME.XXXX.tmp`.
+TEMP_SUFFIX = ".tmp"
+# The zones put_bytes writes into (curated Parquet is written by the engine, never here).
+WRITTEN_ZONES = ("state", "audit", "raw", "quarantine", "reference")
+
+
 class LocalStore:
     """The lake directory standing in for S3."""
 
@@ -62,7 +68,7 @@ class LocalStore:
     def put_bytes(self, key: str, data: bytes) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -72,6 +78,19 @@ class LocalStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def remove_leftovers(self) -> list[Path]:
+        """Delete the temp files of writes a kill interrupted. Only for the holder of the
+        lake's lock: no other write can be in flight then."""
+        removed = []
+        for zone in WRITTEN_ZONES:
+            for dirpath, _dirnames, filenames in os.walk(self.root / zone):
+                for name in filenames:
+                    if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                        path = Path(dirpath) / name
+                        path.unlink(missing_ok=True)
+                        removed.append(path)
+        return removed
 
     def get_bytes(self, key: str) -> bytes:
         try:

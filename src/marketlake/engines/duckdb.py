@@ -61,7 +61,9 @@ class DuckDBEngine:
             raise MarketlakeError(
                 f"no catalog at {self.catalog_path}; run `marketlake run` to build the lake first"
             )
-        config = {"memory_limit": memory_limit}
+        # Views name the lake's files relative to the lake, and DuckDB resolves relative
+        # paths against file_search_path: a moved or copied lake reads its own files.
+        config = {"memory_limit": memory_limit, "file_search_path": str(self.root)}
         if threads:
             config["threads"] = threads
         self.catalog_path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,16 +133,21 @@ class DuckDBEngine:
     def path(self, key: str) -> Path:
         return self.root / key
 
+    @staticmethod
+    def _pattern(prefix: str, glob: str) -> str:
+        """A lake-relative file pattern for a view (resolved through file_search_path)."""
+        return _literal(f"{prefix.strip('/')}/{glob}")
+
     def register_raw(self, name: str, prefix: str) -> None:
         """A view over CSV objects under `prefix`, every column text, Hive partitions as text:
         what the Glue crawler's OpenCSVSerDe table gives Athena. The columns are positional
         after the header, as in Athena; naming them spares DuckDB sniffing every file (50x)."""
         from marketlake.ingest.raw import RAW_COLUMNS
 
-        pattern = str(self.path(prefix)) + "/*/*.csv"
         columns = ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS)
         self.execute_native(
-            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_csv({_literal(pattern)}, "
+            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_csv("
+            f"{self._pattern(prefix, '*/*.csv')}, "
             "header = true, auto_detect = false, columns = {" + columns + "}, "
             "delim = ',', quote = '\"', escape = '\"', null_padding = true, "
             "hive_partitioning = true, hive_types_autocast = false)"
@@ -150,8 +157,8 @@ class DuckDBEngine:
         """A view over the Parquet objects under `prefix` (one per run); before the first
         object exists, an empty view of the same columns, so queries and dashboards work."""
         if has_data:
-            pattern = str(self.path(prefix)) + "/*.parquet"
-            select = f"SELECT * FROM read_parquet({_literal(pattern)}, union_by_name = true)"
+            pattern = self._pattern(prefix, "*.parquet")
+            select = f"SELECT * FROM read_parquet({pattern}, union_by_name = true)"
         else:
             empty = schema.empty_table()
             self.con.register("_empty", empty)
@@ -226,7 +233,7 @@ class DuckDBEngine:
                 if "=" in seg
             }
         )
-        patterns = ", ".join(_literal(str(self.path(loc)) + "/*.parquet") for loc in partitions)
+        patterns = ", ".join(self._pattern(loc, "*.parquet") for loc in partitions)
         exclude = f" EXCLUDE ({', '.join(above)})" if above else ""
         return (
             f"SELECT *{exclude} FROM read_parquet([{patterns}], hive_partitioning = true, "
