@@ -310,6 +310,8 @@ def _do_build(settings: Settings, force: bool, full: bool = False):
 
 
 def _print_build(result) -> None:
+    for warning in result.warnings:
+        err.print(f"warning: {_escape(warning)}", soft_wrap=True)
     if result.status == "skipped":
         out.print(f"build: {result.message}")
         return
@@ -366,8 +368,11 @@ def rollback(
     from marketlake.storage import LocalStore
 
     settings = _settings()
+    warnings: list[str] = []
     with lake_lock(settings.home), _engine(settings) as engine:
-        target = do_rollback(settings, LocalStore(settings.home), engine, to)
+        target = do_rollback(settings, LocalStore(settings.home), engine, to, warnings=warnings)
+    for warning in warnings:
+        err.print(f"warning: {_escape(warning)}", soft_wrap=True)
     out.print(f"rollback: daily_prices now reads run {target.run_id} ({target.published_at})")
 
 
@@ -396,10 +401,23 @@ def run(
         raise typer.Exit(1)
 
 
-def _print_summary(settings: Settings, result) -> None:
+def _reader(settings: Settings):
+    """A read-only catalog whose daily_prices is what the version registry publishes."""
+    from marketlake.build.wap import follow_registry_read_only
     from marketlake.engines.duckdb import DuckDBEngine
+    from marketlake.storage import LocalStore
 
-    with DuckDBEngine(settings.home, read_only=True) as engine:
+    engine = DuckDBEngine(settings.home, read_only=True)
+    try:
+        follow_registry_read_only(LocalStore(settings.home), engine)
+    except BaseException:
+        engine.close()
+        raise
+    return engine
+
+
+def _print_summary(settings: Settings, result) -> None:
+    with _reader(settings) as engine:
         summary = engine.fetch_arrow(
             "SELECT symbol, count(*) AS n, min(trade_date) AS first_date, "
             "max(trade_date) AS last_date FROM daily_prices GROUP BY symbol ORDER BY symbol"
@@ -500,13 +518,12 @@ def query(
 ) -> None:
     """Run Athena-dialect SQL against the lake (tables: daily_prices, raw_daily_prices,
     pipeline_runs, dq_results). csv and json go to stdout, so they can be piped."""
-    from marketlake.engines.duckdb import DuckDBEngine
     from marketlake.errors import QueryError
 
     if fmt not in ("table", "csv", "json"):
         raise QueryError(f"--format {fmt!r} is unknown; use table, csv or json")
     settings = _settings()
-    with DuckDBEngine(settings.home, read_only=True) as engine:
+    with _reader(settings) as engine:
         arrow = engine.fetch_arrow(sql)
     columns = arrow.column_names
     rows = [tuple(r.values()) for r in arrow.to_pylist()]

@@ -36,6 +36,9 @@ class ObjectStore(Protocol):
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under `prefix`; return how many went."""
 
+    def make_durable(self, prefix: str) -> None:
+        """Make every object under `prefix`, written by anyone, survive a power cut."""
+
 
 def _check_prefix(prefix: str) -> None:
     """A prefix may be empty or end in '/', but never climb out of the lake."""
@@ -78,6 +81,27 @@ class LocalStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        _fsync_dir(target.parent)  # the rename itself survives a power cut
+
+    def make_durable(self, prefix: str) -> None:
+        """fsync every file under `prefix`, every directory holding them, and the directories
+        above up to the lake root (a new directory's entry lives in its parent)."""
+        _check_prefix(prefix)
+        folder = self.root / prefix.rstrip("/")
+        if not folder.is_dir():
+            return
+        for dirpath, _dirnames, filenames in os.walk(folder):
+            for name in filenames:
+                fd = os.open(Path(dirpath) / name, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            _fsync_dir(Path(dirpath))
+        for parent in folder.parents:
+            _fsync_dir(parent)
+            if parent == self.root:
+                break
 
     def remove_leftovers(self) -> list[Path]:
         """Delete the temp files of writes a kill interrupted. Only for the holder of the
@@ -140,6 +164,14 @@ class LocalStore:
             if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
                 shutil.rmtree(folder, ignore_errors=True)
         return len(doomed)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class S3Store:
@@ -205,3 +237,6 @@ class S3Store:
             batch = [{"Key": self.prefix + k} for k in keys[start : start + 1000]]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         return len(keys)
+
+    def make_durable(self, prefix: str) -> None:
+        """Nothing to do: S3 has stored an object durably when its PUT returns."""

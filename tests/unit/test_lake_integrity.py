@@ -4,12 +4,15 @@ what its version registry says, or says what is wrong and what to do."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 
 import duckdb
 import pytest
 
+from marketlake import storage
 from marketlake.build import wap
+from marketlake.build.versions import load_registry, registry_key
 from marketlake.config import Settings
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.ingest.runner import run_ingest
@@ -48,7 +51,7 @@ class Lake:
     def scalar(self, sql: str):
         """What a reader (`marketlake query`) sees: a read-only catalog."""
         with DuckDBEngine(self.root, read_only=True) as engine:
-            getattr(wap, "follow_registry_read_only", lambda *a: None)(self.store, engine)
+            wap.follow_registry_read_only(self.store, engine)
             return engine.fetch_df(sql).iloc[0, 0]
 
 
@@ -58,6 +61,20 @@ def lake(tmp_path):
 
 
 # -- 8. a moved or copied lake reads its own files ------------------------------------------
+
+
+def newest(lake: Lake, relation: str) -> str:
+    return str(lake.scalar(f"SELECT max(trade_date) FROM {relation}"))[:10]
+
+
+def catalog_sql(lake: Lake, name: str = "daily_prices") -> str:
+    """The catalog's own definition of a view, as any DuckDB client sees it."""
+    con = duckdb.connect(str(lake.root / "catalog.duckdb"), read_only=True)
+    try:
+        found = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = ?", [name]).fetchall()
+    finally:
+        con.close()
+    return found[0][0] if found else ""
 
 
 def test_a_copied_lake_reads_its_own_files_not_the_originals(lake, tmp_path):
@@ -104,3 +121,132 @@ def test_the_lock_holder_removes_temp_files_a_kill_left(lake):
         assert [p for p in leftovers if p.exists()] == []
     assert kept.is_file()
     assert (lake.root / ".lock").is_file()
+
+
+# -- 6. the registry and the catalog never disagree -------------------------------------------
+
+
+def two_versions(lake: Lake):
+    lake.ingest("2024-06-03")
+    first = lake.build()
+    lake.ingest("2024-06-10")
+    return first
+
+
+def test_readers_follow_the_registry_when_a_kill_left_the_catalog_behind(lake):
+    two_versions(lake)
+    catalog = (lake.root / "catalog.duckdb").read_bytes()
+    second = lake.build()
+    rows = lake.scalar("SELECT count(*) FROM daily_prices")
+    # The kill came after the registry named the second version, before the catalog did.
+    (lake.root / "catalog.duckdb").write_bytes(catalog)
+    assert f"version={second.run_id}" not in catalog_sql(lake)
+    assert lake.scalar("SELECT count(*) FROM daily_prices") == rows
+    assert newest(lake, "latest_prices") == "2024-06-10"
+    # The next build completes the publish in the catalog itself.
+    assert lake.build().status == "skipped"
+    assert f"version={second.run_id}" in catalog_sql(lake)
+
+
+def test_readers_follow_the_registry_when_the_catalog_is_ahead_of_it(lake):
+    first = two_versions(lake)
+    registry = lake.store.get_bytes(registry_key(wap.TABLE))
+    lake.build()
+    # The registry never named the second version: readers must not see it.
+    lake.store.put_bytes(registry_key(wap.TABLE), registry)
+    assert newest(lake, "daily_prices") == "2024-06-03"
+    lake.build()  # builds the second day again, from the first version
+    current = load_registry(lake.store, wap.TABLE).current_version()
+    assert current.parent == first.run_id
+    assert all(loc in catalog_sql(lake) for loc in current.partitions.values())
+
+
+def test_a_deleted_catalog_is_rebuilt_by_the_next_build(lake):
+    lake.ingest("2024-06-03")
+    lake.build()
+    rows = lake.scalar("SELECT count(*) FROM daily_prices")
+    (lake.root / "catalog.duckdb").unlink()
+    assert lake.build().status == "skipped"
+    assert lake.scalar("SELECT count(*) FROM daily_prices") == rows
+    for view in ("latest_prices", "symbol_freshness", "pipeline_health", "price_history"):
+        assert lake.scalar(f"SELECT count(*) FROM {view}") > 0, view
+    assert lake.scalar("SELECT count(*) FROM raw_daily_prices") == rows
+
+
+@pytest.mark.parametrize("step", ["catalog", "run record", "views"])
+def test_a_failure_after_the_publish_is_a_warning_not_a_failed_build(lake, monkeypatch, step):
+    two_versions(lake)
+    real_publish, real_write_run = DuckDBEngine.publish, wap.write_run
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    if step == "catalog":
+        calls = []
+
+        def publish(self, table, partitions):
+            calls.append(table)
+            if len(calls) > 1:  # the switch to the new version, not the follow at the start
+                disk_full()
+            return real_publish(self, table, partitions)
+
+        monkeypatch.setattr(DuckDBEngine, "publish", publish)
+    elif step == "run record":
+        monkeypatch.setattr(
+            wap,
+            "write_run",
+            lambda store, rec: (
+                disk_full() if rec.status == "published" else real_write_run(store, rec)
+            ),
+        )
+    else:
+        monkeypatch.setattr(wap, "_create_views", disk_full)
+    result = lake.build()
+    monkeypatch.undo()
+    assert result.status == "published"
+    assert any("No space left" in w for w in result.warnings)
+    assert load_registry(lake.store, wap.TABLE).current == result.run_id
+    assert newest(lake, "daily_prices") == "2024-06-10"
+
+
+def test_a_failed_registry_write_publishes_nothing(lake, monkeypatch):
+    first = two_versions(lake)
+
+    def disk_full(store, registry):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(wap, "save_registry", disk_full)
+    with pytest.raises(OSError):
+        lake.build()
+    monkeypatch.undo()
+    assert load_registry(lake.store, wap.TABLE).current == first.run_id
+    assert newest(lake, "daily_prices") == "2024-06-03"
+    assert f"version={first.run_id}" in catalog_sql(lake)
+    assert lake.store.list_prefixes(wap.CURATED_PREFIX + "/") == [f"version={first.run_id}"]
+
+
+# -- 7. durable before visible ---------------------------------------------------------------
+
+
+def test_the_new_versions_files_and_directories_are_synced_before_the_publish(lake, monkeypatch):
+    lake.ingest("2024-06-03")
+    synced, at_publish = [], []
+    real_fsync, real_save = storage.os.fsync, wap.save_registry
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    def save_registry(store, registry):
+        at_publish.extend(synced)
+        return real_save(store, registry)
+
+    monkeypatch.setattr(storage.os, "fsync", fsync)
+    monkeypatch.setattr(wap, "save_registry", save_registry)
+    result = lake.build()
+    version = lake.root / wap.CURATED_PREFIX / f"version={result.run_id}"
+    files = [str(p) for p in version.rglob("*.parquet")]
+    folders = [str(p) for p in version.rglob("*") if p.is_dir()]
+    assert files and folders
+    needed = files + folders + [str(version), str(version.parent)]
+    assert [p for p in needed if p not in at_publish] == []
