@@ -174,7 +174,7 @@ def _progress() -> Progress:
     )
 
 
-def _do_ingest(settings: Settings, as_of: str | None):
+def _do_ingest(settings: Settings, as_of: str | None, refetch: tuple = ()):
     from marketlake.ingest.runner import run_ingest
     from marketlake.lock import lake_lock
     from marketlake.sessions import parse_as_of
@@ -183,7 +183,9 @@ def _do_ingest(settings: Settings, as_of: str | None):
     moment = parse_as_of(as_of)
     with lake_lock(settings.home), _progress() as progress:
         store = LocalStore(settings.home)
-        report = run_ingest(settings, store, None, moment, observer=_IngestProgress(progress))
+        report = run_ingest(
+            settings, store, None, moment, observer=_IngestProgress(progress), refetch=refetch
+        )
     _print_ingest(report)
     return report
 
@@ -232,14 +234,22 @@ def ingest(
     as_of: str | None = AsOfOpt,
     provider: str | None = ProviderOpt,
     seed: int | None = SeedOpt,
+    refetch: str | None = typer.Option(
+        None,
+        "--refetch",
+        help="Comma-separated symbols to ask for their whole window again (within the quota), "
+        "landing every bar: the remedy when a build says a raw object lost rows.",
+    ),
 ) -> None:
     """Fetch new daily bars into the raw zone (lake/raw/daily_prices/ingest_date=.../SYMBOL.csv).
 
     Incremental: each symbol's watermark (lake/state/ingest_state.json) makes a second run on
     the same day fetch nothing. Bars of a session that has not closed yet are not stored.
     """
+    from marketlake.config import parse_tickers
+
     settings = _settings(tickers=tickers, provider=provider, seed=seed)
-    report = _do_ingest(settings, as_of)
+    report = _do_ingest(settings, as_of, tuple(parse_tickers(refetch)) if refetch else ())
     if any(r.status == "failed" for r in report.results):
         raise typer.Exit(1)
 

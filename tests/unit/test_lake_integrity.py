@@ -4,6 +4,7 @@ what its version registry says, or says what is wrong and what to do."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import shutil
 
@@ -15,7 +16,10 @@ from marketlake.build import wap
 from marketlake.build.versions import load_registry, registry_key
 from marketlake.config import Settings
 from marketlake.engines.duckdb import DuckDBEngine
+from marketlake.errors import BuildBlocked
+from marketlake.ingest import raw
 from marketlake.ingest.runner import run_ingest
+from marketlake.ingest.state import landed_key, load_landed
 from marketlake.lock import lake_lock
 from marketlake.providers.synthetic import SyntheticProvider
 from marketlake.sessions import EASTERN
@@ -250,3 +254,67 @@ def test_the_new_versions_files_and_directories_are_synced_before_the_publish(la
     assert files and folders
     needed = files + folders + [str(version), str(version.parent)]
     assert [p for p in needed if p not in at_publish] == []
+
+
+# -- 2. a raw file that loses bars is detected, never published around ----------------------
+
+
+def truncate(lake: Lake, day: str, symbol: str, keep: int) -> str:
+    """Keep the header and the first `keep` rows of a raw object, as a damaged disk might."""
+    key = f"{raw.RAW_PREFIX}ingest_date={day}/{symbol}.csv"
+    lines = lake.store.get_bytes(key).split(b"\r\n")
+    lake.store.put_bytes(key, b"\r\n".join(lines[: 1 + keep]) + b"\r\n")
+    return key
+
+
+def symbol_rows(lake: Lake, symbol: str) -> int:
+    return int(lake.scalar(f"SELECT count(*) FROM daily_prices WHERE symbol = '{symbol}'"))
+
+
+def test_a_raw_object_that_lost_rows_blocks_the_build_naming_it(lake):
+    first = two_versions(lake)
+    landed = (
+        len(lake.store.get_bytes(f"{raw.RAW_PREFIX}ingest_date=2024-06-10/NVDA.csv").split(b"\r\n"))
+        - 2
+    )
+    key = truncate(lake, "2024-06-10", "NVDA", 1)
+    with pytest.raises(BuildBlocked) as caught:
+        lake.build()
+    message = str(caught.value)
+    assert key in message and f"({landed - 1} missing)" in message
+    assert "S3 versioning" in message and "marketlake ingest --refetch NVDA" in message
+    assert "\n" not in message
+    assert load_registry(lake.store, wap.TABLE).current == first.run_id
+
+
+def test_a_full_build_blocks_on_an_emptied_raw_object_of_any_day(lake):
+    two_versions(lake)
+    lake.build()
+    key = truncate(lake, "2024-06-03", "AMD", 0)
+    with pytest.raises(BuildBlocked, match=f"raw object {key} holds 0 of the"):
+        lake.build(full=True)
+
+
+def test_refetch_lands_the_window_again_so_the_build_publishes_every_bar(lake, tmp_path):
+    clean = Lake(tmp_path / "clean")
+    two_versions(clean)
+    clean.build(full=True)
+    two_versions(lake)
+    lake.build()
+    truncate(lake, "2024-06-03", "NVDA", 3)
+    with pytest.raises(BuildBlocked):
+        lake.build(full=True)
+    report = lake.ingest("2024-06-10", refetch=["NVDA"])
+    assert [r.status for r in report.results if r.symbol == "NVDA"] == ["fetched"]
+    assert lake.build(full=True).status == "published"
+    assert symbol_rows(lake, "NVDA") == symbol_rows(clean, "NVDA")
+    assert symbol_rows(lake, "AMD") == symbol_rows(clean, "AMD")
+
+
+def test_ingest_and_import_record_rows_and_digest_of_each_raw_object(lake):
+    lake.ingest("2024-06-03")
+    key = f"{raw.RAW_PREFIX}ingest_date=2024-06-03/NVDA.csv"
+    data = lake.store.get_bytes(key)
+    record = load_landed(lake.store, landed_key(key))[key]
+    assert record["rows"] == len(raw.read_csv(data))
+    assert record["sha256"] == hashlib.sha256(data).hexdigest()

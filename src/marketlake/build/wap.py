@@ -48,7 +48,7 @@ from marketlake.config import Settings
 from marketlake.errors import BuildBlocked, MarketlakeError
 from marketlake.faults import crash_point
 from marketlake.ingest.raw import RAW_PREFIX, format_timestamp
-from marketlake.ingest.state import load_state, save_state
+from marketlake.ingest.state import LANDED_PREFIX, load_landed, load_state, save_state
 from marketlake.sessions import last_closed_session, sessions_between
 from marketlake.storage import ObjectStore
 
@@ -147,6 +147,42 @@ def nyse_sessions_frame(now: dt.datetime) -> pd.DataFrame:
     return pd.DataFrame({"session": sessions_between(dt.date(2000, 1, 1), last)}, dtype=object)
 
 
+def reconcile_raw(store: ObjectStore, engine, raw_from: str | None) -> None:
+    """Block when a raw object this run reads holds fewer rows than ingest or import landed
+    in it (state/raw_landed/): its bars would silently vanish from the published table."""
+    landed = {}
+    for info in store.list_objects(LANDED_PREFIX):
+        day = info.key[len(LANDED_PREFIX) :].split("=", 1)[-1].rsplit(".", 1)[0]
+        if raw_from is None or day >= raw_from:
+            landed.update(load_landed(store, info.key))
+    if not landed:
+        return
+    where = f" WHERE ingest_date >= '{raw_from}'" if raw_from is not None else ""
+    counts = engine.fetch_df(
+        f"SELECT ingest_date, symbol, count(*) AS n FROM {RAW_TABLE}{where} "
+        "GROUP BY ingest_date, symbol"
+    )
+    read = {
+        f"{RAW_PREFIX}ingest_date={day}/{symbol}.csv": int(n)
+        for day, symbol, n in counts[["ingest_date", "symbol", "n"]].itertuples(index=False)
+    }
+    short = [
+        (key, record["rows"], read.get(key, 0))
+        for key, record in sorted(landed.items())
+        if read.get(key, 0) < int(record.get("rows") or 0)
+    ]
+    if short:
+        key, recorded, found = short[0]
+        symbol = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        more = f" (and {len(short) - 1} more raw object(s))" if len(short) > 1 else ""
+        raise BuildBlocked(
+            f"raw object {key} holds {found} of the {recorded} rows landed in it "
+            f"({recorded - found} missing){more}; nothing was published. Restore it from S3 "
+            f"versioning (or a backup), or run `marketlake ingest --refetch {symbol}`, then "
+            "build again"
+        )
+
+
 def run_checks(engine, checks: list[sqlfiles.Check]) -> tuple[list[CheckResult], dict]:
     """Each check's result, and the failing rows of each (for row checks' quarantine)."""
     results, failing_rows = [], {}
@@ -201,6 +237,7 @@ def run_build(
     try:
         observer.step("write")
         engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"))
+        reconcile_raw(store, engine, build_plan.raw_from)
         engine.register_frame("xnys_sessions", nyse_sessions_frame(started))
         bars_sql = sqlfiles.load("staging/bars.sql")
         unread = f"SELECT * FROM {RAW_TABLE}"
