@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from marketlake.faults import crash_point
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -77,6 +79,7 @@ class LocalStore:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+            crash_point(f"write {key}")
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
