@@ -90,3 +90,20 @@ def test_a_build_killed_at_a_durable_step_leaves_a_lake_that_agrees(
     registry = json.loads((cwd / REGISTRY).read_text())
     kept = {f"version={v['run_id']}" for v in registry["versions"]}
     assert {p.name for p in (lake / "curated" / "daily_prices").iterdir()} <= kept
+
+
+def test_a_truncated_raw_object_blocks_build_in_one_line_until_refetched(
+    before_second_build, tmp_path
+):
+    base, clean_rows = before_second_build
+    cwd = tmp_path / "user"
+    shutil.copytree(base, cwd, symlinks=True)
+    key = "raw/daily_prices/ingest_date=2024-06-10/NVDA.csv"
+    (cwd / "lake" / key).write_bytes((cwd / "lake" / key).read_bytes().split(b"\r\n")[0] + b"\r\n")
+    blocked = cli(cwd, "build")
+    assert blocked.returncode == 1
+    assert blocked.stderr.count("\n") == 1 and key in blocked.stderr, blocked.stderr
+    assert "marketlake ingest --refetch NVDA" in blocked.stderr
+    ok(cli(cwd, "ingest", "--as-of", "2024-06-10", "--refetch", "NVDA"))
+    ok(cli(cwd, "build"))
+    assert query_csv(cwd, ALL_ROWS) == clean_rows
