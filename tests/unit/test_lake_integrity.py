@@ -3,54 +3,27 @@ what its version registry says, or says what is wrong and what to do."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 import shutil
 
 import duckdb
 import pytest
+from test_failure_paths import Lake as FailureLake
 
 from marketlake import storage
 from marketlake.build import wap
 from marketlake.build.versions import load_registry, registry_key
-from marketlake.config import Settings
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import BuildBlocked
 from marketlake.ingest import raw
-from marketlake.ingest.runner import run_ingest
 from marketlake.ingest.state import landed_key, load_landed
 from marketlake.lock import lake_lock
-from marketlake.providers.synthetic import SyntheticProvider
-from marketlake.sessions import EASTERN
-from marketlake.storage import LocalStore
 
 
-def after_close(day: str) -> dt.datetime:
-    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(23, 0), tzinfo=EASTERN)
-
-
-class Lake:
+class Lake(FailureLake):
     def __init__(self, root) -> None:
-        self.root = root
-        self.store = LocalStore(root)
-        self.settings = Settings.from_env(
-            {
-                "MARKETLAKE_HOME": str(root),
-                "MARKETLAKE_TICKERS": "NVDA,AMD",
-                "MARKETLAKE_HISTORY_DAYS": "60",
-            }
-        )
-
-    def ingest(self, day: str, **kwargs):
-        moment = after_close(day)
-        return run_ingest(
-            self.settings, self.store, SyntheticProvider(), moment, now=lambda: moment, **kwargs
-        )
-
-    def build(self, **kwargs):
-        with DuckDBEngine(self.root) as engine:
-            return wap.run_build(self.settings, self.store, engine, **kwargs)
+        super().__init__(root, tickers="NVDA,AMD")
 
     def scalar(self, sql: str):
         """What a reader (`marketlake query`) sees: a read-only catalog."""
@@ -211,22 +184,6 @@ def test_a_failure_after_the_publish_is_a_warning_not_a_failed_build(lake, monke
     assert any("No space left" in w for w in result.warnings)
     assert load_registry(lake.store, wap.TABLE).current == result.run_id
     assert newest(lake, "daily_prices") == "2024-06-10"
-
-
-def test_a_failed_registry_write_publishes_nothing(lake, monkeypatch):
-    first = two_versions(lake)
-
-    def disk_full(store, registry):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(wap, "save_registry", disk_full)
-    with pytest.raises(OSError):
-        lake.build()
-    monkeypatch.undo()
-    assert load_registry(lake.store, wap.TABLE).current == first.run_id
-    assert newest(lake, "daily_prices") == "2024-06-03"
-    assert f"version={first.run_id}" in catalog_sql(lake)
-    assert lake.store.list_prefixes(wap.CURATED_PREFIX + "/") == [f"version={first.run_id}"]
 
 
 # -- 7. durable before visible ---------------------------------------------------------------
