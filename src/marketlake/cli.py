@@ -80,6 +80,11 @@ def _root(
 ) -> None:
     GLOBALS.home = home
     GLOBALS.debug = debug
+    import os
+
+    from marketlake import faults
+
+    faults.arm(os.environ.get(faults.FAULT_ENV))  # crash tests only
 
 
 def _settings(**overrides) -> Settings:

@@ -1,7 +1,9 @@
-"""A fault hook for crash tests: MARKETLAKE_FAULT=STEP makes the process kill itself
-(SIGKILL: no cleanup, no finally) when it reaches the durable step named STEP.
+"""A fault hook for crash tests: with MARKETLAKE_FAULT=STEP, the `marketlake` command arms
+the hook, and the process kills itself (SIGKILL: no cleanup, no finally) when it reaches the
+durable step named STEP.
 
-Unset, it costs one environment lookup per step. Never set it outside tests.
+Only the CLI reads the variable (the Glue job's code reads no environment); disarmed, a step
+costs one comparison. Never set it outside tests.
 """
 
 from __future__ import annotations
@@ -10,9 +12,15 @@ import os
 import signal
 
 FAULT_ENV = "MARKETLAKE_FAULT"
+_armed = {"step": None}
+
+
+def arm(step: str | None) -> None:
+    """Kill the process at `step` (None disarms)."""
+    _armed["step"] = step or None
 
 
 def crash_point(step: str) -> None:
-    """Die here, as a power cut or `kill -9` would, if MARKETLAKE_FAULT names this step."""
-    if os.environ.get(FAULT_ENV) == step:
+    """Die here, as a power cut or `kill -9` would, if the hook is armed for this step."""
+    if _armed["step"] == step:
         os.kill(os.getpid(), signal.SIGKILL)

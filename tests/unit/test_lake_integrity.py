@@ -275,3 +275,15 @@ def test_ingest_and_import_record_rows_and_digest_of_each_raw_object(lake):
     record = load_landed(lake.store, landed_key(key))[key]
     assert record["rows"] == len(raw.read_csv(data))
     assert record["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_reader_shadows_the_catalog_only_when_it_disagrees_with_the_registry(lake):
+    two_versions(lake)
+    catalog = (lake.root / "catalog.duckdb").read_bytes()
+    lake.build()
+    current = load_registry(lake.store, wap.TABLE).current_version()
+    with DuckDBEngine(lake.root, read_only=True) as engine:
+        assert engine.follow(wap.TABLE, current.partitions) is False
+    (lake.root / "catalog.duckdb").write_bytes(catalog)
+    with DuckDBEngine(lake.root, read_only=True) as engine:
+        assert engine.follow(wap.TABLE, current.partitions) is True

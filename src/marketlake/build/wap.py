@@ -514,11 +514,11 @@ def _after_publish(warnings: list, what: str, step: Callable, *args) -> None:
 
 def follow_registry_read_only(store: ObjectStore, engine) -> Version | None:
     """For a reader on a read-only catalog: daily_prices is what the registry publishes,
-    even if a kill stopped the catalog from following it (a session view shadows the
+    even if a kill stopped the catalog from following it (a session view then shadows the
     catalog's, and the views over daily_prices read it)."""
     current = load_registry(store, TABLE).current_version()
     if current is not None:
-        engine.attach(TABLE, current.partitions)
+        engine.follow(TABLE, current.partitions)
     elif engine.has_relation(TABLE):
         raise MarketlakeError(
             f"the catalog has {TABLE} but {registry_key(TABLE)} publishes no version; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -255,6 +256,19 @@ class DuckDBEngine:
             return
         select = self._partitions_select(sorted(partitions.values()))
         self.execute_native(f"CREATE OR REPLACE VIEW {table} AS {select}")
+
+    def follow(self, table: str, partitions: dict[str, str]) -> bool:
+        """On a read-only catalog: if `table` does not read exactly these partitions (a kill
+        stopped the catalog from following the registry), shadow it with a session view that
+        does; the views over `table` then read that. True if it had to."""
+        found = self.con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name = ? AND NOT temporary", [table]
+        ).fetchall()
+        read = set(re.findall(r"'([^']*\.parquet)'", found[0][0])) if found else set()
+        if read == {f"{loc.strip('/')}/*.parquet" for loc in partitions.values()}:
+            return False
+        self.attach(table, partitions)
+        return True
 
     def create_or_replace_view(self, name: str, select_sql: str) -> None:
         self.execute_native(f"CREATE OR REPLACE VIEW {name} AS {transpile(select_sql)}")
