@@ -80,6 +80,11 @@ def _root(
 ) -> None:
     GLOBALS.home = home
     GLOBALS.debug = debug
+    import os
+
+    from marketlake import faults
+
+    faults.arm(os.environ.get(faults.FAULT_ENV))  # crash tests only
 
 
 def _settings(**overrides) -> Settings:
@@ -174,7 +179,7 @@ def _progress() -> Progress:
     )
 
 
-def _do_ingest(settings: Settings, as_of: str | None):
+def _do_ingest(settings: Settings, as_of: str | None, refetch: tuple = ()):
     from marketlake.ingest.runner import run_ingest
     from marketlake.lock import lake_lock
     from marketlake.sessions import parse_as_of
@@ -183,7 +188,9 @@ def _do_ingest(settings: Settings, as_of: str | None):
     moment = parse_as_of(as_of)
     with lake_lock(settings.home), _progress() as progress:
         store = LocalStore(settings.home)
-        report = run_ingest(settings, store, None, moment, observer=_IngestProgress(progress))
+        report = run_ingest(
+            settings, store, None, moment, observer=_IngestProgress(progress), refetch=refetch
+        )
     _print_ingest(report)
     return report
 
@@ -232,14 +239,22 @@ def ingest(
     as_of: str | None = AsOfOpt,
     provider: str | None = ProviderOpt,
     seed: int | None = SeedOpt,
+    refetch: str | None = typer.Option(
+        None,
+        "--refetch",
+        help="Comma-separated symbols to ask for their whole window again (within the quota), "
+        "landing every bar: the remedy when a build says a raw object lost rows.",
+    ),
 ) -> None:
     """Fetch new daily bars into the raw zone (lake/raw/daily_prices/ingest_date=.../SYMBOL.csv).
 
     Incremental: each symbol's watermark (lake/state/ingest_state.json) makes a second run on
     the same day fetch nothing. Bars of a session that has not closed yet are not stored.
     """
+    from marketlake.config import parse_tickers
+
     settings = _settings(tickers=tickers, provider=provider, seed=seed)
-    report = _do_ingest(settings, as_of)
+    report = _do_ingest(settings, as_of, tuple(parse_tickers(refetch)) if refetch else ())
     if any(r.status == "failed" for r in report.results):
         raise typer.Exit(1)
 
@@ -310,6 +325,8 @@ def _do_build(settings: Settings, force: bool, full: bool = False):
 
 
 def _print_build(result) -> None:
+    for warning in result.warnings:
+        err.print(f"warning: {_escape(warning)}", soft_wrap=True)
     if result.status == "skipped":
         out.print(f"build: {result.message}")
         return
@@ -366,8 +383,11 @@ def rollback(
     from marketlake.storage import LocalStore
 
     settings = _settings()
+    warnings: list[str] = []
     with lake_lock(settings.home), _engine(settings) as engine:
-        target = do_rollback(settings, LocalStore(settings.home), engine, to)
+        target = do_rollback(settings, LocalStore(settings.home), engine, to, warnings=warnings)
+    for warning in warnings:
+        err.print(f"warning: {_escape(warning)}", soft_wrap=True)
     out.print(f"rollback: daily_prices now reads run {target.run_id} ({target.published_at})")
 
 
@@ -396,10 +416,24 @@ def run(
         raise typer.Exit(1)
 
 
-def _print_summary(settings: Settings, result) -> None:
+def _reader(settings: Settings, confined: bool = False):
+    """A read-only catalog whose daily_prices is what the version registry publishes;
+    `confined`, it can open no file outside the lake's readable zones (query)."""
+    from marketlake.build.wap import follow_registry_read_only
     from marketlake.engines.duckdb import DuckDBEngine
+    from marketlake.storage import LocalStore
 
-    with DuckDBEngine(settings.home, read_only=True) as engine:
+    engine = DuckDBEngine(settings.home, read_only=True, confined=confined)
+    try:
+        follow_registry_read_only(LocalStore(settings.home), engine)
+    except BaseException:
+        engine.close()
+        raise
+    return engine
+
+
+def _print_summary(settings: Settings, result) -> None:
+    with _reader(settings) as engine:
         summary = engine.fetch_arrow(
             "SELECT symbol, count(*) AS n, min(trade_date) AS first_date, "
             "max(trade_date) AS last_date FROM daily_prices GROUP BY symbol ORDER BY symbol"
@@ -503,13 +537,12 @@ def query(
 
     It only reads: SELECT, WITH, VALUES or DESCRIBE, and only the lake's curated, audit and
     raw files; anything else is refused."""
-    from marketlake.engines.duckdb import DuckDBEngine
     from marketlake.errors import QueryError
 
     if fmt not in ("table", "csv", "json"):
         raise QueryError(f"--format {fmt!r} is unknown; use table, csv or json")
     settings = _settings()
-    with DuckDBEngine(settings.home, read_only=True, confined=True) as engine:
+    with _reader(settings, confined=True) as engine:
         arrow = engine.fetch_read(sql)
     columns = arrow.column_names
     rows = [tuple(r.values()) for r in arrow.to_pylist()]

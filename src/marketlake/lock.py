@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from marketlake.errors import MarketlakeError
+from marketlake.storage import LocalStore
 
 
 @contextlib.contextmanager
@@ -30,6 +31,8 @@ def lake_lock(home: Path) -> Iterator[None]:
         fh.write(str(os.getpid()))
         fh.flush()
         try:
+            # Whatever a killed command was writing is garbage now: nobody else writes.
+            LocalStore(home).remove_leftovers()
             yield
         finally:
             fh.seek(0)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from marketlake.faults import crash_point
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -36,6 +38,9 @@ class ObjectStore(Protocol):
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under `prefix`; return how many went."""
 
+    def make_durable(self, prefix: str) -> None:
+        """Make every object under `prefix`, written by anyone, survive a power cut."""
+
 
 def _check_prefix(prefix: str) -> None:
     """A prefix may be empty or end in '/', but never climb out of the lake."""
@@ -47,6 +52,12 @@ def _check_key(key: str) -> None:
     parts = key.split("/")
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise ValueError(f"invalid object key {key!r}")
+
+
+# A write in flight is a hidden temp file beside its target: `.NAME.XXXX.tmp`.
+TEMP_SUFFIX = ".tmp"
+# The zones put_bytes writes into (curated Parquet is written by the engine, never here).
+WRITTEN_ZONES = ("state", "audit", "raw", "quarantine", "reference")
 
 
 class LocalStore:
@@ -62,16 +73,51 @@ class LocalStore:
     def put_bytes(self, key: str, data: bytes) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+            crash_point(f"write {key}")
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        _fsync_dir(target.parent)  # the rename itself survives a power cut
+
+    def make_durable(self, prefix: str) -> None:
+        """fsync every file under `prefix`, every directory holding them, and the directories
+        above up to the lake root (a new directory's entry lives in its parent)."""
+        _check_prefix(prefix)
+        folder = self.root / prefix.rstrip("/")
+        if not folder.is_dir():
+            return
+        for dirpath, _dirnames, filenames in os.walk(folder):
+            for name in filenames:
+                fd = os.open(Path(dirpath) / name, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            _fsync_dir(Path(dirpath))
+        for parent in folder.parents:
+            _fsync_dir(parent)
+            if parent == self.root:
+                break
+
+    def remove_leftovers(self) -> list[Path]:
+        """Delete the temp files of writes a kill interrupted. Only for the holder of the
+        lake's lock: no other write can be in flight then."""
+        removed = []
+        for zone in WRITTEN_ZONES:
+            for dirpath, _dirnames, filenames in os.walk(self.root / zone):
+                for name in filenames:
+                    if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                        path = Path(dirpath) / name
+                        path.unlink(missing_ok=True)
+                        removed.append(path)
+        return removed
 
     def get_bytes(self, key: str) -> bytes:
         try:
@@ -121,6 +167,14 @@ class LocalStore:
             if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
                 shutil.rmtree(folder, ignore_errors=True)
         return len(doomed)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class S3Store:
@@ -186,3 +240,6 @@ class S3Store:
             batch = [{"Key": self.prefix + k} for k in keys[start : start + 1000]]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         return len(keys)
+
+    def make_durable(self, prefix: str) -> None:
+        """Nothing to do: S3 has stored an object durably when its PUT returns."""

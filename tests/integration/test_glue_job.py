@@ -35,6 +35,7 @@ from marketlake.config import Settings
 from marketlake.engines.athena import AthenaEngine
 from marketlake.errors import BuildBlocked, QueryError
 from marketlake.ingest import raw
+from marketlake.ingest.state import record_landed
 from marketlake.providers.synthetic import SyntheticProvider
 from marketlake.storage import S3Store
 
@@ -105,7 +106,9 @@ class Lake:
             if bad_every:
                 bad = frame.index % bad_every == 0
                 frame.loc[bad, ["high", "low"]] = frame.loc[bad, ["low", "high"]].to_numpy()
-            self.store.put_bytes(raw.raw_key(ingest_date, symbol), raw.frame_to_csv(frame))
+            key, data = raw.raw_key(ingest_date, symbol), raw.frame_to_csv(frame)
+            self.store.put_bytes(key, data)
+            record_landed(self.store, key, data, frame["trade_date"])  # as ingest does
             landed += len(frame)
         if crawl:
             crawl_raw(self.glue, self.s3, BUCKET, DATABASE)
@@ -355,6 +358,19 @@ def test_bars_not_yet_crawled_are_not_lost(lake):
     lake.build(SECOND_NOW + dt.timedelta(hours=1))
     seen = lake.read("SELECT count(*) AS n FROM daily_prices")
     assert seen.loc[0, "n"] == first_rows + new_rows
+
+
+def test_a_raw_object_that_lost_rows_on_s3_blocks_the_build_naming_it(lake):
+    first_rows = lake.land(FIRST_INGEST, FIRST_BARS, ingested(FIRST_INGEST))
+    lake.build(FIRST_NOW)
+    lake.land(SECOND_INGEST, SECOND_BARS, ingested(SECOND_INGEST))
+    key = raw.raw_key(SECOND_INGEST, "AAA")
+    lines = lake.store.get_bytes(key).split(b"\r\n")
+    lake.store.put_bytes(key, b"\r\n".join(lines[:2]) + b"\r\n")  # the header and one row
+    with pytest.raises(BuildBlocked, match=f"raw object {key} holds 1 of the {len(lines) - 2}"):
+        lake.build(SECOND_NOW)
+    assert lake.read("SELECT count(*) AS n FROM daily_prices").loc[0, "n"] == first_rows
+    assert lake.audit("pipeline_runs")["status"].tolist() == ["published", "blocked"]
 
 
 def test_a_blocked_first_build_publishes_nothing_and_alerts(lake):

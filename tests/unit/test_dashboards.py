@@ -579,8 +579,7 @@ def test_sql_that_does_not_run_names_the_panel(lake, tmp_path):
 
 def test_a_view_the_lake_lacks_asks_for_a_forced_build(lake, tmp_path):
     copy = tmp_path / "lake"
-    copy.mkdir()
-    shutil.copy(lake / "catalog.duckdb", copy / "catalog.duckdb")
+    shutil.copytree(lake, copy)  # the views read the copy's own files
     with DuckDBEngine(copy) as engine:
         engine.execute_native("DROP VIEW price_history")
     with pytest.raises(MarketlakeError) as caught:

@@ -4,7 +4,10 @@ write   — bars (typed, deduplicated raw) pass the row checks; failing bars are
           quarantined; the metrics SQL writes a new version of the rebuilt years.
 audit   — the table checks run on that version: blocking ones (and too many excluded rows)
           stop the run; warnings are recorded.
-publish — one switch of the engine's pointer to the new set of partitions.
+publish — one write of the version registry (state/versions/TABLE.json), the only source
+          of truth of what is published; the engine's pointer (the catalog) then follows it,
+          and follows it again whenever a build or rollback opens the lake, so a publish a
+          kill cut short is completed, never half-visible.
 
 A run is incremental when it can be: it reads the raw partitions it has not read (and the
 last one it read again, if anything landed there since), rebuilds the years the new bars touch
@@ -34,11 +37,18 @@ from marketlake.build.runlog import (
     write_quarantined,
     write_run,
 )
-from marketlake.build.versions import Registry, Version, load_registry, save_registry
+from marketlake.build.versions import (
+    Registry,
+    Version,
+    load_registry,
+    registry_key,
+    save_registry,
+)
 from marketlake.config import Settings
 from marketlake.errors import BuildBlocked, DamagedFile, MarketlakeError
+from marketlake.faults import crash_point
 from marketlake.ingest.raw import RAW_PREFIX, format_timestamp
-from marketlake.ingest.state import load_state, save_state
+from marketlake.ingest.state import LANDED_PREFIX, load_landed, load_state, save_state
 from marketlake.sessions import last_closed_session, sessions_between
 from marketlake.storage import ObjectStore
 
@@ -66,6 +76,9 @@ class BuildResult:
     rows_quarantined: int = 0
     years: list[int] = dataclasses.field(default_factory=list)
     message: str = ""
+    # What went wrong after the publish (the catalog, the run record, pruning): the version
+    # is published all the same, and the next command that opens the lake repairs the rest.
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -134,6 +147,42 @@ def nyse_sessions_frame(now: dt.datetime) -> pd.DataFrame:
     return pd.DataFrame({"session": sessions_between(dt.date(2000, 1, 1), last)}, dtype=object)
 
 
+def reconcile_raw(store: ObjectStore, engine, raw_from: str | None) -> None:
+    """Block when a raw object this run reads holds fewer rows than ingest or import landed
+    in it (state/raw_landed/): its bars would silently vanish from the published table."""
+    landed = {}
+    for info in store.list_objects(LANDED_PREFIX):
+        day = info.key[len(LANDED_PREFIX) :].split("=", 1)[-1].rsplit(".", 1)[0]
+        if raw_from is None or day >= raw_from:
+            landed.update(load_landed(store, info.key))
+    if not landed:
+        return
+    where = f" WHERE ingest_date >= '{raw_from}'" if raw_from is not None else ""
+    counts = engine.fetch_df(
+        f"SELECT ingest_date, symbol, count(*) AS n FROM {RAW_TABLE}{where} "
+        "GROUP BY ingest_date, symbol"
+    )
+    read = {
+        f"{RAW_PREFIX}ingest_date={day}/{symbol}.csv": int(n)
+        for day, symbol, n in counts[["ingest_date", "symbol", "n"]].itertuples(index=False)
+    }
+    short = [
+        (key, record["rows"], read.get(key, 0))
+        for key, record in sorted(landed.items())
+        if read.get(key, 0) < int(record.get("rows") or 0)
+    ]
+    if short:
+        key, recorded, found = short[0]
+        symbol = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        more = f" (and {len(short) - 1} more raw object(s))" if len(short) > 1 else ""
+        raise BuildBlocked(
+            f"raw object {key} holds {found} of the {recorded} rows landed in it "
+            f"({recorded - found} missing){more}; nothing was published. Restore it from S3 "
+            f"versioning (or a backup), or run `marketlake ingest --refetch {symbol}`, then "
+            "build again"
+        )
+
+
 def run_checks(engine, checks: list[sqlfiles.Check]) -> tuple[list[CheckResult], dict]:
     """Each check's result, and the failing rows of each (for row checks' quarantine)."""
     results, failing_rows = [], {}
@@ -163,6 +212,9 @@ def run_build(
     run_id = run_id or new_run_id(started)
     registry = load_registry(store, TABLE)
     current = registry.current_version()
+    # The registry is the truth: a catalog a kill left behind (or ahead) follows it first.
+    # Best effort: a build publishes anew at its end, and readers follow the registry.
+    _after_publish([], "the catalog", engine.publish, TABLE, current.partitions if current else {})
     build_plan = plan(store, registry, full)
     if build_plan is None and force and current is not None:
         build_plan = Plan("full", "--force", None, current.raw_through, current.raw_seen)
@@ -171,21 +223,21 @@ def run_build(
         record = RunRecord(
             run_id, started, now(), "skipped", version=current.run_id, message=message
         )
-        # Nothing to build, but point the catalog at the lake where it is now (a lake that
-        # was moved or copied keeps working).
+        # Nothing to build, but make the catalog whole again (a deleted catalog.duckdb is
+        # rebuilt here): every relation the views read, then the views.
         engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"))
-        engine.publish(TABLE, current.partitions)
+        engine.register_frame("xnys_sessions", nyse_sessions_frame(started))
         _record(store, engine, record)
         _create_views(engine)
         return BuildResult(run_id, "skipped", "none", 0, [], current.run_id, message=message)
 
     location = f"{CURATED_PREFIX}/version={run_id}"
-    switching = False
     checks: list[CheckResult] = []
     counts = {"rows": 0, "new": 0, "bad": 0}
     try:
         observer.step("write")
         engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"))
+        reconcile_raw(store, engine, build_plan.raw_from)
         engine.register_frame("xnys_sessions", nyse_sessions_frame(started))
         bars_sql = sqlfiles.load("staging/bars.sql")
         unread = f"SELECT * FROM {RAW_TABLE}"
@@ -268,6 +320,7 @@ def run_build(
         if first_year is not None:
             metrics = _splice(metrics, first_year)
         counts["rows"] = engine.ctas(metrics, location, ["year"])
+        crash_point("written")
         if counts["rows"] == 0:
             raise MarketlakeError("the build produced no rows: the raw zone holds no usable bars")
         written = {
@@ -286,6 +339,7 @@ def run_build(
         table_results = _table_checks(engine, rebuilt_before, first_year is None, current)
         checks = [*row_results, _bad_row_share(settings, counts), *table_results]
         write_checks(store, run_id, checks)
+        crash_point("audited")
         failed = [c for c in checks if c.blocks]
         if failed:
             summary = ", ".join(f"{c.check_name} ({c.failing_rows} rows)" for c in failed)
@@ -299,8 +353,10 @@ def run_build(
         partitions = dict(current.partitions) if first_year is not None else {}
         partitions = {y: loc for y, loc in partitions.items() if y not in written}
         partitions.update(written)
-        switching = True
-        engine.publish(TABLE, partitions)
+        # Durable before visible: a power cut after the publish must not leave it naming
+        # files that never reached the disk.
+        store.make_durable(location + "/")
+        crash_point("synced")
         registry.versions.append(
             Version(
                 parent=current.run_id if current else None,
@@ -318,13 +374,11 @@ def run_build(
             )
         )
         registry.current = run_id
-        save_registry(store, registry)
+        _commit(store, registry)  # the publish: one atomic write
     except BaseException as exc:
-        # A version that was not published is never left half-written in the lake. If the
-        # switch had begun, readers may see the new files: switch back before deleting them,
-        # and keep them if even that fails.
-        if not switching or _switch_back(engine, current):
-            store.delete_prefix(location + "/")
+        # Not published (the registry does not name it): no reader can see it, so a version
+        # that was not published is never left half-written in the lake.
+        store.delete_prefix(location + "/")
         status = "blocked" if isinstance(exc, BuildBlocked) else "failed"
         record = RunRecord(
             run_id,
@@ -340,9 +394,16 @@ def run_build(
         _record(store, engine, record)
         raise
 
+    crash_point("committed")
+    # Published. What follows only tidies up: a failure is a warning, not a failed build
+    # (a reported failure means nothing was published).
+    warnings = []
+    _after_publish(warnings, "the catalog", engine.publish, TABLE, partitions)
+    crash_point("catalog")
     if build_plan.mode == "full":
-        _clear_rebuild_flag(store)
-    _prune(settings, store, registry)
+        _after_publish(warnings, "the ingest state", _clear_rebuild_flag, store)
+    _after_publish(warnings, "pruning old versions", _prune, settings, store, registry)
+    crash_point("pruned")
     message = f"{build_plan.mode} build ({build_plan.reason})"
     record = RunRecord(
         run_id,
@@ -356,8 +417,9 @@ def run_build(
         rows_quarantined=counts["bad"],
         message=message,
     )
-    _record(store, engine, record)
-    _create_views(engine)
+    _after_publish(warnings, "the run record", _record, store, engine, record)
+    crash_point("recorded")
+    _after_publish(warnings, "the views", _create_views, engine)
     return BuildResult(
         run_id,
         "published",
@@ -369,6 +431,7 @@ def run_build(
         rows_quarantined=counts["bad"],
         years=sorted(int(y) for y in written),
         message=message,
+        warnings=warnings,
     )
 
 
@@ -378,9 +441,10 @@ def rollback(
     engine,
     to: str | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+    warnings: list | None = None,
 ) -> Version:
     """Switch daily_prices back to an earlier version: the one the current version was built
-    on, or `to`."""
+    on, or `to`. What fails after the switch is appended to `warnings`."""
     registry = load_registry(store, TABLE)
     current = registry.current_version()
     if current is None:
@@ -403,9 +467,10 @@ def rollback(
             "pick a newer one from `marketlake status`"
         )
     started = now()
-    engine.publish(TABLE, target.partitions)
     registry.current = target.run_id
-    save_registry(store, registry)
+    _commit(store, registry)  # the switch: one atomic write; the catalog follows it
+    warnings = [] if warnings is None else warnings
+    _after_publish(warnings, "the catalog", engine.publish, TABLE, target.partitions)
     record = RunRecord(
         new_run_id(started),
         started,
@@ -415,18 +480,50 @@ def rollback(
         mode="rollback",
         message=f"daily_prices switched from run {current.run_id} to {target.run_id}",
     )
-    _record(store, engine, record)
-    _create_views(engine)
+    _after_publish(warnings, "the run record", _record, store, engine, record)
+    _after_publish(warnings, "the views", _create_views, engine)
     return target
 
 
-def _switch_back(engine, current: Version | None) -> bool:
-    """Point daily_prices back at the current version (or at nothing); False if that failed."""
+def _commit(store: ObjectStore, registry: Registry) -> None:
+    """Save the registry: the one step that publishes. If the write reports a failure after
+    the new registry reached the store (e.g. syncing its directory failed), it is published
+    all the same, and not reported as a failure."""
     try:
-        engine.publish(TABLE, current.partitions if current else {})
+        save_registry(store, registry)
     except Exception:
-        return False
-    return True
+        try:
+            landed = load_registry(store, registry.table).current == registry.current
+        except Exception:
+            landed = False
+        if not landed:
+            raise
+
+
+def _after_publish(warnings: list, what: str, step: Callable, *args) -> None:
+    try:
+        step(*args)
+    except Exception as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        warnings.append(
+            f"published, but {what} failed ({type(exc).__name__}: {first}); "
+            "the next `marketlake build` repairs it"
+        )
+
+
+def follow_registry_read_only(store: ObjectStore, engine) -> Version | None:
+    """For a reader on a read-only catalog: daily_prices is what the registry publishes,
+    even if a kill stopped the catalog from following it (a session view then shadows the
+    catalog's, and the views over daily_prices read it)."""
+    current = load_registry(store, TABLE).current_version()
+    if current is not None:
+        engine.follow(TABLE, current.partitions)
+    elif engine.has_relation(TABLE):
+        raise MarketlakeError(
+            f"the catalog has {TABLE} but {registry_key(TABLE)} publishes no version; "
+            "run `marketlake build` to make them agree"
+        )
+    return current
 
 
 def _splice(metrics_sql: str, first_year: int) -> str:

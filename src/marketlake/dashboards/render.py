@@ -468,7 +468,9 @@ def render_dashboards(
     data: the newest trade_date in daily_prices (the pipeline dashboard: the newest run).
     Symbols: the given ones, else All.
     """
+    from marketlake.build.wap import follow_registry_read_only
     from marketlake.engines.duckdb import DuckDBEngine
+    from marketlake.storage import LocalStore
 
     home = Path(home)
     dashboards = load_dashboards(dashboards_dir or default_dashboards_dir())
@@ -477,6 +479,7 @@ def render_dashboards(
     symbols = [s.strip() for s in symbols or [] if s.strip()] or None
     sections = []
     with DuckDBEngine(home, read_only=True) as engine:
+        follow_registry_read_only(LocalStore(home), engine)
         runner = Runner(engine)
         for dashboard in dashboards:
             time_range = time_range_for(runner, dashboard, date_from, date_to)

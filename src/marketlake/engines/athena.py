@@ -249,6 +249,8 @@ class AthenaEngine:
 
     def publish(self, table: str, partitions: dict) -> None:
         """Point the Glue table's partitions at `partitions` (year -> location key)."""
+        if not partitions and not self._table(table):
+            return  # nothing published, and no table to empty
         columns = self._curated_columns()
         existing_table = self._table(table)
         if not existing_table or existing_table["StorageDescriptor"]["Columns"] != columns:

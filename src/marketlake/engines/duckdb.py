@@ -199,7 +199,9 @@ class DuckDBEngine:
             raise MarketlakeError(
                 f"no catalog at {self.catalog_path}; run `marketlake run` to build the lake first"
             )
-        config = {"memory_limit": memory_limit}
+        # Views name the lake's files relative to the lake, and DuckDB resolves relative
+        # paths against file_search_path: a moved or copied lake reads its own files.
+        config = {"memory_limit": memory_limit, "file_search_path": str(self.root)}
         if threads:
             config["threads"] = threads
         self.catalog_path.parent.mkdir(parents=True, exist_ok=True)
@@ -309,13 +311,17 @@ class DuckDBEngine:
     def path(self, key: str) -> Path:
         return self.root / key
 
+    @staticmethod
+    def _pattern(prefix: str, glob: str) -> str:
+        """A lake-relative file pattern for a view (resolved through file_search_path)."""
+        return _literal(f"{prefix.strip('/')}/{glob}")
+
     def register_raw(self, name: str, prefix: str) -> None:
         """A view over CSV objects under `prefix`, every column text, Hive partitions as text:
         what the Glue crawler's OpenCSVSerDe table gives Athena. The columns are positional
         after the header, as in Athena; naming them spares DuckDB sniffing every file (50x)."""
         from marketlake.ingest.raw import RAW_COLUMNS
 
-        pattern = str(self.path(prefix)) + "/*/*.csv"
         columns = ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS)
         # Rows the reader cannot parse (an unclosed quote, extra fields, bytes that are not
         # UTF-8) are skipped, as Athena's SerDe never stops on a row, and recorded in this
@@ -323,7 +329,8 @@ class DuckDBEngine:
         for table in REJECTS_TABLES:
             self.con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
         self.execute_native(
-            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_csv({_literal(pattern)}, "
+            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_csv("
+            f"{self._pattern(prefix, '*/*.csv')}, "
             "header = true, auto_detect = false, columns = {" + columns + "}, "
             "delim = ',', quote = '\"', escape = '\"', null_padding = true, "
             "hive_partitioning = true, hive_types_autocast = false, store_rejects = true, "
@@ -352,8 +359,8 @@ class DuckDBEngine:
         """A view over the Parquet objects under `prefix` (one per run); before the first
         object exists, an empty view of the same columns, so queries and dashboards work."""
         if has_data:
-            pattern = str(self.path(prefix)) + "/*.parquet"
-            select = f"SELECT * FROM read_parquet({_literal(pattern)}, union_by_name = true)"
+            pattern = self._pattern(prefix, "*.parquet")
+            select = f"SELECT * FROM read_parquet({pattern}, union_by_name = true)"
         else:
             empty = schema.empty_table()
             self.con.register("_empty", empty)
@@ -428,7 +435,7 @@ class DuckDBEngine:
                 if "=" in seg
             }
         )
-        patterns = ", ".join(_literal(str(self.path(loc)) + "/*.parquet") for loc in partitions)
+        patterns = ", ".join(self._pattern(loc, "*.parquet") for loc in partitions)
         exclude = f" EXCLUDE ({', '.join(above)})" if above else ""
         return (
             f"SELECT *{exclude} FROM read_parquet([{patterns}], hive_partitioning = true, "
@@ -450,6 +457,19 @@ class DuckDBEngine:
             return
         select = self._partitions_select(sorted(partitions.values()))
         self.execute_native(f"CREATE OR REPLACE VIEW {table} AS {select}")
+
+    def follow(self, table: str, partitions: dict[str, str]) -> bool:
+        """On a read-only catalog: if `table` does not read exactly these partitions (a kill
+        stopped the catalog from following the registry), shadow it with a session view that
+        does; the views over `table` then read that. True if it had to."""
+        found = self.con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name = ? AND NOT temporary", [table]
+        ).fetchall()
+        read = set(re.findall(r"'([^']*\.parquet)'", found[0][0])) if found else set()
+        if read == {f"{loc.strip('/')}/*.parquet" for loc in partitions.values()}:
+            return False
+        self.attach(table, partitions)
+        return True
 
     def create_or_replace_view(self, name: str, select_sql: str) -> None:
         self.execute_native(f"CREATE OR REPLACE VIEW {name} AS {transpile(select_sql)}")

@@ -15,10 +15,13 @@ from marketlake.errors import MarketlakeError
 from marketlake.ingest import raw
 from marketlake.ingest.ratelimit import QuotaExhausted, RateLimiter
 from marketlake.ingest.state import (
+    LANDED_PREFIX,
     IngestState,
     bar_digests,
     load_digests,
+    load_landed,
     load_state,
+    record_landed,
     save_digests,
     save_state,
 )
@@ -117,6 +120,7 @@ def run_ingest(
     out_of_time: Callable[[float], bool] | None = None,
     clock: Callable[[], float] | None = None,
     sleep: Callable[[float], None] | None = None,
+    refetch: Sequence[str] = (),
 ) -> IngestReport:
     """Fetch what each symbol lacks, stalest first. With provider None, the settings'
     provider is made here, with a rate limiter on the ingest state's daily count.
@@ -125,6 +129,9 @@ def run_ingest(
     state, so runs on one US/Eastern day together stay within the quota. `out_of_time(wait)`
     (the Lambda's budget) is asked before each symbol with the limiter's next wait; when it
     says yes, the rest are deferred and progress is saved.
+
+    A symbol in `refetch` is asked for its whole window again (history_days), within the
+    quota, and every bar of the answer lands: the remedy for a raw object that lost rows.
     """
     observer = observer or IngestObserver()
     state = load_state(store)
@@ -137,12 +144,24 @@ def run_ingest(
     report = IngestReport(provider.name, as_of, session, eastern_date(as_of))
     _claim_lake(state, provider.name, settings)
 
-    symbols = _stalest_first(list(tickers or settings.tickers), state)
+    refetch = frozenset(refetch)
+    wanted = list(dict.fromkeys([*(tickers or settings.tickers), *sorted(refetch)]))
+    symbols = _stalest_first(wanted, state)
     started = now()
     used_before = limiter.used_today if limiter is not None else 0
     try:
         _ingest_all(
-            settings, store, state, provider, symbols, report, observer, now, out_of_time, limiter
+            settings,
+            store,
+            state,
+            provider,
+            symbols,
+            report,
+            observer,
+            now,
+            out_of_time,
+            limiter,
+            refetch,
         )
     finally:
         save_state(store, state)
@@ -151,7 +170,7 @@ def run_ingest(
 
 
 def _ingest_all(
-    settings, store, state, provider, symbols, report, observer, now, out_of_time, limiter
+    settings, store, state, provider, symbols, report, observer, now, out_of_time, limiter, refetch
 ):
     observer.started(len(symbols))
     today = eastern_date(now())
@@ -160,6 +179,9 @@ def _ingest_all(
     for symbol in symbols:
         watermark = state.watermark(symbol)
         known_invalid = _still_invalid(state, symbol, today)
+        if symbol in refetch:
+            waiting.append(symbol)
+            continue
         if watermark is not None and watermark >= report.session:
             result = SymbolResult(symbol, UP_TO_DATE, last_date=watermark)
         elif known_invalid:
@@ -182,7 +204,9 @@ def _ingest_all(
             break
         observer.symbol_started(symbol)
         try:
-            result = _ingest_symbol(settings, store, state, provider, symbol, report, now)
+            result = _ingest_symbol(
+                settings, store, state, provider, symbol, report, now, symbol in refetch
+            )
         except QuotaExhausted as exc:
             _defer(report, state, waiting[position:], str(exc), observer)
             break
@@ -345,10 +369,15 @@ def _ingest_symbol(
     symbol: str,
     report: IngestReport,
     now: Callable[[], dt.datetime],
+    refetch: bool = False,
 ) -> SymbolResult:
     watermark = state.watermark(symbol)
-    if watermark is None:
+    if watermark is None or refetch:
         since = report.session - dt.timedelta(days=settings.history_days)
+        if refetch:
+            # The symbol's whole window: back to the oldest bar any raw object holds.
+            firsts = [r["first"] for _, r in _landed_records(store, symbol) if r.get("first")]
+            since = min([since, *(dt.date.fromisoformat(f) for f in firsts)])
     elif getattr(provider, "resends_history", False):
         since = None  # compare what it sends again against what landed
     else:
@@ -358,7 +387,7 @@ def _ingest_symbol(
     if unparsed is not None and len(unparsed):
         # Rows the parser could not read go through validation too, and so to quarantine.
         bars = pd.concat([bars.astype(object), unparsed[bars.columns].astype(object)])
-    return land_bars(
+    result = land_bars(
         store,
         state,
         symbol,
@@ -367,7 +396,11 @@ def _ingest_symbol(
         report,
         now(),
         max_bad_pct=settings.max_bad_row_pct,
+        force=refetch,
     )
+    if refetch:
+        _settle_shortfalls(store, symbol, result)
+    return result
 
 
 class BadBatch(MarketlakeError):
@@ -466,6 +499,7 @@ def land_bars(
     land_unknown: bool = False,
     strict: bool = False,
     max_bad_pct: float | None = None,
+    force: bool = False,
 ) -> SymbolResult:
     """Validate bars and land what is new or changed; quarantine what is impossible.
 
@@ -495,7 +529,7 @@ def land_bars(
     digests = load_digests(store, symbol)
 
     def is_fresh(day: dt.date, digest: str) -> bool:
-        if watermark is None or day > watermark:
+        if force or watermark is None or day > watermark:
             return True
         # At or before the watermark: rewrite only a bar on record whose values changed.
         stored = digests.get(day.isoformat())
@@ -530,6 +564,38 @@ def land_bars(
     return result
 
 
+def _settle_shortfalls(store: ObjectStore, symbol: str, result: SymbolResult) -> None:
+    """After a refetch landed the symbol's window again: a raw object of the symbol that
+    lost rows, and whose dates the refetch covered, is recorded as it is now, so builds read
+    it again (the refetched copies win over it). One the refetch could not reach back to
+    still blocks builds, naming itself."""
+    if result.first_date is None:
+        return
+    covered_from = result.first_date.isoformat()
+    for key, record in _landed_records(store, symbol):
+        if (record.get("first") or "") >= covered_from:
+            try:
+                data = store.get_bytes(key)
+            except KeyError:
+                data = raw.frame_to_csv(pd.DataFrame(columns=raw.RAW_COLUMNS))
+            try:
+                frame = raw.read_csv(data)
+            except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+                continue  # unreadable: left for a restore
+            if len(frame) < int(record.get("rows") or 0):
+                record_landed(store, key, data, frame["trade_date"])
+
+
+def _landed_records(store: ObjectStore, symbol: str) -> list:
+    """(raw key, what was landed in it) of every raw object of `symbol`."""
+    return [
+        (key, record)
+        for info in store.list_objects(LANDED_PREFIX)
+        for key, record in load_landed(store, info.key).items()
+        if key.endswith(f"/{symbol}.csv")
+    ]
+
+
 def _as_date(value):
     if isinstance(value, dt.date):
         return value
@@ -549,4 +615,6 @@ def _land(store: ObjectStore, ingest_date: dt.date, symbol: str, frame: pd.DataF
         existing = None
     if existing is not None:
         frame = raw.merge(existing, frame)
-    store.put_bytes(key, raw.frame_to_csv(frame))
+    data = raw.frame_to_csv(frame)
+    store.put_bytes(key, data)
+    record_landed(store, key, data, frame["trade_date"])

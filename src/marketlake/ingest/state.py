@@ -139,3 +139,43 @@ def load_digests(store: ObjectStore, symbol: str) -> dict:
 def save_digests(store: ObjectStore, symbol: str, digests: dict) -> None:
     kept = dict(sorted(digests.items())[-DIGESTS_KEPT:])
     store.put_bytes(f"{DIGESTS_PREFIX}{symbol}.json", json.dumps(kept, sort_keys=True).encode())
+
+
+# What ingest and import landed in each raw object: its rows, a digest of its bytes, and the
+# trade dates it spans; one JSON per ingest_date partition. The build reconciles the rows it
+# reads with it, so a raw object that lost rows is found instead of published around.
+LANDED_PREFIX = "state/raw_landed/"
+
+
+def landed_key(raw_key: str) -> str:
+    """state/raw_landed/ingest_date=D.json for raw/daily_prices/ingest_date=D/SYMBOL.csv."""
+    partition = raw_key.rstrip("/").split("/")[-2]
+    return f"{LANDED_PREFIX}{partition}.json"
+
+
+def load_landed(store: ObjectStore, key: str) -> dict:
+    """The records of one partition's file (`key` from landed_key), by raw object key."""
+    try:
+        body = json.loads(store.get_bytes(key))
+    except KeyError:
+        return {}
+    except ValueError:
+        raise MarketlakeError(
+            f"{key} in the lake is unreadable; delete it (the build then cannot check that "
+            "partition's raw objects until they are landed again)"
+        ) from None
+    return body if isinstance(body, dict) else {}
+
+
+def record_landed(store: ObjectStore, raw_key: str, data: bytes, trade_dates) -> None:
+    """Record what a raw object holds now, right after it was written."""
+    key = landed_key(raw_key)
+    records = load_landed(store, key)
+    dates = sorted(str(d) for d in trade_dates)
+    records[raw_key] = {
+        "rows": len(dates),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "first": dates[0] if dates else None,
+        "last": dates[-1] if dates else None,
+    }
+    store.put_bytes(key, (json.dumps(records, indent=1, sort_keys=True) + "\n").encode())
