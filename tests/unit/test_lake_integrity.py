@@ -15,7 +15,7 @@ from marketlake import storage
 from marketlake.build import wap
 from marketlake.build.versions import load_registry, registry_key
 from marketlake.engines.duckdb import DuckDBEngine
-from marketlake.errors import BuildBlocked
+from marketlake.errors import BuildBlocked, MarketlakeError
 from marketlake.ingest import raw
 from marketlake.ingest.state import landed_key, load_landed
 from marketlake.lock import lake_lock
@@ -66,6 +66,26 @@ def test_a_copied_lake_reads_its_own_files_not_the_originals(lake, tmp_path):
     assert copy.scalar("SELECT count(*) FROM raw_daily_prices") == rows
     assert copy.scalar("SELECT count(*) FROM pipeline_runs") == 1
     assert copy.scalar("SELECT count(*) FROM latest_prices") == 2
+
+
+def test_the_confined_query_reader_reads_a_copied_lakes_own_files(lake, tmp_path):
+    """`marketlake query`'s reader may open only the lake's zones, and DuckDB checks a path
+    as written: the catalog's lake-relative views must still read, and read the copy."""
+    lake.ingest("2024-06-03")
+    lake.build()
+    rows = lake.scalar("SELECT count(*) FROM daily_prices")
+    copy = tmp_path / "copy"
+    shutil.copytree(lake.root, copy, symlinks=True)
+    shutil.rmtree(lake.root)
+    with DuckDBEngine(copy, read_only=True, confined=True) as reader:
+        for table, expected in (("daily_prices", rows), ("raw_daily_prices", rows)):
+            got = reader.fetch_read(f"SELECT count(*) AS n FROM {table}").to_pylist()
+            assert got == [{"n": expected}], table
+        assert reader.fetch_read("SELECT count(*) AS n FROM latest_prices").to_pylist() == [
+            {"n": 2}
+        ]
+        with pytest.raises(MarketlakeError, match="outside the lake"):
+            reader.fetch_read(f"SELECT * FROM read_csv('{copy}/state/ingest_state.json')")
 
 
 def test_the_catalog_holds_no_absolute_path(lake):

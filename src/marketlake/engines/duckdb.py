@@ -20,6 +20,10 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _csv_error(lines: list[str]) -> str | None:
     """DuckDB's CSV errors put the line number first and the file far below; one line with
     both, and the reason."""
@@ -214,10 +218,34 @@ class DuckDBEngine:
                     "DuckDB client); close it or wait, then try again"
                 ) from None
             raise MarketlakeError(f"cannot open {self.catalog_path}: {one_line(exc)}") from None
+        self.confined = confined
         if confined:
             self._confine()
 
     def _confine(self) -> None:
+        # DuckDB checks allowed_directories against a path as written, before it resolves a
+        # relative one through file_search_path, so the catalog's lake-relative views would
+        # be refused: shadow each with a session view naming the same files absolutely.
+        zones = "|".join(READABLE_ZONES)
+        relative = re.compile(rf"'((?:{zones})/(?:[^']|'')*)'")
+        views = self.con.execute(
+            "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND NOT temporary"
+        ).fetchall()
+        for name, sql in views:
+            absolute = relative.sub(
+                lambda found: _literal(str(self.root / found.group(1).replace("''", "'"))), sql
+            )
+            if absolute == sql:
+                continue
+            try:
+                self.con.execute(re.sub(r"^CREATE VIEW\b", "CREATE TEMP VIEW", absolute, count=1))
+            except duckdb.Error as exc:
+                # A file it reads is damaged: reading the view fails with DuckDB's words (and
+                # so with the damaged-file remedies), not with a permission error.
+                self.con.execute(
+                    f"CREATE TEMP VIEW {_identifier(name)} AS "
+                    f"SELECT error({_literal(one_line(exc))}) AS unreadable"
+                )
         # Order matters: the directories are set before external access goes off, and the
         # lock comes last, so no statement can undo either.
         zones = [str(self.root / zone) + "/" for zone in READABLE_ZONES]
@@ -311,10 +339,11 @@ class DuckDBEngine:
     def path(self, key: str) -> Path:
         return self.root / key
 
-    @staticmethod
-    def _pattern(prefix: str, glob: str) -> str:
-        """A lake-relative file pattern for a view (resolved through file_search_path)."""
-        return _literal(f"{prefix.strip('/')}/{glob}")
+    def _pattern(self, prefix: str, glob: str) -> str:
+        """A lake-relative file pattern for a view (resolved through file_search_path); an
+        absolute one on a confined reader, whose session views DuckDB checks as written."""
+        relative = f"{prefix.strip('/')}/{glob}"
+        return _literal(str(self.root / relative) if self.confined else relative)
 
     def register_raw(self, name: str, prefix: str) -> None:
         """A view over CSV objects under `prefix`, every column text, Hive partitions as text:
