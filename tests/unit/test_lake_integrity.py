@@ -3,6 +3,7 @@ what its version registry says, or says what is wrong and what to do."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -262,6 +263,22 @@ def test_a_raw_object_that_lost_rows_blocks_the_build_naming_it(lake):
     assert "S3 versioning" in message and "marketlake ingest --refetch NVDA" in message
     assert "\n" not in message
     assert load_registry(lake.store, wap.TABLE).current == first.run_id
+
+
+def test_a_row_the_csv_reader_cannot_parse_is_quarantined_not_counted_as_lost(lake):
+    """Reconciliation counts the rows the reader rejected: they are kept, in quarantined_rows
+    (issue 11, point 3), so only rows that are gone block the build."""
+    two_versions(lake)
+    key = f"{raw.RAW_PREFIX}ingest_date=2024-06-10/NVDA.csv"
+    lines = lake.store.get_bytes(key).split(b"\r\n")
+    lines[2] = lines[2] + b",surplus,fields"
+    lake.store.put_bytes(key, b"\r\n".join(lines))
+    # One lake of one symbol: one bad row of six is over the default 5% gate.
+    lake.settings = dataclasses.replace(lake.settings, max_bad_row_pct=50.0)
+    result = lake.build()
+    assert result.status == "published"
+    kept = lake.scalar(f"SELECT count(*) FROM quarantined_rows WHERE raw_object = '{key}'")
+    assert kept == 1
 
 
 def test_a_full_build_blocks_on_an_emptied_raw_object_of_any_day(lake):

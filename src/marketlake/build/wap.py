@@ -166,6 +166,10 @@ def reconcile_raw(store: ObjectStore, engine, raw_from: str | None) -> None:
         f"{RAW_PREFIX}ingest_date={day}/{symbol}.csv": int(n)
         for day, symbol, n in counts[["ingest_date", "symbol", "n"]].itertuples(index=False)
     }
+    # A row the CSV reader could not parse is not lost: the build keeps it in
+    # quarantined_rows, where it counts toward the bad-row gate.
+    for key in engine.raw_rejects()["raw_object"]:
+        read[key] = read.get(key, 0) + 1
     short = [
         (key, record["rows"], read.get(key, 0))
         for key, record in sorted(landed.items())

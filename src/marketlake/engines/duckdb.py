@@ -373,10 +373,13 @@ class DuckDBEngine:
         if not self.has_relation(errors):
             return pd.DataFrame({"raw_object": [], "raw_line": [], "reason": []})
         frame = self.fetch_native(
-            f"SELECT DISTINCT s.file_path AS path, e.line AS raw_line, "
-            f"e.error_type || ': ' || e.error_message AS reason FROM {errors} AS e "
+            # One row per line: two scans of the same file (the raw reconciliation's count,
+            # then the build's read) word a line's error differently.
+            f"SELECT s.file_path AS path, e.line AS raw_line, "
+            f"arg_min(e.error_type || ': ' || e.error_message, e.scan_id) AS reason "
+            f"FROM {errors} AS e "
             f"JOIN {scans} AS s ON e.scan_id = s.scan_id AND e.file_id = s.file_id "
-            "ORDER BY path, raw_line"
+            "GROUP BY path, raw_line ORDER BY path, raw_line"
         )
         root = str(self.root) + "/"
         frame.insert(
