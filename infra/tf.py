@@ -9,9 +9,11 @@ else none (the registry). No machine path is written into the repository.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +31,7 @@ SEARCH_ROOTS = (
 )
 PSEUDO_FILESYSTEMS = ("proc", "sys", "dev", "run")
 SEARCH_DEPTH = 8  # <root>/<mirror>/registry.terraform.io/hashicorp/aws/<version>/<os_arch>/<binary>
+PLUGIN_CACHE = REPO / ".terraform-plugin-cache"  # git-ignored; TF_PLUGIN_CACHE_DIR wins
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -107,12 +110,14 @@ def cli_config(mirror: Path | None) -> str:
 
 
 def environment(config_dir: Path, mirror: Path | None, extra: dict | None = None) -> dict:
-    """os.environ plus a CLI config file written into config_dir, no version check, no
-    prompts, and no colour (errors are read back)."""
+    """os.environ plus a CLI config file written into config_dir, a provider cache (so
+    repeated inits download a provider once), no version check, no prompts."""
     config_dir.mkdir(parents=True, exist_ok=True)
     config = config_dir / "terraform.tfrc"
     config.write_text(cli_config(mirror))
     env = dict(os.environ)
+    env.setdefault("TF_PLUGIN_CACHE_DIR", str(PLUGIN_CACHE))
+    Path(env["TF_PLUGIN_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
     env.update(
         {
             "TF_CLI_CONFIG_FILE": str(config),
@@ -123,6 +128,21 @@ def environment(config_dir: Path, mirror: Path | None, extra: dict | None = None
     )
     env.update(extra or {})
     return env
+
+
+def stop_gracefully(process: subprocess.Popen, grace: float = 60.0) -> None:
+    """Ask Terraform to stop as its own Ctrl-C does (it finishes the calls in flight and
+    writes its state), then wait; kill only if it does not stop within `grace` seconds."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def first_error(output: str) -> str:
@@ -160,21 +180,29 @@ def run(
     args: list[str], cwd: Path, env: dict, log: Path | None = None, ok: tuple = (0,)
 ) -> tuple[int, str]:
     """terraform <args> in cwd: (exit code, output), the output also appended to log.
-    TerraformError, naming the command and its first error, on an exit code not in ok."""
-    done = subprocess.run(
+    TerraformError, naming the command and its first error, on an exit code not in ok.
+    Terraform runs in its own process group: an interrupt of this script stops it
+    gracefully (its state written, its provider plugins ended) before it goes on."""
+    process = subprocess.Popen(
         [terraform_binary(), *args, "-no-color"],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
+    try:
+        output, _ = process.communicate()
+    except BaseException:
+        stop_gracefully(process)
+        raise
     if log is not None:
         with log.open("a") as handle:
-            handle.write(f"$ terraform {' '.join(args)}  (in {cwd})\n{done.stdout}\n")
-    if done.returncode not in ok:
-        raise TerraformError(f"terraform {args[0]}: {first_error(done.stdout)}", done.stdout)
-    return done.returncode, done.stdout
+            handle.write(f"$ terraform {' '.join(args)}  (in {cwd})\n{output}\n")
+    if process.returncode not in ok:
+        raise TerraformError(f"terraform {args[0]}: {first_error(output)}", output)
+    return process.returncode, output
 
 
 if __name__ == "__main__":

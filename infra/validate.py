@@ -21,7 +21,6 @@ INSTALL_FAILURES = (
     "Failed to query available provider packages",
     "Failed to install provider",
     "could not connect to registry",
-    "Incompatible provider version",
 )
 
 

@@ -3,6 +3,8 @@ alerts and Grafana."""
 
 from __future__ import annotations
 
+import subprocess
+
 import hcl2
 from infra_contract import REPO, TERRAFORM, grafana_stack, terraform
 
@@ -178,7 +180,19 @@ def test_the_aws_provider_is_held_to_the_rehearsed_release_line():
     doc = hcl2.loads((TERRAFORM / "versions.tf").read_text(encoding="utf-8"))
     aws = doc["terraform"][0]["required_providers"][0]["aws"]
     assert aws["version"].strip('"') == "~> 5.100"
-    assert not (TERRAFORM / ".terraform.lock.hcl").exists(), "a lock file made from a mirror"
+    tracked = subprocess.run(
+        [
+            "git",
+            "ls-files",
+            "terraform/.terraform.lock.hcl",
+            "terraform/grafana/.terraform.lock.hcl",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert not tracked, "a lock file is committed: one made here holds only this platform"
 
 
 def test_the_grafana_stack_gets_every_input_it_declares_from_the_aws_stack():
