@@ -13,17 +13,17 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import os
 import re
 import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import cli_run
+from cli_run import ok
 from marketlake.dashboards.render import load_dashboards, panels_of, render_dashboards
 from marketlake.ingest import raw
 from marketlake.storage import LocalStore
@@ -111,18 +111,8 @@ def png_size(path: Path) -> tuple[int, int]:
 # -- a lake built by the local pipeline, with a quarantined bar ----------------------------
 
 
-def marketlake(cwd: Path, *args: str, env: dict | None = None) -> None:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MARKETLAKE_", "ALPHA"))}
-    environ.update(env or {})
-    result = subprocess.run(
-        [sys.executable, "-m", "marketlake", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+def marketlake(cwd: Path, *args: str, env: dict | None = None) -> str:
+    return ok(cli_run.marketlake(cwd, *args, env=env))
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +16,8 @@ import pytest
 import sqlglot
 from sqlglot.errors import ErrorLevel
 
+import cli_run
+from cli_run import ok
 from marketlake.dashboards import draw
 from marketlake.dashboards.grafana import (
     MacroError,
@@ -153,18 +152,7 @@ def panel_id(item) -> str:
 
 
 def marketlake(cwd: Path, *args: str, env: dict | None = None) -> str:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MARKETLAKE_", "ALPHA"))}
-    environ.update(env or {})
-    result = subprocess.run(
-        [sys.executable, "-m", "marketlake", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+    return ok(cli_run.marketlake(cwd, *args, env=env))
 
 
 def build_lake(cwd: Path) -> Path:
