@@ -2,8 +2,9 @@
 of, which one is current, and how far into the raw zone it has read.
 
 It lives in the lake (state/versions/TABLE.json), the same on both engines. The engine's own
-pointer (the DuckDB view, the Glue table's partitions) is what readers use; the registry is
-what builds and rollbacks reason with.
+pointer (the DuckDB view; on Athena the view over the version's table) is what readers use;
+the registry is what builds and rollbacks reason with. It is changed only by
+update_registry, a conditional read-modify-write, so concurrent writers lose nothing.
 """
 
 from __future__ import annotations

@@ -414,7 +414,7 @@ def run_build(
     crash_point("catalog")
     if build_plan.mode == "full":
         _after_publish(warnings, "the ingest state", clear_rebuild_needed, store, state_seen)
-    _after_publish(warnings, "pruning old versions", _prune, settings, store, registry)
+    _after_publish(warnings, "pruning old versions", _prune, settings, store, engine, registry)
     crash_point("pruned")
     message = f"{build_plan.mode} build ({build_plan.reason})"
     record = RunRecord(
@@ -653,9 +653,10 @@ def _create_views(engine) -> None:
         engine.create_or_replace_view(path.stem, path.read_text(encoding="utf-8"))
 
 
-def _prune(settings: Settings, store: ObjectStore, registry: Registry) -> None:
-    """Forget versions beyond the newest `keep_versions` (and the current one), then drop
-    partitions no kept version refers to (and versions a crash left behind)."""
+def _prune(settings: Settings, store: ObjectStore, engine, registry: Registry) -> None:
+    """Forget versions beyond the newest `keep_versions` (and the current one), drop what
+    the engine keeps for them (on Athena their tables), then the partitions no kept version
+    refers to (and versions a crash left behind)."""
     keep = settings.keep_versions
 
     def forget(latest: Registry) -> Registry | None:
@@ -666,6 +667,7 @@ def _prune(settings: Settings, store: ObjectStore, registry: Registry) -> None:
         return latest
 
     registry = update_registry(store, TABLE, forget)
+    engine.forget_versions(TABLE, [v.partitions for v in registry.versions])
     in_use = registry.locations_in_use(keep)
     for version_dir in store.list_prefixes(CURATED_PREFIX + "/"):
         base = f"{CURATED_PREFIX}/{version_dir}"
