@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Optional, Protocol
 
+import tenacity
+
+from marketlake.errors import MarketlakeError
 from marketlake.faults import crash_point
 
 
@@ -40,6 +44,56 @@ class ObjectStore(Protocol):
 
     def make_durable(self, prefix: str) -> None:
         """Make every object under `prefix`, written by anyone, survive a power cut."""
+
+    def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
+        """The object at `key` and a tag of this exact content (an ETag), or (None, None)."""
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> None:
+        """Write `data` at `key` only if the object is still the one `tag` names (tag None:
+        only if there is no object). Raise WriteConflict, writing nothing, otherwise."""
+
+    def update_bytes(self, key: str, change: Change) -> bytes | None:
+        """Read-modify-write of one object that never loses another writer's update; see
+        update_bytes() below."""
+
+
+# A change of one object: its current bytes (None: no object) -> the new bytes, or None to
+# write nothing. It may run more than once (after a conflict): it must derive its answer
+# from what it is given, not from state of its own earlier calls.
+Change = Callable[[Optional[bytes]], Optional[bytes]]
+UPDATE_ATTEMPTS = 8
+
+
+class WriteConflict(MarketlakeError):
+    """Another writer changed the object between our read and our conditional write."""
+
+
+def update_bytes(store, key: str, change: Change, attempts: int = UPDATE_ATTEMPTS):
+    """Read the object with its tag, apply `change`, and write the result only if the object
+    is still the one read. On a conflict (someone wrote in between), read again and apply
+    `change` again to what they wrote, a bounded number of times. Returns what was written
+    (or, when `change` answers None, the current bytes)."""
+
+    def attempt() -> bytes | None:
+        current, tag = store.get_tagged(key)
+        new = change(current)
+        if new is None:
+            return current
+        store.put_if(key, new, tag)
+        return new
+
+    try:
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(WriteConflict),
+            stop=tenacity.stop_after_attempt(attempts),
+            wait=tenacity.wait_random_exponential(multiplier=0.05, max=2.0),
+            reraise=True,
+        )(attempt)
+    except WriteConflict as exc:
+        raise WriteConflict(
+            f"{key} kept changing under this write ({attempts} attempts); another run is "
+            f"writing it: run this again when it is done ({exc})"
+        ) from None
 
 
 def _check_prefix(prefix: str) -> None:
@@ -85,6 +139,25 @@ class LocalStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         _fsync_dir(target.parent)  # the rename itself survives a power cut
+
+    def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
+        try:
+            data = self.get_bytes(key)
+        except KeyError:
+            return None, None
+        return data, _content_tag(data)
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> None:
+        """The same check as S3's If-Match / If-None-Match. Only the holder of the lake's lock
+        writes a local lake, so nothing can slip in between this check and the rename."""
+        current, now = self.get_tagged(key)
+        if now != tag:
+            state = "exists" if tag is None else ("is gone" if current is None else "changed")
+            raise WriteConflict(f"{key} {state} since it was read")
+        self.put_bytes(key, data)
+
+    def update_bytes(self, key: str, change: Change) -> bytes | None:
+        return update_bytes(self, key, change)
 
     def make_durable(self, prefix: str) -> None:
         """fsync every file under `prefix`, every directory holding them, and the directories
@@ -169,12 +242,19 @@ class LocalStore:
         return len(doomed)
 
 
+def _content_tag(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey")
 
 
 class S3Store:
@@ -199,6 +279,30 @@ class S3Store:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.NoSuchKey:
+            return None, None
+        return answer["Body"].read(), answer["ETag"]
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> None:
+        """A conditional PUT: If-Match on the ETag read, or If-None-Match: * to create."""
+        condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
+        except self.client.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {}).get("Code")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            # 412: the object is not the one read (or exists, for a create); 409: another
+            # conditional write to it is in flight; 404 NoSuchKey: deleted since it was read.
+            if error in CONFLICT_CODES or status in (409, 412):
+                raise WriteConflict(f"{key}: {error} on a conditional write") from None
+            raise
+
+    def update_bytes(self, key: str, change: Change) -> bytes | None:
+        return update_bytes(self, key, change)
 
     def get_bytes(self, key: str) -> bytes:
         try:

@@ -32,6 +32,7 @@ IAM_ACTION = {
     ("secretsmanager", "get_secret_value"): "secretsmanager:GetSecretValue",
     ("glue", "start_workflow_run"): "glue:StartWorkflowRun",
     ("glue", "get_table"): "glue:GetTable",
+    ("glue", "get_tables"): "glue:GetTables",
     ("glue", "create_table"): "glue:CreateTable",
     ("glue", "update_table"): "glue:UpdateTable",
     ("glue", "delete_table"): "glue:DeleteTable",

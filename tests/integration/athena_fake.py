@@ -15,7 +15,12 @@ the Glue catalog and S3 that moto provides:
   the table exists, when the location already holds objects, when the partition columns
   are not the last ones, or past 100 partitions;
 * SELECT answers in GetQueryResults' shape: a header row, VarCharValue text, ColumnInfo;
-* CREATE OR REPLACE VIEW creates a DuckDB view.
+* CREATE OR REPLACE VIEW creates a DuckDB view and, as Athena does, a Glue table of type
+  VIRTUAL_VIEW (the SQL in ViewOriginalText's "Presto View" JSON, the columns in the
+  StorageDescriptor); it fails, as Trino does, when a table that is not a view has the name.
+  A Glue view this instance did not create is read from its ViewOriginalText. Like Athena, a
+  view is inlined into the query that reads it (DuckDB plans it the same way: the filters
+  of the outer query reach the scan of the table under it, see `explain`).
 
 Anything else is answered FAILED. `fail(sql)` may return a reason to fail a statement
 with, the way Athena reports errors (State FAILED + StateChangeReason).
@@ -23,10 +28,12 @@ with, the way Athena reports errors (State FAILED + StateChangeReason).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import decimal
 import io
 import itertools
+import json
 import uuid
 from typing import Callable
 
@@ -241,10 +248,11 @@ class FakeAthena:
             if not tree.args.get("replace"):
                 raise AthenaFailure("the fake expects CREATE OR REPLACE VIEW")
             name = tree.this.name
-            self._load_inputs(tree.expression, database, exclude={name})
-            self._drop_relation(name)
-            self.con.execute(f'CREATE VIEW "{name}" AS {transpile(tree.expression.sql("athena"))}')
-            self._loaded[name] = "view"
+            existing = self._table(database, name)
+            if existing is not None and existing.get("TableType") != "VIRTUAL_VIEW":
+                raise AthenaFailure(f"Existing table is not a view: {database}.{name}")
+            self._create_view(name, tree.expression.sql("athena"), database)
+            self._put_glue_view(database, name, tree.expression.sql("athena"), existing)
             self.views[name] = sql
             return [], []
         if isinstance(tree, exp.Query):
@@ -254,6 +262,45 @@ class FakeAthena:
         raise AthenaFailure(
             f"the fake runs CTAS, CREATE OR REPLACE VIEW and SELECT only: {sql[:60]}"
         )
+
+    def _create_view(self, name: str, select_sql: str, database: str) -> None:
+        self._load_inputs(sqlglot.parse_one(select_sql, read="athena"), database, exclude={name})
+        self._drop_relation(name)
+        self.con.execute(f'CREATE VIEW "{name}" AS {transpile(select_sql)}')
+        self._loaded[name] = "view"
+
+    def _put_glue_view(self, database: str, name: str, select_sql: str, existing) -> None:
+        """The Glue entry Athena writes for a view: VIRTUAL_VIEW, its SQL base64-encoded in
+        ViewOriginalText, its columns (Hive types) in the StorageDescriptor."""
+        schema = _normalize(self.con.sql(f'SELECT * FROM "{name}" LIMIT 0').to_arrow_table()).schema
+        columns = [{"Name": f.name, "Type": hive_type(f.type)} for f in schema]
+        presto = {
+            "originalSql": select_sql,
+            "catalog": "awsdatacatalog",
+            "schema": database,
+            "columns": [{"name": c["Name"], "type": c["Type"]} for c in columns],
+        }
+        encoded = base64.b64encode(json.dumps(presto).encode()).decode()
+        table_input = {
+            "Name": name,
+            "TableType": "VIRTUAL_VIEW",
+            "Parameters": {"presto_view": "true", "comment": "Presto View"},
+            "ViewOriginalText": f"/* Presto View: {encoded} */",
+            "ViewExpandedText": "/* Presto View */",
+            "StorageDescriptor": {"Columns": columns, "SerdeInfo": {}},
+            "PartitionKeys": [],
+        }
+        if existing is None:
+            self.glue.create_table(DatabaseName=database, TableInput=table_input)
+        else:
+            self.glue.update_table(DatabaseName=database, TableInput=table_input)
+
+    def explain(self, sql: str, database: str = "default") -> str:
+        """DuckDB's physical plan of an Athena-dialect SELECT, its inputs loaded as for a run:
+        shows which filters reach which table's scan."""
+        tree = sqlglot.parse_one(sql, read="athena")
+        self._load_inputs(tree, database)
+        return "\n".join(row[1] for row in self.con.execute(f"EXPLAIN {transpile(sql)}").fetchall())
 
     def _result_set(self, table: pa.Table) -> tuple[list, list]:
         columns = [
@@ -372,16 +419,24 @@ class FakeAthena:
         ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
         names = {t.name for t in tree.find_all(exp.Table)} - ctes - set(exclude)
         for name in sorted(names):
-            if name in self.views:
-                continue
             table = self._table(database, name)
             if table is None:
+                if name in self.views:  # dropped from Glue since
+                    self.views.pop(name)
+                    self._drop_relation(name)
                 raise AthenaFailure(
                     f"TABLE_NOT_FOUND: line 1:1: Table 'awsdatacatalog.{database}.{name}' "
                     "does not exist"
                 )
             if table.get("TableType") == "VIRTUAL_VIEW":
-                raise AthenaFailure(f"the fake does not read Glue views ({name})")
+                # Inlined: what the view reads is loaded (fresh) as for any query.
+                text = table.get("ViewOriginalText", "")
+                prefix = "/* Presto View: "
+                if not text.startswith(prefix):
+                    raise AthenaFailure(f"the fake reads Athena (Presto) views only ({name})")
+                body = json.loads(base64.b64decode(text[len(prefix) : -len(" */")]))
+                self._create_view(name, body["originalSql"], database)
+                continue
             sources = self._sources(database, table)
             if self._read_from.get(name) == (table["StorageDescriptor"], sources):
                 continue

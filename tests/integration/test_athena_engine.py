@@ -486,7 +486,7 @@ def test_materializing_a_name_twice_replaces_it(aws):
     assert engine.materialize("picked", "SELECT 2 AS x UNION ALL SELECT 3") == 2
 
 
-# -- publish: the Glue swap ----------------------------------------------------------------
+# -- publish: one view switch over the version's own table ---------------------------------
 
 
 def version_partitions(run_id: str, years) -> dict[str, str]:
@@ -500,117 +500,131 @@ def write_version(aws, run_id: str, years) -> AthenaEngine:
     return engine
 
 
-def test_first_publish_creates_the_table_partitioned_by_year(aws):
-    engine = write_version(aws, RUN_A, [2021, 2022, 2023])
-    engine.publish("daily_prices", version_partitions(RUN_A, [2021, 2022, 2023]))
+def version_table(run_id: str) -> str:
+    return "daily_prices_v_" + run_id.lower().replace("-", "_")
 
-    table = aws.glue.get_table(DatabaseName=DATABASE, Name="daily_prices")["Table"]
+
+def publish_recorded(engine: AthenaEngine, partitions: dict, **before) -> tuple:
+    """Publish with the Glue and Athena calls recorded: (glue calls, statements sent)."""
+    glue = Recorder(engine.glue, before=before)
+    engine.glue, sent = glue, len(engine.statements)
+    engine.publish("daily_prices", partitions)
+    return glue, engine.statements[sent:]
+
+
+def test_publish_is_one_view_switch_over_the_versions_own_table(aws):
+    engine = write_version(aws, RUN_A, [2021, 2022, 2023])
+    glue, sent = publish_recorded(engine, version_partitions(RUN_A, [2021, 2022, 2023]))
+
+    name = version_table(RUN_A)
+    assert sent == [f"CREATE OR REPLACE VIEW daily_prices AS SELECT * FROM {name}"]
+    table = aws.glue.get_table(DatabaseName=DATABASE, Name=name)["Table"]
     assert [(k["Name"], k["Type"]) for k in table["PartitionKeys"]] == [("year", "int")]
     assert table["StorageDescriptor"]["Columns"] == CTAS_COLUMNS
+    assert table["StorageDescriptor"]["Location"] == (
+        f"s3://{BUCKET}/curated/daily_prices/version={RUN_A}/"
+    )
     assert "ParquetHiveSerDe" in (table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"])
-    assert aws.partitions("daily_prices") == {
+    assert aws.partitions(name) == {
         str(y): f"s3://{BUCKET}/curated/daily_prices/version={RUN_A}/year={y}/"
         for y in (2021, 2022, 2023)
     }
-    partitions = aws.glue.get_partitions(DatabaseName=DATABASE, TableName="daily_prices")
-    for partition in partitions["Partitions"]:
-        assert partition["StorageDescriptor"]["Columns"] == CTAS_COLUMNS
+    # Glue was only asked to build the new table: nothing a reader of daily_prices sees.
+    touched = {
+        kwargs.get("TableName") or kwargs.get("TableInput", {}).get("Name")
+        for name_, kwargs in glue.calls
+        if name_ != "get_table"
+    }
+    assert touched == {name}
+    assert not glue.named("batch_update_partition") and not glue.named("batch_delete_partition")
 
 
-def test_a_second_publish_swaps_only_what_changed(aws):
+def test_a_second_publish_leaves_the_first_versions_table_as_it_was(aws):
     write_version(aws, RUN_A, [2021, 2022, 2023]).publish(
         "daily_prices", version_partitions(RUN_A, [2021, 2022, 2023])
     )
-    before = aws.glue.get_partition(
-        DatabaseName=DATABASE, TableName="daily_prices", PartitionValues=["2022"]
-    )["Partition"]
-
-    glue = Recorder(aws.glue)
+    before = aws.partitions(version_table(RUN_A))
     engine = write_version(aws, RUN_B, [2023, 2024])
-    engine.glue = glue
     wanted = {
         **version_partitions(RUN_A, [2022]),  # kept as it is
-        **version_partitions(RUN_B, [2023, 2024]),  # 2023 moved, 2024 new; 2021 gone
+        **version_partitions(RUN_B, [2023, 2024]),  # 2023 rebuilt, 2024 new; 2021 gone
     }
-    engine.publish("daily_prices", wanted)
+    _, sent = publish_recorded(engine, wanted)
 
-    assert aws.partitions("daily_prices") == {
+    assert sent == [f"CREATE OR REPLACE VIEW daily_prices AS SELECT * FROM {version_table(RUN_B)}"]
+    assert aws.partitions(version_table(RUN_B)) == {
         "2022": f"s3://{BUCKET}/curated/daily_prices/version={RUN_A}/year=2022/",
         "2023": f"s3://{BUCKET}/curated/daily_prices/version={RUN_B}/year=2023/",
         "2024": f"s3://{BUCKET}/curated/daily_prices/version={RUN_B}/year=2024/",
     }
-    (update,) = glue.named("batch_update_partition")
-    assert [e["PartitionValueList"] for e in update["Entries"]] == [["2023"]]
-    assert update["Entries"][0]["PartitionInput"]["StorageDescriptor"]["Location"] == (
-        f"s3://{BUCKET}/curated/daily_prices/version={RUN_B}/year=2023/"
+    assert aws.partitions(version_table(RUN_A)) == before  # what a rollback switches back to
+
+
+def test_a_rollback_switches_the_view_back_to_the_kept_table(aws):
+    first = version_partitions(RUN_A, [2023])
+    write_version(aws, RUN_A, [2023]).publish("daily_prices", first)
+    write_version(aws, RUN_B, [2023]).publish("daily_prices", version_partitions(RUN_B, [2023]))
+    glue, sent = publish_recorded(aws.engine(RUN_B), first)
+    assert sent == [f"CREATE OR REPLACE VIEW daily_prices AS SELECT * FROM {version_table(RUN_A)}"]
+    assert not glue.named("create_table") and not glue.named("batch_create_partition")
+
+
+def test_a_daily_prices_table_from_before_is_replaced_by_the_view(aws):
+    aws.glue.create_table(
+        DatabaseName=DATABASE,
+        TableInput={"Name": "daily_prices", "StorageDescriptor": {"Columns": CTAS_COLUMNS}},
     )
-    (create,) = glue.named("batch_create_partition")
-    assert [p["Values"] for p in create["PartitionInputList"]] == [["2024"]]
-    (delete,) = glue.named("batch_delete_partition")
-    assert delete["PartitionsToDelete"] == [{"Values": ["2021"]}]
-    assert not glue.named("delete_table") and not glue.named("create_table")
-    after = aws.glue.get_partition(
-        DatabaseName=DATABASE, TableName="daily_prices", PartitionValues=["2022"]
-    )["Partition"]
-    assert after["StorageDescriptor"] == before["StorageDescriptor"]
+    engine = write_version(aws, RUN_A, [2024])
+    glue, sent = publish_recorded(engine, version_partitions(RUN_A, [2024]))
+    assert [k["Name"] for k in glue.named("delete_table")] == ["daily_prices"]
+    assert sent == [f"CREATE OR REPLACE VIEW daily_prices AS SELECT * FROM {version_table(RUN_A)}"]
 
 
 def test_publish_stays_within_glues_batch_limits(aws):
-    limits = {"batch_create_partition": 100, "batch_update_partition": 100}
+    def within(**kwargs) -> None:
+        size = len(kwargs["PartitionInputList"])
+        assert 0 < size <= 100, f"batch_create_partition with {size} entries"
 
-    def within(name: str, field: str):
-        def check(**kwargs) -> None:
-            size = len(kwargs[field])
-            assert 0 < size <= limits.get(name, 25), f"{name} with {size} entries"
-
-        return check
-
-    glue = Recorder(
-        aws.glue,
-        before={
-            "batch_create_partition": within("batch_create_partition", "PartitionInputList"),
-            "batch_update_partition": within("batch_update_partition", "Entries"),
-            "batch_delete_partition": within("batch_delete_partition", "PartitionsToDelete"),
-        },
-    )
     years = range(1900, 2030)  # 130 partitions
     engine = write_version(aws, RUN_A, years)
-    engine.glue = glue
-    engine.publish("daily_prices", version_partitions(RUN_A, years))
-    assert len(aws.partitions("daily_prices")) == 130
+    glue, _ = publish_recorded(
+        engine, version_partitions(RUN_A, years), batch_create_partition=within
+    )
+    assert len(aws.partitions(version_table(RUN_A))) == 130
     assert len(glue.named("batch_create_partition")) == 2
-
-    engine = write_version(aws, RUN_B, [2029])
-    engine.glue = glue
-    engine.publish("daily_prices", version_partitions(RUN_B, [2029]))
-    assert aws.partitions("daily_prices") == {
-        "2029": f"s3://{BUCKET}/curated/daily_prices/version={RUN_B}/year=2029/"
-    }
-    assert len(glue.named("batch_delete_partition")) == 6  # 129 in batches of 25
 
 
 def test_publish_takes_new_columns_from_the_ctas_table(aws):
     write_version(aws, RUN_A, [2024]).publish("daily_prices", version_partitions(RUN_A, [2024]))
     aws.ctas_columns = [*CTAS_COLUMNS, {"Name": "sma_200", "Type": "double"}]
     write_version(aws, RUN_B, [2024]).publish("daily_prices", version_partitions(RUN_B, [2024]))
-    table = aws.glue.get_table(DatabaseName=DATABASE, Name="daily_prices")["Table"]
+    table = aws.glue.get_table(DatabaseName=DATABASE, Name=version_table(RUN_B))["Table"]
     assert table["StorageDescriptor"]["Columns"] == aws.ctas_columns
 
 
-def test_publish_raises_when_glue_rejects_part_of_a_batch(aws):
-    write_version(aws, RUN_A, [2023, 2024]).publish(
-        "daily_prices", version_partitions(RUN_A, [2023, 2024])
-    )
-
-    def meanwhile(**_) -> None:  # someone drops the partition between listing and update
-        aws.glue.delete_partition(
-            DatabaseName=DATABASE, TableName="daily_prices", PartitionValues=["2024"]
+def test_publish_switches_nothing_when_glue_rejects_part_of_a_batch(aws):
+    def meanwhile(**kwargs) -> None:  # someone adds a partition between create and batch
+        aws.glue.create_partition(
+            DatabaseName=DATABASE,
+            TableName=kwargs["TableName"],
+            PartitionInput={"Values": ["2024"], "StorageDescriptor": {"Columns": CTAS_COLUMNS}},
         )
 
+    engine = write_version(aws, RUN_A, [2023, 2024])
+    with pytest.raises(MarketlakeError, match="Glue refused 1 partition"):
+        publish_recorded(
+            engine, version_partitions(RUN_A, [2023, 2024]), batch_create_partition=meanwhile
+        )
+    assert not [sql for sql in engine.statements if "VIEW" in sql]
+
+
+def test_pruning_drops_the_tables_of_versions_no_longer_kept(aws):
+    write_version(aws, RUN_A, [2024]).publish("daily_prices", version_partitions(RUN_A, [2024]))
     engine = write_version(aws, RUN_B, [2024])
-    engine.glue = Recorder(aws.glue, before={"batch_update_partition": meanwhile})
-    with pytest.raises(MarketlakeError):
-        engine.publish("daily_prices", version_partitions(RUN_B, [2023, 2024]))
+    engine.publish("daily_prices", version_partitions(RUN_B, [2024]))
+    engine.forget_versions("daily_prices", [version_partitions(RUN_B, [2024])])
+    names = {t["Name"] for t in aws.glue.get_tables(DatabaseName=DATABASE)["TableList"]}
+    assert version_table(RUN_B) in names and version_table(RUN_A) not in names
 
 
 def test_publish_without_a_written_version_needs_a_published_schema(aws):

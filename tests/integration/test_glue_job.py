@@ -10,10 +10,12 @@ entry point imports.
 from __future__ import annotations
 
 import ast
+import base64
 import datetime as dt
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -169,7 +171,20 @@ class Lake:
         pages = self.glue.get_paginator("get_tables").paginate(DatabaseName=DATABASE)
         return {t["Name"] for page in pages for t in page["TableList"]}
 
+    def version_table(self, view: str = "daily_prices") -> str:
+        """The table the view daily_prices selects from, read from its Glue entry."""
+        entry = self.glue.get_table(DatabaseName=DATABASE, Name=view)["Table"]
+        assert entry["TableType"] == "VIRTUAL_VIEW"
+        text = entry["ViewOriginalText"]
+        body = json.loads(base64.b64decode(text[len("/* Presto View: ") : -len(" */")]))
+        select = sqlglot.parse_one(body["originalSql"], read="athena")
+        assert select.sql("athena") == f"SELECT * FROM {select.find(exp.Table).name}"
+        return select.find(exp.Table).name
+
     def partitions(self, table: str = "daily_prices") -> dict[str, str]:
+        """Partitions of a table, or of the version table under the daily_prices view."""
+        if table == "daily_prices":
+            table = self.version_table()
         pages = self.glue.get_paginator("get_partitions").paginate(
             DatabaseName=DATABASE, TableName=table
         )
@@ -182,15 +197,23 @@ class Lake:
     def published_snapshot(self) -> tuple:
         """The Glue table, its partitions and the curated objects (key, ETag), as readers
         and a byte-for-byte comparison see them."""
-        table = self.glue.get_table(DatabaseName=DATABASE, Name="daily_prices")["Table"]
+        view = self.glue.get_table(DatabaseName=DATABASE, Name="daily_prices")["Table"]
+        version = self.version_table()
+        table = self.glue.get_table(DatabaseName=DATABASE, Name=version)["Table"]
         pages = self.glue.get_paginator("get_partitions").paginate(
-            DatabaseName=DATABASE, TableName="daily_prices"
+            DatabaseName=DATABASE, TableName=version
         )
         partitions = sorted(
             (p["Values"], p["StorageDescriptor"]) for page in pages for p in page["Partitions"]
         )
         objects = [(o.key, o.version) for o in self.store.list_objects("curated/")]
-        return table["StorageDescriptor"], table["PartitionKeys"], partitions, objects
+        return (
+            view["ViewOriginalText"],
+            table["StorageDescriptor"],
+            table["PartitionKeys"],
+            partitions,
+            objects,
+        )
 
     def audit(self, name: str) -> pd.DataFrame:
         frames = [
@@ -262,8 +285,11 @@ def test_a_first_build_publishes_daily_prices_through_glue(lake):
         "2023": f"s3://{BUCKET}/{version}/year=2023/",
         "2024": f"s3://{BUCKET}/{version}/year=2024/",
     }
-    table = lake.glue.get_table(DatabaseName=DATABASE, Name="daily_prices")["Table"]
+    # daily_prices is a view over the version's own table, partitioned by year.
+    assert lake.version_table() == f"daily_prices_v_{run.lower().replace('-', '_')}"
+    table = lake.glue.get_table(DatabaseName=DATABASE, Name=lake.version_table())["Table"]
     assert [k["Name"] for k in table["PartitionKeys"]] == ["year"]
+    assert table["StorageDescriptor"]["Location"] == f"s3://{BUCKET}/{version}/"
     columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
     assert columns[:7] == ["symbol", "trade_date", "open", "high", "low", "close", "volume"]
     assert "year" not in columns and "rsi_14" in columns
@@ -318,12 +344,15 @@ def test_a_first_build_publishes_daily_prices_through_glue(lake):
     row_checks = [position(c) for c in sqlfiles.checks("rows")]
     table_checks = [position(c) for c in sqlfiles.checks("table")]
     assert max(row_checks) < at_version < min(table_checks)
-    # After the audit nothing but the views: publishing is Glue's, not an Athena statement.
+    # After the audit: the publish, one CREATE OR REPLACE VIEW daily_prices, then the views.
     views = sorted(p.stem for p in (sqlfiles.sql_root() / "views").glob("*.sql"))
     after = sent[max(table_checks) + 1 :]
-    assert [statement_kind(sql) for sql in after] == ["view"] * len(views)
-    assert [sqlglot.parse_one(sql, read="athena").this.name for sql in after] == views
-    assert set(lake.athena.views) == set(views)
+    assert (
+        after[0] == f"CREATE OR REPLACE VIEW daily_prices AS SELECT * FROM {lake.version_table()}"
+    )
+    assert [statement_kind(sql) for sql in after[1:]] == ["view"] * len(views)
+    assert [sqlglot.parse_one(sql, read="athena").this.name for sql in after[1:]] == views
+    assert set(lake.athena.views) == {"daily_prices", *views}
 
 
 def test_an_incremental_build_swaps_only_the_year_it_rebuilt(lake):
@@ -696,3 +725,52 @@ def test_the_glue_job_and_its_imports_load_on_python_39():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"imported {len(modules)}"
+
+
+# -- Grafana's filters reach the version table through the view -----------------------------
+
+
+def _panels_over_daily_prices() -> list[tuple[str, str]]:
+    """(panel title, rawSQL) of every dashboard panel reading daily_prices or price_history."""
+    found = []
+    for path in sorted(Path(sqlfiles.sql_root().parent / "grafana" / "dashboards").glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                sql = target.get("rawSQL", "")
+                if re.search(r"\bFROM (daily_prices|price_history)\b", sql):
+                    found.append((panel["title"], sql))
+    return found
+
+
+def _scan_filters(plan: str, table: str) -> str:
+    """The Filters of the scan of `table` in DuckDB's EXPLAIN text."""
+    blocks = plan.split("╭─")
+    scans = [b for b in blocks if re.search(rf"Table: (\w+\.)*{table}\b", b)]
+    assert len(scans) == 1, f"no single scan of {table} in:\n{plan}"
+    assert "Filters:" in scans[0], scans[0]
+    return scans[0].split("Filters:", 1)[1]
+
+
+def test_grafanas_filters_reach_the_version_table_through_the_view(lake):
+    """Athena (Trino) inlines a view into the query that reads it; a SELECT * view keeps
+    every predicate on year, trade_date and symbol on the version table's scan, where the
+    year partitions are pruned and Parquet row groups skipped. The fake plans the same
+    inlined query on DuckDB: its EXPLAIN shows the filters on the version table's scan."""
+    from marketlake.dashboards.grafana import TimeRange, Variable, expand
+
+    lake.land(FIRST_INGEST, FIRST_BARS, ingested(FIRST_INGEST))
+    lake.build(FIRST_NOW)
+    version = lake.version_table()
+    window = TimeRange.days(dt.date(2024, 1, 2), dt.date(2024, 1, 31))
+    symbol = {"symbol": Variable("symbol", ["AAA"], is_list=True)}
+    panels = _panels_over_daily_prices()
+    assert len(panels) >= 4
+    for title, raw_sql in panels:
+        sql = expand(raw_sql, symbol, window)
+        filters = _scan_filters(lake.athena.explain(sql, DATABASE), version)
+        assert "trade_date" in filters and "symbol" in filters, (title, filters)
+        assert lake.read(sql).shape[0] > 0, title  # and the panel's query runs on Athena
+    year = lake.athena.explain(
+        "SELECT symbol, close FROM daily_prices WHERE year = 2024 AND symbol IN ('AAA')", DATABASE
+    )
+    assert "year" in _scan_filters(year, version)

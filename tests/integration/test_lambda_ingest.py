@@ -32,7 +32,7 @@ from av_fake_server import (
 )
 from moto import mock_aws
 
-from marketlake.build.versions import Registry, Version, save_registry
+from marketlake.build.versions import Registry, Version, update_registry
 from marketlake.config import Settings
 from marketlake.errors import ConfigError
 from marketlake.ingest import aws
@@ -239,7 +239,7 @@ def _build_read_everything(cloud) -> None:
             "R1", "2024-07-03T23:00:00+00:00", "full", "sql", {}, cloud.state().newest_ingest_date
         )
     )
-    save_registry(store, registry)
+    update_registry(store, registry.table, lambda _stored: registry)
 
 
 def test_the_glue_workflow_starts_only_when_new_bars_landed(cloud):

@@ -72,10 +72,10 @@ def test_a_failed_registry_write_publishes_nothing_and_deletes_nothing_readers_s
     before = lake.count()
     lake.ingest("2024-06-10")
 
-    def disk_full(store, registry):
+    def disk_full(store, table, change):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(wap, "save_registry", disk_full)
+    monkeypatch.setattr(wap, "update_registry", disk_full)
     with pytest.raises(OSError):
         lake.build()
     monkeypatch.undo()

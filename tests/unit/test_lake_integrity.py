@@ -213,18 +213,18 @@ def test_a_failure_after_the_publish_is_a_warning_not_a_failed_build(lake, monke
 def test_the_new_versions_files_and_directories_are_synced_before_the_publish(lake, monkeypatch):
     lake.ingest("2024-06-03")
     synced, at_publish = [], []
-    real_fsync, real_save = storage.os.fsync, wap.save_registry
+    real_fsync, real_save = storage.os.fsync, wap.update_registry
 
     def fsync(fd):
         synced.append(os.readlink(f"/proc/self/fd/{fd}"))
         return real_fsync(fd)
 
-    def save_registry(store, registry):
+    def update_registry(store, table, change):
         at_publish.extend(synced)
-        return real_save(store, registry)
+        return real_save(store, table, change)
 
     monkeypatch.setattr(storage.os, "fsync", fsync)
-    monkeypatch.setattr(wap, "save_registry", save_registry)
+    monkeypatch.setattr(wap, "update_registry", update_registry)
     result = lake.build()
     version = lake.root / wap.CURATED_PREFIX / f"version={result.run_id}"
     files = [str(p) for p in version.rglob("*.parquet")]

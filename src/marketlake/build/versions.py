@@ -2,14 +2,16 @@
 of, which one is current, and how far into the raw zone it has read.
 
 It lives in the lake (state/versions/TABLE.json), the same on both engines. The engine's own
-pointer (the DuckDB view, the Glue table's partitions) is what readers use; the registry is
-what builds and rollbacks reason with.
+pointer (the DuckDB view; on Athena the view over the version's table) is what readers use;
+the registry is what builds and rollbacks reason with. It is changed only by
+update_registry, a conditional read-modify-write, so concurrent writers lose nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Callable
 
 from marketlake.errors import MarketlakeError
 from marketlake.storage import ObjectStore
@@ -72,6 +74,12 @@ def load_registry(store: ObjectStore, table: str) -> Registry:
         data = store.get_bytes(registry_key(table))
     except KeyError:
         return Registry(table)
+    return _parse(table, data)
+
+
+def _parse(table: str, data: bytes | None) -> Registry:
+    if data is None:
+        return Registry(table)
     try:
         body = json.loads(data)
         return Registry(
@@ -87,5 +95,16 @@ def load_registry(store: ObjectStore, table: str) -> Registry:
         ) from None
 
 
-def save_registry(store: ObjectStore, registry: Registry) -> None:
-    store.put_bytes(registry.key(), registry.to_json())
+def update_registry(
+    store: ObjectStore, table: str, change: Callable[[Registry], Registry | None]
+) -> Registry:
+    """Read-modify-write of the registry that loses no other writer's update: `change` gets
+    the registry as it is in the store now and returns it changed (or None: no write); if
+    another writer got in between, it runs again on what they wrote. It may raise to refuse
+    (e.g. the version it builds on is no longer current): nothing is written then."""
+
+    def apply(current: bytes | None) -> bytes | None:
+        changed = change(_parse(table, current))
+        return None if changed is None else changed.to_json()
+
+    return _parse(table, store.update_bytes(registry_key(table), apply))

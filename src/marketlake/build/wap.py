@@ -42,13 +42,19 @@ from marketlake.build.versions import (
     Version,
     load_registry,
     registry_key,
-    save_registry,
+    update_registry,
 )
 from marketlake.config import Settings
 from marketlake.errors import BuildBlocked, DamagedFile, MarketlakeError
 from marketlake.faults import crash_point
 from marketlake.ingest.raw import RAW_PREFIX, format_timestamp
-from marketlake.ingest.state import LANDED_PREFIX, load_landed, load_state, save_state
+from marketlake.ingest.state import (
+    LANDED_PREFIX,
+    clear_rebuild_needed,
+    load_landed,
+    load_state,
+    read_state_bytes,
+)
 from marketlake.sessions import last_closed_session, sessions_between
 from marketlake.storage import ObjectStore
 
@@ -214,6 +220,9 @@ def run_build(
     observer = observer or BuildObserver()
     started = now()
     run_id = run_id or new_run_id(started)
+    # Before the raw zone is listed: a full build clears rebuild_needed only if no ingest
+    # wrote the state since (on AWS the Lambda may land bars while the Glue job builds).
+    state_seen = read_state_bytes(store)
     registry = load_registry(store, TABLE)
     current = registry.current_version()
     # The registry is the truth: a catalog a kill left behind (or ahead) follows it first.
@@ -361,24 +370,23 @@ def run_build(
         # files that never reached the disk.
         store.make_durable(location + "/")
         crash_point("synced")
-        registry.versions.append(
-            Version(
-                parent=current.run_id if current else None,
-                run_id=run_id,
-                published_at=started.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
-                mode=build_plan.mode,
-                sql_fingerprint=sqlfiles.fingerprint(),
-                partitions=dict(sorted(partitions.items())),
-                raw_through=build_plan.raw_through,
-                raw_seen=build_plan.raw_seen,
-                ingested_through=max(
-                    t for t in (ingested_through, build_plan.ingested_after, "") if t is not None
-                )
-                or None,
+        version = Version(
+            parent=current.run_id if current else None,
+            run_id=run_id,
+            published_at=started.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
+            mode=build_plan.mode,
+            sql_fingerprint=sqlfiles.fingerprint(),
+            partitions=dict(sorted(partitions.items())),
+            raw_through=build_plan.raw_through,
+            raw_seen=build_plan.raw_seen,
+            ingested_through=max(
+                t for t in (ingested_through, build_plan.ingested_after, "") if t is not None
             )
+            or None,
         )
-        registry.current = run_id
-        _commit(store, registry)  # the publish: one atomic write
+        # The publish: one conditional write, refused if another build or a rollback
+        # switched the table since this run read the registry (its version builds on that).
+        registry = _commit(store, current.run_id if current else None, run_id, version)
     except BaseException as exc:
         # Not published (the registry does not name it): no reader can see it, so a version
         # that was not published is never left half-written in the lake.
@@ -405,8 +413,8 @@ def run_build(
     _after_publish(warnings, "the catalog", engine.publish, TABLE, partitions)
     crash_point("catalog")
     if build_plan.mode == "full":
-        _after_publish(warnings, "the ingest state", _clear_rebuild_flag, store)
-    _after_publish(warnings, "pruning old versions", _prune, settings, store, registry)
+        _after_publish(warnings, "the ingest state", clear_rebuild_needed, store, state_seen)
+    _after_publish(warnings, "pruning old versions", _prune, settings, store, engine, registry)
     crash_point("pruned")
     message = f"{build_plan.mode} build ({build_plan.reason})"
     record = RunRecord(
@@ -471,8 +479,8 @@ def rollback(
             "pick a newer one from `marketlake status`"
         )
     started = now()
-    registry.current = target.run_id
-    _commit(store, registry)  # the switch: one atomic write; the catalog follows it
+    # The switch: one conditional write; the catalog follows it.
+    _commit(store, current.run_id, target.run_id)
     warnings = [] if warnings is None else warnings
     _after_publish(warnings, "the catalog", engine.publish, TABLE, target.partitions)
     record = RunRecord(
@@ -489,19 +497,48 @@ def rollback(
     return target
 
 
-def _commit(store: ObjectStore, registry: Registry) -> None:
-    """Save the registry: the one step that publishes. If the write reports a failure after
-    the new registry reached the store (e.g. syncing its directory failed), it is published
-    all the same, and not reported as a failure."""
+class PublishConflict(MarketlakeError):
+    """Another build or a rollback switched the table while this run worked."""
+
+
+def _commit(
+    store: ObjectStore, expected: str | None, run_id: str, version: Version | None = None
+) -> Registry:
+    """The one step that publishes: switch the registry's current version from `expected`
+    to `run_id` (adding `version`, when new). It is a conditional write of the registry: a
+    write by someone else in between is read again, and if it moved the current version
+    away from `expected` this switch is refused (PublishConflict), since what it publishes
+    was built on, or chosen from, a registry that is no longer the truth. If the write
+    reports a failure after the new registry reached the store (e.g. syncing its directory
+    failed), it is published all the same, and not reported as a failure."""
+
+    def change(registry: Registry) -> Registry | None:
+        known = {v.run_id for v in registry.versions}
+        if registry.current == run_id and (version is None or run_id in known):
+            return None  # already switched: a retry of our own write that landed
+        if registry.current != expected:
+            raise PublishConflict(
+                f"{TABLE} was switched to run {registry.current} by another build or rollback "
+                f"while this one worked from run {expected}; nothing of run {run_id} was "
+                "published: run the command again"
+            )
+        if version is not None and version.run_id not in known:
+            registry.versions.append(version)
+        registry.current = run_id
+        return registry
+
     try:
-        save_registry(store, registry)
+        return update_registry(store, TABLE, change)
+    except PublishConflict:
+        raise
     except Exception:
         try:
-            landed = load_registry(store, registry.table).current == registry.current
+            registry = load_registry(store, TABLE)
         except Exception:
-            landed = False
-        if not landed:
+            registry = None
+        if registry is None or registry.current != run_id:
             raise
+        return registry
 
 
 def _after_publish(warnings: list, what: str, step: Callable, *args) -> None:
@@ -616,16 +653,22 @@ def _create_views(engine) -> None:
         engine.create_or_replace_view(path.stem, path.read_text(encoding="utf-8"))
 
 
-def _clear_rebuild_flag(store: ObjectStore) -> None:
-    state = load_state(store)
-    if state.rebuild_needed:
-        state.rebuild_needed = False
-        save_state(store, state)
+def _prune(settings: Settings, store: ObjectStore, engine, registry: Registry) -> None:
+    """Forget versions beyond the newest `keep_versions` (and the current one), drop what
+    the engine keeps for them (on Athena their tables), then the partitions no kept version
+    refers to (and versions a crash left behind)."""
+    keep = settings.keep_versions
 
+    def forget(latest: Registry) -> Registry | None:
+        kept = {v.run_id for v in latest.versions[-keep:]} | {latest.current}
+        if all(v.run_id in kept for v in latest.versions):
+            return None
+        latest.versions = [v for v in latest.versions if v.run_id in kept]
+        return latest
 
-def _prune(settings: Settings, store: ObjectStore, registry: Registry) -> None:
-    """Drop partitions no kept version refers to (and versions a crash left behind)."""
-    in_use = registry.locations_in_use(settings.keep_versions)
+    registry = update_registry(store, TABLE, forget)
+    engine.forget_versions(TABLE, [v.partitions for v in registry.versions])
+    in_use = registry.locations_in_use(keep)
     for version_dir in store.list_prefixes(CURATED_PREFIX + "/"):
         base = f"{CURATED_PREFIX}/{version_dir}"
         for part in store.list_prefixes(base + "/"):
@@ -633,6 +676,3 @@ def _prune(settings: Settings, store: ObjectStore, registry: Registry) -> None:
                 store.delete_prefix(f"{base}/{part}/")
         if not store.list_objects(base + "/"):
             store.delete_prefix(base + "/")
-    kept = {v.run_id for v in registry.versions[-settings.keep_versions :]} | {registry.current}
-    registry.versions = [v for v in registry.versions if v.run_id in kept]
-    save_registry(store, registry)

@@ -2,9 +2,9 @@
 
 The shared SQL is Athena's dialect already; this engine only renames logical relations
 (bars, staging_daily_prices, ...) to the run's physical tables. Intermediate relations are
-CTAS tables under a scratch prefix, dropped at close(). Publishing follows dbt-athena's
-table swap: the Glue table's partitions are pointed at the new locations. A daily run
-changes one partition (the current year), which is one atomic BatchUpdatePartition entry.
+CTAS tables under a scratch prefix, dropped at close(). Publishing is one statement: each
+version is its own Glue table (daily_prices_v_RUNID, partitioned by year), and daily_prices
+is a view over it, switched by CREATE OR REPLACE VIEW.
 
 Everything here stays importable on Python 3.9: the Glue Python shell job runs it.
 """
@@ -248,57 +248,65 @@ class AthenaEngine:
         self.names[name] = physical
 
     def publish(self, table: str, partitions: dict) -> None:
-        """Point the Glue table's partitions at `partitions` (year -> location key)."""
-        if not partitions and not self._table(table):
-            return  # nothing published, and no table to empty
+        """Switch `table` to a version (year -> location key) in one statement readers can't
+        see half of: each version is its own Glue table, TABLE_v_RUNID, partitioned by year,
+        and `table` is a view over it, replaced by one CREATE OR REPLACE VIEW. (Pointing one
+        table's partitions at a new version takes several Glue calls: a reader in between
+        would see a mix of versions.) A view that is a bare SELECT * keeps every filter on
+        year, trade_date or symbol reaching the version table's partitions and Parquet."""
+        published = self._table(table)
+        if not partitions:
+            if published:
+                self._drop_table(table)  # unpublished: the view goes, versions stay
+            return
+        name = self.version_table(table, partitions)
+        self._put_version_table(table, name, partitions)
+        if published and published.get("TableType") != "VIRTUAL_VIEW":
+            # A daily_prices table from before versions were tables: once, the name is
+            # freed for the view (readers miss it for the one statement below).
+            self._drop_table(table)
+        self.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {name}")
+
+    @staticmethod
+    def version_run(partitions: dict) -> str:
+        """The run whose version these partitions make: the newest version= folder they
+        name (a version reuses older versions' years, never newer ones)."""
+        runs = [
+            loc.split("version=", 1)[1].split("/", 1)[0]
+            for loc in partitions.values()
+            if "version=" in loc
+        ]
+        if not runs:
+            raise MarketlakeError("no version=RUN_ID folder among the partitions to publish")
+        return max(runs)
+
+    @classmethod
+    def version_table(cls, table: str, partitions: dict) -> str:
+        """TABLE_v_RUNID: the Glue table of one version."""
+        return f"{table}_v_{_safe_name(cls.version_run(partitions))}"
+
+    def _put_version_table(self, table: str, name: str, partitions: dict) -> None:
+        wanted = {str(y): self.uri(loc) for y, loc in partitions.items()}
+        if self._table(name) is not None:
+            have = {
+                p["Values"][0]: p["StorageDescriptor"]["Location"] for p in self._partitions(name)
+            }
+            if have == wanted:
+                return  # e.g. a rollback to a kept version: its table, with its own columns
+            self._drop_table(name)  # half-made by a publish that failed: made again
         columns = self._curated_columns()
-        existing_table = self._table(table)
-        if not existing_table or existing_table["StorageDescriptor"]["Columns"] != columns:
-            # New table, or a new column set (a metric added): the table follows the version.
-            self._put_table(table, columns, self.uri(f"curated/{table}"), [])
-        existing = {
-            p["Values"][0]: p["StorageDescriptor"]["Location"] for p in self._partitions(table)
-        }
-        wanted = {year: self.uri(loc) for year, loc in partitions.items()}
-        create = [y for y in wanted if y not in existing]
-        update = [y for y in wanted if y in existing and existing[y] != wanted[y]]
-        delete = [y for y in existing if y not in wanted]
-        for start in range(0, len(create), 100):
-            self._check_batch(
-                self.glue.batch_create_partition(
-                    DatabaseName=self.database,
-                    TableName=table,
-                    PartitionInputList=[
-                        self._partition_input(y, wanted[y], columns)
-                        for y in create[start : start + 100]
-                    ],
-                ),
-                f"publish {table}",
-            )
-        for start in range(0, len(update), 100):
-            self._check_batch(
-                self.glue.batch_update_partition(
-                    DatabaseName=self.database,
-                    TableName=table,
-                    Entries=[
-                        {
-                            "PartitionValueList": [y],
-                            "PartitionInput": self._partition_input(y, wanted[y], columns),
-                        }
-                        for y in update[start : start + 100]
-                    ],
-                ),
-                f"publish {table}",
-            )
-        for start in range(0, len(delete), 25):
-            self._check_batch(
-                self.glue.batch_delete_partition(
-                    DatabaseName=self.database,
-                    TableName=table,
-                    PartitionsToDelete=[{"Values": [y]} for y in delete[start : start + 25]],
-                ),
-                f"publish {table}",
-            )
+        location = self.uri(f"curated/{table}/version={self.version_run(partitions)}")
+        self._put_table(name, columns, location, sorted(partitions.items()))
+
+    def forget_versions(self, table: str, kept: list) -> None:
+        """Drop the version tables of versions no longer kept (kept: their partitions)."""
+        keep = {self.version_table(table, partitions) for partitions in kept if partitions}
+        prefix = f"{table}_v_"
+        paginator = self.glue.get_paginator("get_tables")
+        for page in paginator.paginate(DatabaseName=self.database, Expression=f"{prefix}.*"):
+            for found in page["TableList"]:
+                if found["Name"].startswith(prefix) and found["Name"] not in keep:
+                    self._drop_table(found["Name"])
 
     def create_or_replace_view(self, name: str, select_sql: str) -> None:
         self.execute(f"CREATE OR REPLACE VIEW {name} AS {self.bind(select_sql)}")
@@ -346,7 +354,11 @@ class AthenaEngine:
             published = self._table("daily_prices")
             if published is None:
                 raise MarketlakeError("no curated schema yet: write a version before attaching")
-            self.columns = published["StorageDescriptor"]["Columns"]
+            columns = published["StorageDescriptor"]["Columns"]
+            if published.get("TableType") == "VIRTUAL_VIEW":
+                # The view's columns are the version table's, its partition key last.
+                columns = [c for c in columns if c["Name"] != "year"]
+            self.columns = columns
         return self.columns
 
     def _put_table(

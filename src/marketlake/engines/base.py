@@ -45,7 +45,12 @@ class Engine(Protocol):
         """Write a SELECT's rows as Parquet at `location`, partitioned; return the count."""
 
     def publish(self, table: str, partitions: dict) -> None:
-        """Point `table` at these partitions (value -> location); {} unpublishes it."""
+        """Point `table` at these partitions (value -> location) in one step readers can't
+        see half of; {} unpublishes it."""
+
+    def forget_versions(self, table: str, kept: list) -> None:
+        """Drop whatever the engine keeps per version of `table` (e.g. a table each) for the
+        versions not in `kept` (a list of their partitions)."""
 
     def create_or_replace_view(self, name: str, select_sql: str) -> None:
         """Create or replace a view from an Athena-dialect SELECT."""

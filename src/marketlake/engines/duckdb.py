@@ -490,6 +490,9 @@ class DuckDBEngine:
         select = self._partitions_select(sorted(partitions.values()))
         self.execute_native(f"CREATE OR REPLACE VIEW {table} AS {select}")
 
+    def forget_versions(self, table: str, kept: list) -> None:
+        """Nothing to drop: the view reads each version's files directly."""
+
     def follow(self, table: str, partitions: dict[str, str]) -> bool:
         """On a read-only catalog: if `table` does not read exactly these partitions (a kill
         stopped the catalog from following the registry), shadow it with a session view that

@@ -34,6 +34,9 @@ class IngestState:
     # Set when raw lands in an ingest_date older than that (an --as-of in the past): an
     # incremental build reads only newer partitions, so the next build must be full.
     rebuild_needed: bool = False
+    # The state as last read from or written to the store (to_json's body): a save writes
+    # only what this run changed since then, on top of whatever the store holds now.
+    base: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def watermark(self, symbol: str) -> dt.date | None:
         entry = self.symbols.get(symbol)
@@ -48,7 +51,10 @@ class IngestState:
         return self.quota_used if self.quota_date == day.isoformat() else 0
 
     def to_json(self) -> bytes:
-        body = {
+        return (json.dumps(self.body(), indent=2) + "\n").encode("utf-8")
+
+    def body(self) -> dict:
+        return {
             "version": STATE_VERSION,
             "lake_kind": self.lake_kind,
             "quota": {"date": self.quota_date, "used": self.quota_used},
@@ -57,7 +63,16 @@ class IngestState:
             "rebuild_needed": self.rebuild_needed,
             "symbols": {k: dataclasses.asdict(v) for k, v in sorted(self.symbols.items())},
         }
-        return (json.dumps(body, indent=2) + "\n").encode("utf-8")
+
+    def adopt(self, other: IngestState) -> None:
+        """Take `other`'s content in place (SymbolState objects others hold stay live)."""
+        for field in dataclasses.fields(self):
+            if field.name != "symbols":
+                setattr(self, field.name, getattr(other, field.name))
+        for symbol, entry in other.symbols.items():
+            mine = self.symbols.setdefault(symbol, SymbolState())
+            for name, value in dataclasses.asdict(entry).items():
+                setattr(mine, name, value)
 
     @classmethod
     def from_json(cls, data: bytes) -> IngestState:
@@ -73,7 +88,7 @@ class IngestState:
             if isinstance(entry, dict):
                 _check_day(entry.get("watermark"), f"the watermark of {symbol}")
                 _check_day(entry.get("invalid_on"), f"invalid_on of {symbol}")
-        return cls(
+        state = cls(
             lake_kind=body.get("lake_kind"),
             symbols={k: SymbolState(**v) for k, v in (body.get("symbols") or {}).items()},
             quota_date=quota.get("date"),
@@ -82,6 +97,8 @@ class IngestState:
             newest_ingest_date=body.get("newest_ingest_date"),
             rebuild_needed=bool(body.get("rebuild_needed", False)),
         )
+        state.base = state.body()
+        return state
 
 
 def _check_day(value, what: str) -> None:
@@ -99,6 +116,12 @@ def load_state(store: ObjectStore) -> IngestState:
         data = store.get_bytes(STATE_KEY)
     except KeyError:
         return IngestState()
+    return _parse_state(data)
+
+
+def _parse_state(data: bytes | None) -> IngestState:
+    if data is None:
+        return IngestState()
     try:
         return IngestState.from_json(data)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -109,7 +132,85 @@ def load_state(store: ObjectStore) -> IngestState:
 
 
 def save_state(store: ObjectStore, state: IngestState) -> None:
-    store.put_bytes(STATE_KEY, state.to_json())
+    """Write what this run changed in `state` since it was read (or last saved), on top of
+    the state in the store now: the Lambda and the Glue job both write it, and a conditional
+    write (re-read and re-applied on a conflict) means neither loses the other's update.
+    `state` then holds the merged result."""
+    mine = state.body()
+    base = state.base or IngestState().body()  # never read: it was the empty state
+
+    def change(current: bytes | None) -> bytes:
+        merged = merge_state(_parse_state(current).body(), base, mine)
+        return (json.dumps(merged, indent=2) + "\n").encode("utf-8")
+
+    written = store.update_bytes(STATE_KEY, change)
+    state.adopt(IngestState.from_json(written))
+
+
+def read_state_bytes(store: ObjectStore) -> bytes | None:
+    """The state object as it is now, to compare with later (see clear_rebuild_needed)."""
+    return store.get_tagged(STATE_KEY)[0]
+
+
+def clear_rebuild_needed(store: ObjectStore, seen: bytes | None) -> bool:
+    """After a full build: clear rebuild_needed, but only if the state is still exactly what
+    the build read before it listed the raw zone. If an ingest wrote it since, it may have
+    landed bars in an old partition after the listing (and set the flag again): the flag
+    stays, and the next build is full too. Re-checked on every retry of the write."""
+
+    cleared = []
+
+    def change(current: bytes | None) -> bytes | None:
+        cleared.clear()
+        if current is None or current != seen:
+            return None
+        state = IngestState.from_json(current)
+        if not state.rebuild_needed:
+            return None
+        state.rebuild_needed = False
+        cleared.append(True)
+        return state.to_json()
+
+    store.update_bytes(STATE_KEY, change)
+    return bool(cleared)
+
+
+def merge_state(current: dict, base: dict, mine: dict) -> dict:
+    """A three-way merge of state bodies: each field this run changed (mine differs from
+    base) takes this run's value; the others keep the store's. Per symbol, per field."""
+    merged = dict(current)
+    for name, value in mine.items():
+        if name in ("symbols", "quota"):
+            continue
+        if value != base.get(name):
+            merged[name] = value
+    if mine.get("newest_ingest_date") != base.get("newest_ingest_date"):
+        days = [d for d in (current.get("newest_ingest_date"), mine["newest_ingest_date"]) if d]
+        merged["newest_ingest_date"] = max(days) if days else None
+    merged["quota"] = _merge_quota(current.get("quota") or {}, base.get("quota"), mine["quota"])
+    symbols = dict(current.get("symbols") or {})
+    base_symbols = base.get("symbols") or {}
+    for symbol, entry in (mine.get("symbols") or {}).items():
+        was = base_symbols.get(symbol) or {}
+        now = dict(symbols.get(symbol) or {})
+        for name, value in entry.items():
+            if value != was.get(name) or name not in now:
+                now[name] = value
+        symbols[symbol] = now
+    merged["symbols"] = dict(sorted(symbols.items()))
+    return merged
+
+
+def _merge_quota(current: dict, base, mine: dict) -> dict:
+    """Requests counted by two writers on one day: the larger count (each count includes
+    every call its writer saw); a newer day's count wins over an older day's."""
+    if mine == base:
+        return current
+    if current.get("date") == mine.get("date"):
+        return {"date": mine["date"], "used": max(current.get("used") or 0, mine["used"] or 0)}
+    if (current.get("date") or "") > (mine.get("date") or ""):
+        return current
+    return mine
 
 
 # Recent bars per symbol, as digests of their raw values: enough to tell whether a bar an API
@@ -137,8 +238,20 @@ def load_digests(store: ObjectStore, symbol: str) -> dict:
 
 
 def save_digests(store: ObjectStore, symbol: str, digests: dict) -> None:
-    kept = dict(sorted(digests.items())[-DIGESTS_KEPT:])
-    store.put_bytes(f"{DIGESTS_PREFIX}{symbol}.json", json.dumps(kept, sort_keys=True).encode())
+    """Add `digests` to the symbol's record (a conditional write: nothing another writer
+    added in between is lost)."""
+
+    def change(current: bytes | None) -> bytes:
+        try:
+            merged = json.loads(current) if current is not None else {}
+        except ValueError:
+            merged = {}
+        merged = dict(merged) if isinstance(merged, dict) else {}
+        merged.update(digests)
+        kept = dict(sorted(merged.items())[-DIGESTS_KEPT:])
+        return json.dumps(kept, sort_keys=True).encode()
+
+    store.update_bytes(f"{DIGESTS_PREFIX}{symbol}.json", change)
 
 
 # What ingest and import landed in each raw object: its rows, a digest of its bytes, and the
@@ -156,9 +269,17 @@ def landed_key(raw_key: str) -> str:
 def load_landed(store: ObjectStore, key: str) -> dict:
     """The records of one partition's file (`key` from landed_key), by raw object key."""
     try:
-        body = json.loads(store.get_bytes(key))
+        data = store.get_bytes(key)
     except KeyError:
         return {}
+    return _parse_landed(key, data)
+
+
+def _parse_landed(key: str, data: bytes | None) -> dict:
+    if data is None:
+        return {}
+    try:
+        body = json.loads(data)
     except ValueError:
         raise MarketlakeError(
             f"{key} in the lake is unreadable; delete it (the build then cannot check that "
@@ -170,12 +291,17 @@ def load_landed(store: ObjectStore, key: str) -> dict:
 def record_landed(store: ObjectStore, raw_key: str, data: bytes, trade_dates) -> None:
     """Record what a raw object holds now, right after it was written."""
     key = landed_key(raw_key)
-    records = load_landed(store, key)
     dates = sorted(str(d) for d in trade_dates)
-    records[raw_key] = {
+    record = {
         "rows": len(dates),
         "sha256": hashlib.sha256(data).hexdigest(),
         "first": dates[0] if dates else None,
         "last": dates[-1] if dates else None,
     }
-    store.put_bytes(key, (json.dumps(records, indent=1, sort_keys=True) + "\n").encode())
+
+    def change(current: bytes | None) -> bytes:
+        records = _parse_landed(key, current)
+        records[raw_key] = record
+        return (json.dumps(records, indent=1, sort_keys=True) + "\n").encode()
+
+    store.update_bytes(key, change)
