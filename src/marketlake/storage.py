@@ -13,7 +13,7 @@ from typing import Callable, Optional, Protocol
 
 import tenacity
 
-from marketlake.errors import MarketlakeError
+from marketlake.errors import ConfigError, MarketlakeError
 from marketlake.faults import crash_point
 
 
@@ -257,6 +257,21 @@ def _fsync_dir(path: Path) -> None:
 CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey")
 
 
+def require_conditional_writes(client) -> None:
+    """S3's If-Match on PutObject came in botocore releases of late 2024. An older SDK (an old
+    Lambda runtime or Glue image) would refuse the parameter on every state write; say so
+    once, plainly, instead."""
+    members = client.meta.service_model.operation_model("PutObject").input_shape.members
+    if "IfMatch" not in members or "IfNoneMatch" not in members:
+        import botocore
+
+        raise ConfigError(
+            f"botocore {botocore.__version__} has no S3 conditional writes (PutObject "
+            "IfMatch/IfNoneMatch), which the lake's state needs: use boto3/botocore 1.35.69 "
+            "or newer (the Glue job pins them in requirements/glue-job.txt)"
+        )
+
+
 class S3Store:
     """A bucket (and optional key prefix) as the lake. A PUT is atomic on S3: readers see the
     old object or the new one, never a part."""
@@ -289,6 +304,7 @@ class S3Store:
 
     def put_if(self, key: str, data: bytes, tag: str | None) -> None:
         """A conditional PUT: If-Match on the ETag read, or If-None-Match: * to create."""
+        require_conditional_writes(self.client)
         condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)

@@ -8,6 +8,7 @@ import re
 
 from infra_contract import REPO, SRC, module_constant, normalize, requirement_pins, terraform
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 from marketlake.build import wap
 from marketlake.ingest import raw
@@ -98,8 +99,11 @@ def test_the_glue_pins_cover_the_library_and_match_its_ranges():
         name = normalize(dep.name)
         assert name in pins, f"requirements/glue-job.txt lacks {dep.name} (a runtime dependency)"
         assert dep.specifier.contains(pins[name]), f"{name}=={pins[name]} violates {dep}"
-    extra = set(pins) - {normalize(d.name) for d in dependencies}
+    extra = set(pins) - {normalize(d.name) for d in dependencies} - {"boto3", "botocore"}
     assert not extra, f"requirements/glue-job.txt pins {sorted(extra)}, not marketlake deps"
+    # Glue's own boto3 predates S3 conditional writes, which every state write uses.
+    assert Version(pins["botocore"]) >= Version("1.35.69"), "botocore without If-Match on PUT"
+    assert pins["boto3"] == pins["botocore"], "boto3 and botocore are released in step"
     tested = requirement_pins(REPO / "constraints.txt")
     assert pins["sqlglot"] == tested["sqlglot"], "the SQL is tested with the constrained sqlglot"
     assert job()["default_arguments"]["--additional-python-modules"] == (

@@ -227,3 +227,25 @@ def test_state_key_is_written_conditionally_on_s3(s3):
     puts = [p for p in recorded.named("put_object") if p["Key"] == STATE_KEY]
     assert puts[0].get("IfNoneMatch") == "*"
     assert puts[1].get("IfMatch", "").startswith('"')
+
+
+def test_an_sdk_without_conditional_writes_is_named_before_any_state_write():
+    """An old Lambda runtime or Glue image (botocore < 1.35.69) would reject IfMatch on every
+    state write: the store says which SDK and what to use, and writes nothing."""
+    import types
+
+    from marketlake.errors import ConfigError
+    from marketlake.storage import S3Store, require_conditional_writes
+
+    client = boto3.client("s3", region_name="us-east-1")
+    require_conditional_writes(client)  # this venv's botocore has them
+    members = {"Bucket": None, "Key": None, "Body": None}  # PutObject before late 2024
+    model = types.SimpleNamespace(input_shape=types.SimpleNamespace(members=members))
+    old = types.SimpleNamespace(
+        meta=types.SimpleNamespace(
+            service_model=types.SimpleNamespace(operation_model=lambda name: model)
+        ),
+        put_object=lambda **kw: pytest.fail("an old SDK must not be asked to write"),
+    )
+    with pytest.raises(ConfigError, match=r"no S3 conditional writes .* 1\.35\.69 or newer"):
+        S3Store("bucket", client=old).put_if("state/ingest_state.json", b"{}", None)
