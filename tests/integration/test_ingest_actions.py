@@ -222,3 +222,28 @@ def test_synthetic_ingest_lands_splits_and_dividends(tmp_path):
     assert set(zip(splits["symbol"], splits["value"])) == {("AMAT", 10.0), ("INTC", 0.25)}
     frame = pd.read_csv(next((tmp_path / "lake").glob("raw/splits/*/AMAT.csv")))
     assert list(frame["source"]) == ["synthetic"]
+
+
+def test_the_build_adjusts_the_bars_with_the_splits_the_lake_holds(tmp_path):
+    from marketlake.build.wap import run_build
+    from marketlake.engines.duckdb import DuckDBEngine
+
+    settings = Settings.from_env(
+        {"MARKETLAKE_TICKERS": "AMAT", "MARKETLAKE_HISTORY_DAYS": "120"}, home=tmp_path / "lake"
+    )
+    now = dt.datetime(2025, 7, 31, 18, 0, tzinfo=NY)
+    store = LocalStore(settings.home)
+    run_ingest(settings, store, None, now, now=lambda: now)
+    with DuckDBEngine(settings.home) as engine:
+        run_build(settings, store, engine, now=lambda: now)
+        frame = engine.fetch_df(
+            "SELECT trade_date, close, adj_factor, adj_close, price_change_pct, dividend "
+            "FROM daily_prices ORDER BY trade_date"
+        )
+    at = frame.index[frame["trade_date"] == pd.Timestamp("2025-06-16")][0]
+    # The product is exp(sum(ln)): 10 within a few ulps.
+    assert list(frame["adj_factor"][:at]) == pytest.approx([10.0] * at, rel=1e-15)
+    assert set(frame["adj_factor"][at:]) == {1.0}
+    assert frame["close"][at] / frame["close"][at - 1] < 0.15  # traded: the 10:1 drop
+    assert abs(frame["price_change_pct"][at]) < 15  # adjusted: an ordinary day
+    assert frame["adj_close"][at - 1] == pytest.approx(frame["close"][at - 1] / 10)

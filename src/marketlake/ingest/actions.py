@@ -16,6 +16,7 @@ import io
 import math
 
 import pandas as pd
+import pyarrow as pa
 
 from marketlake.storage import ObjectStore
 
@@ -202,3 +203,24 @@ def quarantine_actions(
     body.insert(0, "symbol", symbol)
     store.put_bytes(key, body.to_csv(index=False).encode())
     return key
+
+
+def build_frames(store: ObjectStore) -> dict[str, pd.DataFrame]:
+    """What the build registers as corporate_splits and corporate_dividends: one row per
+    (symbol, ex_date), the latest copy. Typed even when empty (Glue and DuckDB need a type)."""
+    frames = {}
+    for kind, table, column in (
+        (SPLITS, "corporate_splits", "split_factor"),
+        (DIVIDENDS, "corporate_dividends", "amount"),
+    ):
+        rows = current(store, kind)
+        frames[table] = pd.DataFrame(
+            {
+                # Arrow's string (not pandas' "string", which becomes large_string in
+                # Parquet): Athena's table says string, and an empty column keeps its type.
+                "symbol": pd.Series(list(rows["symbol"]), dtype=pd.ArrowDtype(pa.string())),
+                "ex_date": pd.Series(pd.to_datetime(list(rows["date"])), dtype="datetime64[ns]"),
+                column: pd.Series(list(rows["value"]), dtype="float64"),
+            }
+        )
+    return frames
