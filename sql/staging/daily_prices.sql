@@ -3,6 +3,25 @@
 -- (symbol, trade_date), every bar valid: the build supplies the bars that passed
 -- sql/checks/rows (keys present, 0 < low <= open, close <= high, volume present and >= 0).
 -- The exact definitions are those of issue 4 ("Metrics: table daily_prices").
+-- Corporate actions (issue 14): splits (symbol, ex_date, split_factor: new shares per old
+-- share) and dividends (symbol, ex_date, amount: cash per share as declared), one row per
+-- (symbol, ex_date), registered by the build from raw/splits and raw/dividends.
+--
+-- Split adjustment. adj_factor = the product of the split_factors of every split after the
+-- bar's date (a split's ex_date is the first session at the new scale), 1 after the last one;
+-- the product is exp(sum(ln)), exact to ~1e-16. adj_open/high/low/close = price / adj_factor,
+-- adj_volume = volume * adj_factor (DOUBLE). Every price-based metric reads the adjusted bar:
+-- price_change_pct, log_return, the volatility estimators, hv_30d, the SMAs, rsi_14, and
+-- volume_surge_ratio (on adj_volume), so a 10:1 split is no jump. open..volume stay as traded.
+-- daily_return (close - open) and avg_price ((o+h+l+c)/4) stay in traded prices, as the
+-- design card defines them; candle_type and is_market_up read the traded bar (one bar's shape
+-- does not depend on its scale, and the traded values avoid a rounding flip at a boundary).
+-- dividend: the cash dividend going ex on that session (as declared), else 0.
+-- dividend_yield_ttm: the dividends gone ex in the trailing 365 calendar days (ex_date in
+-- (trade_date - 365 days, trade_date]) / close. Each dividend is first put at this bar's share
+-- scale (amount * adj_factor(bar) / adj_factor(its ex_date)): with no split in the window that
+-- is the plain sum / close; across a split, shares and dividend stay comparable.
+-- A split or dividend on a day with no bar is still honoured (adj_factor compares dates).
 -- No ORDER BY: the build writes Parquet partitions, which promise readers no order (Athena's
 -- CTAS writes files in parallel anyway); sorting 5M wide rows added ~10% to the write step.
 --
@@ -60,18 +79,103 @@
 -- factorization keeps full relative precision (all terms are >= 0).
 -- RSI = 100 * avg_gain / (avg_gain + avg_loss): 100 when avg_loss = 0; 50 when both are 0
 -- (TA-Lib gives 0 there). NULL for the first 14 rows.
-WITH base AS (
+WITH split_events AS (
+    SELECT symbol, CAST(ex_date AS DATE) AS ex_date, split_factor FROM corporate_splits
+),
+
+dividend_events AS (
+    SELECT symbol, CAST(ex_date AS DATE) AS ex_date, amount FROM corporate_dividends
+),
+
+split_products AS (
+    -- Each split with the product of its own and every later factor: the adj_factor of the
+    -- bars before it.
     SELECT
-        symbol,
-        trade_date,
-        open,
-        high,
-        low,
-        close,
-        volume,
-        lag(close) OVER (PARTITION BY symbol ORDER BY trade_date) AS prev_close,
+        s.symbol,
+        s.ex_date,
+        exp(sum(ln(l.split_factor))) AS factor_before
+    FROM split_events AS s
+    INNER JOIN split_events AS l ON l.symbol = s.symbol AND l.ex_date >= s.ex_date
+    WHERE s.split_factor > 0 AND l.split_factor > 0
+    GROUP BY s.symbol, s.ex_date
+),
+
+split_steps AS (
+    -- ... back to the previous split's ex_date: the bars in [previous_ex_date, ex_date).
+    SELECT
+        a.symbol,
+        a.ex_date,
+        a.factor_before,
+        max(p.ex_date) AS previous_ex_date
+    FROM split_products AS a
+    LEFT JOIN split_events AS p
+        ON p.symbol = a.symbol AND p.ex_date < a.ex_date AND p.split_factor > 0
+    GROUP BY a.symbol, a.ex_date, a.factor_before
+),
+
+adjusted_dividends AS (
+    -- Each dividend at the share scale after the last split: amount / adj_factor(ex_date).
+    SELECT
+        d.symbol,
+        d.ex_date,
+        d.amount,
+        d.amount / coalesce(f.factor_before, 1.0) AS adj_amount
+    FROM dividend_events AS d
+    LEFT JOIN split_steps AS f
+        ON
+            f.symbol = d.symbol
+            AND d.ex_date < f.ex_date
+            AND (f.previous_ex_date IS NULL OR d.ex_date >= f.previous_ex_date)
+),
+
+trailing_dividends AS (
+    SELECT
+        b.symbol,
+        b.trade_date,
+        sum(d.adj_amount) AS adj_dividends_365d
+    FROM bars AS b
+    INNER JOIN adjusted_dividends AS d
+        ON
+            d.symbol = b.symbol
+            AND d.ex_date <= b.trade_date
+            AND d.ex_date > date_add('day', -365, b.trade_date)
+    GROUP BY b.symbol, b.trade_date
+),
+
+adjusted AS (
+    SELECT
+        b.symbol,
+        b.trade_date,
+        b.open AS traded_open,
+        b.high AS traded_high,
+        b.low AS traded_low,
+        b.close AS traded_close,
+        b.volume AS traded_volume,
+        coalesce(f.factor_before, 1.0) AS adj_factor,
+        coalesce(d.amount, 0.0) AS dividend,
+        coalesce(t.adj_dividends_365d, 0.0) AS adj_dividends_365d
+    FROM bars AS b
+    LEFT JOIN split_steps AS f
+        ON
+            f.symbol = b.symbol
+            AND b.trade_date < f.ex_date
+            AND (f.previous_ex_date IS NULL OR b.trade_date >= f.previous_ex_date)
+    LEFT JOIN adjusted_dividends AS d ON d.symbol = b.symbol AND d.ex_date = b.trade_date
+    LEFT JOIN trailing_dividends AS t ON t.symbol = b.symbol AND t.trade_date = b.trade_date
+),
+
+base AS (
+    -- open..close and volume below are the split-adjusted bar; traded_* as traded.
+    SELECT
+        *,
+        traded_open / adj_factor AS open,
+        traded_high / adj_factor AS high,
+        traded_low / adj_factor AS low,
+        traded_close / adj_factor AS close,
+        CAST(traded_volume AS DOUBLE) * adj_factor AS volume,
+        lag(traded_close / adj_factor) OVER (PARTITION BY symbol ORDER BY trade_date) AS prev_close,
         row_number() OVER (PARTITION BY symbol ORDER BY trade_date) AS rn
-    FROM bars
+    FROM adjusted
 ),
 
 logs AS (
@@ -187,13 +291,21 @@ wilder AS (
 SELECT
     symbol,
     trade_date,
-    open,
-    high,
-    low,
-    close,
-    volume,
-    close - open AS daily_return,
-    (open + high + low + close) / 4.0 AS avg_price,
+    traded_open AS open,
+    traded_high AS high,
+    traded_low AS low,
+    traded_close AS close,
+    traded_volume AS volume,
+    adj_factor,
+    open AS adj_open,
+    high AS adj_high,
+    low AS adj_low,
+    close AS adj_close,
+    volume AS adj_volume,
+    dividend,
+    CASE WHEN close > 0 THEN adj_dividends_365d / close END AS dividend_yield_ttm,
+    traded_close - traded_open AS daily_return,
+    (traded_open + traded_high + traded_low + traded_close) / 4.0 AS avg_price,
     CASE WHEN prev_close <> 0 THEN 100.0 * (close / prev_close - 1.0) END AS price_change_pct,
     log_return,
     abs(ln_hl) / sqrt(4.0 * ln(2.0)) AS parkinson_vol,
@@ -229,20 +341,20 @@ SELECT
             THEN CAST(volume AS DOUBLE) / mean_volume_prev_7
     END AS volume_surge_ratio,
     CASE
-        WHEN high - low = 0 THEN 'flat'
-        WHEN abs(close - open) <= 0.1 * (high - low) THEN 'doji'
+        WHEN traded_high - traded_low = 0 THEN 'flat'
+        WHEN abs(traded_close - traded_open) <= 0.1 * (traded_high - traded_low) THEN 'doji'
         WHEN
-            (CASE WHEN open < close THEN open ELSE close END) - low >= 2.0 * abs(close - open)
-            AND high - (CASE WHEN open > close THEN open ELSE close END) <= abs(close - open)
+            (CASE WHEN traded_open < traded_close THEN traded_open ELSE traded_close END) - traded_low >= 2.0 * abs(traded_close - traded_open)
+            AND traded_high - (CASE WHEN traded_open > traded_close THEN traded_open ELSE traded_close END) <= abs(traded_close - traded_open)
             THEN 'hammer'
         WHEN
-            high - (CASE WHEN open > close THEN open ELSE close END) >= 2.0 * abs(close - open)
-            AND (CASE WHEN open < close THEN open ELSE close END) - low <= abs(close - open)
+            traded_high - (CASE WHEN traded_open > traded_close THEN traded_open ELSE traded_close END) >= 2.0 * abs(traded_close - traded_open)
+            AND (CASE WHEN traded_open < traded_close THEN traded_open ELSE traded_close END) - traded_low <= abs(traded_close - traded_open)
             THEN 'shooting_star'
-        WHEN close > open THEN 'bullish'
-        WHEN high IS NOT NULL AND low IS NOT NULL AND close IS NOT NULL AND open IS NOT NULL
+        WHEN traded_close > traded_open THEN 'bullish'
+        WHEN traded_high IS NOT NULL AND traded_low IS NOT NULL AND traded_close IS NOT NULL AND traded_open IS NOT NULL
             THEN 'bearish'
     END AS candle_type,
-    close > open AS is_market_up,
+    traded_close > traded_open AS is_market_up,
     year(trade_date) AS year
 FROM wilder

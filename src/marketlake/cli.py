@@ -230,6 +230,18 @@ def _print_ingest(report) -> None:
         )
     for r in report.with_status(FAILED):
         err.print(f"  failed: {r.symbol}: {_escape(r.message)} (tried again next run)")
+    if report.actions_asked:
+        landed = ", ".join(f"{n} {k}" for k, n in sorted(report.actions_landed.items()))
+        out.print(
+            f"  splits and dividends: asked for {len(report.actions_asked)} symbol(s), "
+            f"new or changed: {landed or 'none'}"
+        )
+    if report.actions_off:
+        out.print(f"  splits and dividends off this run: {_escape(report.actions_off)}")
+    elif report.actions_waiting:
+        out.print(
+            "  splits and dividends wait for the next run: " + ", ".join(report.actions_waiting)
+        )
 
 
 @app.command()
@@ -266,8 +278,15 @@ def import_(
     symbol: str | None = typer.Option(
         None, "--symbol", "-s", help="The symbol of the bars. Default: from the file name."
     ),
+    splits: bool = typer.Option(
+        False, "--splits", help="The files hold splits: date,split_factor (10 for 10:1)."
+    ),
+    dividends: bool = typer.Option(
+        False, "--dividends", help="The files hold dividends: date (ex-dividend),amount."
+    ),
 ) -> None:
-    """Import daily bars from CSV files into the raw zone (source 'import').
+    """Import daily bars (or, with --splits / --dividends, corporate actions) from CSV files
+    into the raw zone (source 'import').
 
     The header needs a date column named date or timestamp (any case) and open, high, low,
     close, volume; other columns (e.g. "Adj Close") are ignored and rows may come in any
@@ -279,6 +298,19 @@ def import_(
     from marketlake.storage import LocalStore
 
     settings = _settings()
+    if splits and dividends:
+        raise MarketlakeError("--splits and --dividends: import one kind at a time")
+    if splits or dividends:
+        from marketlake.ingest.importer import run_import_actions
+
+        kind = "splits" if splits else "dividends"
+        with lake_lock(settings.home):
+            landed = run_import_actions(settings, LocalStore(settings.home), files, kind, symbol)
+        for name, count, rejected in landed:
+            extra = f"; {rejected} row(s) quarantined" if rejected else ""
+            out.print(f"import: {name}: {count} {kind} row(s) landed{extra}")
+        out.print("next: marketlake build")
+        return
     with lake_lock(settings.home):
         report = run_import(settings, LocalStore(settings.home), files, symbol)
     for r in report.results:

@@ -104,6 +104,9 @@ class Settings:
     provider: str = "synthetic"
     seed: int = 42
     history_days: int = 730
+    # Days between two asks of a symbol's splits and dividends (a new symbol is asked at
+    # once); 0 never asks.
+    actions_every_days: int = 7
     duckdb_memory_limit: str = "2GB"
     duckdb_threads: int = 0  # 0: DuckDB's default, one per core
     keep_versions: int = 5
@@ -131,6 +134,7 @@ class Settings:
             or ("alphavantage" if api_key else "synthetic"),
             "seed": _int(env, "MARKETLAKE_SEED", 42),
             "history_days": _int(env, "MARKETLAKE_HISTORY_DAYS", 730, minimum=1),
+            "actions_every_days": _int(env, "MARKETLAKE_ACTIONS_EVERY_DAYS", 7),
             "duckdb_memory_limit": _memory(env, "MARKETLAKE_DUCKDB_MEMORY_LIMIT", "2GB"),
             "duckdb_threads": _int(env, "MARKETLAKE_DUCKDB_THREADS", 0),
             "keep_versions": _int(env, "MARKETLAKE_KEEP_VERSIONS", 5, minimum=1),

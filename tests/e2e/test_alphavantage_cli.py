@@ -195,7 +195,11 @@ def test_the_api_key_never_appears_in_anything_the_cli_printed_or_wrote(server, 
 def test_the_progress_bar_shows_the_symbol_and_rate_limit_waits_on_a_terminal(server, tmp_path):
     server.default = BySymbol({}, fallback=daily_reply(COMPACT))
     # 30 calls a minute: a call every 2 s, so the 2nd and 3rd symbols each wait about 2 s.
-    env = environment(server, "AAA,BBB,CCC", ALPHAVANTAGE_CALLS_PER_MINUTE="30")
+    # Bars only: the paced requests counted here are the bars' (splits and dividends,
+    # which follow them, are tested in test_ingest_actions.py).
+    env = environment(
+        server, "AAA,BBB,CCC", ALPHAVANTAGE_CALLS_PER_MINUTE="30", MARKETLAKE_ACTIONS_EVERY_DAYS="0"
+    )
     env.update(TERM="xterm-256color", COLUMNS="160", LINES="40")
     env.pop("NO_COLOR", None)
     master, slave = pty.openpty()

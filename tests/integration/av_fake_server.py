@@ -182,7 +182,8 @@ class FakeAlphaVantage:
         with self._lock:
             self.requests.append(query)
             script = self.replies.pop(0) if self.replies else self.default
-        return script(query) if callable(script) else script
+        reply = script(query) if callable(script) else script
+        return _no_actions_for_a_bars_script(query, reply)
 
     def _handle(self, handler: http.server.BaseHTTPRequestHandler) -> None:
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(handler.path).query))
@@ -253,3 +254,67 @@ class BySymbol:
             queue = self.queues.get(query.get("symbol", ""))
             script = self.fallback if not queue else queue.pop(0) if len(queue) > 1 else queue[0]
         return script(query) if callable(script) else script
+
+
+# -- corporate actions: SPLITS and DIVIDENDS ------------------------------------------------
+
+# Alpha Vantage's answer to a function it does not offer.
+ERROR_UNKNOWN_FUNCTION = {"Error Message": "This API function (SPLITS) does not exist."}
+
+
+def splits_json(symbol: str, splits: list[tuple[dt.date, float]]) -> dict:
+    """A SPLITS body: {"symbol", "data": [{"effective_date", "split_factor"}]}, strings,
+    newest first, as the vendor documents it."""
+    return {
+        "symbol": symbol,
+        "data": [
+            {"effective_date": d.isoformat(), "split_factor": f"{f:.4f}"}
+            for d, f in sorted(splits, reverse=True)
+        ],
+    }
+
+
+def dividends_json(symbol: str, dividends: list[tuple[dt.date, float]]) -> dict:
+    """A DIVIDENDS body: {"symbol", "data": [{"ex_dividend_date", "declaration_date",
+    "record_date", "payment_date", "amount"}]}, strings ("None" where unknown), newest first."""
+    return {
+        "symbol": symbol,
+        "data": [
+            {
+                "ex_dividend_date": d.isoformat(),
+                "declaration_date": "None",
+                "record_date": (d + dt.timedelta(days=1)).isoformat(),
+                "payment_date": (d + dt.timedelta(days=14)).isoformat(),
+                "amount": f"{a:.4f}",
+            }
+            for d, a in sorted(dividends, reverse=True)
+        ],
+    }
+
+
+class ByFunction:
+    """A script that answers by the request's function: `functions` maps a function name to
+    a script (a BySymbol, a Reply or a callable); `bars` answers every other function."""
+
+    def __init__(self, bars: Script, functions: dict) -> None:
+        self.bars = bars
+        self.functions = functions
+
+    def __call__(self, query: dict) -> Reply:
+        script = self.functions.get(query.get("function", ""), self.bars)
+        return script(query) if callable(script) else script
+
+
+def _no_actions_for_a_bars_script(query: dict, reply: Reply) -> Reply:
+    """A script that only knows TIME_SERIES_DAILY (e.g. the rehearsal's) answers SPLITS and
+    DIVIDENDS with a daily series: the stand-in answers them, in the vendor's shape, with
+    no events instead. Refusals and scripts written for those functions pass unchanged."""
+    function = query.get("function", "")
+    body = reply.body
+    if function not in ("SPLITS", "DIVIDENDS") or not isinstance(body, (str, dict)):
+        return reply
+    text = body if isinstance(body, str) else json.dumps(body)
+    if '"Time Series (Daily)"' not in text:
+        return reply
+    empty = (splits_json if function == "SPLITS" else dividends_json)(query.get("symbol", ""), [])
+    return dataclasses.replace(reply, body=empty, content_type="application/json")

@@ -121,6 +121,9 @@ class Lake:
             "ALPHAVANTAGE_BACKOFF_SECONDS": "0.5",
             "ALPHAVANTAGE_MAX_RETRIES": "2",
             "MARKETLAKE_TICKERS": tickers,
+            # These tests pin the bars' requests one by one; splits and dividends, which
+            # follow them, have tests of their own (test_ingest_actions.py).
+            "MARKETLAKE_ACTIONS_EVERY_DAYS": "0",
         }
         base.update(env)
         return Settings.from_env(base, home=self.home)

@@ -148,6 +148,8 @@ def cloud(lambda_module, monkeypatch):
             "ALPHAVANTAGE_BACKOFF_SECONDS": "0.01",
             "ALPHAVANTAGE_MAX_RETRIES": "1",
             "MARKETLAKE_TICKERS": "AAA,BBB,CCC",
+            # The bars' requests are counted here; splits and dividends are tested apart.
+            "MARKETLAKE_ACTIONS_EVERY_DAYS": "0",
             "GLUE_WORKFLOW_NAME": WORKFLOW,
         }
         for name, value in env.items():

@@ -26,6 +26,17 @@ from marketlake.engines.duckdb import DuckDBEngine, transpile
 from marketlake.ingest.raw import bars_to_frame, frame_to_csv, raw_key
 from marketlake.sessions import sessions_between
 
+# Issue 14's columns, after volume.
+ADJUSTED = [
+    "adj_factor",
+    "adj_open",
+    "adj_high",
+    "adj_low",
+    "adj_close",
+    "adj_volume",
+    "dividend",
+    "dividend_yield_ttm",
+]
 COLUMNS = [
     "symbol",
     "trade_date",
@@ -34,6 +45,7 @@ COLUMNS = [
     "low",
     "close",
     "volume",
+    *ADJUSTED,
     "daily_return",
     "avg_price",
     "price_change_pct",
@@ -54,6 +66,7 @@ COLUMNS = [
     "year",
 ]
 FLOAT_METRICS = [
+    *ADJUSTED,
     "daily_return",
     "avg_price",
     "price_change_pct",
@@ -152,10 +165,51 @@ def candle(o: float, h: float, lo: float, c: float) -> str:
     return "bullish" if c > o else "bearish"
 
 
+# Recorded corporate actions of the test series (symbol ADJ has both kinds; SPLIT and
+# LONGSPLIT split with no record, so their metrics see the jump as before).
+ADJ_START = dt.date(2021, 1, 4)
+ADJ_SPLITS = [
+    ("ADJ", dt.date(2021, 9, 1), 10.0),  # 10:1
+    ("ADJ", dt.date(2022, 3, 1), 0.25),  # 1:4 reverse
+    ("ADJ", dt.date(2020, 6, 1), 2.0),  # before the first bar: every bar carries it
+]
+ADJ_DIVIDENDS = [
+    ("ADJ", ADJ_START + dt.timedelta(days=d), a)
+    for d, a in [(40, 0.5), (131, 0.5), (222, 0.52), (313, 0.06), (404, 0.06), (495, 0.25)]
+] + [("ADJ", dt.date(2022, 12, 31), 0.3)]  # a Saturday: no bar, but it counts in the TTM
+
+
+def adjustment(bars: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(adj_factor, dividend, dividend_yield_ttm) of one symbol's bars, from the issue."""
+    symbol = bars["symbol"].iloc[0]
+    days = list(bars["trade_date"])
+    splits = [(d, f) for s, d, f in ADJ_SPLITS if s == symbol]
+
+    def factor(day: dt.date) -> float:
+        return float(np.prod([f for d, f in splits if d > day]))
+
+    adj = np.array([factor(d) for d in days])
+    dividends = [(d, a) for s, d, a in ADJ_DIVIDENDS if s == symbol]
+    dividend = np.array([sum(a for d, a in dividends if d == day) for day in days])
+    close = bars["close"].to_numpy(float)
+    paid = np.array(
+        [
+            sum(a * adj[i] / factor(d) for d, a in dividends if day - dt.timedelta(365) < d <= day)
+            for i, day in enumerate(days)
+        ]
+    )
+    # No yield over a close that is not positive (only a stray bad bar has one): NULL.
+    safe = np.where(close > 0, close, 1.0)
+    return adj, dividend, np.where(close > 0, paid / safe, np.nan)
+
+
 def reference(bars: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Every metric of one symbol's bars (sorted by trade_date), straight from the issue."""
-    o, h, lo, c = (bars[k].to_numpy(float) for k in ("open", "high", "low", "close"))
-    v = bars["volume"].to_numpy(float)
+    """Every metric of one symbol's bars (sorted by trade_date), straight from the issue:
+    on split-adjusted prices, but daily_return, avg_price and the candle as traded."""
+    adj, dividend, ttm = adjustment(bars)
+    to, th, tl, tc = (bars[k].to_numpy(float) for k in ("open", "high", "low", "close"))
+    o, h, lo, c = to / adj, th / adj, tl / adj, tc / adj
+    v = bars["volume"].to_numpy(float) * adj
     prev = np.r_[np.nan, c[:-1]]
     ln_hl = _log_ratio(h, lo)
     ln_co = _log_ratio(c, o)
@@ -180,8 +234,16 @@ def reference(bars: pd.DataFrame) -> dict[str, np.ndarray]:
         surge = np.where(mean_prev_volume != 0, v / mean_prev_volume, np.nan)
     rsi, avg_gain, avg_loss = wilder(c)
     return {
-        "daily_return": c - o,
-        "avg_price": (o + h + lo + c) / 4,
+        "adj_factor": adj,
+        "adj_open": o,
+        "adj_high": h,
+        "adj_low": lo,
+        "adj_close": c,
+        "adj_volume": v,
+        "dividend": dividend,
+        "dividend_yield_ttm": ttm,
+        "daily_return": tc - to,
+        "avg_price": (to + th + tl + tc) / 4,
         "price_change_pct": price_change_pct,
         "log_return": log_return,
         "parkinson_vol": np.abs(ln_hl) / np.sqrt(4 * np.log(2)),
@@ -198,8 +260,8 @@ def reference(bars: pd.DataFrame) -> dict[str, np.ndarray]:
         "avg_gain": avg_gain,
         "avg_loss": avg_loss,
         "volume_surge_ratio": surge,
-        "candle_type": np.array([candle(*bar) for bar in zip(o, h, lo, c)], dtype=object),
-        "is_market_up": c > o,
+        "candle_type": np.array([candle(*bar) for bar in zip(to, th, tl, tc)], dtype=object),
+        "is_market_up": tc > to,
         "year": np.array([d.year for d in bars["trade_date"]]),
     }
 
@@ -281,6 +343,8 @@ def make_bars(seed: int = 7) -> pd.DataFrame:
         walk(rng, "ONEB", 1, start=dt.date(2023, 12, 29)),
         walk(rng, "TWENTY", 20),
         walk(rng, "NOVOL", 45),
+        # Recorded: a 10:1 split, then a 1:4 reverse split, and dividends (ADJ_* above).
+        split(split(walk(rng, "ADJ", 700, start=ADJ_START), 240, 10.0), 421, 0.25),
     ]
     bars = pd.concat(parts, ignore_index=True)
     novol = bars.index[bars["symbol"] == "NOVOL"]
@@ -322,6 +386,11 @@ def run_sql(bars: pd.DataFrame, sql: str | None = None) -> dict[str, np.ndarray]
     # Shuffled: the SQL must not lean on the order rows arrive in.
     con.register("shuffled", bars[BAR_COLUMNS].sample(frac=1.0, random_state=1))
     con.execute("INSERT INTO input_bars SELECT * FROM shuffled")
+    # As the build registers them (actions.build_frames): one row per (symbol, ex_date).
+    con.execute("CREATE TABLE corporate_splits (symbol VARCHAR, ex_date DATE, split_factor DOUBLE)")
+    con.executemany("INSERT INTO corporate_splits VALUES (?, ?, ?)", ADJ_SPLITS)
+    con.execute("CREATE TABLE corporate_dividends (symbol VARCHAR, ex_date DATE, amount DOUBLE)")
+    con.executemany("INSERT INTO corporate_dividends VALUES (?, ?, ?)", ADJ_DIVIDENDS)
     composed = sqlfiles.bind(
         sql or daily_prices_sql(),
         {"bars": "SELECT symbol, trade_date, open, high, low, close, volume FROM input_bars"},
@@ -484,7 +553,8 @@ def test_rsi_matches_wilder_and_talib(computed):
     assert both_zero.sum() >= 40  # the CONST symbol
     for symbol in np.unique(ref["symbol"]):
         rows = ref["symbol"] == symbol
-        expected = talib.RSI(np.ascontiguousarray(out["close"][rows], dtype=float), 14)
+        # On the adjusted close (ADJ splits 10:1 and 1:4; elsewhere it is the close).
+        expected = talib.RSI(np.ascontiguousarray(out["adj_close"][rows], dtype=float), 14)
         assert list(np.isnan(expected)) == list(null[rows]), symbol
         ours, zero = got[rows], both_zero[rows]
         # The one documented difference: both averages 0 -> TA-Lib 0, we 50.

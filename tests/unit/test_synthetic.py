@@ -145,6 +145,15 @@ def test_the_market_is_roughly_realistic(seed):
     vols = []
     for symbol in DEFAULT_TICKERS:
         bars = provider.fetch_daily(symbol, dt.date(2023, 1, 1), dt.date(2024, 12, 31))
+        # Split-adjusted: a split is a jump of the traded price, not a move of the market.
+        factor = np.ones(len(bars))
+        for day, ratio in provider.fetch_actions("splits", symbol, dt.date(2099, 1, 1)).itertuples(
+            index=False
+        ):
+            factor[(bars["trade_date"] < day).to_numpy()] *= ratio
+        bars[["open", "high", "low", "close"]] = bars[["open", "high", "low", "close"]].div(
+            factor, axis=0
+        )
         close = bars["close"].to_numpy()
         assert (close > 0).all()
         log_returns = np.diff(np.log(close))

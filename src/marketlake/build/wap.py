@@ -47,6 +47,7 @@ from marketlake.build.versions import (
 from marketlake.config import Settings
 from marketlake.errors import BuildBlocked, DamagedFile, MarketlakeError
 from marketlake.faults import crash_point
+from marketlake.ingest import actions
 from marketlake.ingest.raw import RAW_PREFIX, format_timestamp
 from marketlake.ingest.state import (
     LANDED_PREFIX,
@@ -277,6 +278,9 @@ def run_build(
                 # No new bar has a readable date: rebuild the newest year, so the bad rows
                 # are counted against the threshold and the published rows carried over.
                 first_year = max(int(y) for y in current.partitions)
+        # Splits and dividends: small, read whole from the raw zone on every build.
+        for name, frame in actions.build_frames(store).items():
+            engine.register_frame(name, frame)
         metrics = sqlfiles.bind(sqlfiles.load("staging/daily_prices.sql"), {"bars": "good_bars"})
         if first_year is not None:
             # Lookback: each symbol with new bars keeps the rows its windows can reach before

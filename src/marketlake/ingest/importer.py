@@ -14,12 +14,15 @@ import pandas as pd
 
 from marketlake.config import Settings, parse_tickers
 from marketlake.errors import MarketlakeError
+from marketlake.ingest import actions
+from marketlake.ingest.raw import format_timestamp
 from marketlake.ingest.runner import (
     IngestReport,
     _claim_lake,
     bad_share,
     judge_bars,
     land_bars,
+    quarantine_stamp,
     refuse_batch,
 )
 from marketlake.ingest.state import load_state, save_state
@@ -140,3 +143,76 @@ def run_import(
         )
         save_state(store, state)
     return report
+
+
+ACTION_VALUE_COLUMNS = {"splits": "split_factor", "dividends": "amount"}
+
+
+def read_actions_csv(data: bytes, name: str, kind: str) -> pd.DataFrame:
+    """Splits (date,split_factor) or dividends (date,amount) from CSV text: any case, other
+    columns ignored. Values stay text: judge_actions decides."""
+    value = ACTION_VALUE_COLUMNS[kind]
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        raise MarketlakeError(f"{name}: not a readable CSV file ({first})") from None
+    columns = {c.strip().lower(): c for c in frame.columns}
+    missing = [c for c in ("date", value) if c not in columns]
+    if missing:
+        raise MarketlakeError(
+            f"{name}: missing column(s) {', '.join(missing)}; --{kind} files need the header "
+            f"date,{value}"
+        )
+    return pd.DataFrame(
+        {"date": frame[columns["date"]].str.strip(), "value": frame[columns[value]].str.strip()}
+    )
+
+
+def run_import_actions(
+    settings: Settings,
+    store: ObjectStore,
+    files: Sequence[Path],
+    kind: str,
+    symbol: str | None = None,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+) -> list[tuple[str, int, int]]:
+    """Land splits or dividends from CSV files; (symbol, rows landed, rows quarantined) per
+    file. Every file is read and checked before anything lands."""
+    if symbol is not None and len(files) > 1:
+        raise MarketlakeError("--symbol names one symbol; import one file at a time with it")
+    action = actions.SPLITS if kind == "splits" else actions.DIVIDENDS
+    loaded = []
+    for path in files:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise MarketlakeError(f"{path}: cannot read ({exc.strerror})") from None
+        name = parse_tickers(symbol)[0] if symbol else symbol_from_name(Path(path))
+        valid, rejected = actions.judge_actions(
+            action, read_actions_csv(data, Path(path).name, kind)
+        )
+        total = len(valid) + len(rejected)
+        if total and 100.0 * len(rejected) / total > settings.max_bad_row_pct:
+            raise MarketlakeError(
+                f"{Path(path).name}: {len(rejected)} of {total} rows are unusable (first: "
+                f"{rejected['reason'].iloc[0]}), more than MARKETLAKE_MAX_BAD_ROW_PCT="
+                f"{settings.max_bad_row_pct:g}%; nothing was imported. Fix the file"
+            )
+        loaded.append((name, valid, rejected))
+    moment = now()
+    ingest_date = eastern_date(moment)
+    state = load_state(store)
+    _claim_lake(state, SOURCE, settings)
+    save_state(store, state)
+    out = []
+    for name, valid, rejected in loaded:
+        if len(rejected):
+            actions.quarantine_actions(
+                store, action, name, rejected, SOURCE, ingest_date, quarantine_stamp(moment)
+            )
+        landed = actions.land_actions(
+            store, action, name, valid, SOURCE, ingest_date, format_timestamp(moment)
+        )
+        out.append((name, landed, len(rejected)))
+    return out

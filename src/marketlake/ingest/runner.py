@@ -12,7 +12,7 @@ import pandas as pd
 
 from marketlake.config import Settings
 from marketlake.errors import MarketlakeError
-from marketlake.ingest import raw
+from marketlake.ingest import actions, raw
 from marketlake.ingest.ratelimit import QuotaExhausted, RateLimiter
 from marketlake.ingest.state import (
     LANDED_PREFIX,
@@ -34,6 +34,7 @@ from marketlake.providers.alphavantage import (
     PayloadError,
     PremiumOnly,
     RateLimited,
+    UnknownFunction,
     redact,
 )
 from marketlake.providers.base import Provider
@@ -84,6 +85,12 @@ class IngestReport:
 
     def with_status(self, status: str) -> list[SymbolResult]:
         return [r for r in self.results if r.status == status]
+
+    # Corporate actions: rows landed per kind, symbols asked, and why some were not.
+    actions_landed: dict = dataclasses.field(default_factory=dict)
+    actions_asked: list = dataclasses.field(default_factory=list)
+    actions_waiting: list = dataclasses.field(default_factory=list)
+    actions_off: str = ""
 
 
 class IngestObserver:
@@ -162,6 +169,9 @@ def run_ingest(
             out_of_time,
             limiter,
             refetch,
+        )
+        _ingest_actions(
+            settings, store, state, provider, wanted, report, observer, now, out_of_time, limiter
         )
     finally:
         save_state(store, state)
@@ -245,6 +255,82 @@ def _ingest_all(
 
 
 INVALID_RETRY_DAYS = 7
+
+
+def actions_due(settings: Settings, state: IngestState, symbol: str, today: dt.date) -> bool:
+    """A symbol's splits and dividends are asked when it is new to them, then every
+    MARKETLAKE_ACTIONS_EVERY_DAYS days (0: never)."""
+    if settings.actions_every_days <= 0:
+        return False
+    entry = state.symbols.get(symbol)
+    if entry is None or entry.watermark is None or entry.invalid:
+        return False  # no bars yet (deferred, failed or refused): nothing to adjust
+    if entry.actions_on is None:
+        return True
+    return (today - dt.date.fromisoformat(entry.actions_on)).days >= settings.actions_every_days
+
+
+def _ingest_actions(
+    settings, store, state, provider, symbols, report, observer, now, out_of_time, limiter
+):
+    """Splits and dividends of the symbols that are due, after every symbol's bars: when the
+    day's quota is short, bars come first. Two requests a symbol, through the same limiter,
+    refusal handling and redaction as the bars. A premium or unknown-function refusal turns
+    the feature off for this run (said once); the quota running out leaves the rest due."""
+    fetch = getattr(provider, "fetch_actions", None)
+    if fetch is None:
+        return
+    today = eastern_date(now())
+    due = [s for s in symbols if actions_due(settings, state, s, today)]
+    for position, symbol in enumerate(due):
+        try:
+            next_wait = limiter.peek_wait() if limiter is not None else 0.0
+            if out_of_time is not None and out_of_time(next_wait):
+                raise QuotaExhausted("time budget of this run spent")
+            answers = [(kind, fetch(kind.name, symbol, report.session)) for kind in actions.KINDS]
+        except QuotaExhausted as exc:
+            report.actions_waiting = due[position:]
+            observer.event(
+                "actions",
+                f"splits and dividends of {len(due) - position} symbol(s) wait for the next "
+                f"run ({exc})",
+            )
+            return
+        except (PremiumOnly, UnknownFunction) as exc:
+            report.actions_off = str(exc)
+            report.actions_waiting = due[position:]
+            observer.event(
+                "actions", f"splits and dividends are off for this run: {exc}; bars are unaffected"
+            )
+            return
+        except (InvalidSymbol, FetchFailed, RateLimited, PayloadError) as exc:
+            # This symbol's actions wait for the next run; the others carry on.
+            first = redact((str(exc).splitlines() or [""])[0], settings.api_key)
+            observer.event("actions", f"{symbol}: splits and dividends not fetched ({first})")
+            continue
+        moment = now()
+        stamp = raw.format_timestamp(moment)
+        for kind, rows in answers:
+            valid, rejected = actions.judge_actions(kind, rows)
+            # An announced event ahead of the last closed session waits until it has passed.
+            valid = valid.loc[[d <= report.session for d in valid["date"]]]
+            if len(rejected):
+                actions.quarantine_actions(
+                    store,
+                    kind,
+                    symbol,
+                    rejected,
+                    provider.name,
+                    report.ingest_date,
+                    quarantine_stamp(moment),
+                )
+            landed = actions.land_actions(
+                store, kind, symbol, valid, provider.name, report.ingest_date, stamp
+            )
+            report.actions_landed[kind.name] = report.actions_landed.get(kind.name, 0) + landed
+        state.entry(symbol).actions_on = today.isoformat()
+        report.actions_asked.append(symbol)
+        save_state(store, state)
 
 
 def _still_invalid(state: IngestState, symbol: str, today: dt.date) -> str | None:

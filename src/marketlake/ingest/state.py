@@ -21,6 +21,7 @@ class SymbolState:
     last_ingest: str | None = None  # ISO timestamp of the last run that touched it
     invalid: str | None = None  # why the provider refused the symbol, if it did
     invalid_on: str | None = None  # the US/Eastern day it refused it
+    actions_on: str | None = None  # the US/Eastern day its splits and dividends were asked
 
 
 @dataclasses.dataclass
@@ -88,6 +89,7 @@ class IngestState:
             if isinstance(entry, dict):
                 _check_day(entry.get("watermark"), f"the watermark of {symbol}")
                 _check_day(entry.get("invalid_on"), f"invalid_on of {symbol}")
+                _check_day(entry.get("actions_on"), f"actions_on of {symbol}")
         state = cls(
             lake_kind=body.get("lake_kind"),
             symbols={k: SymbolState(**v) for k, v in (body.get("symbols") or {}).items()},

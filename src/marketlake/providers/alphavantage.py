@@ -74,7 +74,16 @@ DAILY_LIMIT = "daily-limit"
 INVALID_KEY = "invalid-key"
 PREMIUM_ONLY = "premium-only"
 INVALID_SYMBOL = "invalid-symbol"
+UNKNOWN_FUNCTION = "unknown-function"
 GARBLED = "garbled"
+
+# The corporate-action functions: {"symbol": ..., "data": [{...}, ...]}, every value a string
+# (Alpha Vantage's documentation of SPLITS and DIVIDENDS; a dividend also carries
+# declaration_date, record_date and payment_date, "None" when unknown).
+ACTION_FIELDS = {
+    "SPLITS": ("effective_date", "split_factor"),
+    "DIVIDENDS": ("ex_dividend_date", "amount"),
+}
 
 # Markers, lower case, matched in this order. Alpha Vantage's wording drifts, so they
 # are phrases rather than whole sentences. The order matters: the burst message also
@@ -102,6 +111,8 @@ _THROTTLE_MARKERS = (
 )
 _DAILY_MARKERS = ("per day", "daily rate limit", "daily limit", "daily request limit")
 _PREMIUM_MARKERS = ("premium endpoint", "premium feature", "outputsize=full")
+# "This API function (XYZ) does not exist.": a function this key's API does not offer.
+_UNKNOWN_FUNCTION_MARKERS = ("does not exist", "unknown function", "invalid function")
 
 # ASCII only: \d would also accept Arabic-Indic and other Unicode digits.
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
@@ -151,6 +162,10 @@ class InvalidApiKey(AlphaVantageError):
 
 class PremiumOnly(AlphaVantageError):
     """The request needs a premium plan and has no free fallback."""
+
+
+class UnknownFunction(AlphaVantageError):
+    """Alpha Vantage does not offer the function asked for (or no longer does)."""
 
 
 class InvalidSymbol(AlphaVantageError):
@@ -238,6 +253,8 @@ def _classify_message(key: str, message: str) -> str:
         return DAILY_LIMIT
     if any(m in low for m in _PREMIUM_MARKERS):
         return PREMIUM_ONLY
+    if any(m in low for m in _UNKNOWN_FUNCTION_MARKERS):
+        return UNKNOWN_FUNCTION
     if key == "Error Message":
         return INVALID_SYMBOL
     if key == "Note":  # every "Note" Alpha Vantage has sent was about call frequency
@@ -245,8 +262,9 @@ def _classify_message(key: str, message: str) -> str:
     return GARBLED
 
 
-def classify(text: str) -> Answer:
-    """The answer class of a body. Never raises: anything unrecognised is ``garbled``."""
+def classify(text: str, function: str = FUNCTION) -> Answer:
+    """The answer class of a body to `function`. Never raises: anything unrecognised is
+    ``garbled``."""
     body = _strip_body(text)
     if not body:
         return Answer(GARBLED, "empty body")
@@ -259,10 +277,15 @@ def classify(text: str) -> Answer:
             return Answer(GARBLED, "JSON body is not an object")
         if not obj:
             return Answer(GARBLED, "empty JSON object {}")
+        if function in ACTION_FIELDS:
+            if isinstance(obj.get("data"), list):
+                return Answer(OK_JSON, data=obj)
+            if obj.get("data") is not None:
+                return Answer(GARBLED, "'data' is not a JSON array")
         series = obj.get(SERIES_KEY)
-        if isinstance(series, dict):
+        if function == FUNCTION and isinstance(series, dict):
             return Answer(OK_JSON, data=obj)
-        if series is not None:
+        if function == FUNCTION and series is not None:
             return Answer(GARBLED, f"{SERIES_KEY!r} is not a JSON object")
         for key in ("Error Message", "Information", "Note"):
             message = obj.get(key)
@@ -271,7 +294,10 @@ def classify(text: str) -> Answer:
                 if kind == GARBLED:
                     return Answer(GARBLED, f"unrecognised Alpha Vantage message: {message}")
                 return Answer(kind, message)
-        return Answer(GARBLED, f"JSON without {SERIES_KEY!r} or a known message")
+        expected = repr(SERIES_KEY) if function == FUNCTION else "'data'"
+        return Answer(GARBLED, f"JSON without {expected} or a known message")
+    if function != FUNCTION:
+        return Answer(GARBLED, "not the JSON object asked for")
     if _csv_header_ok(body.split("\n", 1)[0]):
         return Answer(GARBLED, "NUL byte in CSV body") if "\x00" in body else Answer(OK_CSV)
     if body[:1] == "<":
@@ -466,6 +492,23 @@ def parse_csv(text: str) -> ParsedBars:
     return collected.result()
 
 
+def parse_actions(function: str, data: Any) -> pd.DataFrame:
+    """(date, value) text rows of a SPLITS or DIVIDENDS answer, as received; ingest judges
+    them. An entry that is not an object keeps its text as the date, so it is rejected."""
+    date_field, value_field = ACTION_FIELDS[function]
+    dates, values = [], []
+    for entry in data.get("data") or []:
+        if isinstance(entry, dict):
+            dates.append(_as_text(entry.get(date_field)))
+            values.append(_as_text(entry.get(value_field)))
+        else:
+            dates.append(_as_text(entry))
+            values.append("")
+    return pd.DataFrame(
+        {"date": pd.Series(dates, dtype=object), "value": pd.Series(values, dtype=object)}
+    )
+
+
 # -- HTTP -----------------------------------------------------------------------------
 
 
@@ -601,6 +644,21 @@ class AlphaVantageProvider:
     def fetch_daily(self, symbol: str, since: dt.date | None, until: dt.date) -> pd.DataFrame:
         return self.fetch(symbol, since, until).bars
 
+    def fetch_actions(self, kind: str, symbol: str, until: dt.date) -> pd.DataFrame:
+        """The symbol's splits or dividends (`kind`), one request (retries aside): text
+        (date, value) rows as received. ``PremiumOnly`` or ``UnknownFunction`` when this key
+        cannot ask for them."""
+        function = "SPLITS" if kind == "splits" else "DIVIDENDS"
+        self._attempts = 0
+        try:
+            _, parsed = self._call(symbol, "compact", function)
+        except _PremiumRefusal as refusal:
+            raise PremiumOnly(
+                f"Alpha Vantage serves {function} to premium keys only "
+                f"({self._excerpt(refusal.message)})"
+            ) from None
+        return parsed
+
     def fetch(self, symbol: str, since: dt.date | None, until: dt.date) -> FetchResult:
         self._attempts = 0
         outputsize = self.outputsize
@@ -656,16 +714,12 @@ class AlphaVantageProvider:
         if self.on_event is not None:
             self.on_event(kind, message)
 
-    def _url(self, symbol: str, outputsize: str) -> str:
-        query = urllib.parse.urlencode(
-            {
-                "function": FUNCTION,
-                "symbol": symbol,
-                "outputsize": outputsize,
-                "datatype": self.datatype,
-                "apikey": self._api_key,
-            }
-        )
+    def _url(self, symbol: str, outputsize: str, function: str = FUNCTION) -> str:
+        params = {"function": function, "symbol": symbol}
+        if function == FUNCTION:
+            params.update({"outputsize": outputsize, "datatype": self.datatype})
+        params["apikey"] = self._api_key
+        query = urllib.parse.urlencode(params)
         return f"{self.base_url}{'&' if '?' in self.base_url else '?'}{query}"
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
@@ -681,8 +735,8 @@ class AlphaVantageProvider:
             seconds = max(seconds, min(retry_after, self.max_backoff_seconds))
         return seconds
 
-    def _call(self, symbol: str, outputsize: str) -> tuple[str, ParsedBars]:
-        url = self._url(symbol, outputsize)
+    def _call(self, symbol: str, outputsize: str, function: str = FUNCTION) -> tuple[str, Any]:
+        url = self._url(symbol, outputsize, function)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome is not None else None
@@ -703,7 +757,7 @@ class AlphaVantageProvider:
         )
         attempts = self.max_retries + 1
         try:
-            return retrying(self._attempt, url, symbol)
+            return retrying(self._attempt, url, symbol, function)
         except _Throttled as exc:
             raise RateLimited(
                 f"Alpha Vantage still throttles after {attempts} attempts for {symbol} "
@@ -722,14 +776,16 @@ class AlphaVantageProvider:
                 f"{self._excerpt(exc.reason)}; check the network and retry"
             ) from None
 
-    def _attempt(self, url: str, symbol: str) -> tuple[str, ParsedBars]:
+    def _attempt(self, url: str, symbol: str, function: str = FUNCTION) -> tuple[str, Any]:
         if self.limiter is not None:
             self.limiter.acquire()
         self._attempts += 1
         log.debug("GET %s", self._redact(url))
         text = self._get(url)
-        answer = classify(text)
+        answer = classify(text, function)
         kind = answer.kind
+        if kind == OK_JSON and function != FUNCTION:
+            return text, parse_actions(function, answer.data)
         if kind == OK_JSON:
             try:
                 return text, _series_to_bars(answer.data[SERIES_KEY])
@@ -758,6 +814,10 @@ class AlphaVantageProvider:
             raise InvalidApiKey(
                 f"Alpha Vantage does not accept the API key ({self._excerpt(answer.message)}); "
                 f"{KEY_HELP}"
+            )
+        if kind == UNKNOWN_FUNCTION:
+            raise UnknownFunction(
+                f"Alpha Vantage does not offer {function} ({self._excerpt(answer.message)})"
             )
         if kind == INVALID_SYMBOL:
             raise InvalidSymbol(

@@ -19,6 +19,21 @@ from marketlake.sessions import CALENDAR_START, nyse
 TRADING_DAYS = 252
 ANCHOR_SESSION = dt.date(2013, 1, 2)
 
+# Splits of the synthetic market (effective date, new shares per old share), seed-independent:
+# two 10:1 splits where NVDA and AVGO really split, and, inside the default two-year window of
+# `make run`, a 10:1, a 2:1 and a 1:4 reverse split. Prices before a split trade at the
+# adjusted path times the product of the later factors, so each split is a real jump in the
+# traded series, exactly undone by the adjustment.
+SPLITS = {
+    "NVDA": ((dt.date(2024, 6, 10), 10.0),),
+    "AVGO": ((dt.date(2024, 7, 15), 10.0),),
+    "AMAT": ((dt.date(2025, 6, 16), 10.0),),
+    "TXN": ((dt.date(2025, 10, 20), 2.0),),
+    "INTC": ((dt.date(2026, 3, 16), 0.25),),
+}
+# Quarterly dividends: ex-dates in these months, on the first session on or after the 10th.
+DIVIDEND_MONTHS = (2, 5, 8, 11)
+
 
 STREAMS = ("params", "vol", "price", "gap", "upper", "lower", "volume")
 
@@ -50,6 +65,9 @@ def _path(seed: int, symbol: str) -> pd.DataFrame:
     annual_vol = params.uniform(0.22, 0.55)
     mean_volume = float(np.exp(params.uniform(np.log(2e6), np.log(6e7))))
 
+    # Drawn after the others, so the bars of every seed stay what they were.
+    dividend_yield = params.uniform(-0.01, 0.035)  # a symbol below 0 pays none
+
     sigma = annual_vol / np.sqrt(TRADING_DAYS)
     # Volatility clusters: log-vol follows a slow AR(1) around the symbol's level.
     vol_shocks = rng["vol"].normal(0.0, 0.08, n)
@@ -79,6 +97,12 @@ def _path(seed: int, symbol: str) -> pd.DataFrame:
     high = np.maximum(open_, close) * np.exp(upper)
     low = np.minimum(open_, close) * np.exp(-lower)
 
+    # Traded prices: the adjusted path times the product of the later splits' factors.
+    factor = np.ones(n)
+    for day, ratio in SPLITS.get(symbol, ()):
+        factor[sessions < day] *= ratio
+    open_, close, high, low = (x * factor for x in (open_, close, high, low))
+
     # Cents, as exchanges quote; rounding can break the OHLC order, so restore it.
     open_, close = np.round(open_, 2), np.round(close, 2)
     open_ = np.maximum(open_, 0.01)
@@ -88,8 +112,8 @@ def _path(seed: int, symbol: str) -> pd.DataFrame:
 
     # Busier on big moves; lognormal around the symbol's mean.
     move = np.abs(gap + body) / sigma_t
-    volume = mean_volume * np.exp(rng["volume"].normal(-0.125, 0.5, n) + 0.25 * move)
-    return pd.DataFrame(
+    volume = mean_volume * np.exp(rng["volume"].normal(-0.125, 0.5, n) + 0.25 * move) / factor
+    frame = pd.DataFrame(
         {
             "trade_date": sessions,
             "open": open_,
@@ -99,6 +123,26 @@ def _path(seed: int, symbol: str) -> pd.DataFrame:
             "volume": np.maximum(volume, 1.0).astype("int64"),
         }
     )
+    frame.attrs["dividend_yield"] = float(dividend_yield)
+    return frame
+
+
+def _dividends(seed: int, symbol: str) -> pd.DataFrame:
+    """Quarterly cash dividends of a payer: a quarter of its yield times the close of the
+    session before the ex-date, in cents (at least one)."""
+    path = _path(seed, symbol)
+    annual = path.attrs["dividend_yield"]
+    if annual <= 0:
+        return pd.DataFrame({"date": pd.Series([], dtype=object), "value": []})
+    sessions = path["trade_date"]
+    rows = []
+    for year in range(sessions.iloc[0].year, sessions.iloc[-1].year + 1):
+        for month in DIVIDEND_MONTHS:
+            at = int(np.searchsorted(sessions.to_numpy(), dt.date(year, month, 10)))
+            if 0 < at < len(sessions):
+                amount = max(round(annual / 4 * float(path["close"].iloc[at - 1]), 2), 0.01)
+                rows.append((sessions.iloc[at], amount))
+    return pd.DataFrame(rows, columns=["date", "value"])
 
 
 class SyntheticProvider:
@@ -117,3 +161,16 @@ class SyntheticProvider:
         dates = path["trade_date"]
         mask = (dates >= lo) & (dates <= until)
         return path.loc[mask].reset_index(drop=True)
+
+    def fetch_actions(self, kind: str, symbol: str, until: dt.date) -> pd.DataFrame:
+        """`kind` splits or dividends: (date, value) of the events up to `until`."""
+        if kind == "splits":
+            events = [(d, f) for d, f in SPLITS.get(symbol, ()) if d <= until]
+            return pd.DataFrame(
+                {
+                    "date": pd.Series([d for d, _ in events], dtype=object),
+                    "value": [f for _, f in events],
+                }
+            )
+        frame = _dividends(self.seed, symbol)
+        return frame.loc[[d <= until for d in frame["date"]]].reset_index(drop=True)

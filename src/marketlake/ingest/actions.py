@@ -1,0 +1,226 @@
+"""Corporate actions in the raw zone: splits and dividends, one CSV object per (ingest day,
+symbol) under raw/splits/ and raw/dividends/, laid out and merged like the bars.
+
+A split is (effective_date, split_factor): new shares per old share, 10 for a 10:1 split,
+0.25 for a 1:4 reverse split. A dividend is (ex_dividend_date, amount): cash per share as
+declared. A row lands only when it is new or its value changed; the latest `ingested_at` copy
+of a (symbol, date) wins when the build reads them (load_actions).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+import math
+
+import pandas as pd
+import pyarrow as pa
+
+from marketlake.storage import ObjectStore
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionKind:
+    name: str  # splits | dividends: the raw prefix and the CLI's word
+    function: str  # the Alpha Vantage function
+    date_column: str
+    value_column: str
+
+    @property
+    def prefix(self) -> str:
+        return f"raw/{self.name}/"
+
+    @property
+    def columns(self) -> list[str]:
+        return ["symbol", self.date_column, self.value_column, "source", "ingested_at"]
+
+    def key(self, ingest_date: dt.date, symbol: str) -> str:
+        return f"{self.prefix}ingest_date={ingest_date.isoformat()}/{symbol}.csv"
+
+    def quarantine_key(self, ingest_date: dt.date, symbol: str, stamp: str) -> str:
+        return f"quarantine/{self.name}/ingest_date={ingest_date.isoformat()}/{symbol}.{stamp}.csv"
+
+
+SPLITS = ActionKind("splits", "SPLITS", "effective_date", "split_factor")
+DIVIDENDS = ActionKind("dividends", "DIVIDENDS", "ex_dividend_date", "amount")
+KINDS = (SPLITS, DIVIDENDS)
+
+
+def empty_actions() -> pd.DataFrame:
+    """What a provider returns for one kind: `date` (datetime.date), `value` (float)."""
+    return pd.DataFrame({"date": pd.Series([], dtype=object), "value": pd.Series([], dtype=float)})
+
+
+def judge_actions(kind: ActionKind, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(valid rows as `date`, `value`; rejected rows as text with a `reason`). A date must be
+    YYYY-MM-DD; a split factor a finite number > 0; a dividend a finite number >= 0. A date
+    given twice keeps its last row."""
+    good, bad = [], []
+    for date_value, value in zip(rows["date"], rows["value"]):
+        reason = ""
+        day = _as_day(date_value)
+        number = _as_number(value)
+        if day is None:
+            reason = f"{kind.date_column} {str(date_value)[:40]!r} is not a date like 2024-06-10"
+        elif number is None:
+            reason = f"{kind.value_column} {str(value)[:40]!r} is not a finite number"
+        elif kind is SPLITS and number <= 0:
+            reason = f"split_factor {number:g} is not > 0"
+        elif kind is DIVIDENDS and number < 0:
+            reason = f"amount {number:g} is negative"
+        if reason:
+            bad.append((str(date_value), str(value), reason))
+        else:
+            good.append((day, number))
+    valid = pd.DataFrame(good, columns=["date", "value"]) if good else empty_actions()
+    valid = valid.drop_duplicates(subset=["date"], keep="last")
+    valid = valid.sort_values("date", kind="stable").reset_index(drop=True)
+    rejected = pd.DataFrame(bad, columns=[kind.date_column, kind.value_column, "reason"])
+    return valid, rejected
+
+
+def _as_day(value) -> dt.date | None:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _as_number(value) -> float | None:
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _number_text(value: float) -> str:
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _read(data: bytes, kind: ActionKind) -> pd.DataFrame:
+    frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    return frame[kind.columns]
+
+
+def _to_csv(frame: pd.DataFrame, kind: ActionKind) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(kind.columns)
+    writer.writerows(frame[kind.columns].itertuples(index=False, name=None))
+    return out.getvalue().encode("utf-8")
+
+
+def stored(store: ObjectStore, kind: ActionKind, symbol: str | None = None) -> pd.DataFrame:
+    """Every raw row of `kind` (of `symbol`), text columns plus ingest_date."""
+    frames = []
+    for info in store.list_objects(kind.prefix):
+        if symbol is not None and not info.key.endswith(f"/{symbol}.csv"):
+            continue
+        day = info.key[len(kind.prefix) :].split("/", 1)[0].split("=", 1)[-1]
+        try:
+            frame = _read(store.get_bytes(info.key), kind)
+        except (KeyError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
+            continue  # unreadable or gone: the other objects still count
+        frames.append(frame.assign(ingest_date=day))
+    if not frames:
+        return pd.DataFrame(columns=[*kind.columns, "ingest_date"], dtype=object)
+    return pd.concat(frames, ignore_index=True)
+
+
+def current(store: ObjectStore, kind: ActionKind, symbol: str | None = None) -> pd.DataFrame:
+    """The latest copy of each (symbol, date): symbol, date (datetime.date), value (float)."""
+    frame = stored(store, kind, symbol)
+    frame = frame.sort_values(["ingested_at", "ingest_date"], kind="stable")
+    frame = frame.drop_duplicates(subset=["symbol", kind.date_column], keep="last")
+    out = pd.DataFrame(
+        {
+            "symbol": frame["symbol"].astype(str).str.strip().str.upper(),
+            "date": [_as_day(d) for d in frame[kind.date_column]],
+            "value": [_as_number(v) for v in frame[kind.value_column]],
+        }
+    )
+    out = out.dropna()
+    return out.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
+
+
+def land_actions(
+    store: ObjectStore,
+    kind: ActionKind,
+    symbol: str,
+    valid: pd.DataFrame,
+    source: str,
+    ingest_date: dt.date,
+    ingested_at: str,
+) -> int:
+    """Land the rows of `valid` that are new or changed for `symbol`; returns how many."""
+    known = current(store, kind, symbol)
+    on_record = {d: v for d, v in zip(known["date"], known["value"])}
+    fresh = [on_record.get(d) != float(v) for d, v in zip(valid["date"], valid["value"])]
+    rows = valid[fresh]
+    if not len(rows):
+        return 0
+    frame = pd.DataFrame(
+        {
+            "symbol": symbol,
+            kind.date_column: [d.isoformat() for d in rows["date"]],
+            kind.value_column: [_number_text(v) for v in rows["value"]],
+            "source": source,
+            "ingested_at": ingested_at,
+        },
+        columns=kind.columns,
+    )
+    key = kind.key(ingest_date, symbol)
+    try:
+        existing = _read(store.get_bytes(key), kind)
+    except KeyError:
+        existing = None
+    if existing is not None:
+        # A second landing that day merges into the day's object: the newer copy wins.
+        frame = pd.concat([existing, frame], ignore_index=True)
+        frame = frame.drop_duplicates(subset=["symbol", kind.date_column], keep="last")
+        frame = frame.sort_values(kind.date_column, kind="stable")
+    store.put_bytes(key, _to_csv(frame, kind))
+    return len(rows)
+
+
+def quarantine_actions(
+    store: ObjectStore,
+    kind: ActionKind,
+    symbol: str,
+    rejected: pd.DataFrame,
+    source: str,
+    ingest_date: dt.date,
+    stamp: str,
+) -> str:
+    key = kind.quarantine_key(ingest_date, symbol, stamp)
+    body = rejected.assign(source=source)
+    body.insert(0, "symbol", symbol)
+    store.put_bytes(key, body.to_csv(index=False).encode())
+    return key
+
+
+def build_frames(store: ObjectStore) -> dict[str, pd.DataFrame]:
+    """What the build registers as corporate_splits and corporate_dividends: one row per
+    (symbol, ex_date), the latest copy. Typed even when empty (Glue and DuckDB need a type)."""
+    frames = {}
+    for kind, table, column in (
+        (SPLITS, "corporate_splits", "split_factor"),
+        (DIVIDENDS, "corporate_dividends", "amount"),
+    ):
+        rows = current(store, kind)
+        frames[table] = pd.DataFrame(
+            {
+                # Arrow's string (not pandas' "string", which becomes large_string in
+                # Parquet): Athena's table says string, and an empty column keeps its type.
+                "symbol": pd.Series(list(rows["symbol"]), dtype=pd.ArrowDtype(pa.string())),
+                "ex_date": pd.Series(pd.to_datetime(list(rows["date"])), dtype="datetime64[ns]"),
+                column: pd.Series(list(rows["value"]), dtype="float64"),
+            }
+        )
+    return frames
