@@ -46,6 +46,7 @@ REPO = tf.REPO
 WORK = REPO / ".rehearsal"  # git-ignored; recreated on every run
 TESTS_INTEGRATION = REPO / "tests" / "integration"  # the Athena and Alpha Vantage stand-ins
 REGION = "us-east-1"
+SEED = 7  # the stand-in's synthetic market
 TEST_KEY = "REHEARSALKEY0001"  # put into the deployed secret; the stand-in accepts only it
 SERVICES = (
     *("athena", "cloudwatch", "events", "logs", "glue", "grafana", "iam", "kms", "lambda"),
@@ -333,28 +334,45 @@ def last_weekday(today: dt.date) -> dt.date:
 
 
 def alpha_vantage_stand_in(as_of: dt.date):
-    """The loopback Alpha Vantage of the tests: TIME_SERIES_DAILY compact answers of the
-    synthetic market for any symbol, and the invalid-key refusal unless the deployed key."""
+    """The loopback Alpha Vantage of the tests, serving the synthetic market: compact
+    TIME_SERIES_DAILY answers, SPLITS and DIVIDENDS in the vendor's shapes, and the
+    invalid-key refusal unless the deployed key."""
     sys.path.insert(0, str(TESTS_INTEGRATION))
     import av_fake_server as av
 
     from marketlake.providers.synthetic import SyntheticProvider
 
-    provider = SyntheticProvider(seed=7)
+    provider = SyntheticProvider(seed=SEED)
 
     def answer(query: dict):
         if query.get("apikey") != TEST_KEY:
             return av.Reply(av.ERROR_INVALID_KEY)
-        frame = provider.fetch_daily(query["symbol"], as_of - dt.timedelta(days=150), as_of)
-        bars = [
-            (row.trade_date, row.open, row.high, row.low, row.close, int(row.volume))
-            for row in frame.tail(100).itertuples()
-        ]
-        return av.Reply(av.daily_json(query["symbol"], bars))
+        symbol, function = query["symbol"], query.get("function")
+        if function in ("SPLITS", "DIVIDENDS"):
+            events = actions_of(provider, function.lower(), symbol, as_of)
+            shape = av.splits_json if function == "SPLITS" else av.dividends_json
+            return av.Reply(shape(symbol, events))
+        if function != "TIME_SERIES_DAILY":
+            return av.Reply(av.ERROR_UNKNOWN_FUNCTION)
+        return av.Reply(av.daily_json(symbol, compact_bars(provider, symbol, as_of)))
 
     server = av.FakeAlphaVantage()
     server.default = answer
     return server
+
+
+def compact_bars(provider, symbol: str, as_of: dt.date) -> list:
+    """What outputsize=compact answers: the last 100 sessions."""
+    frame = provider.fetch_daily(symbol, as_of - dt.timedelta(days=150), as_of)
+    return [
+        (row.trade_date, row.open, row.high, row.low, row.close, int(row.volume))
+        for row in frame.tail(100).itertuples()
+    ]
+
+
+def actions_of(provider, kind: str, symbol: str, as_of: dt.date) -> list:
+    frame = provider.fetch_actions(kind, symbol, as_of)
+    return [(row.date, float(row.value)) for row in frame.itertuples()]
 
 
 class LambdaContext:
@@ -492,6 +510,7 @@ def run_glue_job(deployed: Deployed, job_name: str, athena, log: Path) -> None:
 def check_result(deployed: Deployed, athena, summary: dict) -> int:
     """daily_prices and every view, queried as Grafana would: the query workgroup."""
     from marketlake.engines.athena import AthenaEngine
+    from marketlake.providers.synthetic import SyntheticProvider
 
     engine = AthenaEngine(
         deployed.outputs["glue_database"],
@@ -509,6 +528,22 @@ def check_result(deployed: Deployed, athena, summary: dict) -> int:
     landed = summary["new_bars"]
     check(rows == landed, f"daily_prices has {rows} rows, the Lambda landed {landed} bars")
     check(symbols == len(summary["fetched"]), f"daily_prices has {symbols} symbols")
+    # The corporate actions went through the same wiring: every dividend of the stand-in
+    # within the published sessions is on its ex-date's row.
+    span = engine.fetch_df("SELECT min(trade_date) AS lo, max(trade_date) AS hi FROM daily_prices")
+    lo, hi = (dt.date.fromisoformat(str(span[c][0])[:10]) for c in ("lo", "hi"))
+    provider = SyntheticProvider(seed=SEED)
+    expected = sum(
+        lo <= day <= hi
+        for symbol in summary["fetched"]
+        for day, _ in actions_of(provider, "dividends", symbol, hi)
+    )
+    paid = engine.fetch_df("SELECT count(*) AS n FROM daily_prices WHERE dividend > 0")
+    check(
+        int(paid["n"][0]) == expected,
+        f"daily_prices has {int(paid['n'][0])} dividend rows, the stand-in paid {expected}",
+    )
+    check(expected > 0, "the stand-in paid no dividend in the window: the check proves nothing")
     for view in sorted((REPO / "sql" / "views").glob("*.sql")):
         engine.fetch_df(f"SELECT count(*) AS n FROM {view.stem}")  # every view runs
     return rows

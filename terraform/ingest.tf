@@ -28,6 +28,7 @@ resource "aws_lambda_function" "ingest" {
       MARKETLAKE_PROVIDER           = "alphavantage"
       MARKETLAKE_TICKERS            = join(",", var.tickers)
       MARKETLAKE_HISTORY_DAYS       = tostring(var.history_days)
+      MARKETLAKE_ACTIONS_EVERY_DAYS = tostring(var.corporate_actions_every_days)
       ALPHAVANTAGE_CALLS_PER_MINUTE = tostring(var.alphavantage_calls_per_minute)
       ALPHAVANTAGE_CALLS_PER_DAY    = tostring(var.alphavantage_calls_per_day)
       ALPHAVANTAGE_MAX_RETRIES      = tostring(var.alphavantage_max_retries)

@@ -57,6 +57,17 @@ variable "history_days" {
   }
 }
 
+variable "corporate_actions_every_days" {
+  description = "Days between asks for a symbol's SPLITS and DIVIDENDS (2 requests; new symbols at once), 0 for never (MARKETLAKE_ACTIONS_EVERY_DAYS)."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.corporate_actions_every_days >= 0 && floor(var.corporate_actions_every_days) == var.corporate_actions_every_days
+    error_message = "corporate_actions_every_days must be a whole number of at least 0."
+  }
+}
+
 # -- schedule ------------------------------------------------------------------------------
 
 variable "schedule_expression" {

@@ -24,8 +24,6 @@ NOT_ON_THE_LAMBDA = {
     "MARKETLAKE_SEED": "seeds the synthetic market; the Lambda runs the alphavantage provider",
     "MARKETLAKE_DUCKDB_MEMORY_LIMIT": "DuckDB runs the local build only",
     "MARKETLAKE_DUCKDB_THREADS": "DuckDB runs the local build only",
-    "MARKETLAKE_ACTIONS_EVERY_DAYS": "the Lambda keeps the default (splits and dividends "
-    "weekly); not wired in terraform/ yet",
     "MARKETLAKE_KEEP_VERSIONS": "a build setting: the Glue job gets it as --keep_versions",
     "MARKETLAKE_MAX_BAD_ROW_PCT": "a build setting: the Glue job gets it as --max_bad_row_pct",
     "ALPHAVANTAGE_BASE_URL": "points the tests at their loopback server; the default is the API",

@@ -182,8 +182,7 @@ class FakeAlphaVantage:
         with self._lock:
             self.requests.append(query)
             script = self.replies.pop(0) if self.replies else self.default
-        reply = script(query) if callable(script) else script
-        return _no_actions_for_a_bars_script(query, reply)
+        return script(query) if callable(script) else script
 
     def _handle(self, handler: http.server.BaseHTTPRequestHandler) -> None:
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(handler.path).query))
@@ -303,18 +302,3 @@ class ByFunction:
     def __call__(self, query: dict) -> Reply:
         script = self.functions.get(query.get("function", ""), self.bars)
         return script(query) if callable(script) else script
-
-
-def _no_actions_for_a_bars_script(query: dict, reply: Reply) -> Reply:
-    """A script that only knows TIME_SERIES_DAILY (e.g. the rehearsal's) answers SPLITS and
-    DIVIDENDS with a daily series: the stand-in answers them, in the vendor's shape, with
-    no events instead. Refusals and scripts written for those functions pass unchanged."""
-    function = query.get("function", "")
-    body = reply.body
-    if function not in ("SPLITS", "DIVIDENDS") or not isinstance(body, (str, dict)):
-        return reply
-    text = body if isinstance(body, str) else json.dumps(body)
-    if '"Time Series (Daily)"' not in text:
-        return reply
-    empty = (splits_json if function == "SPLITS" else dividends_json)(query.get("symbol", ""), [])
-    return dataclasses.replace(reply, body=empty, content_type="application/json")

@@ -247,13 +247,3 @@ def test_the_build_adjusts_the_bars_with_the_splits_the_lake_holds(tmp_path):
     assert frame["close"][at] / frame["close"][at - 1] < 0.15  # traded: the 10:1 drop
     assert abs(frame["price_change_pct"][at]) < 15  # adjusted: an ordinary day
     assert frame["adj_close"][at - 1] == pytest.approx(frame["close"][at - 1] / 10)
-
-
-def test_a_stand_in_scripted_for_bars_only_answers_actions_with_no_events(tmp_path):
-    with FakeAlphaVantage() as fake:
-        fake.default = daily_reply(BARS)  # knows nothing of SPLITS or DIVIDENDS
-        report = run(fake, tmp_path / "lake", tickers="AAA")
-    assert report.actions_asked == ["AAA"] and report.actions_landed == {
-        "splits": 0,
-        "dividends": 0,
-    }
