@@ -249,3 +249,22 @@ def test_an_sdk_without_conditional_writes_is_named_before_any_state_write():
     )
     with pytest.raises(ConfigError, match=r"no S3 conditional writes .* 1\.35\.69 or newer"):
         S3Store("bucket", client=old).put_if("state/ingest_state.json", b"{}", None)
+
+
+def test_two_ingests_on_one_day_both_count_against_the_quota(store):
+    """Both spent requests: the stored count is the sum of what each added, never the larger
+    of the two (which would let a third run overspend the daily quota)."""
+    _seed(store)  # 3 used on 2024-07-01
+    first, second = load_state(store), load_state(store)
+    first.quota_used += 5
+    second.quota_used += 2
+    save_state(store, first)
+    save_state(store, second)
+    assert load_state(store).quota_used == 3 + 5 + 2
+    fresh_day = load_state(store)
+    fresh_day.quota_date, fresh_day.quota_used = "2024-07-02", 1
+    other = load_state(store)
+    save_state(store, fresh_day)
+    other.quota_date, other.quota_used = "2024-07-02", 4  # its own first calls of the new day
+    save_state(store, other)
+    assert (load_state(store).quota_date, load_state(store).quota_used) == ("2024-07-02", 5)

@@ -91,8 +91,11 @@ def test_a_state_file_that_is_not_a_json_object_is_a_marketlake_error(lake_store
 
 
 def test_save_leaves_no_temp_files(lake_store):
-    for used in range(3):
-        state = sample_state()
+    first = sample_state()
+    first.quota_used = 0
+    save_state(lake_store, first)
+    for used in (1, 2):  # each run reads the state, then saves what it changed
+        state = load_state(lake_store)
         state.quota_used = used
         save_state(lake_store, state)
     folder = lake_store.root / "state"

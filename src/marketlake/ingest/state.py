@@ -204,12 +204,14 @@ def merge_state(current: dict, base: dict, mine: dict) -> dict:
 
 
 def _merge_quota(current: dict, base, mine: dict) -> dict:
-    """Requests counted by two writers on one day: the larger count (each count includes
-    every call its writer saw); a newer day's count wins over an older day's."""
+    """Requests counted by two writers on one day: the store's count plus the calls this
+    writer added since it read (both spent quota); a newer day's count wins over an older."""
     if mine == base:
         return current
     if current.get("date") == mine.get("date"):
-        return {"date": mine["date"], "used": max(current.get("used") or 0, mine["used"] or 0)}
+        read = (base or {}).get("used") or 0 if (base or {}).get("date") == mine["date"] else 0
+        added = (mine["used"] or 0) - read
+        return {"date": mine["date"], "used": (current.get("used") or 0) + added}
     if (current.get("date") or "") > (mine.get("date") or ""):
         return current
     return mine
