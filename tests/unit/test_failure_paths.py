@@ -199,6 +199,35 @@ def test_a_damaged_published_file_names_itself_and_the_remedies(lake):
     assert key in str(info.value) and "marketlake build --full" in str(info.value)
 
 
+def test_a_damaged_published_file_never_answers_with_a_number(lake):
+    """count(*) and a view over daily_prices must fail with the remedies, not answer from a
+    stand-in; a statement that reads no damaged file still answers."""
+    lake.ingest("2024-06-03")
+    lake.build()
+    key = _damage_current_version(lake)
+    with DuckDBEngine(lake.root, read_only=True, confined=True) as reader:
+        for sql in (
+            "SELECT count(*) FROM daily_prices",
+            "SELECT 1 AS x FROM daily_prices LIMIT 1",
+            "SELECT count(*) FROM latest_prices",
+            "WITH d AS (SELECT * FROM daily_prices) SELECT count(*) FROM d",
+        ):
+            with pytest.raises(MarketlakeError) as info:
+                reader.fetch_read(sql)
+            assert key in str(info.value) and "marketlake rollback" in str(info.value), sql
+        assert reader.fetch_read("SELECT count(*) AS n FROM pipeline_runs").to_pylist() == [
+            {"n": 1}
+        ]
+
+
+def test_a_lake_path_duckdb_would_glob_is_refused_by_query(tmp_path):
+    lake = Lake(tmp_path / "lake [1]")
+    lake.ingest("2024-06-03")
+    lake.build()
+    with pytest.raises(MarketlakeError, match=r"holds \[, \], \* or \?"):
+        DuckDBEngine(lake.root, read_only=True, confined=True)
+
+
 GOOD_ROW = "{s},{d},10,11,9,10.5,100,synthetic,2024-06-04 22:00:00.000"
 UNREADABLE_ROWS = {
     # An unclosed quote on the last line of the object, with no line end after it.

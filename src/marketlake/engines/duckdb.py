@@ -219,10 +219,18 @@ class DuckDBEngine:
                 ) from None
             raise MarketlakeError(f"cannot open {self.catalog_path}: {one_line(exc)}") from None
         self.confined = confined
+        self._unreadable: dict[str, QueryError] = {}  # view -> why a confined read fails
+        self._view_sql: dict[str, str] = {}
         if confined:
             self._confine()
 
     def _confine(self) -> None:
+        if any(char in str(self.root) for char in "[]*?"):
+            raise MarketlakeError(
+                f"the lake path {self.root} holds [, ], * or ?, which DuckDB reads as a file "
+                "pattern, so marketlake query cannot keep its reads inside the lake; rename or "
+                "move the lake"
+            )
         # DuckDB checks allowed_directories against a path as written, before it resolves a
         # relative one through file_search_path, so the catalog's lake-relative views would
         # be refused: shadow each with a session view naming the same files absolutely.
@@ -240,12 +248,15 @@ class DuckDBEngine:
             try:
                 self.con.execute(re.sub(r"^CREATE VIEW\b", "CREATE TEMP VIEW", absolute, count=1))
             except duckdb.Error as exc:
-                # A file it reads is damaged: reading the view fails with DuckDB's words (and
-                # so with the damaged-file remedies), not with a permission error.
+                # A file it reads is damaged: any statement that reads this view, directly or
+                # through others, fails with the damaged-file remedies (see fetch_read); a
+                # stand-in view would answer count(*) with a number.
+                self._unreadable[name.lower()] = self._query_error(exc)
                 self.con.execute(
                     f"CREATE TEMP VIEW {_identifier(name)} AS "
                     f"SELECT error({_literal(one_line(exc))}) AS unreadable"
                 )
+        self._view_sql = {name.lower(): sql for name, sql in views}
         # Order matters: the directories are set before external access goes off, and the
         # lock comes last, so no statement can undo either.
         zones = [str(self.root / zone) + "/" for zone in READABLE_ZONES]
@@ -274,11 +285,33 @@ class DuckDBEngine:
         except duckdb.Error as exc:
             raise self._query_error(exc) from None
 
+    def _reads_unreadable(self, statement: str) -> QueryError | None:
+        """Why `statement` cannot be answered, if it reads a view over a damaged file."""
+        if not self._unreadable:
+            return None
+        parsed = sqlglot.parse_one(statement, read="duckdb")
+        todo = [table.name.lower() for table in parsed.find_all(exp.Table)]
+        seen: set = set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            if name in self._unreadable:
+                return self._unreadable[name]
+            body = self._view_sql.get(name, "")
+            todo += [v for v in self._view_sql if re.search(rf"\b{re.escape(v)}\b", body, re.I)]
+        return None
+
     def fetch_read(self, sql: str):
         """A user's statement, refused unless it only reads (see transpile_read); rows as
         an Arrow table."""
+        statement = transpile_read(sql)
+        unreadable = self._reads_unreadable(statement)
+        if unreadable is not None:
+            raise unreadable
         try:
-            return self.con.sql(transpile_read(sql)).to_arrow_table()
+            return self.con.sql(statement).to_arrow_table()
         except duckdb.PermissionException as exc:
             path = re.search(r'"([^"]*)"', str(exc))
             what = path.group(1) if path else "a file"
