@@ -8,6 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 
+from marketlake import storage
 from marketlake.build import wap
 from marketlake.build.versions import load_registry, registry_key
 from marketlake.config import Settings
@@ -218,6 +219,29 @@ def test_a_damaged_published_file_never_answers_with_a_number(lake):
         assert reader.fetch_read("SELECT count(*) AS n FROM pipeline_runs").to_pylist() == [
             {"n": 1}
         ]
+
+
+def test_an_interrupt_just_after_the_publish_keeps_the_published_version(lake, monkeypatch):
+    """A Ctrl-C that lands after the registry's rename (while its folder is synced) must not
+    delete the files the registry now names."""
+    lake.ingest("2024-06-03")
+    lake.build()
+    lake.ingest("2024-06-10")
+    real = storage._fsync_dir
+
+    def interrupted(path):
+        real(path)
+        if path.name == "versions":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(storage, "_fsync_dir", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        lake.build()
+    monkeypatch.setattr(storage, "_fsync_dir", real)
+    current = load_registry(lake.store, wap.TABLE).current_version()
+    for location in current.partitions.values():
+        assert lake.store.list_objects(location.strip("/") + "/"), location
+    assert lake.count() > 0
 
 
 def test_a_lake_path_duckdb_would_glob_is_refused_by_query(tmp_path):

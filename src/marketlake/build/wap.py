@@ -393,7 +393,10 @@ def run_build(
         registry = _commit(store, current.run_id if current else None, run_id, version)
     except BaseException as exc:
         # Not published (the registry does not name it): no reader can see it, so a version
-        # that was not published is never left half-written in the lake.
+        # that was not published is never left half-written in the lake. An interrupt (a
+        # Ctrl-C) can land just after the registry's write: then it is published, and stays.
+        if _names(store, run_id):
+            raise
         store.delete_prefix(location + "/")
         status = "blocked" if isinstance(exc, BuildBlocked) else "failed"
         record = RunRecord(
@@ -503,6 +506,14 @@ def rollback(
 
 class PublishConflict(MarketlakeError):
     """Another build or a rollback switched the table while this run worked."""
+
+
+def _names(store: ObjectStore, run_id: str) -> bool:
+    """Whether the registry, as stored now, names this run's version."""
+    try:
+        return any(v.run_id == run_id for v in load_registry(store, TABLE).versions)
+    except Exception:  # an unreadable registry names nothing we could keep
+        return False
 
 
 def _commit(
