@@ -75,12 +75,28 @@ _MEMORY = re.compile(
 )
 
 
+MAX_THREADS = 256  # 0 is DuckDB's own choice (the cores); 100,000 threads ran for minutes
+
+MIN_MEMORY_BYTES = 64e6  # below this DuckDB fails a build with "failed to pin block"
+
+
 def _memory(env: Mapping[str, str], name: str, default: str) -> str:
     value = (env.get(name) or "").strip() or default
-    if not _MEMORY.match(value):
+    found = _MEMORY.match(value)
+    if not found:
         raise ConfigError(
             f"{name}={value!r} is not a memory size DuckDB reads; use e.g. 2GB, 512MB or 50%"
         )
+    number = float(value[: found.start(2)].strip())
+    unit = found.group(2).lower()
+    if unit == "%":
+        if not 1 <= number <= 100:
+            raise ConfigError(f"{name}={value!r}: a share of memory is 1% to 100%; use e.g. 50%")
+    else:
+        power = 0 if unit.startswith("b") else "bkmgt".index(unit[0])
+        size = number * (1024 if "i" in unit else 1000) ** power
+        if size < MIN_MEMORY_BYTES:
+            raise ConfigError(f"{name}={value!r} is too little for a build; give at least 64MB")
     return value
 
 
@@ -136,7 +152,9 @@ class Settings:
             "history_days": _int(env, "MARKETLAKE_HISTORY_DAYS", 730, minimum=1),
             "actions_every_days": _int(env, "MARKETLAKE_ACTIONS_EVERY_DAYS", 7),
             "duckdb_memory_limit": _memory(env, "MARKETLAKE_DUCKDB_MEMORY_LIMIT", "2GB"),
-            "duckdb_threads": _int(env, "MARKETLAKE_DUCKDB_THREADS", 0),
+            "duckdb_threads": _number(
+                env, "MARKETLAKE_DUCKDB_THREADS", 0, whole=True, minimum=0, maximum=MAX_THREADS
+            ),
             "keep_versions": _int(env, "MARKETLAKE_KEEP_VERSIONS", 5, minimum=1),
             "max_bad_row_pct": _percent(env, "MARKETLAKE_MAX_BAD_ROW_PCT", 5.0),
             "av_base_url": env.get("ALPHAVANTAGE_BASE_URL") or "https://www.alphavantage.co/query",

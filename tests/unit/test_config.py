@@ -213,3 +213,25 @@ def test_a_home_that_is_a_file_is_a_config_error_saying_so(tmp_path):
             Settings.from_env({}, home=home)
         message = str(info.value)
         assert str(afile) in message and "is a file" in message and "directory" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("MARKETLAKE_DUCKDB_MEMORY_LIMIT", "0GB", "too little for a build; give at least 64MB"),
+        ("MARKETLAKE_DUCKDB_MEMORY_LIMIT", "1kb", "too little for a build; give at least 64MB"),
+        ("MARKETLAKE_DUCKDB_MEMORY_LIMIT", "150%", "a share of memory is 1% to 100%"),
+        ("MARKETLAKE_DUCKDB_MEMORY_LIMIT", "0%", "a share of memory is 1% to 100%"),
+        ("MARKETLAKE_DUCKDB_THREADS", "100000", "must be between 0 and 256"),
+    ],
+)
+def test_a_duckdb_setting_that_would_wreck_a_build_is_refused_naming_it(name, value, says):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({name: value})
+    assert str(info.value).startswith(f"{name}=") and says in str(info.value)
+
+
+def test_sane_duckdb_settings_pass():
+    for memory in ("64MB", "2GB", "1GiB", "50%", "100%"):
+        assert Settings.from_env({"MARKETLAKE_DUCKDB_MEMORY_LIMIT": memory}).duckdb_memory_limit
+    assert Settings.from_env({"MARKETLAKE_DUCKDB_THREADS": "256"}).duckdb_threads == 256
