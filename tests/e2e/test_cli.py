@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_run import marketlake, ok
 
+from cli_run import marketlake, ok
 from marketlake.config import DEFAULT_TICKERS
 from marketlake.sessions import sessions_between
 

@@ -10,8 +10,8 @@ import random
 from pathlib import Path
 
 import pytest
-from cli_run import marketlake, ok
 
+from cli_run import marketlake, ok
 from marketlake.sessions import sessions_between
 
 pytestmark = pytest.mark.e2e

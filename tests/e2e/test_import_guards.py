@@ -15,8 +15,8 @@ import io
 from pathlib import Path
 
 import pytest
-from cli_run import marketlake, ok, one_line_error
 
+from cli_run import marketlake, ok, one_line_error
 from marketlake.sessions import sessions_between
 
 pytestmark = pytest.mark.e2e

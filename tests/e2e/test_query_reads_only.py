@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from cli_run import marketlake as run_cli
 from cli_run import ok
 
