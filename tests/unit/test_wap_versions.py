@@ -13,7 +13,7 @@ from marketlake.build.wap import CURATED_PREFIX, TABLE, plan, rollback, run_buil
 from marketlake.config import Settings
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import MarketlakeError
-from marketlake.ingest import raw
+from marketlake.ingest import actions, raw
 from marketlake.ingest.runner import run_ingest
 from marketlake.ingest.state import load_state
 from marketlake.providers.synthetic import SyntheticProvider
@@ -243,12 +243,57 @@ def test_warnings_are_recorded_without_blocking(lake):
     result = lake.build()
     assert result.status == "published"
     warned = {c.check_name: c.failing_rows for c in result.checks if c.status == "fail"}
-    assert warned == {"price_jump": 1, "missing_sessions": 2, "stale_symbol": 1}
+    assert warned == {
+        "price_jump": 1,
+        "likely_missing_split": 1,
+        "missing_sessions": 2,
+        "stale_symbol": 1,
+    }
     assert {c.severity for c in result.checks if c.status == "fail"} == {"warning"}
     recorded = lake.rows(
         "SELECT check_name, status FROM dq_results WHERE severity = 'warning' ORDER BY 1"
     )
-    assert [r["status"] for r in recorded] == ["fail", "fail", "fail"]
+    assert [r["status"] for r in recorded] == ["fail", "fail", "fail", "fail"]
+
+
+def test_a_recorded_split_silences_the_jump_and_an_unrecorded_one_is_flagged(lake):
+    """A 10:1 split: with it recorded, price_jump and likely_missing_split stay silent (the
+    adjusted closes do not jump); without it, the session is flagged as a likely missing
+    split, and a 45% move that no split explains is flagged too, below price_jump's 50%."""
+    rows = [
+        ("SPL", "2024-06-03", 100, 101, 99, 100, 10),
+        ("SPL", "2024-06-04", 10, 10.1, 9.9, 10, 100),
+        ("SPL", "2024-06-05", 10, 10.2, 9.8, 10.1, 100),
+        ("DRP", "2024-06-03", 100, 101, 99, 100, 10),
+        ("DRP", "2024-06-04", 55, 56, 54, 55, 10),
+    ]
+    _land_raw(lake, "2024-06-12", rows)
+    unrecorded = lake.build()
+    flagged = {c.check_name: c.failing_rows for c in unrecorded.checks if c.status == "fail"}
+    assert flagged["likely_missing_split"] == 2  # SPL's split day and DRP's 45% drop
+    assert flagged["price_jump"] == 1  # only SPL's 90% move is past 50%
+
+    valid = actions.judge_actions(
+        actions.SPLITS, raw.pd.DataFrame({"date": ["2024-06-04"], "value": ["10"]})
+    )[0]
+    actions.land_actions(
+        lake.store,
+        actions.SPLITS,
+        "SPL",
+        valid,
+        "import",
+        dt.date(2024, 6, 12),
+        "2024-06-12 23:30:00.000",
+    )
+    recorded = lake.build(full=True)
+    flagged = {c.check_name: c.failing_rows for c in recorded.checks if c.status == "fail"}
+    assert "price_jump" not in flagged
+    assert flagged["likely_missing_split"] == 1  # DRP alone: no split explains it
+    pct = lake.rows(
+        "SELECT price_change_pct FROM daily_prices WHERE symbol = 'SPL' AND "
+        "trade_date = DATE '2024-06-04'"
+    )[0]["price_change_pct"]
+    assert abs(pct) < 1
 
 
 def test_every_view_is_created_and_answers(lake):
