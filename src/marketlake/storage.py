@@ -126,7 +126,7 @@ class LocalStore:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._make_dirs(target.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -139,6 +139,17 @@ class LocalStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         _fsync_dir(target.parent)  # the rename itself survives a power cut
+
+    def _make_dirs(self, folder: Path) -> None:
+        """mkdir -p, each new folder synced into its parent: a new ingest_date=D/ (and what
+        the write then puts in it) survives a power cut, not only the file's own entry."""
+        missing = []
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        for new in reversed(missing):
+            new.mkdir(exist_ok=True)
+            _fsync_dir(new.parent)
 
     def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
         try:

@@ -249,6 +249,33 @@ def symbol_rows(lake: Lake, symbol: str) -> int:
     return int(lake.scalar(f"SELECT count(*) FROM daily_prices WHERE symbol = '{symbol}'"))
 
 
+def test_every_symbol_short_of_rows_is_in_the_refetch_remedy(lake):
+    two_versions(lake)
+    truncate(lake, "2024-06-10", "NVDA", 1)
+    truncate(lake, "2024-06-10", "AMD", 0)
+    with pytest.raises(BuildBlocked) as caught:
+        lake.build()
+    assert "`marketlake ingest --refetch AMD,NVDA`" in str(caught.value)
+    assert "(and 1 more raw object(s))" in str(caught.value)
+
+
+def test_a_new_folder_is_synced_into_its_parent(lake, monkeypatch):
+    """A power cut must not lose a new ingest_date=D/ folder (and the object in it): each new
+    folder's entry is synced in its parent, as the file's is in its folder."""
+    lake.root.mkdir(parents=True, exist_ok=True)
+    synced = []
+    real = storage._fsync_dir
+    monkeypatch.setattr(storage, "_fsync_dir", lambda path: (synced.append(path), real(path)))
+    lake.store.put_bytes("raw/daily_prices/ingest_date=2024-06-03/NVDA.csv", b"x")
+    root = lake.root
+    assert synced == [
+        root,
+        root / "raw",
+        root / "raw" / "daily_prices",
+        root / "raw" / "daily_prices" / "ingest_date=2024-06-03",
+    ]
+
+
 def test_a_raw_object_that_lost_rows_blocks_the_build_naming_it(lake):
     first = two_versions(lake)
     landed = (

@@ -184,13 +184,13 @@ def reconcile_raw(store: ObjectStore, engine, raw_from: str | None) -> None:
     ]
     if short:
         key, recorded, found = short[0]
-        symbol = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        symbols = sorted({k.rsplit("/", 1)[-1].rsplit(".", 1)[0] for k, _, _ in short})
         more = f" (and {len(short) - 1} more raw object(s))" if len(short) > 1 else ""
         raise BuildBlocked(
             f"raw object {key} holds {found} of the {recorded} rows landed in it "
             f"({recorded - found} missing){more}; nothing was published. Restore it from S3 "
-            f"versioning (or a backup), or run `marketlake ingest --refetch {symbol}`, then "
-            "build again"
+            f"versioning (or a backup), or run `marketlake ingest --refetch {','.join(symbols)}`,"
+            " then build again"
         )
 
 
