@@ -108,7 +108,7 @@ def _check_key(key: str) -> None:
         raise ValueError(f"invalid object key {key!r}")
 
 
-# A write in flight is a hidden temp file beside its target: `.NAME.XXXX.tmp`.
+# A write in flight is a hidden temp file beside its target: `.NAME.<random>.tmp`.
 TEMP_SUFFIX = ".tmp"
 # The zones put_bytes writes into (curated Parquet is written by the engine, never here).
 WRITTEN_ZONES = ("state", "audit", "raw", "quarantine", "reference")

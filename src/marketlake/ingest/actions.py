@@ -18,6 +18,7 @@ import math
 import pandas as pd
 import pyarrow as pa
 
+from marketlake.ingest.validate import parse_day
 from marketlake.storage import ObjectStore
 
 
@@ -60,7 +61,7 @@ def judge_actions(kind: ActionKind, rows: pd.DataFrame) -> tuple[pd.DataFrame, p
     good, bad = [], []
     for date_value, value in zip(rows["date"], rows["value"]):
         reason = ""
-        day = _as_day(date_value)
+        day = parse_day(date_value)
         number = _as_number(value)
         if day is None:
             reason = f"{kind.date_column} {str(date_value)[:40]!r} is not a date like 2024-06-10"
@@ -79,15 +80,6 @@ def judge_actions(kind: ActionKind, rows: pd.DataFrame) -> tuple[pd.DataFrame, p
     valid = valid.sort_values("date", kind="stable").reset_index(drop=True)
     rejected = pd.DataFrame(bad, columns=[kind.date_column, kind.value_column, "reason"])
     return valid, rejected
-
-
-def _as_day(value) -> dt.date | None:
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        return None
 
 
 def _as_number(value) -> float | None:
@@ -141,7 +133,7 @@ def current(store: ObjectStore, kind: ActionKind, symbol: str | None = None) -> 
     out = pd.DataFrame(
         {
             "symbol": frame["symbol"].astype(str).str.strip().str.upper(),
-            "date": [_as_day(d) for d in frame[kind.date_column]],
+            "date": [parse_day(d) for d in frame[kind.date_column]],
             "value": [_as_number(v) for v in frame[kind.value_column]],
         }
     )

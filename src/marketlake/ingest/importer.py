@@ -34,15 +34,20 @@ SOURCE = "import"
 DATE_COLUMNS = ("date", "timestamp")
 
 
-def read_bars_csv(data: bytes, name: str) -> pd.DataFrame:
-    """Daily bars from CSV text: a date column named date or timestamp (any case), open,
-    high, low, close, volume; other columns ignored; rows in any order. Values stay text."""
+def _read_text_csv(data: bytes, name: str) -> tuple[pd.DataFrame, dict]:
+    """Every value as text, and the columns by their lower-cased, stripped names."""
     try:
         frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         first = (str(exc).splitlines() or [""])[0]
         raise MarketlakeError(f"{name}: not a readable CSV file ({first})") from None
-    columns = {c.strip().lower(): c for c in frame.columns}
+    return frame, {c.strip().lower(): c for c in frame.columns}
+
+
+def read_bars_csv(data: bytes, name: str) -> pd.DataFrame:
+    """Daily bars from CSV text: a date column named date or timestamp (any case), open,
+    high, low, close, volume; other columns ignored; rows in any order. Values stay text."""
+    frame, columns = _read_text_csv(data, name)
     date_column = next((columns[c] for c in DATE_COLUMNS if c in columns), None)
     missing = [c for c in ("open", "high", "low", "close", "volume") if c not in columns]
     if date_column is None or missing:
@@ -152,12 +157,7 @@ def read_actions_csv(data: bytes, name: str, kind: str) -> pd.DataFrame:
     """Splits (date,split_factor) or dividends (date,amount) from CSV text: any case, other
     columns ignored. Values stay text: judge_actions decides."""
     value = ACTION_VALUE_COLUMNS[kind]
-    try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        first = (str(exc).splitlines() or [""])[0]
-        raise MarketlakeError(f"{name}: not a readable CSV file ({first})") from None
-    columns = {c.strip().lower(): c for c in frame.columns}
+    frame, columns = _read_text_csv(data, name)
     missing = [c for c in ("date", value) if c not in columns]
     if missing:
         raise MarketlakeError(

@@ -13,7 +13,8 @@ from marketlake.providers.base import BAR_COLUMNS
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 
 
-def _to_date(value) -> object:
+def parse_day(value) -> dt.date | None:
+    """A date, a datetime's date, or YYYY-MM-DD text; None for anything else."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -52,7 +53,7 @@ def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         rejected = pd.DataFrame(columns=[*BAR_COLUMNS, "reason"])
         return bars.reindex(columns=BAR_COLUMNS), rejected
     frame = bars.reindex(columns=BAR_COLUMNS).reset_index(drop=True)
-    dates = frame["trade_date"].map(_to_date)
+    dates = frame["trade_date"].map(parse_day)
     prices = frame[PRICE_COLUMNS].apply(pd.to_numeric, errors="coerce").astype("float64")
     # Parsed exactly: through float64, a volume above 2**53 would change and one above
     # 2**63 would wrap to a negative int64.
