@@ -112,10 +112,10 @@ def _scan(lake: str) -> None:
 
 
 def _build(lake: str, full: str) -> None:
-    from marketlake.build.wap import run_build
     from marketlake.config import Settings
     from marketlake.engines.duckdb import DuckDBEngine
     from marketlake.storage import LocalStore
+    from marketlake.wap.pipeline import run_build
 
     settings = Settings.from_env({**os.environ, "MARKETLAKE_HOME": lake})
     with DuckDBEngine(
@@ -158,10 +158,10 @@ def _floor(lake: str) -> None:
 
 def _rollback(lake: str) -> None:
     """Back to the version the last build started from (not timed)."""
-    from marketlake.build.wap import rollback
     from marketlake.config import Settings
     from marketlake.engines.duckdb import DuckDBEngine
     from marketlake.storage import LocalStore
+    from marketlake.wap.pipeline import rollback
 
     settings = Settings.from_env({**os.environ, "MARKETLAKE_HOME": lake})
     with DuckDBEngine(Path(lake)) as engine:

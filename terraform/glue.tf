@@ -106,7 +106,7 @@ resource "aws_s3_object" "marketlake_wheel" {
 
 resource "aws_glue_job" "wap" {
   name                   = local.job_name
-  description            = "Write-audit-publish of daily_prices on Athena (marketlake.build.job)."
+  description            = "Write-audit-publish of daily_prices on Athena (marketlake.aws.glue_job)."
   role_arn               = aws_iam_role.glue_job.arn
   glue_version           = "3.0"
   max_capacity           = var.glue_max_capacity
@@ -125,7 +125,7 @@ resource "aws_glue_job" "wap" {
   }
 
   default_arguments = {
-    # What marketlake.build.job parses (REQUIRED and OPTIONAL there).
+    # What marketlake.aws.glue_job parses (REQUIRED and OPTIONAL there).
     "--lake_bucket"      = aws_s3_bucket.lake.id
     "--glue_database"    = aws_glue_catalog_database.lake.name
     "--athena_workgroup" = aws_athena_workgroup.build.name

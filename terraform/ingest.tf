@@ -59,7 +59,7 @@ resource "aws_lambda_function" "ingest" {
   ]
 }
 
-# The time budget of marketlake.ingest.aws, mirrored: before each symbol the Lambda stops
+# The time budget of marketlake.aws.lambda_ingest, mirrored: before each symbol the Lambda stops
 # when less than the limiter's next wait + one symbol's worst case (every attempt timing
 # out, with capped backoffs between) + SAFETY_SECONDS is left. The timeout must exceed it.
 locals {

@@ -2,7 +2,7 @@
 # sits in Terraform state or in a file. Set it once after `make deploy`:
 #   aws secretsmanager put-secret-value --secret-id <output alphavantage_secret_arn> \
 #     --secret-string 'YOUR_KEY'
-# (a JSON body {"ALPHAVANTAGE_API_KEY": "..."} works too; see marketlake.ingest.aws).
+# (a JSON body {"ALPHAVANTAGE_API_KEY": "..."} works too; see marketlake.aws.lambda_ingest).
 
 resource "aws_secretsmanager_secret" "alphavantage" {
   name                    = "${local.name}/alphavantage-api-key"

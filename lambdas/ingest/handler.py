@@ -1,12 +1,12 @@
 """Ingest Lambda entry point (EventBridge Scheduler, weekdays after the US close).
 
 The event may name the tickers ({"tickers": ["NVDA", "AMD"]}); otherwise MARKETLAKE_TICKERS.
-Everything else is marketlake.ingest.aws; logs are structured JSON and never hold the key.
+Everything else is marketlake.aws.lambda_ingest; logs are structured JSON and never hold the key.
 """
 
 from aws_lambda_powertools import Logger
 
-from marketlake.ingest import aws
+from marketlake.aws import lambda_ingest as aws
 
 logger = Logger(service="marketlake-ingest")
 

@@ -334,9 +334,9 @@ def _engine(settings: Settings):
 
 
 def _do_build(settings: Settings, force: bool, full: bool = False):
-    from marketlake.build.wap import BuildObserver, run_build
     from marketlake.lock import lake_lock
     from marketlake.storage import LocalStore
+    from marketlake.wap.pipeline import BuildObserver, run_build
 
     class Steps(BuildObserver):
         def __init__(self, progress: Progress) -> None:
@@ -362,7 +362,7 @@ def _print_build(result) -> None:
     if result.status == "skipped":
         out.print(f"build: {result.message}")
         return
-    from marketlake.build.runlog import check_counts
+    from marketlake.wap.runlog import check_counts
 
     passed, failed, warned = check_counts(result.checks)
     years = f"{result.years[0]}-{result.years[-1]}" if len(result.years) > 1 else result.years[0]
@@ -410,9 +410,9 @@ def rollback(
     The last MARKETLAKE_KEEP_VERSIONS versions are kept. The next build starts from the
     version rolled back to.
     """
-    from marketlake.build.wap import rollback as do_rollback
     from marketlake.lock import lake_lock
     from marketlake.storage import LocalStore
+    from marketlake.wap.pipeline import rollback as do_rollback
 
     settings = _settings()
     warnings: list[str] = []
@@ -451,9 +451,9 @@ def run(
 def _reader(settings: Settings, confined: bool = False):
     """A read-only catalog whose daily_prices is what the version registry publishes;
     `confined`, it can open no file outside the lake's readable zones (query)."""
-    from marketlake.build.wap import follow_registry_read_only
     from marketlake.engines.duckdb import DuckDBEngine
     from marketlake.storage import LocalStore
+    from marketlake.wap.pipeline import follow_registry_read_only
 
     engine = DuckDBEngine(settings.home, read_only=True, confined=confined)
     try:
@@ -605,11 +605,11 @@ def status(
 ) -> None:
     """Show the last runs, the published versions, the latest check results and the
     ingest watermarks."""
-    from marketlake.build.versions import load_registry
-    from marketlake.build.wap import TABLE
     from marketlake.engines.duckdb import DuckDBEngine
     from marketlake.ingest.state import load_state
     from marketlake.storage import LocalStore
+    from marketlake.wap.pipeline import TABLE
+    from marketlake.wap.versions import load_registry
 
     settings = _settings()
     store = LocalStore(settings.home)

@@ -31,8 +31,8 @@ NOT_ON_THE_LAMBDA = {
 
 
 def lambda_reads() -> set[str]:
-    """The Lambda's code path: marketlake.ingest.aws.run, and Settings.from_env it calls."""
-    return env_reads(function_node(SRC / "ingest" / "aws.py", "run")) | env_reads(
+    """The Lambda's code path: marketlake.aws.lambda_ingest.run, and Settings.from_env it calls."""
+    return env_reads(function_node(SRC / "aws" / "lambda_ingest.py", "run")) | env_reads(
         function_node(SRC / "config.py", "Settings.from_env")
     )
 
@@ -102,7 +102,7 @@ def test_the_glue_job_reads_no_environment_only_its_arguments():
     assert not readers, f"the Glue job's code reads the environment at {readers}: wire it"
     calls = [
         node
-        for node in ast.walk(parse_py(SRC / "build" / "job.py"))
+        for node in ast.walk(parse_py(SRC / "aws" / "glue_job.py"))
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
         and node.func.attr == "from_env"

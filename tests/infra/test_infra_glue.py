@@ -1,4 +1,4 @@
-"""The Glue side matches the code: the job's arguments are what marketlake.build.job parses,
+"""The Glue side matches the code: the job's arguments are what marketlake.aws.glue_job parses,
 the job is a Python 3.9 shell job, the crawler makes the table the build reads, and the
 workflow runs crawler -> job."""
 
@@ -10,10 +10,10 @@ from infra_contract import REPO, SRC, module_constant, normalize, requirement_pi
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from marketlake.build import wap
 from marketlake.ingest import raw
+from marketlake.wap import pipeline as wap
 
-JOB = SRC / "build" / "job.py"
+JOB = SRC / "aws" / "glue_job.py"
 # Arguments Glue itself reads (not the script): they may sit beside the job's own.
 GLUE_ARGUMENTS = {"--job-language", "--extra-py-files", "--additional-python-modules"}
 GLUE_LIBRARY_SET = "library-set"
@@ -87,7 +87,7 @@ def test_the_script_and_the_wheel_are_the_code():
         "s3://${aws_s3_bucket.lake.id}/${aws_s3_object.marketlake_wheel.key}"
     )
     # The script Glue runs calls the job's entry point.
-    assert "from marketlake.build.job import main" in (REPO / "glue" / "wap_job.py").read_text()
+    assert "from marketlake.aws.glue_job import main" in (REPO / "glue" / "wap_job.py").read_text()
 
 
 def test_the_glue_pins_cover_the_library_and_match_its_ranges():

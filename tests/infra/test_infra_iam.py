@@ -18,8 +18,9 @@ from infra_contract import (
     terraform,
 )
 
-from marketlake.build import runlog, versions, wap
 from marketlake.ingest import raw, state
+from marketlake.wap import pipeline as wap
+from marketlake.wap import runlog, versions
 
 # boto3 method -> IAM action. A call that is missing here fails test_every_call_is_mapped.
 IAM_ACTION = {

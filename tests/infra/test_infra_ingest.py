@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infra_contract import LAMBDA_HANDLER, SRC, function_node, module_constant, terraform
 
-AWS = SRC / "ingest" / "aws.py"
+AWS = SRC / "aws" / "lambda_ingest.py"
 
 
 def function() -> dict:
@@ -42,8 +42,8 @@ def test_the_time_budget_in_terraform_is_the_codes():
     """aws.py stops taking symbols when less than the limiter's wait + one symbol's worst
     case + SAFETY_SECONDS is left; Terraform mirrors that sum to refuse a timeout that
     leaves no time to work. Its constants are the code's, and the defaults leave room."""
+    from marketlake.aws.lambda_ingest import worst_case_symbol_seconds
     from marketlake.config import Settings
-    from marketlake.ingest.aws import worst_case_symbol_seconds
 
     tf = terraform()
     for local, constant in (

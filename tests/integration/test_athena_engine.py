@@ -24,10 +24,10 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from sqlglot import exp
 
-from marketlake.build import runlog
 from marketlake.engines.athena import AthenaEngine
 from marketlake.errors import MarketlakeError, QueryError
 from marketlake.storage import S3Store
+from marketlake.wap import runlog
 
 REGION = "us-east-1"
 BUCKET = "marketlake-engine-test"

@@ -31,8 +31,7 @@ from moto import mock_aws
 from sqlglot import exp
 
 from marketlake import sqlfiles
-from marketlake.build import job
-from marketlake.build.wap import run_build
+from marketlake.aws import glue_job as job
 from marketlake.config import Settings
 from marketlake.engines.athena import AthenaEngine
 from marketlake.errors import BuildBlocked, QueryError
@@ -40,6 +39,7 @@ from marketlake.ingest import raw
 from marketlake.ingest.state import record_landed
 from marketlake.providers.synthetic import SyntheticProvider
 from marketlake.storage import S3Store
+from marketlake.wap.pipeline import run_build
 
 REGION = "us-east-1"
 BUCKET = "marketlake-glue-job-test"
@@ -635,10 +635,11 @@ def test_the_import_closure_follows_the_imports():
     for needed in (
         "glue/wap_job.py",
         "src/marketlake/__init__.py",
-        "src/marketlake/build/__init__.py",
-        "src/marketlake/build/job.py",
-        "src/marketlake/build/wap.py",
-        "src/marketlake/build/runlog.py",
+        "src/marketlake/wap/__init__.py",
+        "src/marketlake/aws/__init__.py",
+        "src/marketlake/aws/glue_job.py",
+        "src/marketlake/wap/pipeline.py",
+        "src/marketlake/wap/runlog.py",
         "src/marketlake/engines/athena.py",
         "src/marketlake/storage.py",
         "src/marketlake/sqlfiles.py",

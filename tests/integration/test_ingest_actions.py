@@ -225,8 +225,8 @@ def test_synthetic_ingest_lands_splits_and_dividends(tmp_path):
 
 
 def test_the_build_adjusts_the_bars_with_the_splits_the_lake_holds(tmp_path):
-    from marketlake.build.wap import run_build
     from marketlake.engines.duckdb import DuckDBEngine
+    from marketlake.wap.pipeline import run_build
 
     settings = Settings.from_env(
         {"MARKETLAKE_TICKERS": "AMAT", "MARKETLAKE_HISTORY_DAYS": "120"}, home=tmp_path / "lake"

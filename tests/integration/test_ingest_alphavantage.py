@@ -654,8 +654,8 @@ def test_a_later_compact_answer_lands_only_the_new_session(lake):
 
 
 def test_a_resent_bar_whose_values_changed_is_rewritten_alone_and_the_build_picks_it_up(lake):
-    from marketlake.build.wap import run_build
     from marketlake.engines.duckdb import DuckDBEngine
+    from marketlake.wap.pipeline import run_build
 
     revised = [
         (d, o, h + 10, lo, c + 10, v) if d == dt.date(2024, 6, 28) else (d, o, h, lo, c, v)

@@ -32,15 +32,15 @@ from av_fake_server import (
 )
 from moto import mock_aws
 
-from marketlake.build.versions import Registry, Version, update_registry
+from marketlake.aws import lambda_ingest as aws
 from marketlake.config import Settings
 from marketlake.errors import ConfigError
-from marketlake.ingest import aws
 from marketlake.ingest.ratelimit import SimulatedClock
 from marketlake.ingest.runner import run_ingest
 from marketlake.ingest.state import STATE_KEY, IngestState
 from marketlake.sessions import parse_as_of, sessions_between
 from marketlake.storage import LocalStore, S3Store
+from marketlake.wap.versions import Registry, Version, update_registry
 
 LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambdas" / "ingest"
 KEY = "KEYzq81x7TEST"

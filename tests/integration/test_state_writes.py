@@ -13,8 +13,6 @@ import pytest
 from athena_fake import Recorder
 from moto import mock_aws
 
-from marketlake.build import wap
-from marketlake.build.versions import Registry, Version, load_registry, update_registry
 from marketlake.ingest.state import (
     STATE_KEY,
     clear_rebuild_needed,
@@ -26,6 +24,8 @@ from marketlake.ingest.state import (
     save_state,
 )
 from marketlake.storage import LocalStore, S3Store, WriteConflict
+from marketlake.wap import pipeline as wap
+from marketlake.wap.versions import Registry, Version, load_registry, update_registry
 
 BUCKET = "marketlake-state-test"
 

@@ -9,8 +9,6 @@ import pandas as pd
 import pytest
 
 from marketlake import storage
-from marketlake.build import wap
-from marketlake.build.versions import load_registry, registry_key
 from marketlake.config import Settings
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import ConfigError, MarketlakeError
@@ -21,6 +19,8 @@ from marketlake.providers.alphavantage import AlphaVantageProvider, FetchFailed
 from marketlake.providers.synthetic import SyntheticProvider
 from marketlake.sessions import EASTERN
 from marketlake.storage import LocalStore
+from marketlake.wap import pipeline as wap
+from marketlake.wap.versions import load_registry, registry_key
 
 KEY = "KEYreview9zz"
 

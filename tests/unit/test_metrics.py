@@ -21,10 +21,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from sqlglot import exp
 
 from marketlake import sqlfiles
-from marketlake.build.wap import run_build
 from marketlake.engines.duckdb import DuckDBEngine, transpile
 from marketlake.ingest.raw import bars_to_frame, frame_to_csv, raw_key
 from marketlake.sessions import sessions_between
+from marketlake.wap.pipeline import run_build
 
 # Issue 14's columns, after volume.
 ADJUSTED = [

@@ -18,14 +18,14 @@ import sqlglot
 from sqlglot.errors import ErrorLevel, ParseError
 
 from marketlake import sqlfiles
-from marketlake.build.versions import load_registry
-from marketlake.build.wap import CURATED_PREFIX, TABLE, run_build
 from marketlake.config import Settings
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import BuildBlocked, MarketlakeError
 from marketlake.ingest import raw
 from marketlake.sessions import sessions_between
 from marketlake.storage import LocalStore
+from marketlake.wap.pipeline import CURATED_PREFIX, TABLE, run_build
+from marketlake.wap.versions import load_registry
 
 SQL_ROOT = Path(__file__).resolve().parents[2] / "sql"
 SQL_FILES = sorted(SQL_ROOT.rglob("*.sql"))

@@ -8,8 +8,6 @@ import math
 import pytest
 
 from marketlake import sqlfiles
-from marketlake.build.versions import load_registry
-from marketlake.build.wap import CURATED_PREFIX, TABLE, plan, rollback, run_build
 from marketlake.config import Settings
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import MarketlakeError
@@ -19,6 +17,8 @@ from marketlake.ingest.state import load_state
 from marketlake.providers.synthetic import SyntheticProvider
 from marketlake.sessions import EASTERN
 from marketlake.storage import LocalStore
+from marketlake.wap.pipeline import CURATED_PREFIX, TABLE, plan, rollback, run_build
+from marketlake.wap.versions import load_registry
 
 ALL = f"SELECT * FROM {TABLE} ORDER BY symbol, trade_date"
 

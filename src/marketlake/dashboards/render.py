@@ -468,9 +468,9 @@ def render_dashboards(
     data: the newest trade_date in daily_prices (the pipeline dashboard: the newest run).
     Symbols: the given ones, else All.
     """
-    from marketlake.build.wap import follow_registry_read_only
     from marketlake.engines.duckdb import DuckDBEngine
     from marketlake.storage import LocalStore
+    from marketlake.wap.pipeline import follow_registry_read_only
 
     home = Path(home)
     dashboards = load_dashboards(dashboards_dir or default_dashboards_dir())

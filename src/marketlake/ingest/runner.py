@@ -349,7 +349,7 @@ def _still_invalid(state: IngestState, symbol: str, today: dt.date) -> str | Non
 
 def _log_run(store, state, report, limiter, used_before, started, finished, settings) -> None:
     """One row in audit/ingest_runs per run, for the pipeline-health dashboard."""
-    from marketlake.build.runlog import new_run_id, write_ingest_run
+    from marketlake.wap.runlog import new_run_id, write_ingest_run
 
     def count(status: str) -> int:
         return len(report.with_status(status))

@@ -27,23 +27,6 @@ from typing import Callable
 import pandas as pd
 
 from marketlake import sqlfiles
-from marketlake.build.runlog import (
-    AUDIT_TABLES,
-    CheckResult,
-    RunRecord,
-    check_counts,
-    new_run_id,
-    write_checks,
-    write_quarantined,
-    write_run,
-)
-from marketlake.build.versions import (
-    Registry,
-    Version,
-    load_registry,
-    registry_key,
-    update_registry,
-)
 from marketlake.config import Settings
 from marketlake.errors import BuildBlocked, DamagedFile, MarketlakeError
 from marketlake.faults import crash_point
@@ -58,6 +41,23 @@ from marketlake.ingest.state import (
 )
 from marketlake.sessions import last_closed_session, sessions_between
 from marketlake.storage import ObjectStore
+from marketlake.wap.runlog import (
+    AUDIT_TABLES,
+    CheckResult,
+    RunRecord,
+    check_counts,
+    new_run_id,
+    write_checks,
+    write_quarantined,
+    write_run,
+)
+from marketlake.wap.versions import (
+    Registry,
+    Version,
+    load_registry,
+    registry_key,
+    update_registry,
+)
 
 TABLE = "daily_prices"
 RAW_TABLE = "raw_daily_prices"
