@@ -138,7 +138,8 @@ class _IngestProgress:
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.task = None
+        self.task = progress.add_task("ingest", total=None, symbol="")
+        self.current = ""
         self.done = 0
         self.deferred = 0
 
@@ -147,7 +148,7 @@ class _IngestProgress:
         self.progress.update(self.task, symbol=f"{symbol}{deferred}{note}")
 
     def started(self, total: int) -> None:
-        self.task = self.progress.add_task("ingest", total=total, symbol="")
+        self.progress.update(self.task, total=total)
 
     def symbol_started(self, symbol: str) -> None:
         self.current = symbol
@@ -160,7 +161,7 @@ class _IngestProgress:
 
     def waiting(self, seconds: float) -> None:
         if seconds >= 1:
-            self._show(getattr(self, "current", ""), f"  (rate limit: waiting {seconds:.0f}s)")
+            self._show(self.current, f"  (rate limit: waiting {seconds:.0f}s)")
 
     def event(self, kind: str, message: str) -> None:
         err.print(f"  {kind}: {_escape(message)}")

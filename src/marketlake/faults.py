@@ -12,7 +12,7 @@ import os
 import signal
 
 FAULT_ENV = "MARKETLAKE_FAULT"
-_armed = {"step": None}
+_armed: dict[str, str | None] = {"step": None}
 
 
 def arm(step: str | None) -> None:

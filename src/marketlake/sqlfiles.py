@@ -74,7 +74,10 @@ def longest_lookback(sql: str) -> int:
 
 def output_columns(sql: str) -> list[str]:
     """The names of a query's output columns, in order."""
-    return list(sqlglot.parse_one(sql, read="athena").named_selects)
+    query = sqlglot.parse_one(sql, read="athena")
+    if not isinstance(query, exp.Query):
+        raise ValueError(f"not a query: {sql[:60]!r}")
+    return list(query.named_selects)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -205,7 +205,10 @@ class DuckDBEngine:
             )
         # Views name the lake's files relative to the lake, and DuckDB resolves relative
         # paths against file_search_path: a moved or copied lake reads its own files.
-        config = {"memory_limit": memory_limit, "file_search_path": str(self.root)}
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "memory_limit": memory_limit,
+            "file_search_path": str(self.root),
+        }
         if threads:
             config["threads"] = threads
         self.catalog_path.parent.mkdir(parents=True, exist_ok=True)
@@ -259,8 +262,8 @@ class DuckDBEngine:
         self._view_sql = {name.lower(): sql for name, sql in views}
         # Order matters: the directories are set before external access goes off, and the
         # lock comes last, so no statement can undo either.
-        zones = [str(self.root / zone) + "/" for zone in READABLE_ZONES]
-        self.con.execute(f"SET allowed_directories = [{', '.join(map(_literal, zones))}]")
+        allowed = [str(self.root / zone) + "/" for zone in READABLE_ZONES]
+        self.con.execute(f"SET allowed_directories = [{', '.join(map(_literal, allowed))}]")
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")
 
@@ -455,17 +458,21 @@ class DuckDBEngine:
         for (kind,) in kinds:
             self.execute_native(f"DROP {kind} IF EXISTS temp.main.{name}")
 
+    def _count(self, name: str) -> int:
+        (count,) = self.con.execute(f"SELECT count(*) FROM {name}").fetchone() or (0,)
+        return int(count)
+
     def materialize(self, name: str, select_sql: str) -> int:
         """Compute an Athena-dialect SELECT once into a table for this session."""
         self._drop_temp(name)
         self.execute_native(f"CREATE TEMP TABLE {name} AS {transpile(select_sql)}")
-        return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+        return self._count(name)
 
     def derive(self, name: str, select_sql: str) -> int:
         """A relation read once or twice: a view (no copy of the rows); returns its count."""
         self._drop_temp(name)
         self.execute_native(f"CREATE TEMP VIEW {name} AS {transpile(select_sql)}")
-        return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+        return self._count(name)
 
     def alias(self, name: str, target: str) -> None:
         self._drop_temp(name)
