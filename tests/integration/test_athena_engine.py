@@ -10,6 +10,7 @@ athena_fake.FakeAthena. Glue is moto's: the partition swap is checked on the cat
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import io
 import time
 
@@ -25,6 +26,7 @@ from moto import mock_aws
 from sqlglot import exp
 
 from marketlake.engines.athena import AthenaEngine
+from marketlake.engines.base import Engine
 from marketlake.errors import MarketlakeError, QueryError
 from marketlake.storage import S3Store
 from marketlake.wap import runlog
@@ -258,6 +260,28 @@ def test_a_failed_query_raises_with_athenas_reason(aws, status, expected):
     assert expected in str(info.value)
     assert "q-1" in str(info.value)
     assert status["State"].lower() in str(info.value)
+
+
+def protocol_methods(protocol: type) -> dict:
+    return {
+        name: member
+        for name, member in vars(protocol).items()
+        if callable(member) and not name.startswith("_")
+    }
+
+
+def test_athena_engine_is_an_engine():
+    """Structurally: every method the build asks of an Engine, with the same parameters
+    (names, kinds, defaults), so a parameter typed Engine takes an AthenaEngine."""
+    wanted = protocol_methods(Engine)
+    assert wanted, "the Engine protocol declares no methods"
+    for name, method in wanted.items():
+        own = getattr(AthenaEngine, name, None)
+        assert callable(own), f"AthenaEngine lacks {name}"
+        expected, actual = inspect.signature(method), inspect.signature(own)
+        assert [(p.name, p.kind, p.default) for p in actual.parameters.values()] == [
+            (p.name, p.kind, p.default) for p in expected.parameters.values()
+        ], f"AthenaEngine.{name}{actual} does not match Engine.{name}{expected}"
 
 
 def test_execute_polls_until_a_final_state(aws):

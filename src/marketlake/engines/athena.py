@@ -9,6 +9,8 @@ is a view over it, switched by CREATE OR REPLACE VIEW.
 Everything here stays importable on Python 3.9: the Glue Python shell job runs it.
 """
 
+# Not awswrangler: 3.14, its last 3.9 release, needs pandas<3 and 3.17 pyarrow<26 (we pin 3.1, 26).
+
 from __future__ import annotations
 
 import contextlib
@@ -27,6 +29,7 @@ from marketlake import sqlfiles
 from marketlake.errors import MarketlakeError, QueryError
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+GLUE_PARTITION_BATCH = 100  # the most partitions one BatchCreatePartition call takes
 _ARROW_TO_GLUE = {
     pa.string(): "string",
     pa.int32(): "int",
@@ -97,6 +100,7 @@ class AthenaEngine:
             WorkGroup=self.workgroup,
         )
         query_id = started["QueryExecutionId"]
+        # Our own wait: wr.athena.wait_query has no deadline, so it never stops a stuck query.
         deadline = time.monotonic() + self.timeout_seconds
         while True:
             status = self.athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"][
@@ -160,23 +164,19 @@ class AthenaEngine:
         ]
         missing = [day for day in folders if day not in known]
         descriptor = table["StorageDescriptor"]
-        for start in range(0, len(missing), 100):
-            self._check_batch(
-                self.glue.batch_create_partition(
-                    DatabaseName=self.database,
-                    TableName=name,
-                    PartitionInputList=[
-                        {
-                            "Values": [day],
-                            "StorageDescriptor": dict(
-                                descriptor, Location=self.uri(f"{prefix}/ingest_date={day}")
-                            ),
-                        }
-                        for day in missing[start : start + 100]
-                    ],
-                ),
-                "add raw partitions",
-            )
+        self._create_partitions(
+            name,
+            [
+                {
+                    "Values": [day],
+                    "StorageDescriptor": dict(
+                        descriptor, Location=self.uri(f"{prefix}/ingest_date={day}")
+                    ),
+                }
+                for day in missing
+            ],
+            "add raw partitions",
+        )
 
     def raw_rejects(self) -> pd.DataFrame:
         """OpenCSVSerDe reads every row (extra fields dropped, missing ones NULL): the row
@@ -378,17 +378,23 @@ class AthenaEngine:
             self.glue.update_table(DatabaseName=self.database, TableInput=table_input)
         else:
             self.glue.create_table(DatabaseName=self.database, TableInput=table_input)
-        for start in range(0, len(partitions), 100):
+        self._create_partitions(
+            name,
+            [self._partition_input(y, self.uri(loc), columns) for y, loc in partitions],
+            f"attach {name}",
+        )
+
+    def _create_partitions(self, table: str, inputs: list, what: str) -> None:
+        """Add partitions in Glue-sized batches. Not wr.catalog.add_*_partitions: they pass
+        over AlreadyExists errors and build their own SerDe where the crawler's is copied."""
+        for start in range(0, len(inputs), GLUE_PARTITION_BATCH):
             self._check_batch(
                 self.glue.batch_create_partition(
                     DatabaseName=self.database,
-                    TableName=name,
-                    PartitionInputList=[
-                        self._partition_input(y, self.uri(loc), columns)
-                        for y, loc in partitions[start : start + 100]
-                    ],
+                    TableName=table,
+                    PartitionInputList=inputs[start : start + GLUE_PARTITION_BATCH],
                 ),
-                f"attach {name}",
+                what,
             )
 
     @staticmethod
