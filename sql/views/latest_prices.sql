@@ -17,7 +17,8 @@ SELECT
     rsi_14,
     hv_30d,
     parkinson_vol_20d,
-    volume_surge_ratio
+    volume_surge_ratio,
+    dividend_yield_ttm
 FROM (
     SELECT
         *,

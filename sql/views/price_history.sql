@@ -1,10 +1,12 @@
--- Per symbol and day, the series the market dashboard draws: close with its moving averages,
+-- Per symbol and day, the series the market dashboard draws: close (as traded) and the
+-- split-adjusted close with the moving averages (which are of the split-adjusted close),
 -- daily return, RSI and volume with its surge ratio. A narrow projection, so Athena reads
 -- only these Parquet columns.
 SELECT
     symbol,
     trade_date,
     close,
+    adj_close,
     sma_20,
     sma_50,
     daily_return,

@@ -69,6 +69,7 @@ window.addEventListener("load", () => {
         points: p.querySelectorAll("circle.point").length,
         rows: [...p.querySelectorAll("tbody tr")]
           .filter((tr) => tr.getBoundingClientRect().height > 0).length,
+        text: p.innerText,
       });
     }
     out.text = doc.body.innerText;
@@ -170,6 +171,14 @@ def test_every_panel_draws_in_chromium_with_no_error_and_no_request(page, tmp_pa
             assert panel["rows"] >= 1, f"{title}: a table with no rows"
     assert not ERROR_TEXT.search(result["text"]), ERROR_TEXT.search(result["text"]).group()
     assert page_requests(net_log) == []
+    # The corporate actions, as shown: NVDA's 10:1 split and its May dividend in the range.
+    shown = {p["title"]: p for p in result["panels"]}
+    actions = shown["Splits and dividends"]
+    assert actions["rows"] >= 2, actions
+    assert re.search(r"NVDA\s+2024-06-10\s+split\s+10\.00", actions["text"]), actions["text"]
+    assert re.search(r"NVDA\s+2024-05-10\s+dividend\s+\$8\.00", actions["text"]), actions["text"]
+    assert "NVDA close, split-adjusted" in shown["Close with SMA 20 and SMA 50"]["text"]
+    assert "dividend_yield_ttm" in shown["Latest bar per symbol"]["text"]
 
 
 def test_the_request_check_sees_a_page_that_fetches(tmp_path):

@@ -40,6 +40,7 @@ from marketlake.dashboards.render import (
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import MarketlakeError
 from marketlake.ingest import raw
+from marketlake.providers.synthetic import SPLITS, SyntheticProvider
 from marketlake.sessions import sessions_between
 from marketlake.storage import LocalStore
 
@@ -52,13 +53,15 @@ AS_OF = "2024-06-28"
 # trade_date_is_session row check quarantines.
 EXTRA_DAYS = [dt.date(2024, 7, 1), dt.date(2024, 7, 2), dt.date(2024, 7, 3), dt.date(2024, 7, 4)]
 NEWEST = dt.date(2024, 7, 3)
+NEWEST_CLOSE = 126.0  # NVDA's close that day, below
+NVDA_SPLIT = dt.date(2024, 6, 10)  # the synthetic market's 10:1 split of NVDA
 
 # The issue's panels, each with the view it reads and the columns it draws.
 PANELS = {
     "Market overview": {
         "Close with SMA 20 and SMA 50": (
             "price_history",
-            ["trade_date", "symbol", "close", "sma_20", "sma_50"],
+            ["trade_date", "symbol", "close", "adj_close", "sma_20", "sma_50"],
         ),
         "Average price, last 90 days": ("avg_price_90d", ["trade_date", "symbol", "avg_price"]),
         "Daily return": ("price_history", ["trade_date", "symbol", "daily_return"]),
@@ -95,7 +98,12 @@ PANELS = {
                 "sma_20",
                 "sma_50",
                 "volume_surge_ratio",
+                "dividend_yield_ttm",
             ],
+        ),
+        "Splits and dividends": (
+            "corporate_actions",
+            ["symbol", "ex_date", "kind", "split_factor", "dividend", "previous_close", "close"],
         ),
     },
     "Pipeline health": {
@@ -501,6 +509,85 @@ def test_render_with_a_range_and_a_symbol(lake, tmp_path):
     latest = panels_in(page)["Latest bar per symbol"]
     assert ">NVDA<" in latest and ">AMD<" not in latest
     assert "symbol IN (&#x27;NVDA&#x27;)" in page  # the SQL that ran, shown on the page
+
+
+def table_rows(body: str) -> list[list[str]]:
+    """The text of each body row's cells in a rendered table panel."""
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", cell))
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)
+        ]
+        for row in re.findall(r"<tr>(.*?)</tr>", body)
+        if "<td" in row
+    ]
+
+
+def usd(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+def test_the_splits_and_dividends_panel_lists_the_actions_of_the_range(lake, tmp_path):
+    """The synthetic market's own splits and dividends (what the ingest landed) going ex in
+    the default range, each with the traded closes around it, newest first."""
+    assert SPLITS["NVDA"] == ((NVDA_SPLIT, 10.0),)
+    page = render_dashboards(lake, out_dir=tmp_path).read_text(encoding="utf-8")
+    first, as_of = NEWEST - dt.timedelta(days=90), dt.date.fromisoformat(AS_OF)
+    market = SyntheticProvider()
+    expected = []
+    for symbol in ("AMD", "NVDA"):
+        bars = market.fetch_daily(symbol, None, as_of)
+        days, closes = list(bars["trade_date"]), list(bars["close"])
+        for kind in ("split", "dividend"):
+            events = market.fetch_actions(kind + "s", symbol, as_of)
+            for day, value in zip(events["date"], events["value"]):
+                if day >= first:
+                    at = days.index(day)
+                    amount = usd(value) if kind == "dividend" else ""
+                    factor = f"{value:.2f}" if kind == "split" else ""
+                    row = [symbol, day.isoformat(), kind, factor, amount]
+                    expected.append([*row, usd(closes[at - 1]), usd(closes[at])])
+    expected.sort(key=lambda row: (-dt.date.fromisoformat(row[1]).toordinal(), row[0], row[2]))
+    assert {row[2] for row in expected} == {"split", "dividend"}
+    assert ["NVDA", "2024-06-10", "split", "10.00", ""] in [row[:5] for row in expected]
+    body = panels_in(page)["Splits and dividends"]
+    assert table_rows(body) == expected
+    assert f'style="color:{draw.NAMED_COLORS["orange"]}">split<' in body
+
+
+def test_the_close_panel_adds_the_split_adjusted_close(lake, tmp_path, engine):
+    rows = engine.fetch_arrow(
+        "SELECT trade_date, close, adj_close FROM price_history WHERE symbol = 'NVDA' "
+        "AND trade_date BETWEEN DATE '2024-06-03' AND DATE '2024-06-14' ORDER BY trade_date"
+    ).to_pylist()
+    assert len(rows) == 10
+    for row in rows:
+        factor = 10.0 if row["trade_date"] < NVDA_SPLIT else 1.0
+        assert row["adj_close"] == pytest.approx(row["close"] / factor, rel=1e-12)
+    page = render_dashboards(lake, out_dir=tmp_path).read_text(encoding="utf-8")
+    body = panels_in(page)["Close with SMA 20 and SMA 50"]
+    assert body.count('class="series"') == 8  # close, adjusted close and two SMAs, per symbol
+    assert "<title>AMD close, split-adjusted</title>" in body
+    assert "<title>NVDA close, split-adjusted</title>" in body
+    assert "<title>NVDA close</title>" in body
+
+
+def test_the_latest_bar_shows_the_trailing_dividend_yield(lake, tmp_path):
+    """NVDA: its dividends of the 365 days up to its newest bar, all before its 10:1 split,
+    at the new share scale, over that bar's close; AMD pays none."""
+    market = SyntheticProvider()
+    dividends = market.fetch_actions("dividends", "NVDA", dt.date.fromisoformat(AS_OF))
+    window = [
+        a for d, a in zip(dividends["date"], dividends["value"]) if d > NEWEST.replace(year=2023)
+    ]
+    assert len(window) == 4
+    nvda_yield = sum(window) / 10.0 / NEWEST_CLOSE
+    page = render_dashboards(lake, out_dir=tmp_path).read_text(encoding="utf-8")
+    body = panels_in(page)["Latest bar per symbol"]
+    assert ">dividend_yield_ttm</th>" in body
+    rows = {row[0]: row for row in table_rows(body)}
+    assert rows["NVDA"][-1] == f"{nvda_yield * 100:.2f}%"
+    assert rows["AMD"][-1] == "0.00%"
 
 
 def test_render_defaults_to_lake_dashboards(lake):

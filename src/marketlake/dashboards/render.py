@@ -3,14 +3,17 @@ lake and drawn into one self-contained HTML page.
 
 Each panel's rawSQL goes through what Grafana and the Athena plugin do to it (grafana.py),
 then through the same Athena-to-DuckDB path as `marketlake query`, and is drawn in the
-dashboard's grid layout (draw.py). A panel that cannot run raises a MarketlakeError naming
-the dashboard, the panel and what to do: a broken panel fails here, not in Grafana.
+dashboard's grid layout (the draw package, one module per panel type), styled by page.css
+(a file of this package, inlined in the page). A panel that cannot run raises a
+MarketlakeError naming the dashboard, the panel and what to do: a broken panel fails here,
+not in Grafana.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from importlib import resources
 from pathlib import Path
 
 import sqlglot
@@ -36,6 +39,7 @@ FORMATS = {"timeseries": 0, "table": 1}
 PAGE_WIDTH = 1500  # nominal pixels of the 24 grid columns, for the SVG viewBoxes
 ROW_HEIGHT = 30  # Grafana's grid: 30 px rows, 8 px gaps
 GAP = 8
+STYLESHEET = "page.css"  # the page's style, a file of this package
 
 # What "now" is for a dashboard's default time range: the newest moment it has data for.
 # The pipeline's runs happen after the newest bar (and, with --as-of, years later).
@@ -398,59 +402,17 @@ def render_panel(
     return f'<section {attrs}>{head}<div class="body">{body}</div></section>', queries
 
 
-CSS = """
-:root{color-scheme:dark}
-*{box-sizing:border-box}
-body{margin:0;background:#111217;color:#ccccdc;
- font:13px/1.4 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-.top{display:flex;flex-wrap:wrap;align-items:baseline;gap:6px 18px;padding:12px 16px;
- border-bottom:1px solid #2c3235;background:#181b1f}
-.top h1{font-size:16px;margin:0;color:#fff;font-weight:600}
-.top nav a{color:#6e9fff;text-decoration:none;margin-right:14px}
-.top .meta{color:#8e8e8e;font-size:12px}
-.dashboard{padding:14px 16px 4px}
-.dash-head{display:flex;flex-wrap:wrap;align-items:baseline;gap:4px 16px;margin:0 0 10px}
-.dash-head h2{font-size:18px;margin:0;color:#fff;font-weight:500}
-.dash-head .dash-desc{color:#8e8e8e;flex-basis:100%;margin:0}
-.chips{display:flex;flex-wrap:wrap;gap:6px}
-.chip{background:#22252b;border:1px solid #2c3235;border-radius:2px;padding:2px 8px;font-size:12px}
-.chip b{color:#8e8e8e;font-weight:500;margin-right:6px}
-.grid{display:grid;grid-template-columns:repeat(24,minmax(0,1fr));grid-auto-rows:30px;gap:8px}
-.row-title{font-size:15px;margin:0;align-self:end}
-.panel{background:#181b1f;border:1px solid #2c3235;border-radius:2px;display:flex;
- flex-direction:column;min-width:0;min-height:0;overflow:hidden}
-.panel header{padding:6px 8px 2px}
-.panel h3{margin:0;font-size:13px;font-weight:500;color:#fff;white-space:nowrap;overflow:hidden;
- text-overflow:ellipsis}
-.panel .desc{margin:1px 0 0;color:#8e8e8e;font-size:11px;white-space:nowrap;overflow:hidden;
- text-overflow:ellipsis}
-.body{flex:1;min-height:0;padding:2px 8px 6px;display:flex;flex-direction:column}
-.body.text{white-space:pre-wrap}
-svg.chart{flex:1;min-height:0;width:100%;display:block}
-svg.chart text{font-size:11px;fill:#9fa0a8}
-svg.chart .axis-label{fill:#8e8e8e}
-svg.chart .grid{stroke:#2c3235;stroke-width:1}
-svg.chart .frame{fill:none;stroke:#2c3235}
-svg.chart .threshold-area{opacity:.10}
-svg.chart .threshold{stroke-width:1;opacity:.9}
-.legend{display:flex;flex-wrap:wrap;gap:2px 14px;max-height:58px;line-height:18px;overflow:auto;
- font-size:12px;padding-top:2px}
-.legend-item{display:inline-flex;align-items:center;gap:5px;white-space:nowrap}
-.legend-value{color:#8e8e8e}
-.swatch{width:16px;height:6px}
-.no-data{margin:auto;color:#8e8e8e}
-.table-wrap{overflow:auto;flex:1;min-height:0}
-table{border-collapse:collapse;width:100%;font-size:12px}
-th{position:sticky;top:0;background:#22252b;color:#6e9fff;text-align:left;font-weight:500;
- padding:4px 8px;white-space:nowrap}
-td{padding:3px 8px;border-top:1px solid #2c3235;white-space:nowrap}
-.num{text-align:right;font-variant-numeric:tabular-nums}
-details.queries{margin:10px 0 14px;color:#8e8e8e}
-details.queries summary{cursor:pointer}
-details.queries h4{margin:10px 0 2px;color:#ccccdc;font-weight:500}
-details.queries pre{background:#181b1f;border:1px solid #2c3235;padding:8px;overflow:auto;
- color:#ccccdc;margin:0}
-"""
+def stylesheet() -> str:
+    """The page's CSS: page.css beside this module, in a source checkout and in the wheel
+    alike (hatch packages src/marketlake whole, so the wheel carries it)."""
+    try:
+        sheet = resources.files("marketlake.dashboards").joinpath(STYLESHEET)
+        return sheet.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MarketlakeError(
+            f"the dashboards' stylesheet {STYLESHEET} is missing from the installed marketlake "
+            f"package ({exc}); reinstall marketlake"
+        ) from None
 
 
 def render_dashboards(
@@ -531,7 +493,7 @@ def _page(home: Path, dashboards: list[dict], sections: list[str]) -> str:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>marketlake dashboards</title>"
-        f"<style>{CSS}</style></head><body>"
+        f"<style>{stylesheet()}</style></head><body>"
         f'<div class="top"><h1>marketlake dashboards</h1><nav>{nav}</nav>'
         f'<span class="meta">Grafana dashboards rendered from the local lake '
         f"{draw.esc(Path(home).resolve())} at {made}</span></div>"
