@@ -35,6 +35,7 @@ import math
 from typing import Callable
 
 import pandas as pd
+import pyarrow as pa
 from sqlglot import exp
 
 from marketlake import sqlfiles
@@ -52,6 +53,7 @@ from marketlake.ingest.state import (
 )
 from marketlake.sessions import last_closed_session, sessions_between
 from marketlake.storage import ObjectStore
+from marketlake.wap.restate import applied_actions, restated_symbols
 from marketlake.wap.runlog import (
     AUDIT_TABLES,
     CheckResult,
@@ -94,6 +96,8 @@ class BuildResult:
     # What went wrong after the publish (the catalog, the run record, pruning): the version
     # is published all the same, and the next command that opens the lake repairs the rest.
     warnings: list[str] = dataclasses.field(default_factory=list)
+    # Symbols recomputed because their splits or dividends changed -> first date recomputed.
+    restated: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -104,6 +108,10 @@ class Plan:
     raw_through: str
     raw_seen: dict[str, str]
     ingested_after: str | None = None  # only rows ingested after this were not read
+    # The splits and dividends this run applies, as the version records them (restate.py).
+    actions: dict = dataclasses.field(default_factory=dict)
+    # Symbols whose splits or dividends changed -> first date whose numbers change.
+    restated: dict = dataclasses.field(default_factory=dict)
 
 
 class BuildObserver:
@@ -113,8 +121,12 @@ class BuildObserver:
         pass
 
 
-def plan(store: ObjectStore, registry: Registry, full: bool) -> Plan | None:
-    """What this run must read, or None when nothing changed since the current version."""
+def plan(
+    store: ObjectStore, registry: Registry, full: bool, corporate: dict | None = None
+) -> Plan | None:
+    """What this run must read and recompute, or None when nothing changed since the current
+    version. `corporate`: the splits and dividends in the lake (actions.build_frames), read
+    here when not given."""
     dates = sorted(
         name.split("=", 1)[1]
         for name in store.list_prefixes(RAW_PREFIX)
@@ -126,6 +138,8 @@ def plan(store: ObjectStore, registry: Registry, full: bool) -> Plan | None:
         )
     newest = dates[-1]
     seen = {o.key: o.version for o in store.list_objects(f"{RAW_PREFIX}ingest_date={newest}/")}
+    corporate = actions.build_frames(store) if corporate is None else corporate
+    applied = applied_actions(corporate)
     current = registry.current_version()
     reason = ""
     if full:
@@ -138,12 +152,19 @@ def plan(store: ObjectStore, registry: Registry, full: bool) -> Plan | None:
         reason = "raw data landed in an earlier ingest_date than the last build read"
     elif current.raw_through is None:
         reason = "the current version does not say what it read"
+    elif current.actions is None:
+        reason = "the current version does not say which splits and dividends it applied"
     if reason:
-        return Plan("full", reason, None, newest, seen)
-    if newest == current.raw_through and seen == current.raw_seen:
+        return Plan("full", reason, None, newest, seen, actions=applied)
+    restated = restated_symbols(current.actions, corporate)
+    new_raw = newest != current.raw_through or seen != current.raw_seen
+    if not new_raw and not restated:
         return None
     raw_from = current.raw_through
-    if newest != current.raw_through:
+    if not new_raw:
+        # Only splits or dividends changed: no raw partition to read (none is this new).
+        raw_from = (dt.date.fromisoformat(newest) + dt.timedelta(days=1)).isoformat()
+    elif newest != current.raw_through:
         last_read = {
             o.key: o.version
             for o in store.list_objects(f"{RAW_PREFIX}ingest_date={current.raw_through}/")
@@ -153,7 +174,21 @@ def plan(store: ObjectStore, registry: Registry, full: bool) -> Plan | None:
             # import that partition holds every bar, and reading it again to find no new row
             # would cost as much as the full build did.
             raw_from = next((d for d in dates if d > current.raw_through), raw_from)
-    return Plan("incremental", "new raw data", raw_from, newest, seen, current.ingested_through)
+    reasons = ["new raw data"] if new_raw else []
+    if restated:
+        names = sorted(restated)
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        reasons.append(f"splits or dividends changed for {', '.join(names[:5])}{more}")
+    return Plan(
+        "incremental",
+        "; ".join(reasons),
+        raw_from,
+        newest,
+        seen,
+        current.ingested_through,
+        actions=applied,
+        restated=restated,
+    )
 
 
 def nyse_sessions_frame(now: dt.datetime) -> pd.DataFrame:
@@ -236,13 +271,23 @@ def run_build(
     # The registry is the truth: a catalog a kill left behind (or ahead) follows it first.
     # Best effort: a build publishes anew at its end, and readers follow the registry.
     _after_publish([], "the catalog", engine.publish, TABLE, current.partitions if current else {})
-    build_plan = plan(store, registry, full)
+    # Splits and dividends: small, read whole from the raw zone on every build.
+    corporate = actions.build_frames(store)
+    build_plan = plan(store, registry, full, corporate)
     if build_plan is None and force and current is not None:
-        build_plan = Plan("full", "--force", None, current.raw_through, current.raw_seen)
+        build_plan = Plan(
+            "full",
+            "--force",
+            None,
+            current.raw_through,
+            current.raw_seen,
+            actions=applied_actions(corporate),
+        )
     if build_plan is None:
         return skip(store, engine, run_id, started, now, current)
 
     build = Build(settings, store, engine, run_id, started, build_plan, current, state_seen)
+    build.corporate = corporate
     try:
         observer.step("write")
         write(build)
@@ -276,6 +321,9 @@ class Build:
     plan: Plan
     current: Version | None
     state_seen: bytes | None  # the ingest state as it was before the raw zone was listed
+    corporate: dict = dataclasses.field(default_factory=dict)  # actions.build_frames
+    # Of each symbol recomputed for its splits or dividends, its first recomputed row's date.
+    restated: dict = dataclasses.field(default_factory=dict)
     counts: dict = dataclasses.field(default_factory=lambda: {"rows": 0, "new": 0, "bad": 0})
     unparsed: pd.DataFrame | None = None  # raw rows the CSV reader could not read
     ingested_through: str | None = None
@@ -296,7 +344,10 @@ class Build:
 def skip(store: ObjectStore, engine, run_id: str, started, now, current: Version) -> BuildResult:
     """Nothing to build: record the skipped run, and make the catalog whole again (a deleted
     catalog.duckdb is rebuilt here): every relation the views read, then the views."""
-    message = f"no new raw data and no SQL change since run {current.run_id}; nothing to build"
+    message = (
+        "no new raw data, splits or dividends and no SQL change since run "
+        f"{current.run_id}; nothing to build"
+    )
     run = RunRecord(run_id, started, now(), "skipped", version=current.run_id, message=message)
     engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"))
     engine.register_frame("xnys_sessions", nyse_sessions_frame(started))
@@ -339,17 +390,17 @@ def read_new_bars(build: Build) -> None:
 
 def gather_bars(build: Build) -> None:
     """bars: in a full build the new bars; in an incremental one, the new bars and, of each
-    symbol with new bars, the published bars from the first one on and as many before it as
-    its windows reach. Other symbols are only copied (see _splice)."""
+    symbol with new bars or changed splits or dividends, the published bars from its first
+    recomputed row on and as many before it as its windows reach. Other symbols are only
+    copied (see _splice)."""
     engine = build.engine
-    if build.plan.mode == "incremental":
-        build.first_year = _first_rebuilt_year(build)
-    # Splits and dividends: small, read whole from the raw zone on every build.
-    for name, frame in actions.build_frames(build.store).items():
+    for name, frame in build.corporate.items():
         engine.register_frame(name, frame)
-    if build.first_year is None:
+    if build.plan.mode != "incremental":
         build.bars = engine.derive("bars", sqlfiles.load("wap/new_bars.sql"))
         return
+    build.restated = _restated_firsts(build)
+    build.first_year = _first_rebuilt_year(build)
     reach = sqlfiles.longest_lookback(_metrics_sql())
     years_back = math.ceil(reach / MIN_SESSIONS_PER_YEAR)
     lookback = {
@@ -358,22 +409,56 @@ def gather_bars(build: Build) -> None:
         if int(y) >= build.first_year - years_back
     }
     engine.attach("previous_daily_prices", lookback)
-    engine.materialize("firsts", sqlfiles.load("wap/first_new_bars.sql"))
-    bars_sql = sqlfiles.bind(
-        sqlfiles.load("wap/lookback_bars.sql"), {}, {"lookback_rows": reach + 1}
-    )
+    firsts = sqlfiles.load("wap/first_new_bars.sql")
+    if build.restated:
+        firsts = sqlfiles.bind(sqlfiles.load("wap/first_rebuilt_rows.sql"), {"new_firsts": firsts})
+    engine.materialize("firsts", firsts)
+    lookback_bars = sqlfiles.load("wap/lookback_bars.sql")
+    bars_sql = sqlfiles.bind(lookback_bars, {}, {"lookback_rows": reach + 1})
     build.bars = engine.materialize("bars", bars_sql)
+
+
+def _restated_firsts(build: Build) -> dict[str, dt.date]:
+    """restated_firsts: of each symbol whose splits or dividends changed, the first published
+    row the change reaches (restate.py says from which date)."""
+    restated, engine = build.plan.restated, build.engine
+    history = {
+        y: loc
+        for y, loc in build.current.partitions.items()
+        if restated and int(y) >= min(restated.values()).year
+    }
+    if not history:
+        return {}
+    engine.attach("published_history", history)
+    frame = pd.DataFrame(
+        {
+            "symbol": pd.Series(list(restated), dtype=pd.ArrowDtype(pa.string())),
+            "restate_from": pd.Series(
+                pd.to_datetime(list(restated.values())), dtype="datetime64[ns]"
+            ),
+        }
+    )
+    engine.register_frame("restated_symbols", frame)
+    engine.materialize("restated_firsts", sqlfiles.load("wap/restated_firsts.sql"))
+    found = engine.fetch_df("SELECT symbol, first_new FROM restated_firsts")
+    return {
+        str(symbol): pd.Timestamp(day).date()
+        for symbol, day in zip(found["symbol"], found["first_new"])
+    }
 
 
 def _first_rebuilt_year(build: Build) -> int:
     years = build.engine.fetch_df(
         "SELECT min(year(trade_date)) AS first_year FROM new_bars WHERE trade_date IS NOT NULL"
     )["first_year"]
-    if years.isna().all():
-        # No new bar has a readable date: rebuild the newest year, so the bad rows are counted
-        # against the threshold and the published rows carried over.
+    firsts = [] if years.isna().all() else [int(years.iloc[0])]
+    firsts += [day.year for day in build.restated.values()]
+    if not firsts:
+        # No new bar has a readable date (or only splits and dividends changed, and no
+        # published row): rebuild the newest year, so the bad rows are counted against the
+        # threshold, the published rows carried over, and the actions applied recorded.
         return max(int(y) for y in build.current.partitions)
-    return int(years.iloc[0])
+    return min(firsts)
 
 
 def exclude_rejected_bars(build: Build) -> None:
@@ -488,6 +573,7 @@ def publish(build: Build) -> Registry:
             t for t in (build.ingested_through, build_plan.ingested_after, "") if t is not None
         )
         or None,
+        actions=build_plan.actions,
     )
     # The publish: one conditional write, refused if another build or a rollback
     # switched the table since this run read the registry (its version builds on that).
@@ -571,6 +657,7 @@ def record(build: Build, now: Callable[[], dt.datetime]) -> BuildResult:
         years=sorted(int(y) for y in build.written),
         message=message,
         warnings=build.warnings,
+        restated={symbol: day.isoformat() for symbol, day in sorted(build.restated.items())},
     )
 
 
