@@ -286,8 +286,9 @@ def run_build(
     if build_plan is None:
         return skip(store, engine, run_id, started, now, current)
 
-    build = Build(settings, store, engine, run_id, started, build_plan, current, state_seen)
-    build.corporate = corporate
+    build = Build(
+        settings, store, engine, run_id, started, build_plan, current, state_seen, corporate
+    )
     try:
         observer.step("write")
         write(build)
@@ -321,7 +322,7 @@ class Build:
     plan: Plan
     current: Version | None
     state_seen: bytes | None  # the ingest state as it was before the raw zone was listed
-    corporate: dict = dataclasses.field(default_factory=dict)  # actions.build_frames
+    corporate: dict  # the splits and dividends it applies (actions.build_frames)
     # Of each symbol recomputed for its splits or dividends, its first recomputed row's date.
     restated: dict = dataclasses.field(default_factory=dict)
     counts: dict = dataclasses.field(default_factory=lambda: {"rows": 0, "new": 0, "bad": 0})
