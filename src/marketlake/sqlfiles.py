@@ -14,6 +14,8 @@ from sqlglot import exp
 from marketlake.errors import MarketlakeError
 
 _HEADER = re.compile(r"^--\s*(\w+):\s*(.+?)\s*$", re.MULTILINE)
+# A SQL file starts with comments (rendered SQL with /* */ ones): still a SELECT to bind.
+_LEADING_COMMENTS = re.compile(r"^(\s*(--[^\n]*(\n|$)|/\*.*?\*/))*\s*", re.DOTALL)
 
 
 @lru_cache(maxsize=1)
@@ -34,16 +36,30 @@ def load(relative: str) -> str:
         raise MarketlakeError(f"SQL file {relative} is missing from {sql_root()}") from None
 
 
-def bind(sql: str, relations: dict[str, str]) -> str:
+def bind(sql: str, relations: dict[str, str], parameters: dict | None = None) -> str:
     """Replace table references by name: with another table name, or with a SELECT (which
-    becomes a subquery under the old name), so one SQL file can read different inputs."""
+    becomes a subquery under the old name), so one SQL file can read different inputs.
+
+    A file with `?` parameters (Trino's prepared-statement markers) names them, in the order
+    they appear, in a `-- parameters: a, b` header; each is replaced by the literal of
+    parameters[name] (str, int, float, datetime.date, or None for NULL)."""
     query = sqlglot.parse_one(sql, read="athena")
+    names = [n.strip() for n in dict(_HEADER.findall(sql)).get("parameters", "").split(",")]
+    names = [n for n in names if n]
+    markers = [node for node in query.dfs() if isinstance(node, exp.Placeholder)]
+    if len(markers) != len(names) or not set(names) <= set(parameters or {}):
+        raise MarketlakeError(
+            f"SQL with {len(markers)} `?` marker(s) names parameters {names} in its "
+            f"'-- parameters:' header, but is bound with {sorted(parameters or {})}"
+        )
+    for marker, name in zip(markers, names):
+        marker.replace(exp.convert(parameters[name]))
 
     def swap(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Table) and not node.args.get("db") and node.name in relations:
             target = relations[node.name]
             alias = node.alias or node.name
-            if target.lstrip().lower().startswith(("select", "with", "(")):
+            if _LEADING_COMMENTS.sub("", target).lower().startswith(("select", "with", "(")):
                 inner = sqlglot.parse_one(target, read="athena")
                 return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias)))
             return exp.Table(

@@ -115,6 +115,57 @@ def test_a_check_without_a_valid_severity_is_refused(tmp_path, monkeypatch, kind
         sqlfiles.checks(kind)
 
 
+PARAMETERS = re.compile(r"^--\s*parameters:\s*(.+?)\s*$", re.MULTILINE)
+
+
+@pytest.mark.parametrize("path", SQL_FILES, ids=lambda p: p.relative_to(SQL_ROOT).as_posix())
+def test_every_parameter_marker_is_named_in_the_header(path):
+    """A `?` marker is bound by name (sqlfiles.bind): the header names each, in order."""
+    text = path.read_text(encoding="utf-8")
+    markers = list(sqlglot.parse_one(text, read="trino").find_all(sqlglot.exp.Placeholder))
+    named = PARAMETERS.findall(text)
+    names = [n.strip() for n in named[0].split(",")] if named else []
+    assert len(named) <= 1 and len(markers) == len(names), path.name
+
+
+def test_bind_puts_each_named_value_at_its_marker_as_a_literal():
+    sql = (
+        "-- parameters: since, after, after, year\n"
+        "SELECT * FROM raw WHERE d >= ? AND (? IS NULL OR t > ?) AND y = ?"
+    )
+    bound = sqlfiles.bind(
+        sql, {"raw": "other"}, {"since": "2024-01-02", "after": "it's", "year": 2024}
+    )
+    assert bound.endswith(
+        "FROM other AS raw WHERE d >= '2024-01-02' AND ('it''s' IS NULL OR t > 'it''s') "
+        "AND y = 2024"
+    )
+    unset = sqlfiles.bind(sql, {}, {"since": "x", "after": None, "year": 1})
+    assert "(NULL IS NULL OR t > NULL)" in unset
+
+
+NAMED = "-- parameters: since, after\nSELECT * FROM raw WHERE d >= ? AND t > ?"
+
+
+@pytest.mark.parametrize(
+    ("sql", "parameters"),
+    [
+        (NAMED, None),  # no values
+        (NAMED, {"since": "x"}),  # one value missing
+        ("SELECT * FROM raw WHERE d >= ? AND t > ?", {"since": "x", "after": "y"}),  # no header
+    ],
+)
+def test_bind_refuses_a_marker_without_a_name_or_a_value(sql, parameters):
+    with pytest.raises(MarketlakeError, match="parameters"):
+        sqlfiles.bind(sql, {}, parameters)
+
+
+def test_bind_takes_a_check_file_with_its_header_comments_as_a_subquery():
+    check = sqlfiles.checks("rows")[0]
+    keys = sqlfiles.bind(sqlfiles.load("wap/rejected_keys.sql"), {"failing_bars": check.sql})
+    assert "FROM (" in keys and ") AS failing_bars" in keys
+
+
 # -- a small raw zone ---------------------------------------------------------------------
 
 START = dt.date(2024, 1, 2)

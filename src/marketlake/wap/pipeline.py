@@ -1,13 +1,23 @@
-"""Build daily_prices by write-audit-publish.
+"""Build daily_prices by write-audit-publish: run_build calls the named steps below in turn.
 
-write   — bars (typed, deduplicated raw) pass the row checks; failing bars are excluded and
-          quarantined; the metrics SQL writes a new version of the rebuilt years.
+plan    — what the run must read (plan): nothing new (skip), everything (a full build), or the
+          raw partitions it has not read (an incremental build).
+write   — the new bars (sql/staging/bars.sql over the unread raw rows) and, in an incremental
+          build, the published bars their windows reach back to (gather_bars); the row checks
+          exclude and quarantine failing bars (exclude_rejected_bars); the metrics SQL writes
+          a new version of the rebuilt years (write_version).
 audit   — the table checks run on that version: blocking ones (and too many excluded rows)
           stop the run; warnings are recorded.
 publish — one write of the version registry (state/versions/TABLE.json), the only source
-          of truth of what is published; the engine's pointer (the catalog) then follows it,
-          and follows it again whenever a build or rollback opens the lake, so a publish a
-          kill cut short is completed, never half-visible.
+          of truth of what is published; the engine's pointer (the catalog) then follows it
+          (follow), and follows it again whenever a build or rollback opens the lake, so a
+          publish a kill cut short is completed, never half-visible.
+record  — old versions are pruned, and the run goes into pipeline_runs. A run that did not
+          publish deletes its version and is recorded as blocked or failed (abandon).
+
+The SQL of each step is in sql/ (sql/wap/ holds the build's own: which raw rows are unread,
+which published bars are read again, which bars are rejected, how rebuilt years are spliced),
+bound to this run's relations and values by marketlake.sqlfiles.bind.
 
 A run is incremental when it can be: it reads the raw partitions it has not read (and the
 last one it read again, if anything landed there since), rebuilds the years the new bars touch
@@ -25,6 +35,8 @@ import math
 from typing import Callable
 
 import pandas as pd
+import pyarrow as pa
+from sqlglot import exp
 
 from marketlake import sqlfiles
 from marketlake.config import Settings
@@ -41,6 +53,7 @@ from marketlake.ingest.state import (
 )
 from marketlake.sessions import last_closed_session, sessions_between
 from marketlake.storage import ObjectStore
+from marketlake.wap.restate import applied_actions, restated_symbols
 from marketlake.wap.runlog import (
     AUDIT_TABLES,
     CheckResult,
@@ -66,9 +79,6 @@ SAMPLE_ROWS = 5
 # Fewest NYSE sessions in a calendar year (2001 had 248): how many published years to read
 # so that the windows' lookback rows are in them.
 MIN_SESSIONS_PER_YEAR = 248
-BAR_COLUMNS = "symbol, trade_date, open, high, low, close, volume"
-# Only the bar columns of the lookback rows are read: Parquet skips the 18 metric columns.
-PREVIOUS_BAR_COLUMNS = ", ".join(f"p.{c}" for c in BAR_COLUMNS.split(", "))
 
 
 @dataclasses.dataclass
@@ -86,6 +96,8 @@ class BuildResult:
     # What went wrong after the publish (the catalog, the run record, pruning): the version
     # is published all the same, and the next command that opens the lake repairs the rest.
     warnings: list[str] = dataclasses.field(default_factory=list)
+    # Symbols recomputed because their splits or dividends changed -> first date recomputed.
+    restated: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -96,6 +108,10 @@ class Plan:
     raw_through: str
     raw_seen: dict[str, str]
     ingested_after: str | None = None  # only rows ingested after this were not read
+    # The splits and dividends this run applies, as the version records them (restate.py).
+    actions: dict = dataclasses.field(default_factory=dict)
+    # Symbols whose splits or dividends changed -> first date whose numbers change.
+    restated: dict = dataclasses.field(default_factory=dict)
 
 
 class BuildObserver:
@@ -105,8 +121,12 @@ class BuildObserver:
         pass
 
 
-def plan(store: ObjectStore, registry: Registry, full: bool) -> Plan | None:
-    """What this run must read, or None when nothing changed since the current version."""
+def plan(
+    store: ObjectStore, registry: Registry, full: bool, corporate: dict | None = None
+) -> Plan | None:
+    """What this run must read and recompute, or None when nothing changed since the current
+    version. `corporate`: the splits and dividends in the lake (actions.build_frames), read
+    here when not given."""
     dates = sorted(
         name.split("=", 1)[1]
         for name in store.list_prefixes(RAW_PREFIX)
@@ -118,6 +138,8 @@ def plan(store: ObjectStore, registry: Registry, full: bool) -> Plan | None:
         )
     newest = dates[-1]
     seen = {o.key: o.version for o in store.list_objects(f"{RAW_PREFIX}ingest_date={newest}/")}
+    corporate = actions.build_frames(store) if corporate is None else corporate
+    applied = applied_actions(corporate)
     current = registry.current_version()
     reason = ""
     if full:
@@ -130,12 +152,19 @@ def plan(store: ObjectStore, registry: Registry, full: bool) -> Plan | None:
         reason = "raw data landed in an earlier ingest_date than the last build read"
     elif current.raw_through is None:
         reason = "the current version does not say what it read"
+    elif current.actions is None:
+        reason = "the current version does not say which splits and dividends it applied"
     if reason:
-        return Plan("full", reason, None, newest, seen)
-    if newest == current.raw_through and seen == current.raw_seen:
+        return Plan("full", reason, None, newest, seen, actions=applied)
+    restated = restated_symbols(current.actions, corporate)
+    new_raw = newest != current.raw_through or seen != current.raw_seen
+    if not new_raw and not restated:
         return None
     raw_from = current.raw_through
-    if newest != current.raw_through:
+    if not new_raw:
+        # Only splits or dividends changed: no raw partition to read (none is this new).
+        raw_from = (dt.date.fromisoformat(newest) + dt.timedelta(days=1)).isoformat()
+    elif newest != current.raw_through:
         last_read = {
             o.key: o.version
             for o in store.list_objects(f"{RAW_PREFIX}ingest_date={current.raw_through}/")
@@ -145,7 +174,21 @@ def plan(store: ObjectStore, registry: Registry, full: bool) -> Plan | None:
             # import that partition holds every bar, and reading it again to find no new row
             # would cost as much as the full build did.
             raw_from = next((d for d in dates if d > current.raw_through), raw_from)
-    return Plan("incremental", "new raw data", raw_from, newest, seen, current.ingested_through)
+    reasons = ["new raw data"] if new_raw else []
+    if restated:
+        names = sorted(restated)
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        reasons.append(f"splits or dividends changed for {', '.join(names[:5])}{more}")
+    return Plan(
+        "incremental",
+        "; ".join(reasons),
+        raw_from,
+        newest,
+        seen,
+        current.ingested_through,
+        actions=applied,
+        restated=restated,
+    )
 
 
 def nyse_sessions_frame(now: dt.datetime) -> pd.DataFrame:
@@ -164,10 +207,8 @@ def reconcile_raw(store: ObjectStore, engine, raw_from: str | None) -> None:
             landed.update(load_landed(store, info.key))
     if not landed:
         return
-    where = f" WHERE ingest_date >= '{raw_from}'" if raw_from is not None else ""
     counts = engine.fetch_df(
-        f"SELECT ingest_date, symbol, count(*) AS n FROM {RAW_TABLE}{where} "
-        "GROUP BY ingest_date, symbol"
+        sqlfiles.bind(sqlfiles.load("wap/raw_counts.sql"), {}, {"raw_from": raw_from})
     )
     read = {
         f"{RAW_PREFIX}ingest_date={day}/{symbol}.csv": int(n)
@@ -218,6 +259,7 @@ def run_build(
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
     run_id: str | None = None,
 ) -> BuildResult:
+    """Build daily_prices: plan, write, audit, publish, then follow, prune and record."""
     observer = observer or BuildObserver()
     started = now()
     run_id = run_id or new_run_id(started)
@@ -229,228 +271,394 @@ def run_build(
     # The registry is the truth: a catalog a kill left behind (or ahead) follows it first.
     # Best effort: a build publishes anew at its end, and readers follow the registry.
     _after_publish([], "the catalog", engine.publish, TABLE, current.partitions if current else {})
-    build_plan = plan(store, registry, full)
+    # Splits and dividends: small, read whole from the raw zone on every build.
+    corporate = actions.build_frames(store)
+    build_plan = plan(store, registry, full, corporate)
     if build_plan is None and force and current is not None:
-        build_plan = Plan("full", "--force", None, current.raw_through, current.raw_seen)
-    if build_plan is None:
-        message = f"no new raw data and no SQL change since run {current.run_id}; nothing to build"
-        record = RunRecord(
-            run_id, started, now(), "skipped", version=current.run_id, message=message
+        build_plan = Plan(
+            "full",
+            "--force",
+            None,
+            current.raw_through,
+            current.raw_seen,
+            actions=applied_actions(corporate),
         )
-        # Nothing to build, but make the catalog whole again (a deleted catalog.duckdb is
-        # rebuilt here): every relation the views read, then the views.
-        engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"))
-        engine.register_frame("xnys_sessions", nyse_sessions_frame(started))
-        _record(store, engine, record)
-        _create_views(engine)
-        return BuildResult(run_id, "skipped", "none", 0, [], current.run_id, message=message)
+    if build_plan is None:
+        return skip(store, engine, run_id, started, now, current)
 
-    location = f"{CURATED_PREFIX}/version={run_id}"
-    checks: list[CheckResult] = []
-    counts = {"rows": 0, "new": 0, "bad": 0}
+    build = Build(
+        settings, store, engine, run_id, started, build_plan, current, state_seen, corporate
+    )
     try:
         observer.step("write")
-        engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"))
-        reconcile_raw(store, engine, build_plan.raw_from)
-        engine.register_frame("xnys_sessions", nyse_sessions_frame(started))
-        bars_sql = sqlfiles.load("staging/bars.sql")
-        unread = f"SELECT * FROM {RAW_TABLE}"
-        if build_plan.raw_from is not None:
-            # Partition pruning on ingest_date, then only rows not read before: ingested_at
-            # is fixed-width text, so text order is time order on both engines.
-            unread += f" WHERE ingest_date >= '{build_plan.raw_from}'"
-            if build_plan.ingested_after:
-                unread += f" AND ingested_at > '{build_plan.ingested_after}'"
-        bars_sql = sqlfiles.bind(bars_sql, {RAW_TABLE: unread})
-        counts["new"] = engine.materialize("new_bars", bars_sql)
-        unparsed = engine.raw_rejects()  # rows of that scan the CSV reader could not read
-        newest = engine.fetch_df("SELECT max(ingested_at) AS t FROM new_bars")["t"]
-        ingested_through = None if newest.isna().all() else format_timestamp(newest.iloc[0])
-
-        first_year = None
-        if build_plan.mode == "incremental":
-            years = engine.fetch_df(
-                "SELECT min(year(trade_date)) AS first_year FROM new_bars "
-                "WHERE trade_date IS NOT NULL"
-            )["first_year"]
-            first_year = None if years.isna().all() else int(years.iloc[0])
-            if first_year is None:
-                # No new bar has a readable date: rebuild the newest year, so the bad rows
-                # are counted against the threshold and the published rows carried over.
-                first_year = max(int(y) for y in current.partitions)
-        # Splits and dividends: small, read whole from the raw zone on every build.
-        for name, frame in actions.build_frames(store).items():
-            engine.register_frame(name, frame)
-        metrics = sqlfiles.bind(sqlfiles.load("staging/daily_prices.sql"), {"bars": "good_bars"})
-        if first_year is not None:
-            # Lookback: each symbol with new bars keeps the rows its windows can reach before
-            # its first new bar, and everything after it; other symbols are only copied.
-            reach = sqlfiles.longest_lookback(metrics)
-            years_back = math.ceil(reach / MIN_SESSIONS_PER_YEAR)
-            lookback = {
-                y: loc for y, loc in current.partitions.items() if int(y) >= first_year - years_back
-            }
-            engine.attach("previous_daily_prices", lookback)
-            engine.materialize(
-                "firsts",
-                "SELECT symbol, min(trade_date) AS first_new FROM new_bars "
-                "WHERE symbol IS NOT NULL GROUP BY symbol",
-            )
-            total = engine.materialize(
-                "bars",
-                f"SELECT {BAR_COLUMNS} FROM new_bars UNION ALL SELECT {BAR_COLUMNS} FROM ("
-                f"SELECT {PREVIOUS_BAR_COLUMNS}, f.first_new, "
-                "row_number() OVER (PARTITION BY p.symbol, "
-                "p.trade_date < f.first_new ORDER BY p.trade_date DESC) AS back "
-                "FROM previous_daily_prices AS p INNER JOIN firsts AS f ON p.symbol = f.symbol "
-                "WHERE NOT EXISTS (SELECT 1 FROM new_bars AS n "
-                "WHERE n.symbol = p.symbol AND n.trade_date = p.trade_date)"
-                f") AS kept WHERE trade_date >= first_new OR back <= {reach + 1}",
-            )
-        else:
-            total = engine.derive("bars", f"SELECT {BAR_COLUMNS} FROM new_bars")
-
-        row_results, failing = run_checks(engine, sqlfiles.checks("rows"))
-        row_results.append(_unparsed_check(unparsed))
-        failing["raw_rows_readable"] = unparsed
-        rejected = " UNION ".join(
-            f"SELECT symbol, trade_date FROM ({c.sql}) AS failed_{i}"
-            for i, c in enumerate(sqlfiles.checks("rows"))
-        )
-        if engine.materialize("rejected_keys", rejected) == 0:
-            # Every bar passed (a bar without a key fails keys_not_null): no anti-join over
-            # every bar (~5% of a full build on DuckDB), and no copy of them on Athena.
-            engine.alias("good_bars", "bars")
-            good = total
-        else:
-            good = engine.derive(
-                "good_bars",
-                "SELECT b.* FROM bars AS b WHERE b.symbol IS NOT NULL AND b.trade_date IS NOT NULL "
-                "AND NOT EXISTS (SELECT 1 FROM rejected_keys AS r "
-                "WHERE r.symbol = b.symbol AND r.trade_date = b.trade_date)",
-            )
-        # Unreadable raw rows are new rows that were left out: they count toward the gate.
-        counts["new"] += len(unparsed)
-        counts["bad"] = total - good + len(unparsed)
-        _quarantine(store, run_id, failing)
-
-        if first_year is not None:
-            metrics = _splice(metrics, first_year)
-        counts["rows"] = engine.ctas(metrics, location, ["year"])
-        crash_point("written")
-        if counts["rows"] == 0:
-            raise MarketlakeError("the build produced no rows: the raw zone holds no usable bars")
-        written = {
-            name.split("=", 1)[1]: f"{location}/{name}"
-            for name in store.list_prefixes(location + "/")
-            if name.startswith("year=")
-        }
-
+        write(build)
         observer.step("audit")
-        engine.attach("staging_daily_prices", written)
-        rebuilt_before = {
-            y: loc
-            for y, loc in (current.partitions.items() if current else [])
-            if first_year is None or int(y) >= first_year
-        }
-        table_results = _table_checks(engine, rebuilt_before, first_year is None, current)
-        checks = [*row_results, _bad_row_share(settings, counts), *table_results]
-        write_checks(store, run_id, checks)
-        crash_point("audited")
-        failed = [c for c in checks if c.blocks]
-        if failed:
-            summary = ", ".join(f"{c.check_name} ({c.failing_rows} rows)" for c in failed)
-            kept = f"run {current.run_id}" if current else "nothing"
-            raise BuildBlocked(
-                f"build blocked by {summary}; the published data stays as it was ({kept}). "
-                "See `marketlake status`, or the dq_results and quarantined_rows tables"
-            )
-
+        audit(build)
         observer.step("publish")
-        partitions = dict(current.partitions) if first_year is not None else {}
-        partitions = {y: loc for y, loc in partitions.items() if y not in written}
-        partitions.update(written)
-        # Durable before visible: a power cut after the publish must not leave it naming
-        # files that never reached the disk.
-        store.make_durable(location + "/")
-        crash_point("synced")
-        version = Version(
-            parent=current.run_id if current else None,
-            run_id=run_id,
-            published_at=started.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
-            mode=build_plan.mode,
-            sql_fingerprint=sqlfiles.fingerprint(),
-            partitions=dict(sorted(partitions.items())),
-            raw_through=build_plan.raw_through,
-            raw_seen=build_plan.raw_seen,
-            ingested_through=max(
-                t for t in (ingested_through, build_plan.ingested_after, "") if t is not None
-            )
-            or None,
-        )
-        # The publish: one conditional write, refused if another build or a rollback
-        # switched the table since this run read the registry (its version builds on that).
-        registry = _commit(store, current.run_id if current else None, run_id, version)
+        registry = publish(build)
     except BaseException as exc:
-        # Not published (the registry does not name it): no reader can see it, so a version
-        # that was not published is never left half-written in the lake. An interrupt (a
-        # Ctrl-C) can land just after the registry's write: then it is published, and stays.
-        if _names(store, run_id):
-            raise
-        store.delete_prefix(location + "/")
-        status = "blocked" if isinstance(exc, BuildBlocked) else "failed"
-        record = RunRecord(
-            run_id,
-            started,
-            now(),
-            status,
-            counts["rows"],
-            *check_counts(checks),
-            mode=build_plan.mode,
-            rows_quarantined=counts["bad"],
-            message=str(exc) or type(exc).__name__,
-        )
-        _record(store, engine, record)
+        # An interrupt (a Ctrl-C) can land just after the registry's write: then it is
+        # published, and stays.
+        if not _names(store, run_id):
+            abandon(build, exc, now)
         raise
-
     crash_point("committed")
     # Published. What follows only tidies up: a failure is a warning, not a failed build
     # (a reported failure means nothing was published).
-    warnings = []
-    _after_publish(warnings, "the catalog", engine.publish, TABLE, partitions)
+    follow(build)
+    prune(build, registry)
+    return record(build, now)
+
+
+@dataclasses.dataclass
+class Build:
+    """One run of the build, as its steps fill it in."""
+
+    settings: Settings
+    store: ObjectStore
+    engine: object
+    run_id: str
+    started: dt.datetime
+    plan: Plan
+    current: Version | None
+    state_seen: bytes | None  # the ingest state as it was before the raw zone was listed
+    corporate: dict  # the splits and dividends it applies (actions.build_frames)
+    # Of each symbol recomputed for its splits or dividends, its first recomputed row's date.
+    restated: dict = dataclasses.field(default_factory=dict)
+    counts: dict = dataclasses.field(default_factory=lambda: {"rows": 0, "new": 0, "bad": 0})
+    unparsed: pd.DataFrame | None = None  # raw rows the CSV reader could not read
+    ingested_through: str | None = None
+    # The first year rewritten; None in a full build, which rewrites every year.
+    first_year: int | None = None
+    bars: int = 0  # bars the row checks judge: the new ones and, if incremental, lookback
+    row_results: list = dataclasses.field(default_factory=list)
+    checks: list = dataclasses.field(default_factory=list)
+    written: dict = dataclasses.field(default_factory=dict)  # year -> location, this version
+    partitions: dict = dataclasses.field(default_factory=dict)  # year -> location, published
+    warnings: list = dataclasses.field(default_factory=list)
+
+    @property
+    def location(self) -> str:
+        return f"{CURATED_PREFIX}/version={self.run_id}"
+
+
+def skip(store: ObjectStore, engine, run_id: str, started, now, current: Version) -> BuildResult:
+    """Nothing to build: record the skipped run, and make the catalog whole again (a deleted
+    catalog.duckdb is rebuilt here): every relation the views read, then the views."""
+    message = (
+        "no new raw data, splits or dividends and no SQL change since run "
+        f"{current.run_id}; nothing to build"
+    )
+    run = RunRecord(run_id, started, now(), "skipped", version=current.run_id, message=message)
+    engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"))
+    engine.register_frame("xnys_sessions", nyse_sessions_frame(started))
+    _record(store, engine, run)
+    _create_views(engine)
+    return BuildResult(run_id, "skipped", "none", 0, [], current.run_id, message=message)
+
+
+# -- write ------------------------------------------------------------------------------------
+
+
+def write(build: Build) -> None:
+    """Read the new bars, gather the bars the rebuilt rows need, exclude (and quarantine) the
+    bars the row checks reject, and write the new version's partitions."""
+    read_new_bars(build)
+    gather_bars(build)
+    exclude_rejected_bars(build)
+    write_version(build)
+
+
+def read_new_bars(build: Build) -> None:
+    """new_bars: the raw rows not read before, typed and deduplicated (sql/staging/bars.sql)."""
+    engine, build_plan = build.engine, build.plan
+    engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"))
+    reconcile_raw(build.store, engine, build_plan.raw_from)
+    engine.register_frame("xnys_sessions", nyse_sessions_frame(build.started))
+    bars_sql = sqlfiles.load("staging/bars.sql")
+    if build_plan.raw_from is not None:
+        unread = sqlfiles.bind(
+            sqlfiles.load("wap/unread_raw.sql"),
+            {},
+            {"raw_from": build_plan.raw_from, "ingested_after": build_plan.ingested_after or None},
+        )
+        bars_sql = sqlfiles.bind(bars_sql, {RAW_TABLE: unread})
+    build.counts["new"] = engine.materialize("new_bars", bars_sql)
+    build.unparsed = engine.raw_rejects()  # rows of that scan the CSV reader could not read
+    newest = engine.fetch_df("SELECT max(ingested_at) AS t FROM new_bars")["t"]
+    build.ingested_through = None if newest.isna().all() else format_timestamp(newest.iloc[0])
+
+
+def gather_bars(build: Build) -> None:
+    """bars: in a full build the new bars; in an incremental one, the new bars and, of each
+    symbol with new bars or changed splits or dividends, the published bars from its first
+    recomputed row on and as many before it as its windows reach. Other symbols are only
+    copied (see _splice)."""
+    engine = build.engine
+    for name, frame in build.corporate.items():
+        engine.register_frame(name, frame)
+    if build.plan.mode != "incremental":
+        build.bars = engine.derive("bars", sqlfiles.load("wap/new_bars.sql"))
+        return
+    build.restated = _restated_firsts(build)
+    build.first_year = _first_rebuilt_year(build)
+    reach = sqlfiles.longest_lookback(_metrics_sql())
+    years_back = math.ceil(reach / MIN_SESSIONS_PER_YEAR)
+    lookback = {
+        y: loc
+        for y, loc in build.current.partitions.items()
+        if int(y) >= build.first_year - years_back
+    }
+    engine.attach("previous_daily_prices", lookback)
+    firsts = sqlfiles.load("wap/first_new_bars.sql")
+    if build.restated:
+        firsts = sqlfiles.bind(sqlfiles.load("wap/first_rebuilt_rows.sql"), {"new_firsts": firsts})
+    engine.materialize("firsts", firsts)
+    lookback_bars = sqlfiles.load("wap/lookback_bars.sql")
+    bars_sql = sqlfiles.bind(lookback_bars, {}, {"lookback_rows": reach + 1})
+    build.bars = engine.materialize("bars", bars_sql)
+
+
+def _restated_firsts(build: Build) -> dict[str, dt.date]:
+    """restated_firsts: of each symbol whose splits or dividends changed, the first published
+    row the change reaches (restate.py says from which date)."""
+    restated, engine = build.plan.restated, build.engine
+    history = {
+        y: loc
+        for y, loc in build.current.partitions.items()
+        if restated and int(y) >= min(restated.values()).year
+    }
+    if not history:
+        return {}
+    engine.attach("published_history", history)
+    frame = pd.DataFrame(
+        {
+            "symbol": pd.Series(list(restated), dtype=pd.ArrowDtype(pa.string())),
+            "restate_from": pd.Series(
+                pd.to_datetime(list(restated.values())), dtype="datetime64[ns]"
+            ),
+        }
+    )
+    engine.register_frame("restated_symbols", frame)
+    engine.materialize("restated_firsts", sqlfiles.load("wap/restated_firsts.sql"))
+    found = engine.fetch_df("SELECT symbol, first_new FROM restated_firsts")
+    return {
+        str(symbol): pd.Timestamp(day).date()
+        for symbol, day in zip(found["symbol"], found["first_new"])
+    }
+
+
+def _first_rebuilt_year(build: Build) -> int:
+    years = build.engine.fetch_df(
+        "SELECT min(year(trade_date)) AS first_year FROM new_bars WHERE trade_date IS NOT NULL"
+    )["first_year"]
+    firsts = [] if years.isna().all() else [int(years.iloc[0])]
+    firsts += [day.year for day in build.restated.values()]
+    if not firsts:
+        # No new bar has a readable date (or only splits and dividends changed, and no
+        # published row): rebuild the newest year, so the bad rows are counted against the
+        # threshold, the published rows carried over, and the actions applied recorded.
+        return max(int(y) for y in build.current.partitions)
+    return min(firsts)
+
+
+def exclude_rejected_bars(build: Build) -> None:
+    """good_bars: the bars every row check passes. The others, and the raw rows the CSV
+    reader could not read, are quarantined and counted against the bad-row gate."""
+    engine, counts, unparsed = build.engine, build.counts, build.unparsed
+    row_checks = sqlfiles.checks("rows")
+    build.row_results, failing = run_checks(engine, row_checks)
+    build.row_results.append(_unparsed_check(unparsed))
+    failing["raw_rows_readable"] = unparsed
+    keys = sqlfiles.load("wap/rejected_keys.sql")
+    rejected = " UNION ".join(sqlfiles.bind(keys, {"failing_bars": c.sql}) for c in row_checks)
+    if engine.materialize("rejected_keys", rejected) == 0:
+        # Every bar passed (a bar without a key fails keys_not_null): no anti-join over
+        # every bar (~5% of a full build on DuckDB), and no copy of them on Athena.
+        engine.alias("good_bars", "bars")
+        good = build.bars
+    else:
+        good = engine.derive("good_bars", sqlfiles.load("wap/good_bars.sql"))
+    # Unreadable raw rows are new rows that were left out: they count toward the gate.
+    counts["new"] += len(unparsed)
+    counts["bad"] = build.bars - good + len(unparsed)
+    _quarantine(build.store, build.run_id, failing)
+
+
+def write_version(build: Build) -> None:
+    """The metrics (sql/staging/daily_prices.sql) over good_bars, written as a new version
+    of the rebuilt years, partitioned by year."""
+    metrics = _metrics_sql()
+    if build.first_year is not None:
+        metrics = _splice(metrics, build.first_year)
+    build.counts["rows"] = build.engine.ctas(metrics, build.location, ["year"])
+    crash_point("written")
+    if build.counts["rows"] == 0:
+        raise MarketlakeError("the build produced no rows: the raw zone holds no usable bars")
+    build.written = {
+        name.split("=", 1)[1]: f"{build.location}/{name}"
+        for name in build.store.list_prefixes(build.location + "/")
+        if name.startswith("year=")
+    }
+
+
+def _metrics_sql() -> str:
+    return sqlfiles.bind(sqlfiles.load("staging/daily_prices.sql"), {"bars": "good_bars"})
+
+
+def _splice(metrics_sql: str, first_year: int) -> str:
+    """The rebuilt years of an incremental run (sql/wap/splice.sql): a symbol's rows before
+    its first new bar are copied from the published version (their windows saw no new data),
+    and only rows from that bar on are recomputed."""
+    columns = sqlfiles.output_columns(metrics_sql)
+    published = exp.select(*columns).from_("previous_daily_prices").sql(dialect="athena")
+    return sqlfiles.bind(
+        sqlfiles.load("wap/splice.sql"),
+        {"recomputed": metrics_sql, "published": published},
+        {"first_year": int(first_year)},
+    )
+
+
+# -- audit ------------------------------------------------------------------------------------
+
+
+def audit(build: Build) -> None:
+    """The table checks on the new version (against the published rows it rebuilds), with the
+    row checks and the bad-row gate: recorded, and blocking ones stop the run."""
+    engine, current = build.engine, build.current
+    engine.attach("staging_daily_prices", build.written)
+    rebuilt_before = {
+        y: loc
+        for y, loc in (current.partitions.items() if current else [])
+        if build.first_year is None or int(y) >= build.first_year
+    }
+    table_results = _table_checks(engine, rebuilt_before, build.first_year is None, current)
+    build.checks = [*build.row_results, _bad_row_share(build.settings, build.counts)]
+    build.checks += table_results
+    write_checks(build.store, build.run_id, build.checks)
+    crash_point("audited")
+    failed = [c for c in build.checks if c.blocks]
+    if failed:
+        summary = ", ".join(f"{c.check_name} ({c.failing_rows} rows)" for c in failed)
+        kept = f"run {current.run_id}" if current else "nothing"
+        raise BuildBlocked(
+            f"build blocked by {summary}; the published data stays as it was ({kept}). "
+            "See `marketlake status`, or the dq_results and quarantined_rows tables"
+        )
+
+
+# -- publish ----------------------------------------------------------------------------------
+
+
+def publish(build: Build) -> Registry:
+    """Make the version durable, then publish it: one conditional write of the registry."""
+    current, build_plan = build.current, build.plan
+    partitions = dict(current.partitions) if build.first_year is not None else {}
+    partitions = {y: loc for y, loc in partitions.items() if y not in build.written}
+    partitions.update(build.written)
+    build.partitions = partitions
+    # Durable before visible: a power cut after the publish must not leave it naming
+    # files that never reached the disk.
+    build.store.make_durable(build.location + "/")
+    crash_point("synced")
+    version = Version(
+        parent=current.run_id if current else None,
+        run_id=build.run_id,
+        published_at=build.started.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
+        mode=build_plan.mode,
+        sql_fingerprint=sqlfiles.fingerprint(),
+        partitions=dict(sorted(partitions.items())),
+        raw_through=build_plan.raw_through,
+        raw_seen=build_plan.raw_seen,
+        ingested_through=max(
+            t for t in (build.ingested_through, build_plan.ingested_after, "") if t is not None
+        )
+        or None,
+        actions=build_plan.actions,
+    )
+    # The publish: one conditional write, refused if another build or a rollback
+    # switched the table since this run read the registry (its version builds on that).
+    return _commit(build.store, current.run_id if current else None, build.run_id, version)
+
+
+def abandon(build: Build, exc: BaseException, now: Callable[[], dt.datetime]) -> None:
+    """A run that did not publish (the registry does not name it): no reader can see its
+    version, so it is deleted rather than left half-written, and the run is recorded."""
+    build.store.delete_prefix(build.location + "/")
+    status = "blocked" if isinstance(exc, BuildBlocked) else "failed"
+    run = RunRecord(
+        build.run_id,
+        build.started,
+        now(),
+        status,
+        build.counts["rows"],
+        *check_counts(build.checks),
+        mode=build.plan.mode,
+        rows_quarantined=build.counts["bad"],
+        message=str(exc) or type(exc).__name__,
+    )
+    _record(build.store, build.engine, run)
+
+
+# -- after the publish: follow, prune, record -------------------------------------------------
+
+
+def follow(build: Build) -> None:
+    """The catalog follows the registry; a full build clears the ingest state's
+    rebuild_needed (unless an ingest wrote the state since the build read it)."""
+    _after_publish(build.warnings, "the catalog", build.engine.publish, TABLE, build.partitions)
     crash_point("catalog")
-    if build_plan.mode == "full":
-        _after_publish(warnings, "the ingest state", clear_rebuild_needed, store, state_seen)
-    _after_publish(warnings, "pruning old versions", _prune, settings, store, engine, registry)
+    if build.plan.mode == "full":
+        _after_publish(
+            build.warnings, "the ingest state", clear_rebuild_needed, build.store, build.state_seen
+        )
+
+
+def prune(build: Build, registry: Registry) -> None:
+    _after_publish(
+        build.warnings,
+        "pruning old versions",
+        _prune,
+        build.settings,
+        build.store,
+        build.engine,
+        registry,
+    )
     crash_point("pruned")
-    message = f"{build_plan.mode} build ({build_plan.reason})"
-    record = RunRecord(
-        run_id,
-        started,
+
+
+def record(build: Build, now: Callable[[], dt.datetime]) -> BuildResult:
+    """The run record of the published run, then the views; the result of the build."""
+    counts, mode = build.counts, build.plan.mode
+    message = f"{mode} build ({build.plan.reason})"
+    run = RunRecord(
+        build.run_id,
+        build.started,
         now(),
         "published",
         counts["rows"],
-        *check_counts(checks),
-        version=run_id,
-        mode=build_plan.mode,
+        *check_counts(build.checks),
+        version=build.run_id,
+        mode=mode,
         rows_quarantined=counts["bad"],
         message=message,
     )
-    _after_publish(warnings, "the run record", _record, store, engine, record)
+    _after_publish(build.warnings, "the run record", _record, build.store, build.engine, run)
     crash_point("recorded")
-    _after_publish(warnings, "the views", _create_views, engine)
+    _after_publish(build.warnings, "the views", _create_views, build.engine)
     return BuildResult(
-        run_id,
+        build.run_id,
         "published",
-        build_plan.mode,
+        mode,
         counts["rows"],
-        checks,
-        run_id,
+        build.checks,
+        build.run_id,
         new_rows=counts["new"],
         rows_quarantined=counts["bad"],
-        years=sorted(int(y) for y in written),
+        years=sorted(int(y) for y in build.written),
         message=message,
-        warnings=warnings,
+        warnings=build.warnings,
+        restated={symbol: day.isoformat() for symbol, day in sorted(build.restated.items())},
     )
 
 
@@ -580,22 +788,6 @@ def follow_registry_read_only(store: ObjectStore, engine) -> Version | None:
             "run `marketlake build` to make them agree"
         )
     return current
-
-
-def _splice(metrics_sql: str, first_year: int) -> str:
-    """The rebuilt years of an incremental run: a symbol's rows before its first new bar are
-    copied from the published version (their windows saw no new data), and only rows from
-    that bar on are recomputed. Published values never flicker from one run to the next."""
-    columns = ", ".join(sqlfiles.output_columns(metrics_sql))
-    return (
-        f"WITH recomputed AS ({metrics_sql}) "
-        f"SELECT {columns} FROM recomputed AS r "
-        "WHERE r.year >= {y} AND r.trade_date >= "
-        "(SELECT f.first_new FROM firsts AS f WHERE f.symbol = r.symbol) "
-        f"UNION ALL SELECT {columns} FROM previous_daily_prices AS p "
-        "WHERE p.year >= {y} AND NOT coalesce(p.trade_date >= "
-        "(SELECT f.first_new FROM firsts AS f WHERE f.symbol = p.symbol), FALSE)"
-    ).replace("{y}", str(int(first_year)))
 
 
 def _bad_row_share(settings: Settings, counts: dict) -> CheckResult:

@@ -1,5 +1,6 @@
 """The version registry of a curated table: which partitions each published version is made
-of, which one is current, and how far into the raw zone it has read.
+of, which one is current, how far into the raw zone it has read, and which splits and
+dividends it applied.
 
 It lives in the lake (state/versions/TABLE.json), the same on both engines. The engine's own
 pointer (the DuckDB view; on Athena the view over the version's table) is what readers use;
@@ -30,6 +31,9 @@ class Version:
     # those need not be read again.
     ingested_through: str | None = None
     parent: str | None = None  # the version this one was built on (what rollback returns to)
+    # The splits and dividends it applied: symbol -> fingerprints (wap.restate.applied_actions).
+    # None in a version from before they were recorded: the next build is full.
+    actions: dict[str, dict] | None = None
 
 
 @dataclasses.dataclass
