@@ -11,6 +11,9 @@ from pathlib import Path
 
 from marketlake.errors import ConfigError
 
+# Plain dataclasses, not pydantic-settings: the Glue job imports this module, and Glue
+# installs each extra dependency at every job start.
+
 DEFAULT_TICKERS: tuple[str, ...] = (
     "NVDA",
     "AMD",

@@ -6,7 +6,8 @@ message names the value, and whose ``problem`` is the short complaint validation
 ("not a number", "not a whole number", ...).
 
 Digits are ASCII only: ``\\d``, ``int()`` and ``float()`` also accept Arabic-Indic and other
-Unicode digits ('١٢٣' is 123 to them), which no market file means.
+Unicode digits ('١٢٣' is 123 to them), which no market file means. Hence no
+pandas.to_numeric or dateutil here: both are laxer than the formats these fields have.
 
 Python 3.9-compatible: the Glue job imports it (through ingest.actions).
 """
