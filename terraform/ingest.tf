@@ -63,8 +63,8 @@ resource "aws_lambda_function" "ingest" {
 # when less than the limiter's next wait + one symbol's worst case (every attempt timing
 # out, with capped backoffs between) + SAFETY_SECONDS is left. The timeout must exceed it.
 locals {
-  ingest_request_timeout_seconds = 30  # REQUEST_TIMEOUT_SECONDS
-  ingest_backoff_cap_seconds     = 120 # BACKOFF_CAP_SECONDS
+  ingest_request_timeout_seconds = 30  # providers.alphavantage TIMEOUT_SECONDS
+  ingest_backoff_cap_seconds     = 120 # providers.alphavantage MAX_BACKOFF_SECONDS
   ingest_safety_seconds          = 15  # SAFETY_SECONDS
   ingest_worst_symbol_seconds = (var.alphavantage_max_retries + 1) * local.ingest_request_timeout_seconds + sum(concat([0], [
     for n in range(var.alphavantage_max_retries) : min(var.alphavantage_backoff_seconds * pow(2, n), local.ingest_backoff_cap_seconds)

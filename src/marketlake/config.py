@@ -11,6 +11,9 @@ from pathlib import Path
 
 from marketlake.errors import ConfigError
 
+# Plain dataclasses, not pydantic-settings: the Glue job imports this module, and Glue
+# installs each extra dependency at every job start.
+
 DEFAULT_TICKERS: tuple[str, ...] = (
     "NVDA",
     "AMD",
@@ -104,37 +107,65 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return _number(env, name, default, whole=True, minimum=minimum)
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    return _number(env, name, default, whole=False)
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    return (env.get(name) or default).strip().lower()
 
 
-def _percent(env: Mapping[str, str], name: str, default: float) -> float:
-    return _number(env, name, default, whole=False, maximum=100)
+# How each kind of setting is read: (env, name, field metadata, default) -> value.
+_READERS = {
+    "int": lambda env, name, meta, default: _number(
+        env, name, default, whole=True, minimum=meta["minimum"], maximum=meta["maximum"]
+    ),
+    "float": lambda env, name, meta, default: _number(
+        env, name, default, whole=False, minimum=meta["minimum"], maximum=meta["maximum"]
+    ),
+    "memory": lambda env, name, meta, default: _memory(env, name, default),
+    "text": lambda env, name, meta, default: _text(env, name, default),
+    "raw": lambda env, name, meta, default: env.get(name) or default,
+}
+
+
+def setting(default, env: str, kind: str, minimum=0, maximum=None):
+    """A Settings field read from the environment variable `env`: its one declaration
+    (name, variable, default, bounds)."""
+    meta = {"env": env, "kind": kind, "minimum": minimum, "maximum": maximum}
+    return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    home: Path = Path("lake")
-    tickers: tuple[str, ...] = DEFAULT_TICKERS
-    api_key: str | None = None
+    home: Path = Path("lake")  # MARKETLAKE_HOME
+    tickers: tuple[str, ...] = DEFAULT_TICKERS  # MARKETLAKE_TICKERS
+    api_key: str | None = None  # ALPHAVANTAGE_API_KEY
+    # MARKETLAKE_PROVIDER; unset: alphavantage when a key is set, else synthetic.
     provider: str = "synthetic"
-    seed: int = 42
-    history_days: int = 730
+    seed: int = setting(42, env="MARKETLAKE_SEED", kind="int")
+    history_days: int = setting(730, env="MARKETLAKE_HISTORY_DAYS", kind="int", minimum=1)
     # Days between two asks of a symbol's splits and dividends (a new symbol is asked at
     # once); 0 never asks.
-    actions_every_days: int = 7
-    duckdb_memory_limit: str = "2GB"
-    duckdb_threads: int = 0  # 0: DuckDB's default, one per core
-    keep_versions: int = 5
-    max_bad_row_pct: float = 5.0
+    actions_every_days: int = setting(7, env="MARKETLAKE_ACTIONS_EVERY_DAYS", kind="int")
+    duckdb_memory_limit: str = setting("2GB", env="MARKETLAKE_DUCKDB_MEMORY_LIMIT", kind="memory")
+    # 0: DuckDB's default, one per core.
+    duckdb_threads: int = setting(
+        0, env="MARKETLAKE_DUCKDB_THREADS", kind="int", maximum=MAX_THREADS
+    )
+    keep_versions: int = setting(5, env="MARKETLAKE_KEEP_VERSIONS", kind="int", minimum=1)
+    max_bad_row_pct: float = setting(
+        5.0, env="MARKETLAKE_MAX_BAD_ROW_PCT", kind="float", maximum=100
+    )
     # Alpha Vantage; the defaults are the free tier's limits.
-    av_base_url: str = "https://www.alphavantage.co/query"
-    av_calls_per_minute: int = 5
-    av_calls_per_day: int = 25  # 0: no daily cap (premium)
-    av_max_retries: int = 3
-    av_backoff_seconds: float = 15.0
-    av_outputsize: str = "compact"
-    av_datatype: str = "json"
+    av_base_url: str = setting(
+        "https://www.alphavantage.co/query", env="ALPHAVANTAGE_BASE_URL", kind="raw"
+    )
+    av_calls_per_minute: int = setting(
+        5, env="ALPHAVANTAGE_CALLS_PER_MINUTE", kind="int", minimum=1
+    )
+    # 0: no daily cap (premium).
+    av_calls_per_day: int = setting(25, env="ALPHAVANTAGE_CALLS_PER_DAY", kind="int")
+    av_max_retries: int = setting(3, env="ALPHAVANTAGE_MAX_RETRIES", kind="int")
+    av_backoff_seconds: float = setting(15.0, env="ALPHAVANTAGE_BACKOFF_SECONDS", kind="float")
+    av_outputsize: str = setting("compact", env="ALPHAVANTAGE_OUTPUTSIZE", kind="text")
+    av_datatype: str = setting("json", env="ALPHAVANTAGE_DATATYPE", kind="text")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -148,23 +179,12 @@ class Settings:
             "api_key": api_key,
             "provider": (env.get("MARKETLAKE_PROVIDER") or "").strip().lower()
             or ("alphavantage" if api_key else "synthetic"),
-            "seed": _int(env, "MARKETLAKE_SEED", 42),
-            "history_days": _int(env, "MARKETLAKE_HISTORY_DAYS", 730, minimum=1),
-            "actions_every_days": _int(env, "MARKETLAKE_ACTIONS_EVERY_DAYS", 7),
-            "duckdb_memory_limit": _memory(env, "MARKETLAKE_DUCKDB_MEMORY_LIMIT", "2GB"),
-            "duckdb_threads": _number(
-                env, "MARKETLAKE_DUCKDB_THREADS", 0, whole=True, minimum=0, maximum=MAX_THREADS
-            ),
-            "keep_versions": _int(env, "MARKETLAKE_KEEP_VERSIONS", 5, minimum=1),
-            "max_bad_row_pct": _percent(env, "MARKETLAKE_MAX_BAD_ROW_PCT", 5.0),
-            "av_base_url": env.get("ALPHAVANTAGE_BASE_URL") or "https://www.alphavantage.co/query",
-            "av_calls_per_minute": _int(env, "ALPHAVANTAGE_CALLS_PER_MINUTE", 5, minimum=1),
-            "av_calls_per_day": _int(env, "ALPHAVANTAGE_CALLS_PER_DAY", 25),
-            "av_max_retries": _int(env, "ALPHAVANTAGE_MAX_RETRIES", 3),
-            "av_backoff_seconds": _float(env, "ALPHAVANTAGE_BACKOFF_SECONDS", 15.0),
-            "av_outputsize": (env.get("ALPHAVANTAGE_OUTPUTSIZE") or "compact").strip().lower(),
-            "av_datatype": (env.get("ALPHAVANTAGE_DATATYPE") or "json").strip().lower(),
         }
+        for field in dataclasses.fields(cls):
+            meta = field.metadata
+            if "env" in meta:
+                read = _READERS[meta["kind"]]
+                values[field.name] = read(env, meta["env"], meta, field.default)
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["provider"] = str(values["provider"]).strip().lower()
         if isinstance(values["tickers"], str):
@@ -210,3 +230,14 @@ class Settings:
             for f in dataclasses.fields(self)
         )
         return f"Settings({fields})"
+
+
+def default(name: str):
+    """The default of the setting `name` (a Settings field), for code that takes it as an
+    argument default."""
+    return next(f.default for f in dataclasses.fields(Settings) if f.name == name)
+
+
+def env_name(name: str) -> str:
+    """The environment variable of the setting `name`."""
+    return next(f.metadata["env"] for f in dataclasses.fields(Settings) if f.name == name)

@@ -127,3 +127,15 @@ def test_a_file_over_the_gate_lands_nothing_of_the_other_files_either(tmp_path):
     message = one_line_error(marketlake(tmp_path, "import", good.name, bad.name))
     assert "nvda.csv" in message
     assert raw_dates(tmp_path, "AMD") == set() and raw_dates(tmp_path, "NVDA") == set()
+
+
+# Regression: validation read volumes with the regex \d, which also matches Arabic-Indic
+# digits, so '١٢٣٤٥' landed as 12345 while the Alpha Vantage parser refused it.
+@pytest.mark.parametrize("volume", ["١٢٣٤٥", "１２３４５"])
+def test_a_volume_in_non_ascii_digits_is_quarantined_as_not_a_number(tmp_path, volume):
+    odd = SESSIONS[-1]
+    path = write(tmp_path / "nvda.csv", [row(d) for d in SESSIONS[:-1]] + [row(odd, volume=volume)])
+    output = ok(marketlake(tmp_path, "import", path.name))
+    assert "1 bar(s) quarantined: volume is not a number" in output
+    assert odd.isoformat() not in raw_dates(tmp_path, "NVDA")
+    assert quarantined(tmp_path)[odd.isoformat()] == "volume is not a number"

@@ -135,7 +135,8 @@ _ENV_NAMES = ("env", "environ", "environment")
 
 def env_reads(node: ast.AST) -> set[str]:
     """Environment variables read under `node`: env.get("X"), env["X"], environ.get("X"),
-    os.getenv("X"), and helpers given the mapping first: _int(env, "X", ...)."""
+    os.getenv("X"), helpers given the mapping first: _int(env, "X", ...), and settings
+    declared with their variable: setting(..., env="X")."""
     found = set()
     for sub in ast.walk(node):
         name = None
@@ -155,6 +156,10 @@ def env_reads(node: ast.AST) -> set[str]:
             and sub.value.id in _ENV_NAMES
         ):
             name = sub.slice
+        if isinstance(sub, ast.Call):
+            # A setting declared with its variable: setting(42, env="MARKETLAKE_SEED", ...).
+            names = [k.value for k in sub.keywords if k.arg == "env"]
+            name = names[0] if names else name
         if (
             isinstance(name, ast.Constant)
             and isinstance(name.value, str)

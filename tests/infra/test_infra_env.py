@@ -31,9 +31,10 @@ NOT_ON_THE_LAMBDA = {
 
 
 def lambda_reads() -> set[str]:
-    """The Lambda's code path: marketlake.aws.lambda_ingest.run, and Settings.from_env it calls."""
+    """The Lambda's code path: marketlake.aws.lambda_ingest.run, and Settings.from_env it
+    calls, which reads what its fields declare."""
     return env_reads(function_node(SRC / "aws" / "lambda_ingest.py", "run")) | env_reads(
-        function_node(SRC / "config.py", "Settings.from_env")
+        function_node(SRC / "config.py", "Settings")
     )
 
 

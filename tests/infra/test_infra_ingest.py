@@ -5,6 +5,8 @@ from __future__ import annotations
 from infra_contract import LAMBDA_HANDLER, SRC, function_node, module_constant, terraform
 
 AWS = SRC / "aws" / "lambda_ingest.py"
+# The provider's own constants, which the Lambda's time budget is computed from.
+AV = SRC / "providers" / "alphavantage"
 
 
 def function() -> dict:
@@ -46,12 +48,12 @@ def test_the_time_budget_in_terraform_is_the_codes():
     from marketlake.config import Settings
 
     tf = terraform()
-    for local, constant in (
-        ("ingest_request_timeout_seconds", "REQUEST_TIMEOUT_SECONDS"),
-        ("ingest_backoff_cap_seconds", "BACKOFF_CAP_SECONDS"),
-        ("ingest_safety_seconds", "SAFETY_SECONDS"),
+    for local, path, constant in (
+        ("ingest_request_timeout_seconds", AV / "client.py", "TIMEOUT_SECONDS"),
+        ("ingest_backoff_cap_seconds", AV / "provider.py", "MAX_BACKOFF_SECONDS"),
+        ("ingest_safety_seconds", AWS, "SAFETY_SECONDS"),
     ):
-        assert tf.locals[local] == module_constant(AWS, constant), f"{local} != aws.{constant}"
+        assert tf.locals[local] == module_constant(path, constant), f"{local} != {constant}"
     (check,) = function()["lifecycle"][0]["precondition"]
     assert "var.lambda_timeout_seconds >= local.ingest_reserve_seconds" in check["condition"]
 

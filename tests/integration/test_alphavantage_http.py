@@ -526,3 +526,13 @@ def test_daily_cap_holds_across_two_runs_sharing_the_persisted_count(server):
     assert run(["A", "B", "C", "D", "E"]) == []
     assert run(["F", "G", "H", "I", "J"]) == ["I", "J"]
     assert len(server.requests) == 8 and state["used_today"] == 8
+
+
+def test_the_key_is_masked_in_urllib3s_debug_log_of_the_request_line(server, rec, caplog):
+    """requests logs each request line (the URL, with the key) through urllib3 at DEBUG."""
+    caplog.set_level(logging.DEBUG)  # every logger, urllib3's included
+    server.default = data_reply("json")
+    provider(server, rec).fetch("IBM", None, UNTIL)
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
+    assert any("GET /query?" in line and "apikey=***" in line for line in lines), lines
+    assert KEY not in caplog.text and KEY.lower() not in caplog.text

@@ -13,7 +13,7 @@ from marketlake.errors import MarketlakeError
 from marketlake.ingest import raw
 from marketlake.ingest.runner import FAILED, FETCHED, UP_TO_DATE, run_ingest
 from marketlake.ingest.state import STATE_KEY, load_state
-from marketlake.providers.base import BAR_COLUMNS
+from marketlake.providers.base import BAR_COLUMNS, ProviderDefaults
 from marketlake.providers.synthetic import SyntheticProvider
 from marketlake.sessions import sessions_between
 
@@ -24,7 +24,7 @@ def eastern(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=NY)
 
 
-class Counting:
+class Counting(ProviderDefaults):
     """Wraps a provider and records every request."""
 
     def __init__(self, inner, name: str | None = None) -> None:
@@ -37,7 +37,7 @@ class Counting:
         return self.inner.fetch_daily(symbol, since, until)
 
 
-class Scripted:
+class Scripted(ProviderDefaults):
     """Answers whatever `answer(symbol, since, until)` returns, or raises it."""
 
     def __init__(self, answer, name: str = "synthetic") -> None:

@@ -88,6 +88,16 @@ def test_timestamps_become_dates():
         ({"volume": 1.5}, "volume is not a whole number"),
         ({"volume": "12.25"}, "volume is not a whole number"),
         ({"volume": "lots"}, "volume is not a number"),
+        # ASCII digits only: \d, int() and float() also read these as 12345 and 1.5.
+        ({"volume": "١٢٣٤٥"}, "volume is not a number"),
+        ({"volume": "１２３４５"}, "volume is not a number"),
+        ({"open": "١٫٥"}, "open is not a number"),
+        ({"close": "١٠"}, "close is not a number"),
+        ({"trade_date": "٢٠٢٤-٠٧-٠٢"}, "unparseable trade_date"),
+        # Decimal and exponent spellings of a whole volume; ranked as validation ranks them.
+        ({"volume": "-1.5"}, "volume is negative"),
+        ({"volume": "1e30"}, "volume is too large"),
+        ({"volume": "-99999999999999999999"}, "volume is negative"),
     ],
 )
 def test_each_rejection_reason(changes, reason):

@@ -13,26 +13,25 @@ from typing import Callable
 from marketlake.config import Settings
 from marketlake.errors import ConfigError
 from marketlake.ingest.runner import DEFERRED, FAILED, FETCHED, INVALID, run_ingest
+from marketlake.providers.alphavantage import MAX_BACKOFF_SECONDS, TIMEOUT_SECONDS
 from marketlake.sessions import parse_as_of
 from marketlake.storage import S3Store
 
 # Seconds kept free at the end: saving state and returning the summary.
 SAFETY_SECONDS = 15.0
-# One request's timeout (the provider's default).
-REQUEST_TIMEOUT_SECONDS = 30.0
-BACKOFF_CAP_SECONDS = 120.0
 
 
 def worst_case_symbol_seconds(settings: Settings) -> float:
     """The longest one symbol can take beyond the limiter's first wait: every attempt timing
-    out, with the backoff between attempts (capped as the provider caps it)."""
+    out (the provider's TIMEOUT_SECONDS), with the backoff between attempts (capped at the
+    provider's MAX_BACKOFF_SECONDS)."""
     attempts = settings.av_max_retries + 1
     interval = 60.0 / settings.av_calls_per_minute  # every retry waits for the limiter too
     backoffs = sum(
-        max(min(settings.av_backoff_seconds * 2**n, BACKOFF_CAP_SECONDS), interval)
+        max(min(settings.av_backoff_seconds * 2**n, MAX_BACKOFF_SECONDS), interval)
         for n in range(settings.av_max_retries)
     )
-    return attempts * REQUEST_TIMEOUT_SECONDS + backoffs
+    return attempts * TIMEOUT_SECONDS + backoffs
 
 
 _SECRET_CACHE: dict = {}  # secret id -> key, kept across warm invocations

@@ -13,6 +13,7 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
+from marketlake.config import default
 from marketlake.errors import DamagedFile, MarketlakeError, QueryError
 
 
@@ -190,8 +191,8 @@ class DuckDBEngine:
         self,
         lake_root: Path,
         catalog_path: Path | None = None,
-        memory_limit: str = "2GB",
-        threads: int = 0,
+        memory_limit: str = default("duckdb_memory_limit"),
+        threads: int = default("duckdb_threads"),
         read_only: bool = False,
         confined: bool = False,
     ) -> None:

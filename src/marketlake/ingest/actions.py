@@ -13,12 +13,12 @@ import csv
 import dataclasses
 import datetime as dt
 import io
-import math
+from typing import Any, Callable
 
 import pandas as pd
 import pyarrow as pa
 
-from marketlake.ingest.validate import parse_day
+from marketlake import fields
 from marketlake.storage import ObjectStore
 
 
@@ -28,6 +28,7 @@ class ActionKind:
     function: str  # the Alpha Vantage function
     date_column: str
     value_column: str
+    parse_value: Callable[[Any], float]  # raises fields.FieldError, naming the value
 
     @property
     def prefix(self) -> str:
@@ -44,8 +45,8 @@ class ActionKind:
         return f"quarantine/{self.name}/ingest_date={ingest_date.isoformat()}/{symbol}.{stamp}.csv"
 
 
-SPLITS = ActionKind("splits", "SPLITS", "effective_date", "split_factor")
-DIVIDENDS = ActionKind("dividends", "DIVIDENDS", "ex_dividend_date", "amount")
+SPLITS = ActionKind("splits", "SPLITS", "effective_date", "split_factor", fields.parse_split_factor)
+DIVIDENDS = ActionKind("dividends", "DIVIDENDS", "ex_dividend_date", "amount", fields.parse_amount)
 KINDS = (SPLITS, DIVIDENDS)
 
 
@@ -61,16 +62,14 @@ def judge_actions(kind: ActionKind, rows: pd.DataFrame) -> tuple[pd.DataFrame, p
     good, bad = [], []
     for date_value, value in zip(rows["date"], rows["value"]):
         reason = ""
-        day = parse_day(date_value)
-        number = _as_number(value)
+        day = fields.date_or_none(date_value)
         if day is None:
             reason = f"{kind.date_column} {str(date_value)[:40]!r} is not a date like 2024-06-10"
-        elif number is None:
-            reason = f"{kind.value_column} {str(value)[:40]!r} is not a finite number"
-        elif kind is SPLITS and number <= 0:
-            reason = f"split_factor {number:g} is not > 0"
-        elif kind is DIVIDENDS and number < 0:
-            reason = f"amount {number:g} is negative"
+        else:
+            try:
+                number = kind.parse_value(value)
+            except fields.FieldError as exc:
+                reason = str(exc)
         if reason:
             bad.append((str(date_value), str(value), reason))
         else:
@@ -82,12 +81,11 @@ def judge_actions(kind: ActionKind, rows: pd.DataFrame) -> tuple[pd.DataFrame, p
     return valid, rejected
 
 
-def _as_number(value) -> float | None:
+def _stored_value(kind: ActionKind, value) -> float | None:
     try:
-        number = float(str(value).strip())
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
+        return kind.parse_value(value)
+    except fields.FieldError:
+        return None  # a hand-edited raw object: that row is not read
 
 
 def _number_text(value: float) -> str:
@@ -133,8 +131,8 @@ def current(store: ObjectStore, kind: ActionKind, symbol: str | None = None) -> 
     out = pd.DataFrame(
         {
             "symbol": frame["symbol"].astype(str).str.strip().str.upper(),
-            "date": [parse_day(d) for d in frame[kind.date_column]],
-            "value": [_as_number(v) for v in frame[kind.value_column]],
+            "date": [fields.date_or_none(d) for d in frame[kind.date_column]],
+            "value": [_stored_value(kind, v) for v in frame[kind.value_column]],
         }
     )
     out = out.dropna()

@@ -12,6 +12,7 @@ from typing import Callable
 
 import pandas as pd
 
+from marketlake import fields
 from marketlake.config import Settings, parse_tickers
 from marketlake.errors import MarketlakeError
 from marketlake.ingest import actions
@@ -66,20 +67,12 @@ def read_bars_csv(data: bytes, name: str) -> pd.DataFrame:
         columns=BAR_COLUMNS,
     )
     dates = bars["trade_date"]
-    if len(dates) and not dates.map(_is_day).any():
+    if len(dates) and dates.map(fields.date_or_none).isna().all():
         raise MarketlakeError(
             f"{name}: no date in column {date_column!r} reads as YYYY-MM-DD (the first is "
             f"{dates.iloc[0]!r}); write the dates as YYYY-MM-DD, e.g. 2024-03-15"
         )
     return bars.sort_values("trade_date", kind="stable").reset_index(drop=True)
-
-
-def _is_day(text: str) -> bool:
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
 
 
 def symbol_from_name(path: Path) -> str:

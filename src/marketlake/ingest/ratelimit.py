@@ -20,9 +20,9 @@ Daily budget. ``calls_per_day`` caps the calls counted since the caller's day be
 counted call fires ``on_acquire(used_today)`` *before* ``acquire`` returns, i.e. before
 the HTTP request goes out, so a crash after the call still leaves it counted.
 
-``QuotaExhausted`` is a ``MarketlakeError``: if nothing catches it, the CLI prints its
-one-line message. The ingest loop is expected to catch it (and its subclass
-``alphavantage.DailyLimitReached``) and defer the remaining symbols.
+``QuotaExhausted`` (defined in ``providers.base``) is a ``MarketlakeError``: if nothing
+catches it, the CLI prints its one-line message. The ingest loop is expected to catch it
+(and its subclass ``alphavantage.DailyLimitReached``) and defer the remaining symbols.
 """
 
 from __future__ import annotations
@@ -31,30 +31,15 @@ import threading
 import time
 from typing import Callable
 
-from marketlake.errors import MarketlakeError
+# Defined with the providers' errors: a provider raises it too (its own daily limit).
+from marketlake.providers.base import QuotaExhausted
+
+__all__ = ["QuotaExhausted", "RateLimiter", "SimulatedClock"]
 
 # Added to every interval: keeps the (R+1)-th call past the end of a minute holding R.
 GUARD_SECONDS = 0.001
 # A wait this small after sleeping is float noise: go instead of sleeping again.
 _TOLERANCE = 1e-9
-
-
-class QuotaExhausted(MarketlakeError):
-    """The day's API budget is spent: no further call may be made today.
-
-    ``used_today`` and ``calls_per_day`` are ``None`` when the provider, not our own
-    count, said so (see ``alphavantage.DailyLimitReached``).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        used_today: int | None = None,
-        calls_per_day: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.used_today = used_today
-        self.calls_per_day = calls_per_day
 
 
 class SimulatedClock:

@@ -10,10 +10,11 @@ from typing import Callable
 
 import pandas as pd
 
+from marketlake import fields
 from marketlake.config import Settings
 from marketlake.errors import MarketlakeError
 from marketlake.ingest import actions, raw
-from marketlake.ingest.ratelimit import QuotaExhausted, RateLimiter
+from marketlake.ingest.ratelimit import RateLimiter
 from marketlake.ingest.state import (
     LANDED_PREFIX,
     IngestState,
@@ -27,17 +28,16 @@ from marketlake.ingest.state import (
 )
 from marketlake.ingest.validate import split_valid
 from marketlake.providers import make_provider
-from marketlake.providers.alphavantage import (
-    FetchFailed,
-    InvalidApiKey,
-    InvalidSymbol,
-    PayloadError,
-    PremiumOnly,
-    RateLimited,
-    UnknownFunction,
-    redact,
+from marketlake.providers.base import (
+    Fatal,
+    NotOffered,
+    Provider,
+    QuotaExhausted,
+    Retriable,
+    UnknownSymbol,
+    UnusablePayload,
 )
-from marketlake.providers.base import Provider
+from marketlake.redaction import redact
 from marketlake.sessions import (
     CALENDAR_START,
     eastern_date,
@@ -220,19 +220,19 @@ def _ingest_all(
         except QuotaExhausted as exc:
             _defer(report, state, waiting[position:], str(exc), observer)
             break
-        except (InvalidApiKey, PremiumOnly):
+        except Fatal:
             save_state(store, state)
             raise
-        except InvalidSymbol as exc:
+        except UnknownSymbol as exc:
             entry = state.entry(symbol)
             entry.invalid = str(exc)
             entry.invalid_on = today.isoformat()
             result = SymbolResult(symbol, INVALID, message=str(exc))
-        except (FetchFailed, RateLimited) as exc:
+        except Retriable as exc:
             # Transport trouble or throttling after every retry: this symbol waits for the
             # next run, the others carry on.
             result = SymbolResult(symbol, FAILED, message=str(exc))
-        except PayloadError as exc:
+        except UnusablePayload as exc:
             _quarantine_payload(store, report, symbol, exc, now())
             result = SymbolResult(symbol, FAILED, quarantined=1, message=f"{exc.reason}")
         except BadBatch as exc:
@@ -277,7 +277,7 @@ def _ingest_actions(
     day's quota is short, bars come first. Two requests a symbol, through the same limiter,
     refusal handling and redaction as the bars. A premium or unknown-function refusal turns
     the feature off for this run (said once); the quota running out leaves the rest due."""
-    fetch = getattr(provider, "fetch_actions", None)
+    fetch = provider.fetch_actions
     if fetch is None:
         return
     today = eastern_date(now())
@@ -296,14 +296,14 @@ def _ingest_actions(
                 f"run ({exc})",
             )
             return
-        except (PremiumOnly, UnknownFunction) as exc:
+        except NotOffered as exc:
             report.actions_off = str(exc)
             report.actions_waiting = due[position:]
             observer.event(
                 "actions", f"splits and dividends are off for this run: {exc}; bars are unaffected"
             )
             return
-        except (InvalidSymbol, FetchFailed, RateLimited, PayloadError) as exc:
+        except (UnknownSymbol, Retriable, UnusablePayload) as exc:
             # This symbol's actions wait for the next run; the others carry on.
             first = redact((str(exc).splitlines() or [""])[0], settings.api_key)
             observer.event("actions", f"{symbol}: splits and dividends not fetched ({first})")
@@ -464,13 +464,13 @@ def _ingest_symbol(
             # The symbol's whole window: back to the oldest bar any raw object holds.
             firsts = [r["first"] for _, r in _landed_records(store, symbol) if r.get("first")]
             since = min([since, *(dt.date.fromisoformat(f) for f in firsts)])
-    elif getattr(provider, "resends_history", False):
+    elif provider.resends_history:
         since = None  # compare what it sends again against what landed
     else:
         since = watermark + dt.timedelta(days=1)
     bars = provider.fetch_daily(symbol, since, report.session)
-    unparsed = getattr(provider, "last_rejected", None)
-    if unparsed is not None and len(unparsed):
+    unparsed = provider.last_rejected
+    if len(unparsed):
         # Rows the parser could not read go through validation too, and so to quarantine.
         bars = pd.concat([bars.astype(object), unparsed[bars.columns].astype(object)])
     result = land_bars(
@@ -508,9 +508,9 @@ def judge_bars(
     expected) it is rejected with the reason, as is a bar dated in the future.
     """
     if not strict and len(bars):
-        bars = bars[
-            [_as_date(d) is None or _as_date(d) <= report.session for d in bars["trade_date"]]
-        ]
+        days = [fields.date_or_none(d) for d in bars["trade_date"]]
+        # An unparseable date stays: validation rejects it with a reason.
+        bars = bars[[d is None or d <= report.session for d in days]]
     valid, rejected = split_valid(bars)
     if not len(valid):
         return valid, rejected
@@ -680,15 +680,6 @@ def _landed_records(store: ObjectStore, symbol: str) -> list:
         for key, record in load_landed(store, info.key).items()
         if key.endswith(f"/{symbol}.csv")
     ]
-
-
-def _as_date(value):
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        return None  # validation rejects it with a reason
 
 
 def _land(store: ObjectStore, ingest_date: dt.date, symbol: str, frame: pd.DataFrame) -> None:

@@ -2,44 +2,28 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-
 import numpy as np
 import pandas as pd
 
+from marketlake import fields
 from marketlake.providers.base import BAR_COLUMNS
 
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 
 
-def parse_day(value) -> dt.date | None:
-    """A date, a datetime's date, or YYYY-MM-DD text; None for anything else."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
+def _price(value) -> float:
     try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        return None
+        return fields.parse_price(value)
+    except fields.FieldError:
+        return float("nan")  # flagged below as "<column> is not a number"
 
 
-INT64_MAX = 2**63 - 1
-_WHOLE = re.compile(r"^[+-]?\d+(\.0*)?$")
-
-
-def _to_volume(value) -> object:
-    """A whole number as a Python int (exact, any size), or a float/NaN to be judged."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
-    text = str(value).strip()
-    if _WHOLE.match(text):
-        return int(text.split(".")[0])
+def _volume(value) -> int | str:
+    """The exact volume (a Python int), or the problem validation reports."""
     try:
-        return float(text)
-    except ValueError:
-        return float("nan")
+        return fields.parse_volume(value)
+    except fields.FieldError as exc:
+        return exc.problem
 
 
 def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -53,12 +37,12 @@ def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         rejected = pd.DataFrame(columns=[*BAR_COLUMNS, "reason"])
         return bars.reindex(columns=BAR_COLUMNS), rejected
     frame = bars.reindex(columns=BAR_COLUMNS).reset_index(drop=True)
-    dates = frame["trade_date"].map(parse_day)
-    prices = frame[PRICE_COLUMNS].apply(pd.to_numeric, errors="coerce").astype("float64")
+    dates = frame["trade_date"].map(fields.date_or_none)
+    prices = frame[PRICE_COLUMNS].apply(lambda c: c.map(_price)).astype("float64")
     # Parsed exactly: through float64, a volume above 2**53 would change and one above
     # 2**63 would wrap to a negative int64.
-    volume_exact = frame["volume"].map(_to_volume)
-    volume = pd.to_numeric(volume_exact, errors="coerce").astype("float64")
+    volume = frame["volume"].map(_volume)
+    problem = volume.map(lambda v: v if isinstance(v, str) else "")
 
     reasons = pd.Series("", index=frame.index, dtype=object)
 
@@ -77,13 +61,14 @@ def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         "high is below open, close or low",
     )
     flag(prices["low"] > prices[["open", "close"]].min(axis=1), "low is above open or close")
-    flag(~np.isfinite(volume), "volume is not a number")
-    flag(volume < 0, "volume is negative")
-    flag(volume.mod(1) != 0, "volume is not a whole number")
+    # In the order the parser ranks them: not a number, negative, not whole, too large.
+    flag(problem == fields.NOT_A_NUMBER, "volume is not a number")
     flag(
-        volume_exact.map(lambda v: isinstance(v, int) and v > INT64_MAX) | (volume > INT64_MAX),
-        "volume is too large",
+        (problem == fields.NEGATIVE) | volume.map(lambda v: isinstance(v, int) and v < 0),
+        "volume is negative",
     )
+    flag(problem == fields.NOT_WHOLE, "volume is not a whole number")
+    flag(problem == fields.TOO_LARGE, "volume is too large")
     duplicated = dates.notna() & dates.duplicated(keep=False)
     flag(duplicated, "trade_date appears more than once")
 
@@ -95,7 +80,7 @@ def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "high": prices.loc[~bad, "high"],
             "low": prices.loc[~bad, "low"],
             "close": prices.loc[~bad, "close"],
-            "volume": volume_exact[~bad].astype("int64"),
+            "volume": volume[~bad].astype("int64"),
         }
     )
     valid = valid.sort_values("trade_date", kind="stable").reset_index(drop=True)

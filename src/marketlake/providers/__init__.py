@@ -1,16 +1,17 @@
-"""Where bars come from: pick a provider from the settings."""
+"""Where bars come from: pick a provider from the settings. Ingest makes its provider
+here, and knows the rest only through providers.base (the protocol and its errors)."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 from marketlake.config import Settings
-from marketlake.providers.base import Provider
+from marketlake.providers.base import Limiter, Provider
 
 
 def make_provider(
     settings: Settings,
-    limiter=None,
+    limiter: Limiter | None = None,
     on_event: Callable[[str, str], None] | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> Provider:

@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from marketlake.providers.base import empty_bars
+from marketlake.providers.base import ProviderDefaults, empty_bars
 from marketlake.sessions import CALENDAR_START, nyse
 
 TRADING_DAYS = 252
@@ -145,7 +145,7 @@ def _dividends(seed: int, symbol: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["date", "value"])
 
 
-class SyntheticProvider:
+class SyntheticProvider(ProviderDefaults):
     """Stands in for the API when no key is set; no network, no limits."""
 
     name = "synthetic"

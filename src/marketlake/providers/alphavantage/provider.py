@@ -1,0 +1,359 @@
+"""AlphaVantageProvider: ``TIME_SERIES_DAILY`` (and SPLITS, DIVIDENDS) per symbol, each answer
+classified (answers.py) before it is parsed (parse.py), retried with tenacity where another
+attempt can help, every text redacted before it leaves.
+
+What the provider does with each answer class (``classify(text).kind``):
+
+=================  ==========================================================
+ok-json, ok-csv    parse; rows that cannot be parsed go to ``rejected``
+throttled          retry with exponential backoff; ``RateLimited`` when spent
+daily-limit        ``DailyLimitReached`` at once (a ``QuotaExhausted``)
+invalid-key        ``InvalidApiKey`` at once (fatal: the whole run stops)
+premium-only       with ``outputsize=full``: fall back to compact (said once
+                   per provider via ``on_event``); otherwise ``PremiumOnly``
+invalid-symbol     ``InvalidSymbol`` at once (skip the symbol, go on)
+garbled            retry; ``PayloadError`` (payload kept, redacted) when spent
+=================  ==========================================================
+
+Transport failures (connection refused or dropped, timeouts, HTTP 5xx and 429) are
+retried the same bounded way and end in ``FetchFailed``. The API key never appears in
+an exception, payload, event or log line: everything goes through ``redact`` first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import random
+import time
+import urllib.parse
+from typing import Any, Callable
+
+import pandas as pd
+import tenacity
+
+from marketlake.config import default
+from marketlake.providers.alphavantage.answers import (
+    DAILY_LIMIT,
+    FUNCTION,
+    GARBLED,
+    INVALID_KEY,
+    INVALID_SYMBOL,
+    OK_CSV,
+    OK_JSON,
+    PREMIUM_ONLY,
+    SERIES_KEY,
+    THROTTLED,
+    UNKNOWN_FUNCTION,
+    classify,
+)
+from marketlake.providers.alphavantage.client import (
+    TIMEOUT_SECONDS,
+    HttpClient,
+    _Garbled,
+    _PremiumRefusal,
+    _Retryable,
+    _Throttled,
+    _Transport,
+)
+from marketlake.providers.alphavantage.errors import (
+    KEY_HELP,
+    DailyLimitReached,
+    FetchFailed,
+    InvalidApiKey,
+    InvalidSymbol,
+    PayloadError,
+    PremiumOnly,
+    RateLimited,
+    UnknownFunction,
+)
+from marketlake.providers.alphavantage.parse import (
+    _series_to_bars,
+    empty_rejected,
+    parse_actions,
+    parse_csv,
+)
+from marketlake.providers.base import Limiter, one_line
+from marketlake.redaction import redact
+
+log = logging.getLogger("marketlake.providers.alphavantage")
+
+DEFAULT_BASE_URL = default("av_base_url")
+OUTPUTSIZES = ("compact", "full")
+DATATYPES = ("json", "csv")
+# The longest wait between two attempts, whatever the backoff or Retry-After says. The
+# Lambda's time budget (aws.lambda_ingest) is computed from it.
+MAX_BACKOFF_SECONDS = 120.0
+
+
+@dataclasses.dataclass
+class FetchResult:
+    """One symbol's answer. ``bars`` is filtered to [since, until]; ``rejected`` holds
+    every row of the payload that could not be parsed (unfiltered: an unparseable date
+    cannot be placed); ``payload`` is the body as received with the key redacted."""
+
+    symbol: str
+    bars: pd.DataFrame
+    rejected: pd.DataFrame
+    payload: str
+    outputsize: str
+    attempts: int
+
+
+class AlphaVantageProvider:
+    """``TIME_SERIES_DAILY`` from Alpha Vantage.
+
+    ``fetch(symbol, since, until) -> FetchResult`` is the explicit interface: bars,
+    rejected rows and the redacted payload (for quarantine) together.
+    ``fetch_daily`` is the ``Provider`` protocol: it returns ``fetch(...).bars`` and
+    keeps the whole result in ``last_result`` and the rejected rows in
+    ``last_rejected``.
+
+    Every HTTP attempt, retries included, first calls ``limiter.acquire()``; a
+    ``QuotaExhausted`` from it propagates untouched. When Alpha Vantage itself says the
+    daily limit is reached, the limiter is marked exhausted (``mark_exhausted``) so the
+    rest of the run makes no further calls.
+
+    ``on_event(kind, message)`` reports, redacted: ``"retry"`` (before each backoff
+    sleep) and ``"fallback"`` (outputsize=full refused, compact used; once).
+    """
+
+    name = "alphavantage"
+    # Each answer repeats the last 100 sessions (compact): ingest compares them with what
+    # landed, so a corrected bar is rewritten.
+    resends_history = True
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        outputsize: str = default("av_outputsize"),
+        datatype: str = default("av_datatype"),
+        max_retries: int = default("av_max_retries"),
+        backoff_seconds: float = default("av_backoff_seconds"),
+        timeout: float = TIMEOUT_SECONDS,
+        limiter: Limiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        on_event: Callable[[str, str], None] | None = None,
+        max_backoff_seconds: float = MAX_BACKOFF_SECONDS,
+        jitter_seconds: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise InvalidApiKey(f"no Alpha Vantage API key is set; {KEY_HELP}")
+        if outputsize not in OUTPUTSIZES:
+            raise ValueError(f"outputsize must be one of {OUTPUTSIZES}, not {outputsize!r}")
+        if datatype not in DATATYPES:
+            raise ValueError(f"datatype must be one of {DATATYPES}, not {datatype!r}")
+        if max_retries < 0 or backoff_seconds < 0 or jitter_seconds < 0 or timeout <= 0:
+            raise ValueError("max_retries, backoff and jitter must be >= 0, timeout > 0")
+        self._api_key = api_key.strip()
+        self.base_url = base_url
+        self.outputsize = outputsize  # becomes "compact" after a premium fallback
+        self.datatype = datatype
+        self.max_retries = int(max_retries)
+        self.backoff_seconds = float(backoff_seconds)
+        self.max_backoff_seconds = float(max_backoff_seconds)
+        self.jitter_seconds = float(jitter_seconds)
+        self.timeout = float(timeout)
+        self._http = HttpClient(self.timeout, self._redact)
+        self.limiter = limiter
+        self._sleep = sleep
+        self.on_event = on_event
+        # A seeded generator keeps jittered waits reproducible; jitter is off by default.
+        self._rng = rng if rng is not None else random.Random()
+        self._attempts = 0
+        self.last_result: FetchResult | None = None
+        self.last_rejected: pd.DataFrame = empty_rejected()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"AlphaVantageProvider(base_url={self.base_url!r}, outputsize={self.outputsize!r})"
+
+    # -- public ---------------------------------------------------------------------
+
+    def fetch_daily(self, symbol: str, since: dt.date | None, until: dt.date) -> pd.DataFrame:
+        return self.fetch(symbol, since, until).bars
+
+    def fetch_actions(self, kind: str, symbol: str, until: dt.date) -> pd.DataFrame:
+        """The symbol's splits or dividends (`kind`), one request (retries aside): text
+        (date, value) rows as received. ``PremiumOnly`` or ``UnknownFunction`` when this key
+        cannot ask for them."""
+        function = "SPLITS" if kind == "splits" else "DIVIDENDS"
+        self._attempts = 0
+        try:
+            _, parsed = self._call(symbol, "compact", function)
+        except _PremiumRefusal as refusal:
+            raise PremiumOnly(
+                f"Alpha Vantage serves {function} to premium keys only "
+                f"({self._excerpt(refusal.message)})"
+            ) from None
+        return parsed
+
+    def fetch(self, symbol: str, since: dt.date | None, until: dt.date) -> FetchResult:
+        self._attempts = 0
+        outputsize = self.outputsize
+        try:
+            text, parsed = self._call(symbol, outputsize)
+        except _PremiumRefusal as refusal:
+            if outputsize != "full":
+                raise PremiumOnly(
+                    f"Alpha Vantage serves {FUNCTION} for {symbol} to premium keys only "
+                    f"({self._excerpt(refusal.message)}); use a premium key"
+                ) from None
+            # Free keys lost outputsize=full: compact (the last 100 sessions) still works.
+            # The switch sticks to this provider, so the fallback is said once per instance.
+            self.outputsize = outputsize = "compact"
+            self._event(
+                "fallback",
+                "Alpha Vantage refuses outputsize=full for this key (premium only); "
+                "using compact: the last 100 sessions per symbol",
+            )
+            try:
+                text, parsed = self._call(symbol, outputsize)
+            except _PremiumRefusal as again:
+                raise PremiumOnly(
+                    f"Alpha Vantage serves {FUNCTION} for {symbol} to premium keys only "
+                    f"({self._excerpt(again.message)}); use a premium key"
+                ) from None
+        bars = parsed.bars
+        keep = [(since is None or d >= since) and d <= until for d in bars["trade_date"]]
+        bars = bars.loc[keep].reset_index(drop=True)
+        result = FetchResult(
+            symbol=symbol,
+            bars=bars,
+            rejected=parsed.rejected,
+            payload=self._redact(text),
+            outputsize=outputsize,
+            attempts=self._attempts,
+        )
+        self.last_result = result
+        self.last_rejected = result.rejected
+        return result
+
+    # -- internals ------------------------------------------------------------------
+
+    def _redact(self, text: str | None) -> str:
+        return redact(text, self._api_key)
+
+    def _excerpt(self, text: str) -> str:
+        return one_line(self._redact(text))[:300]
+
+    def _event(self, kind: str, message: str) -> None:
+        message = self._redact(message)
+        log.info("%s: %s", kind, message)
+        if self.on_event is not None:
+            self.on_event(kind, message)
+
+    def _url(self, symbol: str, outputsize: str, function: str = FUNCTION) -> str:
+        params = {"function": function, "symbol": symbol}
+        if function == FUNCTION:
+            params.update({"outputsize": outputsize, "datatype": self.datatype})
+        params["apikey"] = self._api_key
+        query = urllib.parse.urlencode(params)
+        return f"{self.base_url}{'&' if '?' in self.base_url else '?'}{query}"
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exponential = tenacity.wait_exponential(
+            multiplier=self.backoff_seconds, max=self.max_backoff_seconds
+        )
+        seconds = float(exponential(state))
+        if self.jitter_seconds:
+            seconds += self._rng.uniform(0.0, self.jitter_seconds)
+        exc = state.outcome.exception() if state.outcome is not None else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:  # the server knows better, within our ceiling
+            seconds = max(seconds, min(retry_after, self.max_backoff_seconds))
+        return seconds
+
+    def _call(self, symbol: str, outputsize: str, function: str = FUNCTION) -> tuple[str, Any]:
+        url = self._url(symbol, outputsize, function)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            wait = state.next_action.sleep if state.next_action is not None else 0.0
+            self._event(
+                "retry",
+                f"{symbol}: {getattr(exc, 'reason', exc)}; retry "
+                f"{state.attempt_number}/{self.max_retries} in {wait:.1f}s",
+            )
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(_Retryable),
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        attempts = self.max_retries + 1
+        try:
+            return retrying(self._attempt, url, symbol, function)
+        except _Throttled as exc:
+            raise RateLimited(
+                f"Alpha Vantage still throttles after {attempts} attempts for {symbol} "
+                f"({self._excerpt(exc.reason)}); lower the call rate or retry later"
+            ) from None
+        except _Garbled as exc:
+            raise PayloadError(
+                f"unusable answer for {symbol} after {attempts} attempts: "
+                f"{self._excerpt(exc.reason)}",
+                self._redact(exc.payload),
+                symbol=symbol,
+            ) from None
+        except _Transport as exc:
+            raise FetchFailed(
+                f"could not fetch {symbol} from Alpha Vantage after {attempts} attempts: "
+                f"{self._excerpt(exc.reason)}; check the network and retry"
+            ) from None
+
+    def _attempt(self, url: str, symbol: str, function: str = FUNCTION) -> tuple[str, Any]:
+        if self.limiter is not None:
+            self.limiter.acquire()
+        self._attempts += 1
+        log.debug("GET %s", self._redact(url))
+        text = self._http.get(url)
+        answer = classify(text, function)
+        kind = answer.kind
+        if kind == OK_JSON and function != FUNCTION:
+            return text, parse_actions(function, answer.data)
+        if kind == OK_JSON:
+            try:
+                return text, _series_to_bars(answer.data[SERIES_KEY])
+            except PayloadError as exc:  # defensive: classify already checked the shape
+                raise _Garbled(exc.reason, text) from None
+        if kind == OK_CSV:
+            try:
+                return text, parse_csv(text)
+            except PayloadError as exc:
+                raise _Garbled(exc.reason, text) from None
+        if kind == THROTTLED:
+            raise _Throttled(f"throttled: {answer.message}")
+        if kind == GARBLED:
+            raise _Garbled(answer.message, text)
+        if kind == PREMIUM_ONLY:
+            raise _PremiumRefusal(answer.message)
+        if kind == DAILY_LIMIT:
+            if self.limiter is not None:
+                self.limiter.mark_exhausted()
+            raise DailyLimitReached(
+                "Alpha Vantage says this key's daily request limit is reached "
+                f"({self._excerpt(answer.message)}); the remaining symbols wait for the "
+                "next day's run, or use a premium key"
+            )
+        if kind == INVALID_KEY:
+            raise InvalidApiKey(
+                f"Alpha Vantage does not accept the API key ({self._excerpt(answer.message)}); "
+                f"{KEY_HELP}"
+            )
+        if kind == UNKNOWN_FUNCTION:
+            raise UnknownFunction(
+                f"Alpha Vantage does not offer {function} ({self._excerpt(answer.message)})"
+            )
+        if kind == INVALID_SYMBOL:
+            raise InvalidSymbol(
+                f"Alpha Vantage does not know {symbol!r} ({self._excerpt(answer.message)}); "
+                "check the ticker: it is skipped",
+                symbol,
+            )
+        raise AssertionError(f"unhandled answer class {kind}")  # pragma: no cover
