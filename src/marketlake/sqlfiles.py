@@ -7,6 +7,7 @@ import hashlib
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import sqlglot
 from sqlglot import exp
@@ -96,10 +97,15 @@ def output_columns(sql: str) -> list[str]:
     return list(query.named_selects)
 
 
+# A row check's failing bar is excluded and quarantined; a blocking table check stops the run;
+# a warning is recorded only.
+Severity = Literal["row", "blocking", "warning"]
+
+
 @dataclasses.dataclass(frozen=True)
 class Check:
     name: str
-    severity: str  # "blocking" fails the run; "warning" is recorded only
+    severity: Severity
     description: str
     sql: str  # a SELECT returning the failing rows of staging_daily_prices
 

@@ -32,7 +32,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
-from typing import Callable
+from typing import Callable, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -84,8 +84,8 @@ MIN_SESSIONS_PER_YEAR = 248
 @dataclasses.dataclass
 class BuildResult:
     run_id: str
-    status: str  # published | skipped
-    mode: str  # full | incremental | none
+    status: Literal["published", "skipped"]
+    mode: Literal["full", "incremental", "none"]
     rows_written: int
     checks: list[CheckResult]
     version: str | None
@@ -102,7 +102,7 @@ class BuildResult:
 
 @dataclasses.dataclass
 class Plan:
-    mode: str  # full | incremental
+    mode: Literal["full", "incremental"]
     reason: str
     raw_from: str | None  # first ingest_date partition to read; None reads all
     raw_through: str

@@ -7,10 +7,12 @@ import datetime as dt
 import io
 import json
 import secrets
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from marketlake.sqlfiles import Severity
 from marketlake.storage import ObjectStore
 
 PIPELINE_RUNS_PREFIX = "audit/pipeline_runs"
@@ -47,11 +49,18 @@ DQ_RESULTS_SCHEMA = pa.schema(
 )
 
 
+CheckStatus = Literal["pass", "fail"]
+RunStatus = Literal["published", "blocked", "failed", "skipped", "rolled_back"]
+# "" for a run that stopped before it chose (a failed or skipped one); "none" when nothing
+# was built.
+RunMode = Literal["full", "incremental", "rollback", "none", ""]
+
+
 @dataclasses.dataclass
 class CheckResult:
     check_name: str
-    severity: str
-    status: str  # "pass" or "fail"
+    severity: Severity
+    status: CheckStatus
     failing_rows: int
     sample: list[dict]
     description: str = ""
@@ -73,13 +82,13 @@ class RunRecord:
     run_id: str
     started_at: dt.datetime
     finished_at: dt.datetime
-    status: str  # published | blocked | failed | skipped | rolled_back
+    status: RunStatus
     rows_written: int = 0
     checks_passed: int = 0
     checks_failed: int = 0
     checks_warned: int = 0
     version: str | None = None
-    mode: str = ""
+    mode: RunMode = ""
     rows_quarantined: int = 0
     message: str = ""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Callable
+from typing import Callable, Literal
 
 from marketlake.errors import MarketlakeError
 from marketlake.storage import ObjectStore
@@ -22,7 +22,7 @@ from marketlake.storage import ObjectStore
 class Version:
     run_id: str
     published_at: str  # ISO UTC
-    mode: str  # full | incremental | rollback
+    mode: Literal["full", "incremental", "rollback"]
     sql_fingerprint: str
     partitions: dict[str, str]  # year -> location (lake key prefix, no trailing slash)
     raw_through: str | None = None  # newest ingest_date read
