@@ -103,7 +103,7 @@ def _scan(lake: str) -> None:
     import duckdb
 
     con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
-    from marketlake.ingest.raw import RAW_COLUMNS
+    from marketlake.lake.raw import RAW_COLUMNS
 
     # The same reader options as the build's raw table, so only the build's work differs.
     pattern = f"{lake}/raw/daily_prices/*/*.csv"

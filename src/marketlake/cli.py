@@ -363,7 +363,7 @@ def _print_build(result) -> None:
     if result.status == "skipped":
         out.print(f"build: {result.message}")
         return
-    from marketlake.wap.runlog import check_counts
+    from marketlake.lake.audit import check_counts
 
     passed, failed, warned = check_counts(result.checks)
     years = f"{result.years[0]}-{result.years[-1]}" if len(result.years) > 1 else result.years[0]
@@ -607,7 +607,7 @@ def status(
     """Show the last runs, the published versions, the latest check results and the
     ingest watermarks."""
     from marketlake.engines.duckdb import DuckDBEngine
-    from marketlake.ingest.state import load_state
+    from marketlake.lake.state import load_state
     from marketlake.storage import LocalStore
     from marketlake.wap.pipeline import TABLE
     from marketlake.wap.versions import load_registry

@@ -25,7 +25,7 @@ import pytest
 import cli_run
 from cli_run import ok
 from marketlake.dashboards.render import load_dashboards, panels_of, render_dashboards
-from marketlake.ingest import raw
+from marketlake.lake import raw
 from marketlake.storage import LocalStore
 
 CHROMIUM = shutil.which("chromium")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cli_run import marketlake, ok, one_line_error
-from marketlake.ingest import actions
+from marketlake.lake import actions
 from marketlake.storage import LocalStore
 
 

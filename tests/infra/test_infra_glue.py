@@ -10,7 +10,7 @@ from infra_contract import REPO, SRC, module_constant, normalize, requirement_pi
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from marketlake.ingest import raw
+from marketlake.lake import raw
 from marketlake.wap import pipeline as wap
 
 JOB = SRC / "aws" / "glue_job.py"

@@ -18,9 +18,10 @@ from infra_contract import (
     terraform,
 )
 
-from marketlake.ingest import raw, state
+from marketlake.lake import audit as runlog
+from marketlake.lake import raw, state
 from marketlake.wap import pipeline as wap
-from marketlake.wap import runlog, versions
+from marketlake.wap import versions
 
 # boto3 method -> IAM action. A call that is missing here fails test_every_call_is_mapped.
 IAM_ACTION = {

@@ -28,8 +28,8 @@ from sqlglot import exp
 from marketlake.engines.athena import AthenaEngine
 from marketlake.engines.base import Engine
 from marketlake.errors import MarketlakeError, QueryError
+from marketlake.lake import audit as runlog
 from marketlake.storage import S3Store
-from marketlake.wap import runlog
 
 REGION = "us-east-1"
 BUCKET = "marketlake-engine-test"

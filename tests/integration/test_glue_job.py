@@ -35,8 +35,8 @@ from marketlake.aws import glue_job as job
 from marketlake.config import Settings
 from marketlake.engines.athena import AthenaEngine
 from marketlake.errors import BuildBlocked, QueryError
-from marketlake.ingest import raw
-from marketlake.ingest.state import record_landed
+from marketlake.lake import raw
+from marketlake.lake.state import record_landed
 from marketlake.providers.synthetic import SyntheticProvider
 from marketlake.storage import S3Store
 from marketlake.wap.pipeline import run_build
@@ -639,7 +639,7 @@ def test_the_import_closure_follows_the_imports():
         "src/marketlake/aws/__init__.py",
         "src/marketlake/aws/glue_job.py",
         "src/marketlake/wap/pipeline.py",
-        "src/marketlake/wap/runlog.py",
+        "src/marketlake/lake/audit.py",
         "src/marketlake/engines/athena.py",
         "src/marketlake/storage.py",
         "src/marketlake/sqlfiles.py",

@@ -16,7 +16,7 @@ from test_glue_job import (
     lake,  # noqa: F401 (the fixture)
 )
 
-from marketlake.ingest import actions
+from marketlake.lake import actions
 
 ROWS = "SELECT * FROM daily_prices WHERE symbol = '{}' ORDER BY trade_date"
 

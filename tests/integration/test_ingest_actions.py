@@ -24,10 +24,10 @@ from av_fake_server import (
 )
 
 from marketlake.config import Settings
-from marketlake.ingest import actions
 from marketlake.ingest.ratelimit import SimulatedClock
 from marketlake.ingest.runner import FETCHED, IngestObserver, run_ingest
-from marketlake.ingest.state import load_state
+from marketlake.lake import actions
+from marketlake.lake.state import load_state
 from marketlake.providers.synthetic import SyntheticProvider
 from marketlake.sessions import sessions_between
 from marketlake.storage import LocalStore

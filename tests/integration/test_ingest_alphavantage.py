@@ -41,7 +41,6 @@ from av_fake_server import (
 
 from marketlake.config import Settings
 from marketlake.errors import MarketlakeError
-from marketlake.ingest import raw
 from marketlake.ingest.ratelimit import QuotaExhausted, SimulatedClock
 from marketlake.ingest.runner import (
     DEFERRED,
@@ -54,7 +53,8 @@ from marketlake.ingest.runner import (
     IngestReport,
     run_ingest,
 )
-from marketlake.ingest.state import DIGESTS_PREFIX, STATE_KEY, load_state
+from marketlake.lake import raw
+from marketlake.lake.state import DIGESTS_PREFIX, STATE_KEY, load_state
 from marketlake.providers.alphavantage import InvalidApiKey, PremiumOnly
 from marketlake.sessions import sessions_between
 from marketlake.storage import LocalStore

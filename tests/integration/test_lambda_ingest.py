@@ -37,7 +37,7 @@ from marketlake.config import Settings
 from marketlake.errors import ConfigError
 from marketlake.ingest.ratelimit import SimulatedClock
 from marketlake.ingest.runner import run_ingest
-from marketlake.ingest.state import STATE_KEY, IngestState
+from marketlake.lake.state import STATE_KEY, IngestState
 from marketlake.sessions import parse_as_of, sessions_between
 from marketlake.storage import LocalStore, S3Store
 from marketlake.wap.versions import Registry, Version, update_registry

@@ -13,7 +13,7 @@ import pytest
 from athena_fake import Recorder
 from moto import mock_aws
 
-from marketlake.ingest.state import (
+from marketlake.lake.state import (
     STATE_KEY,
     clear_rebuild_needed,
     landed_key,

@@ -39,7 +39,7 @@ from marketlake.dashboards.render import (
 )
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import MarketlakeError
-from marketlake.ingest import raw
+from marketlake.lake import raw
 from marketlake.providers.synthetic import SPLITS, SyntheticProvider
 from marketlake.sessions import sessions_between
 from marketlake.storage import LocalStore

@@ -12,9 +12,9 @@ from marketlake import storage
 from marketlake.config import Settings
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import ConfigError, MarketlakeError
-from marketlake.ingest import raw
 from marketlake.ingest.runner import run_ingest
 from marketlake.ingest.validate import split_valid
+from marketlake.lake import raw
 from marketlake.providers.alphavantage import AlphaVantageProvider, FetchFailed
 from marketlake.providers.synthetic import SyntheticProvider
 from marketlake.sessions import EASTERN

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from marketlake.errors import MarketlakeError
-from marketlake.ingest import raw
 from marketlake.ingest.runner import FAILED, FETCHED, UP_TO_DATE, run_ingest
-from marketlake.ingest.state import STATE_KEY, load_state
+from marketlake.lake import raw
+from marketlake.lake.state import STATE_KEY, load_state
 from marketlake.providers.base import BAR_COLUMNS, ProviderDefaults
 from marketlake.providers.synthetic import SyntheticProvider
 from marketlake.sessions import sessions_between

@@ -15,8 +15,8 @@ from test_failure_paths import Lake as FailureLake
 from marketlake import storage
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import BuildBlocked, MarketlakeError
-from marketlake.ingest import raw
-from marketlake.ingest.state import landed_key, load_landed
+from marketlake.lake import raw
+from marketlake.lake.state import landed_key, load_landed
 from marketlake.lock import lake_lock
 from marketlake.wap import pipeline as wap
 from marketlake.wap.versions import load_registry, registry_key

@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from marketlake import sqlfiles
 from marketlake.engines.duckdb import DuckDBEngine, transpile
-from marketlake.ingest.raw import bars_to_frame, frame_to_csv, raw_key
+from marketlake.lake.raw import bars_to_frame, frame_to_csv, raw_key
 from marketlake.sessions import sessions_between
 from marketlake.wap.pipeline import run_build
 

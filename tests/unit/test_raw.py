@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from marketlake.engines.duckdb import DuckDBEngine
-from marketlake.ingest import raw
+from marketlake.lake import raw
 
 HEADER = "symbol,trade_date,open,high,low,close,volume,source,ingested_at"
 TRICKY_SOURCE = 'csv import, "mine"'

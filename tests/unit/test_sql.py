@@ -21,7 +21,7 @@ from marketlake import sqlfiles
 from marketlake.config import Settings
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import BuildBlocked, MarketlakeError
-from marketlake.ingest import raw
+from marketlake.lake import raw
 from marketlake.sessions import sessions_between
 from marketlake.storage import LocalStore
 from marketlake.wap.pipeline import CURATED_PREFIX, TABLE, run_build

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from marketlake.errors import MarketlakeError
-from marketlake.ingest.state import (
+from marketlake.lake.state import (
     STATE_KEY,
     IngestState,
     SymbolState,

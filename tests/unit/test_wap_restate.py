@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from test_wap_versions import Lake, same_rows
 
-from marketlake.ingest import actions, raw
+from marketlake.lake import actions, raw
 from marketlake.sessions import sessions_between
 from marketlake.wap import restate
 from marketlake.wap.pipeline import TABLE, plan

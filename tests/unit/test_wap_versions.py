@@ -11,9 +11,9 @@ from marketlake import sqlfiles
 from marketlake.config import Settings
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import MarketlakeError
-from marketlake.ingest import actions, raw
 from marketlake.ingest.runner import run_ingest
-from marketlake.ingest.state import load_state
+from marketlake.lake import actions, raw
+from marketlake.lake.state import load_state
 from marketlake.providers.synthetic import SyntheticProvider
 from marketlake.sessions import EASTERN
 from marketlake.storage import LocalStore

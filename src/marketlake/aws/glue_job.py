@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from marketlake.config import Settings
 from marketlake.engines.athena import AthenaEngine
 from marketlake.errors import BuildBlocked
+from marketlake.lake.audit import new_run_id
 from marketlake.storage import S3Store
 from marketlake.wap.pipeline import TABLE, run_build
-from marketlake.wap.runlog import new_run_id
 
 log = logging.getLogger("marketlake.job")
 

@@ -59,7 +59,7 @@ def api_key_from_secret(secret_id: str, client) -> str:
 
 def _unbuilt_raw(store: S3Store) -> bool:
     """Raw data newer than what the published version of daily_prices has read."""
-    from marketlake.ingest.state import load_state
+    from marketlake.lake.state import load_state
     from marketlake.wap.versions import load_registry
 
     newest = load_state(store).newest_ingest_date

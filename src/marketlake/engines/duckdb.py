@@ -386,7 +386,7 @@ class DuckDBEngine:
         """A view over CSV objects under `prefix`, every column text, Hive partitions as text:
         what the Glue crawler's OpenCSVSerDe table gives Athena. The columns are positional
         after the header, as in Athena; naming them spares DuckDB sniffing every file (50x)."""
-        from marketlake.ingest.raw import RAW_COLUMNS
+        from marketlake.lake.raw import RAW_COLUMNS
 
         columns = ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS)
         # Rows the reader cannot parse (an unclosed quote, extra fields, bytes that are not

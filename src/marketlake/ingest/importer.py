@@ -15,8 +15,6 @@ import pandas as pd
 from marketlake import fields
 from marketlake.config import Settings, parse_tickers
 from marketlake.errors import MarketlakeError
-from marketlake.ingest import actions
-from marketlake.ingest.raw import format_timestamp
 from marketlake.ingest.runner import (
     IngestReport,
     _claim_lake,
@@ -26,7 +24,9 @@ from marketlake.ingest.runner import (
     quarantine_stamp,
     refuse_batch,
 )
-from marketlake.ingest.state import load_state, save_state
+from marketlake.lake import actions
+from marketlake.lake.raw import format_timestamp
+from marketlake.lake.state import load_state, save_state
 from marketlake.providers.base import BAR_COLUMNS
 from marketlake.sessions import eastern_date, last_closed_session
 from marketlake.storage import ObjectStore

@@ -13,9 +13,10 @@ import pandas as pd
 from marketlake import fields
 from marketlake.config import Settings
 from marketlake.errors import MarketlakeError
-from marketlake.ingest import actions, raw
 from marketlake.ingest.ratelimit import RateLimiter
-from marketlake.ingest.state import (
+from marketlake.ingest.validate import split_valid
+from marketlake.lake import actions, raw
+from marketlake.lake.state import (
     LANDED_PREFIX,
     IngestState,
     bar_digests,
@@ -26,7 +27,6 @@ from marketlake.ingest.state import (
     save_digests,
     save_state,
 )
-from marketlake.ingest.validate import split_valid
 from marketlake.providers import make_provider
 from marketlake.providers.base import (
     Fatal,
@@ -349,7 +349,7 @@ def _still_invalid(state: IngestState, symbol: str, today: dt.date) -> str | Non
 
 def _log_run(store, state, report, limiter, used_before, started, finished, settings) -> None:
     """One row in audit/ingest_runs per run, for the pipeline-health dashboard."""
-    from marketlake.wap.runlog import new_run_id, write_ingest_run
+    from marketlake.lake.audit import new_run_id, write_ingest_run
 
     def count(status: str) -> int:
         return len(report.with_status(status))

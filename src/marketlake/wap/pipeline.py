@@ -42,19 +42,8 @@ from marketlake import sqlfiles
 from marketlake.config import Settings
 from marketlake.errors import BuildBlocked, DamagedFile, MarketlakeError
 from marketlake.faults import crash_point
-from marketlake.ingest import actions
-from marketlake.ingest.raw import RAW_PREFIX, format_timestamp
-from marketlake.ingest.state import (
-    LANDED_PREFIX,
-    clear_rebuild_needed,
-    load_landed,
-    load_state,
-    read_state_bytes,
-)
-from marketlake.sessions import last_closed_session, sessions_between
-from marketlake.storage import ObjectStore
-from marketlake.wap.restate import applied_actions, restated_symbols
-from marketlake.wap.runlog import (
+from marketlake.lake import actions
+from marketlake.lake.audit import (
     AUDIT_TABLES,
     CheckResult,
     RunRecord,
@@ -64,6 +53,17 @@ from marketlake.wap.runlog import (
     write_quarantined,
     write_run,
 )
+from marketlake.lake.raw import RAW_PREFIX, format_timestamp
+from marketlake.lake.state import (
+    LANDED_PREFIX,
+    clear_rebuild_needed,
+    load_landed,
+    load_state,
+    read_state_bytes,
+)
+from marketlake.sessions import last_closed_session, sessions_between
+from marketlake.storage import ObjectStore
+from marketlake.wap.restate import applied_actions, restated_symbols
 from marketlake.wap.versions import (
     Registry,
     Version,
