@@ -15,6 +15,7 @@ import datetime as dt
 import json
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlglot
 import sqlglot.errors
@@ -31,6 +32,11 @@ from marketlake.dashboards.grafana import (
     span_days,
 )
 from marketlake.errors import MarketlakeError
+
+if TYPE_CHECKING:  # imported where a page is drawn: DuckDB loads only then
+    import pyarrow as pa
+
+    from marketlake.engines.duckdb import DuckDBEngine
 
 DATASOURCE_TYPE = "grafana-athena-datasource"
 TARGET_FIELDS = ("rawSQL", "format", "connectionArgs", "refId")
@@ -140,7 +146,7 @@ class Runner:
     """Runs a panel's expanded SQL as `marketlake query` does, after checking that it parses
     as Trino SQL and that every relation it reads exists in this lake."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine: DuckDBEngine) -> None:
         self.engine = engine
         self.views = sqlfiles.sql_root() / "views"
 
@@ -166,7 +172,7 @@ class Runner:
                 )
             raise MarketlakeError(f"{where}: the panel reads {name}, which this lake does not have")
 
-    def fetch(self, sql: str, where: str):
+    def fetch(self, sql: str, where: str) -> pa.Table:
         self.check(sql, where)
         try:
             return self.engine.fetch_arrow(sql)
