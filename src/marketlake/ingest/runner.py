@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Callable
+from typing import Callable, Final, Literal, Protocol
 
 import pandas as pd
 
@@ -19,6 +19,7 @@ from marketlake.lake import actions, raw
 from marketlake.lake.state import (
     LANDED_PREFIX,
     IngestState,
+    LakeKind,
     bar_digests,
     load_digests,
     load_landed,
@@ -47,18 +48,19 @@ from marketlake.sessions import (
 from marketlake.storage import ObjectStore
 
 # Statuses of one symbol in a run.
-FETCHED = "fetched"  # new or changed bars landed
-UP_TO_DATE = "up_to_date"  # watermark already at the last closed session: no request made
-NO_NEW_BARS = "no_new_bars"  # asked, but the provider had nothing new
-INVALID = "invalid"  # the provider does not know the symbol: skipped, recorded in state
-DEFERRED = "deferred"  # the day's quota or the time budget ran out: first in line next run
-FAILED = "failed"  # transport or payload trouble after retries: tried again next run
+SymbolStatus = Literal["fetched", "up_to_date", "no_new_bars", "invalid", "deferred", "failed"]
+FETCHED: Final = "fetched"  # new or changed bars landed
+UP_TO_DATE: Final = "up_to_date"  # watermark at the last closed session: no request made
+NO_NEW_BARS: Final = "no_new_bars"  # asked, but the provider had nothing new
+INVALID: Final = "invalid"  # the provider does not know the symbol: skipped, noted in state
+DEFERRED: Final = "deferred"  # the day's quota or time budget ran out: first in line next run
+FAILED: Final = "failed"  # transport or payload trouble after retries: tried again next run
 
 
 @dataclasses.dataclass
 class SymbolResult:
     symbol: str
-    status: str
+    status: SymbolStatus
     new_bars: int = 0
     first_date: dt.date | None = None
     last_date: dt.date | None = None
@@ -83,7 +85,7 @@ class IngestReport:
     def quarantined(self) -> int:
         return sum(r.quarantined for r in self.results)
 
-    def with_status(self, status: str) -> list[SymbolResult]:
+    def with_status(self, status: SymbolStatus) -> list[SymbolResult]:
         return [r for r in self.results if r.status == status]
 
     # Corporate actions: rows landed per kind, symbols asked, and why some were not.
@@ -93,17 +95,18 @@ class IngestReport:
     actions_off: str = ""
 
 
-class IngestObserver:
-    """Hooks for progress display; the default does nothing."""
+class IngestObserver(Protocol):
+    """Hooks for progress display (the CLI's bar); any class with these methods is one, so
+    a caller need not import ingest to make one. QuietObserver does nothing."""
 
     def started(self, total: int) -> None:
-        pass
+        """How many symbols the run settles."""
 
     def symbol_started(self, symbol: str) -> None:
-        pass
+        """A request for `symbol` is about to go out."""
 
     def symbol_done(self, result: SymbolResult) -> None:
-        pass
+        """`symbol` is settled, with or without a request."""
 
     def waiting(self, seconds: float) -> None:
         """The rate limiter is about to sleep."""
@@ -112,7 +115,26 @@ class IngestObserver:
         """Something the user should read (a retry, a fallback to compact)."""
 
 
-def lake_kind(provider_name: str) -> str:
+class QuietObserver(IngestObserver):
+    """The observer of a run nobody watches: every hook does nothing."""
+
+    def started(self, total: int) -> None:
+        return None
+
+    def symbol_started(self, symbol: str) -> None:
+        return None
+
+    def symbol_done(self, result: SymbolResult) -> None:
+        return None
+
+    def waiting(self, seconds: float) -> None:
+        return None
+
+    def event(self, kind: str, message: str) -> None:
+        return None
+
+
+def lake_kind(provider_name: str) -> LakeKind:
     return "synthetic" if provider_name == "synthetic" else "market"
 
 
@@ -140,7 +162,7 @@ def run_ingest(
     A symbol in `refetch` is asked for its whole window again (history_days), within the
     quota, and every bar of the answer lands: the remedy for a raw object that lost rows.
     """
-    observer = observer or IngestObserver()
+    observer = observer or QuietObserver()
     state = load_state(store)
     today = eastern_date(now())
     limiter = None
@@ -351,7 +373,7 @@ def _log_run(store, state, report, limiter, used_before, started, finished, sett
     """One row in audit/ingest_runs per run, for the pipeline-health dashboard."""
     from marketlake.lake.audit import new_run_id, write_ingest_run
 
-    def count(status: str) -> int:
+    def count(status: SymbolStatus) -> int:
         return len(report.with_status(status))
 
     write_ingest_run(
