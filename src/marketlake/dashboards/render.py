@@ -125,7 +125,7 @@ def check_target(panel: dict, target: dict, where: str) -> None:
             raise MarketlakeError(
                 f"{where}: the data source is {source.get('type')}, not {DATASOURCE_TYPE}"
             )
-    wanted = FORMATS.get(panel.get("type"))
+    wanted = FORMATS.get(panel.get("type", ""))
     if wanted is not None and target["format"] != wanted:
         raise MarketlakeError(
             f"{where}: a {panel['type']} panel needs format {wanted}, the target has "
@@ -208,7 +208,7 @@ def time_range_for(
         return TimeRange.days(date_from, date_to)
     end = date_to
     if end is None:
-        end = _newest(runner, ANCHORS.get(dashboard.get("uid"), DEFAULT_ANCHOR))
+        end = _newest(runner, ANCHORS.get(dashboard.get("uid", ""), DEFAULT_ANCHOR))
         end = end or _newest(runner, DEFAULT_ANCHOR)
     if end is None:
         raise MarketlakeError("daily_prices has no rows yet; run `marketlake run` first")
@@ -452,7 +452,8 @@ def render_dashboards(
         for dashboard in dashboards:
             time_range = time_range_for(runner, dashboard, date_from, date_to)
             variables, shown = resolve_variables(runner, dashboard, time_range, symbols)
-            panels, queries = [], []
+            panels: list[str] = []
+            queries: list[tuple[str, str, str]] = []  # (panel title, refId, SQL run)
             for panel in panels_of(dashboard):
                 html_panel, ran = render_panel(runner, dashboard, panel, variables, time_range)
                 panels.append(html_panel)
