@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Callable, Final, Literal, Protocol
+from typing import Any, Callable, Final, Literal, Protocol
 
 import pandas as pd
 
@@ -173,8 +173,8 @@ def run_ingest(
     report = IngestReport(provider.name, as_of, session, eastern_date(as_of))
     _claim_lake(state, provider.name, settings)
 
-    refetch = frozenset(refetch)
-    wanted = list(dict.fromkeys([*(tickers or settings.tickers), *sorted(refetch)]))
+    refetching = frozenset(refetch)
+    wanted = list(dict.fromkeys([*(tickers or settings.tickers), *sorted(refetching)]))
     symbols = _stalest_first(wanted, state)
     started = now()
     used_before = limiter.used_today if limiter is not None else 0
@@ -190,7 +190,7 @@ def run_ingest(
             now,
             out_of_time,
             limiter,
-            refetch,
+            refetching,
         )
         _ingest_actions(
             settings, store, state, provider, wanted, report, observer, now, out_of_time, limiter
@@ -202,8 +202,18 @@ def run_ingest(
 
 
 def _ingest_all(
-    settings, store, state, provider, symbols, report, observer, now, out_of_time, limiter, refetch
-):
+    settings: Settings,
+    store: ObjectStore,
+    state: IngestState,
+    provider: Provider,
+    symbols: list[str],
+    report: IngestReport,
+    observer: IngestObserver,
+    now: Callable[[], dt.datetime],
+    out_of_time: Callable[[float], bool] | None,
+    limiter: RateLimiter | None,
+    refetch: frozenset[str],
+) -> None:
     observer.started(len(symbols))
     today = eastern_date(now())
     # Symbols that need no request are settled first: only the rest can be deferred.
@@ -293,8 +303,17 @@ def actions_due(settings: Settings, state: IngestState, symbol: str, today: dt.d
 
 
 def _ingest_actions(
-    settings, store, state, provider, symbols, report, observer, now, out_of_time, limiter
-):
+    settings: Settings,
+    store: ObjectStore,
+    state: IngestState,
+    provider: Provider,
+    symbols: list[str],
+    report: IngestReport,
+    observer: IngestObserver,
+    now: Callable[[], dt.datetime],
+    out_of_time: Callable[[float], bool] | None,
+    limiter: RateLimiter | None,
+) -> None:
     """Splits and dividends of the symbols that are due, after every symbol's bars: when the
     day's quota is short, bars come first. Two requests a symbol, through the same limiter,
     refusal handling and redaction as the bars. A premium or unknown-function refusal turns
@@ -369,7 +388,16 @@ def _still_invalid(state: IngestState, symbol: str, today: dt.date) -> str | Non
     )
 
 
-def _log_run(store, state, report, limiter, used_before, started, finished, settings) -> None:
+def _log_run(
+    store: ObjectStore,
+    state: IngestState,
+    report: IngestReport,
+    limiter: RateLimiter | None,
+    used_before: int,
+    started: dt.datetime,
+    finished: dt.datetime,
+    settings: Settings,
+) -> None:
     """One row in audit/ingest_runs per run, for the pipeline-health dashboard."""
     from marketlake.lake.audit import new_run_id, write_ingest_run
 
@@ -399,7 +427,15 @@ def _log_run(store, state, report, limiter, used_before, started, finished, sett
     )
 
 
-def make_limiter(settings, store, state, today, observer, clock=None, sleep=None):
+def make_limiter(
+    settings: Settings,
+    store: ObjectStore,
+    state: IngestState,
+    today: dt.date,
+    observer: IngestObserver,
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> RateLimiter:
     """The run's limiter, starting from the calls already made today (persisted)."""
     used = state.used_on(today)
 
@@ -409,7 +445,7 @@ def make_limiter(settings, store, state, today, observer, clock=None, sleep=None
         state.quota_used = count
         save_state(store, state)
 
-    extra = {}
+    extra: dict[str, Any] = {}  # unset: the limiter's own clock and sleep
     if clock is not None:
         extra["clock"] = clock
     if sleep is not None:
@@ -436,7 +472,13 @@ def _stalest_first(symbols: list[str], state: IngestState) -> list[str]:
     return [symbol for _, symbol in sorted(enumerate(symbols), key=rank)]
 
 
-def _defer(report, state, symbols: list[str], why: str, observer: IngestObserver) -> None:
+def _defer(
+    report: IngestReport,
+    state: IngestState,
+    symbols: list[str],
+    why: str,
+    observer: IngestObserver,
+) -> None:
     for symbol in symbols:
         result = SymbolResult(symbol, DEFERRED, message=why)
         report.results.append(result)
@@ -530,9 +572,9 @@ def judge_bars(
     expected) it is rejected with the reason, as is a bar dated in the future.
     """
     if not strict and len(bars):
-        days = [fields.date_or_none(d) for d in bars["trade_date"]]
+        parsed = [fields.date_or_none(d) for d in bars["trade_date"]]
         # An unparseable date stays: validation rejects it with a reason.
-        bars = bars[[d is None or d <= report.session for d in days]]
+        bars = bars[[d is None or d <= report.session for d in parsed]]
     valid, rejected = split_valid(bars)
     if not len(valid):
         return valid, rejected
