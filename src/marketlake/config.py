@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from marketlake.errors import ConfigError
 
@@ -171,7 +172,8 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         env = os.environ if env is None else env
         api_key = (env.get("ALPHAVANTAGE_API_KEY") or "").strip() or None
-        values = {
+        # Field name -> value, of each field's own type (overrides come from the CLI's flags).
+        values: dict[str, Any] = {
             "home": Path(env.get("MARKETLAKE_HOME") or "lake"),
             "tickers": parse_tickers(env["MARKETLAKE_TICKERS"])
             if env.get("MARKETLAKE_TICKERS")

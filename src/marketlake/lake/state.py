@@ -149,6 +149,7 @@ def save_state(store: ObjectStore, state: IngestState) -> None:
         return (json.dumps(merged, indent=2) + "\n").encode("utf-8")
 
     written = store.update_bytes(STATE_KEY, change)
+    assert written is not None, "change() always answers the bytes to write"
     state.adopt(IngestState.from_json(written))
 
 
@@ -163,7 +164,7 @@ def clear_rebuild_needed(store: ObjectStore, seen: bytes | None) -> bool:
     landed bars in an old partition after the listing (and set the flag again): the flag
     stays, and the next build is full too. Re-checked on every retry of the write."""
 
-    cleared = []
+    cleared: list[bool] = []
 
     def change(current: bytes | None) -> bytes | None:
         cleared.clear()
