@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from marketlake.errors import ConfigError
 
@@ -126,7 +126,13 @@ _READERS = {
 }
 
 
-def setting(default, env: str, kind: str, minimum=0, maximum=None):
+def setting(
+    default: Any,
+    env: str,
+    kind: Literal["int", "float", "memory", "text", "raw"],
+    minimum: float = 0,
+    maximum: float | None = None,
+) -> Any:
     """A Settings field read from the environment variable `env`: its one declaration
     (name, variable, default, bounds)."""
     meta = {"env": env, "kind": kind, "minimum": minimum, "maximum": maximum}

@@ -111,7 +111,7 @@ class Check:
     sql: str  # a SELECT returning the failing rows of staging_daily_prices
 
 
-def checks(kind: str) -> list[Check]:
+def checks(kind: Literal["rows", "table"]) -> list[Check]:
     """The checks under sql/checks/KIND/: `rows` (a failing bar is excluded and quarantined)
     or `table` (blocking or warning, on the new version)."""
     allowed = {"rows": ("row",), "table": ("blocking", "warning")}[kind]
