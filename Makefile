@@ -24,6 +24,8 @@ run: install ## Ingest the default tickers, build, and print what landed in ./la
 test: install ## Lint, check and validate the infrastructure, every test, then the deploy rehearsal
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(MAKE) --no-print-directory infra-check
 	$(MAKE) --no-print-directory validate
 	$(BIN)/pytest -q
@@ -33,9 +35,11 @@ bench: install ## Benchmarks: ratios measured side by side in one run (not tests
 	$(BIN)/python bench/bench_ratelimit.py
 	$(BIN)/python bench/bench_build.py $(BENCH_ARGS)
 
-lint: install ## ruff check + ruff format --check
+lint: install ## ruff check + ruff format --check, the import layers, mypy on src/
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: install ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

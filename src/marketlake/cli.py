@@ -8,6 +8,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
@@ -16,6 +17,12 @@ from rich.table import Table
 
 from marketlake.config import Settings
 from marketlake.errors import MarketlakeError
+
+if TYPE_CHECKING:  # the commands import these when they run: `--help` stays fast
+    from marketlake.engines.duckdb import DuckDBEngine
+    from marketlake.ingest.runner import IngestReport, SymbolResult
+    from marketlake.lake.actions import ActionName
+    from marketlake.wap.pipeline import BuildResult
 
 # Wide enough for run ids and dates when output is piped (rich assumes 80 columns then).
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
@@ -91,7 +98,7 @@ def _settings(**overrides) -> Settings:
     return Settings.from_env(home=GLOBALS.home, **overrides)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     # Plain write: a console would wrap a long message over several lines.
     sys.stderr.write(f"error: {' '.join(message.split())}\n")
     raise typer.Exit(1)
@@ -154,7 +161,7 @@ class _IngestProgress:
         self.current = symbol
         self._show(symbol)
 
-    def symbol_done(self, result) -> None:
+    def symbol_done(self, result: SymbolResult) -> None:
         if result.status == "deferred":
             self.deferred += 1
         self.progress.advance(self.task)
@@ -180,7 +187,9 @@ def _progress() -> Progress:
     )
 
 
-def _do_ingest(settings: Settings, as_of: str | None, refetch: tuple = ()):
+def _do_ingest(
+    settings: Settings, as_of: str | None, refetch: tuple[str, ...] = ()
+) -> IngestReport:
     from marketlake.ingest.runner import run_ingest
     from marketlake.lock import lake_lock
     from marketlake.sessions import parse_as_of
@@ -196,7 +205,7 @@ def _do_ingest(settings: Settings, as_of: str | None, refetch: tuple = ()):
     return report
 
 
-def _print_ingest(report) -> None:
+def _print_ingest(report: IngestReport) -> None:
     from marketlake.ingest.runner import (
         DEFERRED,
         FAILED,
@@ -304,7 +313,7 @@ def import_(
     if splits or dividends:
         from marketlake.ingest.importer import run_import_actions
 
-        kind = "splits" if splits else "dividends"
+        kind: ActionName = "splits" if splits else "dividends"
         with lake_lock(settings.home):
             landed = run_import_actions(settings, LocalStore(settings.home), files, kind, symbol)
         for name, count, rejected in landed:
@@ -324,7 +333,7 @@ def import_(
 # -- build -------------------------------------------------------------------------------
 
 
-def _engine(settings: Settings):
+def _engine(settings: Settings) -> DuckDBEngine:
     from marketlake.engines.duckdb import DuckDBEngine
 
     return DuckDBEngine(
@@ -334,7 +343,7 @@ def _engine(settings: Settings):
     )
 
 
-def _do_build(settings: Settings, force: bool, full: bool = False):
+def _do_build(settings: Settings, force: bool, full: bool = False) -> BuildResult:
     from marketlake.lock import lake_lock
     from marketlake.storage import LocalStore
     from marketlake.wap.pipeline import BuildObserver, run_build
@@ -357,7 +366,7 @@ def _do_build(settings: Settings, force: bool, full: bool = False):
     return result
 
 
-def _print_build(result) -> None:
+def _print_build(result: BuildResult) -> None:
     for warning in result.warnings:
         err.print(f"warning: {_escape(warning)}", soft_wrap=True)
     if result.status == "skipped":
@@ -449,7 +458,7 @@ def run(
         raise typer.Exit(1)
 
 
-def _reader(settings: Settings, confined: bool = False):
+def _reader(settings: Settings, confined: bool = False) -> DuckDBEngine:
     """A read-only catalog whose daily_prices is what the version registry publishes;
     `confined`, it can open no file outside the lake's readable zones (query)."""
     from marketlake.engines.duckdb import DuckDBEngine
@@ -465,7 +474,7 @@ def _reader(settings: Settings, confined: bool = False):
     return engine
 
 
-def _print_summary(settings: Settings, result) -> None:
+def _print_summary(settings: Settings, result: BuildResult) -> None:
     with _reader(settings) as engine:
         summary = engine.fetch_arrow(
             "SELECT symbol, count(*) AS n, min(trade_date) AS first_date, "
@@ -495,7 +504,7 @@ def _print_summary(settings: Settings, result) -> None:
 # -- dashboards --------------------------------------------------------------------------
 
 
-def _day(text: str | None, flag: str):
+def _day(text: str | None, flag: str) -> dt.date | None:
     if text is None:
         return None
     try:
@@ -533,7 +542,13 @@ def dashboards(
     out.print(f"dashboards: {page}")
 
 
-def _render(settings: Settings, out_dir=None, date_from=None, date_to=None, symbols=None):
+def _render(
+    settings: Settings,
+    out_dir: Path | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    symbols: list[str] | None = None,
+) -> Path:
     from marketlake.dashboards.render import render_dashboards
 
     return render_dashboards(settings.home, out_dir, date_from, date_to, symbols or None)

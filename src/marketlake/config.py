@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
 from marketlake.errors import ConfigError
 
@@ -125,7 +126,13 @@ _READERS = {
 }
 
 
-def setting(default, env: str, kind: str, minimum=0, maximum=None):
+def setting(
+    default: Any,
+    env: str,
+    kind: Literal["int", "float", "memory", "text", "raw"],
+    minimum: float = 0,
+    maximum: float | None = None,
+) -> Any:
     """A Settings field read from the environment variable `env`: its one declaration
     (name, variable, default, bounds)."""
     meta = {"env": env, "kind": kind, "minimum": minimum, "maximum": maximum}
@@ -171,7 +178,8 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         env = os.environ if env is None else env
         api_key = (env.get("ALPHAVANTAGE_API_KEY") or "").strip() or None
-        values = {
+        # Field name -> value, of each field's own type (overrides come from the CLI's flags).
+        values: dict[str, Any] = {
             "home": Path(env.get("MARKETLAKE_HOME") or "lake"),
             "tickers": parse_tickers(env["MARKETLAKE_TICKERS"])
             if env.get("MARKETLAKE_TICKERS")

@@ -118,9 +118,10 @@ def parse_volume(value: Any) -> int:
             raise FieldError(whole, NOT_A_NUMBER)
         if not float(value).is_integer():
             raise FieldError(whole, NEGATIVE if value < 0 else NOT_WHOLE)
-        number = int(value)
-    elif isinstance(value, str) and _WHOLE.match(value.strip()):
-        sign, digits = _WHOLE.match(value.strip()).groups()
+        # typeshed's numbers.Real declares no __int__; float, Fraction and numpy's floats have it.
+        number = int(value)  # type: ignore[call-overload]
+    elif isinstance(value, str) and (found := _WHOLE.match(value.strip())):
+        sign, digits = found.groups()
         digits = digits.lstrip("0") or "0"
         # Length check first: int() refuses very long digit strings on Python 3.11+.
         if len(digits) > 19:

@@ -7,7 +7,7 @@ import hashlib
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import sqlglot
 from sqlglot import exp
@@ -37,7 +37,7 @@ def load(relative: str) -> str:
         raise MarketlakeError(f"SQL file {relative} is missing from {sql_root()}") from None
 
 
-def bind(sql: str, relations: dict[str, str], parameters: dict | None = None) -> str:
+def bind(sql: str, relations: dict[str, str], parameters: dict[str, Any] | None = None) -> str:
     """Replace table references by name: with another table name, or with a SELECT (which
     becomes a subquery under the old name), so one SQL file can read different inputs.
 
@@ -47,14 +47,15 @@ def bind(sql: str, relations: dict[str, str], parameters: dict | None = None) ->
     query = sqlglot.parse_one(sql, read="athena")
     names = [n.strip() for n in dict(_HEADER.findall(sql)).get("parameters", "").split(",")]
     names = [n for n in names if n]
+    values = parameters or {}
     markers = [node for node in query.dfs() if isinstance(node, exp.Placeholder)]
-    if len(markers) != len(names) or not set(names) <= set(parameters or {}):
+    if len(markers) != len(names) or not set(names) <= set(values):
         raise MarketlakeError(
             f"SQL with {len(markers)} `?` marker(s) names parameters {names} in its "
-            f"'-- parameters:' header, but is bound with {sorted(parameters or {})}"
+            f"'-- parameters:' header, but is bound with {sorted(values)}"
         )
     for marker, name in zip(markers, names):
-        marker.replace(exp.convert(parameters[name]))
+        marker.replace(exp.convert(values[name]))
 
     def swap(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Table) and not node.args.get("db") and node.name in relations:
@@ -110,7 +111,7 @@ class Check:
     sql: str  # a SELECT returning the failing rows of staging_daily_prices
 
 
-def checks(kind: str) -> list[Check]:
+def checks(kind: Literal["rows", "table"]) -> list[Check]:
     """The checks under sql/checks/KIND/: `rows` (a failing bar is excluded and quarantined)
     or `table` (blocking or warning, on the new version)."""
     allowed = {"rows": ("row",), "table": ("blocking", "warning")}[kind]

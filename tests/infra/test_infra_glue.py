@@ -10,6 +10,7 @@ from infra_contract import REPO, SRC, module_constant, normalize, requirement_pi
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from marketlake.config import default
 from marketlake.lake import raw
 from marketlake.wap import pipeline as wap
 
@@ -52,6 +53,22 @@ def test_the_arguments_point_at_this_stack():
         "a blocked audit must reach the alerts topic"
     )
     assert "--lake_prefix" not in arguments  # the bucket root is the lake root
+
+
+def test_the_build_settings_are_passed_and_default_as_the_code_does():
+    """glue.tf passes --max_bad_row_pct and --keep_versions from its variables; the job
+    repeats no default (OPTIONAL leaves them empty, so Settings' own applies), and the
+    variables' defaults are Settings' (config.py), so a stack left at its defaults builds
+    as the CLI does."""
+    arguments, variables = job()["default_arguments"], terraform().variables
+    optional = module_constant(JOB, "OPTIONAL")
+    for name in ("max_bad_row_pct", "keep_versions"):
+        assert arguments[f"--{name}"] == f"${{tostring(var.{name})}}"
+        assert optional[name] == "", f"job.py repeats the default of {name}; leave it empty"
+        assert float(variables[name]["default"]) == float(default(name)), (
+            f"terraform's var.{name} defaults to {variables[name]['default']}, "
+            f"Settings.{name} to {default(name)}"
+        )
 
 
 def test_it_is_a_python_39_shell_job_sized_by_max_capacity():

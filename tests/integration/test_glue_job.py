@@ -32,9 +32,9 @@ from sqlglot import exp
 
 from marketlake import sqlfiles
 from marketlake.aws import glue_job as job
-from marketlake.config import Settings
+from marketlake.config import Settings, default
 from marketlake.engines.athena import AthenaEngine
-from marketlake.errors import BuildBlocked, QueryError
+from marketlake.errors import BuildBlocked, ConfigError, QueryError
 from marketlake.lake import raw
 from marketlake.lake.state import record_landed
 from marketlake.providers.synthetic import SyntheticProvider
@@ -538,9 +538,26 @@ def test_parse_args_defaults_and_ignores_glues_own_arguments():
         "lake_prefix": "",
         "alerts_topic_arn": "",
         "full_build": "false",
-        "max_bad_row_pct": "5",
+        "max_bad_row_pct": "",  # absent: Settings' own default (below)
         "keep_versions": "9",
     }
+
+
+def test_an_absent_build_setting_is_settings_own_default():
+    """The job repeats no default of config.py: an argument left out (or empty) is the
+    default Settings declares, one given is that value, checked as the environment is."""
+    absent = job.build_settings(job.parse_args(["wap_job.py", *REQUIRED_ARGS]))
+    assert absent.max_bad_row_pct == default("max_bad_row_pct")
+    assert absent.keep_versions == default("keep_versions")
+    given = job.build_settings(
+        job.parse_args(
+            ["wap_job.py", *REQUIRED_ARGS, "--max_bad_row_pct", "2.5", "--keep_versions", "9"]
+        )
+    )
+    assert (given.max_bad_row_pct, given.keep_versions) == (2.5, 9)
+    bad = job.parse_args(["wap_job.py", *REQUIRED_ARGS, "--keep_versions", "0"])
+    with pytest.raises(ConfigError, match="MARKETLAKE_KEEP_VERSIONS=0 must be at least 1"):
+        job.build_settings(bad)
 
 
 def test_parse_args_asks_get_resolved_options_only_for_present_names(monkeypatch):
@@ -565,7 +582,7 @@ def test_parse_args_asks_get_resolved_options_only_for_present_names(monkeypatch
     assert asked == [["lake_bucket", "glue_database", "athena_workgroup", "full_build"]]
     assert args["full_build"] == "true"
     assert args["lake_bucket"] == "lake-bucket"
-    assert args["max_bad_row_pct"] == "5"  # absent: the default, not asked for
+    assert args["max_bad_row_pct"] == ""  # absent: Settings' default, not asked for
     assert set(args) == set(job.REQUIRED) | set(job.OPTIONAL)
 
 

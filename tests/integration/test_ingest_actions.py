@@ -25,7 +25,7 @@ from av_fake_server import (
 
 from marketlake.config import Settings
 from marketlake.ingest.ratelimit import SimulatedClock
-from marketlake.ingest.runner import FETCHED, IngestObserver, run_ingest
+from marketlake.ingest.runner import FETCHED, QuietObserver, run_ingest
 from marketlake.lake import actions
 from marketlake.lake.state import load_state
 from marketlake.providers.synthetic import SyntheticProvider
@@ -41,7 +41,7 @@ AAA_SPLITS = [(dt.date(2024, 6, 10), 10.0), (dt.date(2019, 3, 4), 0.25)]
 AAA_DIVIDENDS = [(dt.date(2024, 5, 10), 0.24), (dt.date(2024, 2, 9), 0.24)]
 
 
-class Observer(IngestObserver):
+class Observer(QuietObserver):
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
 

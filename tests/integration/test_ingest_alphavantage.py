@@ -49,8 +49,8 @@ from marketlake.ingest.runner import (
     INVALID,
     NO_NEW_BARS,
     UP_TO_DATE,
-    IngestObserver,
     IngestReport,
+    QuietObserver,
     run_ingest,
 )
 from marketlake.lake import raw
@@ -82,7 +82,7 @@ COMPACT1 = bars_on(last_sessions(100, S1))  # a compact answer on the evening of
 COMPACT0 = bars_on(last_sessions(100, S0))
 
 
-class Observer(IngestObserver):
+class Observer(QuietObserver):
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
         self.waits: list[float] = []

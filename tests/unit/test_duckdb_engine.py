@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
+from marketlake.engines.base import Engine
 from marketlake.engines.duckdb import DuckDBEngine, one_line, transpile, transpile_read
 from marketlake.errors import MarketlakeError, QueryError
 
@@ -156,3 +159,22 @@ def test_transpile_read_refuses_what_does_not_only_read(sql, kind):
 )
 def test_transpile_read_accepts_reads(sql):
     assert transpile_read(sql)
+
+
+def test_duckdb_engine_is_an_engine():
+    """Structurally: every method the build asks of an Engine, with the same parameters
+    (names, kinds, defaults), so a parameter typed Engine takes a DuckDBEngine (mypy checks
+    the types at run_build's callers; this checks what mypy cannot see at run time)."""
+    wanted = {
+        name: member
+        for name, member in vars(Engine).items()
+        if callable(member) and not name.startswith("_")
+    }
+    assert wanted, "the Engine protocol declares no methods"
+    for name, method in wanted.items():
+        own = getattr(DuckDBEngine, name, None)
+        assert callable(own), f"DuckDBEngine lacks {name}"
+        expected, actual = inspect.signature(method), inspect.signature(own)
+        assert [(p.name, p.kind, p.default) for p in actual.parameters.values()] == [
+            (p.name, p.kind, p.default) for p in expected.parameters.values()
+        ], f"DuckDBEngine.{name}{actual} does not match Engine.{name}{expected}"

@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from marketlake.config import Settings
+from marketlake.config import Settings, env_name
 from marketlake.engines.athena import AthenaEngine
 from marketlake.errors import BuildBlocked
 from marketlake.lake.audit import new_run_id
@@ -23,16 +23,18 @@ from marketlake.wap.pipeline import TABLE, run_build
 log = logging.getLogger("marketlake.job")
 
 REQUIRED = ["lake_bucket", "glue_database", "athena_workgroup"]
+# The build settings (max_bad_row_pct, keep_versions) default to "": unset, Settings gives
+# its own default (config.py declares each once); Terraform passes them explicitly.
 OPTIONAL = {
     "lake_prefix": "",
     "alerts_topic_arn": "",
     "full_build": "false",
-    "max_bad_row_pct": "5",
-    "keep_versions": "5",
+    "max_bad_row_pct": "",
+    "keep_versions": "",
 }
 
 
-def parse_args(argv: Sequence[str]) -> dict:
+def parse_args(argv: Sequence[str]) -> dict[str, str]:
     try:
         from awsglue.utils import getResolvedOptions
     except ImportError:
@@ -54,15 +56,21 @@ def _flag(value: str) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes")
 
 
+def build_settings(args: dict[str, str]) -> Settings:
+    """The build's settings from the job's arguments; one left empty is Settings' default.
+    Never the process environment: the job's arguments are its whole configuration."""
+    return Settings.from_env(
+        {
+            env_name("max_bad_row_pct"): args["max_bad_row_pct"],
+            env_name("keep_versions"): args["keep_versions"],
+        }
+    )
+
+
 def run(argv: Sequence[str], athena=None, glue=None, s3=None, sns=None) -> dict:
     args = parse_args(argv)
     store = S3Store(args["lake_bucket"], args["lake_prefix"], client=s3)
-    settings = Settings.from_env(
-        {
-            "MARKETLAKE_MAX_BAD_ROW_PCT": args["max_bad_row_pct"],
-            "MARKETLAKE_KEEP_VERSIONS": args["keep_versions"],
-        }
-    )
+    settings = build_settings(args)
     run_id = new_run_id()
     engine = AthenaEngine(
         database=args["glue_database"],

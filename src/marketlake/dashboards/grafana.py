@@ -168,6 +168,8 @@ def _go_float(value: float) -> str:
     if value == 0:
         return "0"
     sign, digits, exponent = Decimal(repr(float(value))).normalize().as_tuple()
+    if not isinstance(exponent, int):  # "F" or "n": infinity or NaN has no digits to print
+        raise ValueError(f"{value} is not a finite number")
     text = "".join(map(str, digits))
     power = len(digits) + exponent - 1
     minus = "-" if sign else ""

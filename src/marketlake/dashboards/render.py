@@ -15,6 +15,7 @@ import datetime as dt
 import json
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlglot
 import sqlglot.errors
@@ -31,6 +32,11 @@ from marketlake.dashboards.grafana import (
     span_days,
 )
 from marketlake.errors import MarketlakeError
+
+if TYPE_CHECKING:  # imported where a page is drawn: DuckDB loads only then
+    import pyarrow as pa
+
+    from marketlake.engines.duckdb import DuckDBEngine
 
 DATASOURCE_TYPE = "grafana-athena-datasource"
 TARGET_FIELDS = ("rawSQL", "format", "connectionArgs", "refId")
@@ -119,7 +125,7 @@ def check_target(panel: dict, target: dict, where: str) -> None:
             raise MarketlakeError(
                 f"{where}: the data source is {source.get('type')}, not {DATASOURCE_TYPE}"
             )
-    wanted = FORMATS.get(panel.get("type"))
+    wanted = FORMATS.get(panel.get("type", ""))
     if wanted is not None and target["format"] != wanted:
         raise MarketlakeError(
             f"{where}: a {panel['type']} panel needs format {wanted}, the target has "
@@ -140,7 +146,7 @@ class Runner:
     """Runs a panel's expanded SQL as `marketlake query` does, after checking that it parses
     as Trino SQL and that every relation it reads exists in this lake."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine: DuckDBEngine) -> None:
         self.engine = engine
         self.views = sqlfiles.sql_root() / "views"
 
@@ -166,7 +172,7 @@ class Runner:
                 )
             raise MarketlakeError(f"{where}: the panel reads {name}, which this lake does not have")
 
-    def fetch(self, sql: str, where: str):
+    def fetch(self, sql: str, where: str) -> pa.Table:
         self.check(sql, where)
         try:
             return self.engine.fetch_arrow(sql)
@@ -202,7 +208,7 @@ def time_range_for(
         return TimeRange.days(date_from, date_to)
     end = date_to
     if end is None:
-        end = _newest(runner, ANCHORS.get(dashboard.get("uid"), DEFAULT_ANCHOR))
+        end = _newest(runner, ANCHORS.get(dashboard.get("uid", ""), DEFAULT_ANCHOR))
         end = end or _newest(runner, DEFAULT_ANCHOR)
     if end is None:
         raise MarketlakeError("daily_prices has no rows yet; run `marketlake run` first")
@@ -446,7 +452,8 @@ def render_dashboards(
         for dashboard in dashboards:
             time_range = time_range_for(runner, dashboard, date_from, date_to)
             variables, shown = resolve_variables(runner, dashboard, time_range, symbols)
-            panels, queries = [], []
+            panels: list[str] = []
+            queries: list[tuple[str, str, str]] = []  # (panel title, refId, SQL run)
             for panel in panels_of(dashboard):
                 html_panel, ran = render_panel(runner, dashboard, panel, variables, time_range)
                 panels.append(html_panel)

@@ -128,7 +128,8 @@ class AthenaEngine:
     def fetch_df(self, sql: str) -> pd.DataFrame:
         query_id = self.execute(self.bind(sql))
         paginator = self.athena.get_paginator("get_query_results")
-        columns, rows = None, []
+        columns: list[dict] | None = None
+        rows: list[list[str | None]] = []
         for page in paginator.paginate(QueryExecutionId=query_id):
             result = page["ResultSet"]
             if columns is None:

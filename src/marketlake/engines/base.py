@@ -7,9 +7,14 @@ views and publishing are each engine's own syntax.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import pandas as pd
+import pyarrow as pa
+
+# year -> location (a lake key prefix, no trailing slash): a table's partitions.
+Partitions = dict[str, str]
 
 
 class Engine(Protocol):
@@ -26,7 +31,9 @@ class Engine(Protocol):
     def register_frame(self, name: str, frame: pd.DataFrame) -> None:
         """Keep a small reference table (e.g. the NYSE sessions) as `name`."""
 
-    def register_audit(self, name: str, prefix: str, schema, has_data: bool = True) -> None:
+    def register_audit(
+        self, name: str, prefix: str, schema: pa.Schema, has_data: bool = True
+    ) -> None:
         """Make the audit Parquet under `prefix` readable as `name`, empty until written."""
 
     def materialize(self, name: str, select_sql: str) -> int:
@@ -38,17 +45,17 @@ class Engine(Protocol):
     def alias(self, name: str, target: str) -> None:
         """Make relation `target` of this run readable as `name` too, copying nothing."""
 
-    def attach(self, name: str, partitions: dict) -> None:
+    def attach(self, name: str, partitions: Partitions) -> None:
         """Make the Parquet partitions (value -> location) readable as `name` for this run."""
 
-    def ctas(self, select_sql: str, location: str, partitioned_by: list) -> int:
+    def ctas(self, select_sql: str, location: str, partitioned_by: Sequence[str]) -> int:
         """Write a SELECT's rows as Parquet at `location`, partitioned; return the count."""
 
-    def publish(self, table: str, partitions: dict) -> None:
+    def publish(self, table: str, partitions: Partitions) -> None:
         """Point `table` at these partitions (value -> location) in one step readers can't
         see half of; {} unpublishes it."""
 
-    def forget_versions(self, table: str, kept: list) -> None:
+    def forget_versions(self, table: str, kept: list[Partitions]) -> None:
         """Drop whatever the engine keeps per version of `table` (e.g. a table each) for the
         versions not in `kept` (a list of their partitions)."""
 

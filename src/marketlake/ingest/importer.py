@@ -143,10 +143,13 @@ def run_import(
     return report
 
 
-ACTION_VALUE_COLUMNS = {"splits": "split_factor", "dividends": "amount"}
+ACTION_VALUE_COLUMNS: dict[actions.ActionName, str] = {
+    "splits": "split_factor",
+    "dividends": "amount",
+}
 
 
-def read_actions_csv(data: bytes, name: str, kind: str) -> pd.DataFrame:
+def read_actions_csv(data: bytes, name: str, kind: actions.ActionName) -> pd.DataFrame:
     """Splits (date,split_factor) or dividends (date,amount) from CSV text: any case, other
     columns ignored. Values stay text: judge_actions decides."""
     value = ACTION_VALUE_COLUMNS[kind]
@@ -166,7 +169,7 @@ def run_import_actions(
     settings: Settings,
     store: ObjectStore,
     files: Sequence[Path],
-    kind: str,
+    kind: actions.ActionName,
     symbol: str | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
 ) -> list[tuple[str, int, int]]:

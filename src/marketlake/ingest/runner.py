@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Callable
+from typing import Any, Callable, Final, Literal, Protocol
 
 import pandas as pd
 
@@ -19,6 +19,7 @@ from marketlake.lake import actions, raw
 from marketlake.lake.state import (
     LANDED_PREFIX,
     IngestState,
+    LakeKind,
     bar_digests,
     load_digests,
     load_landed,
@@ -47,18 +48,19 @@ from marketlake.sessions import (
 from marketlake.storage import ObjectStore
 
 # Statuses of one symbol in a run.
-FETCHED = "fetched"  # new or changed bars landed
-UP_TO_DATE = "up_to_date"  # watermark already at the last closed session: no request made
-NO_NEW_BARS = "no_new_bars"  # asked, but the provider had nothing new
-INVALID = "invalid"  # the provider does not know the symbol: skipped, recorded in state
-DEFERRED = "deferred"  # the day's quota or the time budget ran out: first in line next run
-FAILED = "failed"  # transport or payload trouble after retries: tried again next run
+SymbolStatus = Literal["fetched", "up_to_date", "no_new_bars", "invalid", "deferred", "failed"]
+FETCHED: Final = "fetched"  # new or changed bars landed
+UP_TO_DATE: Final = "up_to_date"  # watermark at the last closed session: no request made
+NO_NEW_BARS: Final = "no_new_bars"  # asked, but the provider had nothing new
+INVALID: Final = "invalid"  # the provider does not know the symbol: skipped, noted in state
+DEFERRED: Final = "deferred"  # the day's quota or time budget ran out: first in line next run
+FAILED: Final = "failed"  # transport or payload trouble after retries: tried again next run
 
 
 @dataclasses.dataclass
 class SymbolResult:
     symbol: str
-    status: str
+    status: SymbolStatus
     new_bars: int = 0
     first_date: dt.date | None = None
     last_date: dt.date | None = None
@@ -83,7 +85,7 @@ class IngestReport:
     def quarantined(self) -> int:
         return sum(r.quarantined for r in self.results)
 
-    def with_status(self, status: str) -> list[SymbolResult]:
+    def with_status(self, status: SymbolStatus) -> list[SymbolResult]:
         return [r for r in self.results if r.status == status]
 
     # Corporate actions: rows landed per kind, symbols asked, and why some were not.
@@ -93,17 +95,18 @@ class IngestReport:
     actions_off: str = ""
 
 
-class IngestObserver:
-    """Hooks for progress display; the default does nothing."""
+class IngestObserver(Protocol):
+    """Hooks for progress display (the CLI's bar); any class with these methods is one, so
+    a caller need not import ingest to make one. QuietObserver does nothing."""
 
     def started(self, total: int) -> None:
-        pass
+        """How many symbols the run settles."""
 
     def symbol_started(self, symbol: str) -> None:
-        pass
+        """A request for `symbol` is about to go out."""
 
     def symbol_done(self, result: SymbolResult) -> None:
-        pass
+        """`symbol` is settled, with or without a request."""
 
     def waiting(self, seconds: float) -> None:
         """The rate limiter is about to sleep."""
@@ -112,7 +115,26 @@ class IngestObserver:
         """Something the user should read (a retry, a fallback to compact)."""
 
 
-def lake_kind(provider_name: str) -> str:
+class QuietObserver(IngestObserver):
+    """The observer of a run nobody watches: every hook does nothing."""
+
+    def started(self, total: int) -> None:
+        return None
+
+    def symbol_started(self, symbol: str) -> None:
+        return None
+
+    def symbol_done(self, result: SymbolResult) -> None:
+        return None
+
+    def waiting(self, seconds: float) -> None:
+        return None
+
+    def event(self, kind: str, message: str) -> None:
+        return None
+
+
+def lake_kind(provider_name: str) -> LakeKind:
     return "synthetic" if provider_name == "synthetic" else "market"
 
 
@@ -140,7 +162,7 @@ def run_ingest(
     A symbol in `refetch` is asked for its whole window again (history_days), within the
     quota, and every bar of the answer lands: the remedy for a raw object that lost rows.
     """
-    observer = observer or IngestObserver()
+    observer = observer or QuietObserver()
     state = load_state(store)
     today = eastern_date(now())
     limiter = None
@@ -151,8 +173,8 @@ def run_ingest(
     report = IngestReport(provider.name, as_of, session, eastern_date(as_of))
     _claim_lake(state, provider.name, settings)
 
-    refetch = frozenset(refetch)
-    wanted = list(dict.fromkeys([*(tickers or settings.tickers), *sorted(refetch)]))
+    refetching = frozenset(refetch)
+    wanted = list(dict.fromkeys([*(tickers or settings.tickers), *sorted(refetching)]))
     symbols = _stalest_first(wanted, state)
     started = now()
     used_before = limiter.used_today if limiter is not None else 0
@@ -168,7 +190,7 @@ def run_ingest(
             now,
             out_of_time,
             limiter,
-            refetch,
+            refetching,
         )
         _ingest_actions(
             settings, store, state, provider, wanted, report, observer, now, out_of_time, limiter
@@ -180,8 +202,18 @@ def run_ingest(
 
 
 def _ingest_all(
-    settings, store, state, provider, symbols, report, observer, now, out_of_time, limiter, refetch
-):
+    settings: Settings,
+    store: ObjectStore,
+    state: IngestState,
+    provider: Provider,
+    symbols: list[str],
+    report: IngestReport,
+    observer: IngestObserver,
+    now: Callable[[], dt.datetime],
+    out_of_time: Callable[[float], bool] | None,
+    limiter: RateLimiter | None,
+    refetch: frozenset[str],
+) -> None:
     observer.started(len(symbols))
     today = eastern_date(now())
     # Symbols that need no request are settled first: only the rest can be deferred.
@@ -271,8 +303,17 @@ def actions_due(settings: Settings, state: IngestState, symbol: str, today: dt.d
 
 
 def _ingest_actions(
-    settings, store, state, provider, symbols, report, observer, now, out_of_time, limiter
-):
+    settings: Settings,
+    store: ObjectStore,
+    state: IngestState,
+    provider: Provider,
+    symbols: list[str],
+    report: IngestReport,
+    observer: IngestObserver,
+    now: Callable[[], dt.datetime],
+    out_of_time: Callable[[float], bool] | None,
+    limiter: RateLimiter | None,
+) -> None:
     """Splits and dividends of the symbols that are due, after every symbol's bars: when the
     day's quota is short, bars come first. Two requests a symbol, through the same limiter,
     refusal handling and redaction as the bars. A premium or unknown-function refusal turns
@@ -347,11 +388,20 @@ def _still_invalid(state: IngestState, symbol: str, today: dt.date) -> str | Non
     )
 
 
-def _log_run(store, state, report, limiter, used_before, started, finished, settings) -> None:
+def _log_run(
+    store: ObjectStore,
+    state: IngestState,
+    report: IngestReport,
+    limiter: RateLimiter | None,
+    used_before: int,
+    started: dt.datetime,
+    finished: dt.datetime,
+    settings: Settings,
+) -> None:
     """One row in audit/ingest_runs per run, for the pipeline-health dashboard."""
     from marketlake.lake.audit import new_run_id, write_ingest_run
 
-    def count(status: str) -> int:
+    def count(status: SymbolStatus) -> int:
         return len(report.with_status(status))
 
     write_ingest_run(
@@ -377,7 +427,15 @@ def _log_run(store, state, report, limiter, used_before, started, finished, sett
     )
 
 
-def make_limiter(settings, store, state, today, observer, clock=None, sleep=None):
+def make_limiter(
+    settings: Settings,
+    store: ObjectStore,
+    state: IngestState,
+    today: dt.date,
+    observer: IngestObserver,
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> RateLimiter:
     """The run's limiter, starting from the calls already made today (persisted)."""
     used = state.used_on(today)
 
@@ -387,7 +445,7 @@ def make_limiter(settings, store, state, today, observer, clock=None, sleep=None
         state.quota_used = count
         save_state(store, state)
 
-    extra = {}
+    extra: dict[str, Any] = {}  # unset: the limiter's own clock and sleep
     if clock is not None:
         extra["clock"] = clock
     if sleep is not None:
@@ -414,7 +472,13 @@ def _stalest_first(symbols: list[str], state: IngestState) -> list[str]:
     return [symbol for _, symbol in sorted(enumerate(symbols), key=rank)]
 
 
-def _defer(report, state, symbols: list[str], why: str, observer: IngestObserver) -> None:
+def _defer(
+    report: IngestReport,
+    state: IngestState,
+    symbols: list[str],
+    why: str,
+    observer: IngestObserver,
+) -> None:
     for symbol in symbols:
         result = SymbolResult(symbol, DEFERRED, message=why)
         report.results.append(result)
@@ -508,9 +572,9 @@ def judge_bars(
     expected) it is rejected with the reason, as is a bar dated in the future.
     """
     if not strict and len(bars):
-        days = [fields.date_or_none(d) for d in bars["trade_date"]]
+        parsed = [fields.date_or_none(d) for d in bars["trade_date"]]
         # An unparseable date stays: validation rejects it with a reason.
-        bars = bars[[d is None or d <= report.session for d in days]]
+        bars = bars[[d is None or d <= report.session for d in parsed]]
     valid, rejected = split_valid(bars)
     if not len(valid):
         return valid, rejected

@@ -13,7 +13,7 @@ import csv
 import dataclasses
 import datetime as dt
 import io
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -21,10 +21,13 @@ import pyarrow as pa
 from marketlake import fields
 from marketlake.storage import ObjectStore
 
+# The raw prefix and the CLI's word of each kind of corporate action.
+ActionName = Literal["splits", "dividends"]
+
 
 @dataclasses.dataclass(frozen=True)
 class ActionKind:
-    name: str  # splits | dividends: the raw prefix and the CLI's word
+    name: ActionName
     function: str  # the Alpha Vantage function
     date_column: str
     value_column: str

@@ -70,7 +70,7 @@ class CheckResult:
         return self.status == "fail" and self.severity == "blocking"
 
 
-def check_counts(checks: list[CheckResult]) -> tuple:
+def check_counts(checks: list[CheckResult]) -> tuple[int, int, int]:
     """(passed, failed, warned): a failed row check excluded rows; only blocking ones stop."""
     warned = sum(1 for c in checks if c.status == "fail" and c.severity == "warning")
     failed = sum(1 for c in checks if c.status == "fail" and c.severity != "warning")

@@ -6,12 +6,15 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+from typing import Literal
 
 from marketlake.errors import MarketlakeError
 from marketlake.storage import ObjectStore
 
 STATE_KEY = "state/ingest_state.json"
 STATE_VERSION = 1
+# What a lake holds: the synthetic market's bars or a real market's; the two never mix.
+LakeKind = Literal["synthetic", "market"]
 
 
 @dataclasses.dataclass
@@ -26,7 +29,7 @@ class SymbolState:
 
 @dataclasses.dataclass
 class IngestState:
-    lake_kind: str | None = None  # "synthetic" or "market": the two never mix in one lake
+    lake_kind: LakeKind | None = None
     symbols: dict[str, SymbolState] = dataclasses.field(default_factory=dict)
     quota_date: str | None = None  # US/Eastern day the count below belongs to
     quota_used: int = 0
@@ -146,6 +149,7 @@ def save_state(store: ObjectStore, state: IngestState) -> None:
         return (json.dumps(merged, indent=2) + "\n").encode("utf-8")
 
     written = store.update_bytes(STATE_KEY, change)
+    assert written is not None, "change() always answers the bytes to write"
     state.adopt(IngestState.from_json(written))
 
 
@@ -160,7 +164,7 @@ def clear_rebuild_needed(store: ObjectStore, seen: bytes | None) -> bool:
     landed bars in an old partition after the listing (and set the flag again): the flag
     stays, and the next build is full too. Re-checked on every retry of the write."""
 
-    cleared = []
+    cleared: list[bool] = []
 
     def change(current: bytes | None) -> bytes | None:
         cleared.clear()

@@ -3,7 +3,7 @@ here, and knows the rest only through providers.base (the protocol and its error
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from marketlake.config import Settings
 from marketlake.providers.base import Limiter, Provider
@@ -21,7 +21,8 @@ def make_provider(
         return SyntheticProvider(seed=settings.seed)
     from marketlake.providers.alphavantage import AlphaVantageProvider
 
-    extra = {"sleep": sleep} if sleep is not None else {}
+    # Unset: the provider's own default (time.sleep).
+    extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
     return AlphaVantageProvider(
         settings.api_key,
         base_url=settings.av_base_url,

@@ -135,15 +135,25 @@ FetchActions = Callable[[str, str, dt.date], pd.DataFrame]
 
 
 class Provider(Protocol):
-    name: str  # also the `source` column of the raw zone
-    # Each answer repeats recent sessions: ingest compares them with what landed, so a
-    # corrected bar is rewritten. False: ask only for what follows the watermark.
-    resends_history: bool
-    # Rows of the last fetch_daily answer that could not be parsed (REJECTED_COLUMNS):
-    # they go through validation too, and so to quarantine.
-    last_rejected: pd.DataFrame
-    # None: the provider knows no splits or dividends.
-    fetch_actions: FetchActions | None
+    # Read-only to ingest: a provider may declare each as a class attribute, a property or
+    # (fetch_actions) a method.
+    @property
+    def name(self) -> str:
+        """Also the `source` column of the raw zone."""
+
+    @property
+    def resends_history(self) -> bool:
+        """Each answer repeats recent sessions: ingest compares them with what landed, so a
+        corrected bar is rewritten. False: ask only for what follows the watermark."""
+
+    @property
+    def last_rejected(self) -> pd.DataFrame:
+        """Rows of the last fetch_daily answer that could not be parsed (REJECTED_COLUMNS):
+        they go through validation too, and so to quarantine."""
+
+    @property
+    def fetch_actions(self) -> FetchActions | None:
+        """None: the provider knows no splits or dividends."""
 
     def fetch_daily(self, symbol: str, since: dt.date | None, until: dt.date) -> pd.DataFrame:
         """Bars for sessions in [since, until] (since=None: as far back as the provider goes)."""

@@ -6,6 +6,7 @@ fixed epoch, so a bar for a given day is identical whatever the as-of date or th
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 from functools import lru_cache
@@ -85,7 +86,7 @@ def _path(seed: int, symbol: str) -> pd.DataFrame:
         deviation[i] = dev
     # The trend passes through price0 at a fixed anchor session: the calendar's end moves
     # with today's date, so nothing may depend on its length.
-    t = np.arange(n) - int(np.searchsorted(sessions, ANCHOR_SESSION))
+    t = np.arange(n) - bisect.bisect_left(sessions, ANCHOR_SESSION)
     log_close = np.log(price0) + annual_drift / TRADING_DAYS * t + deviation
     close = np.exp(log_close)
     returns = np.diff(log_close, prepend=log_close[0])
@@ -138,7 +139,7 @@ def _dividends(seed: int, symbol: str) -> pd.DataFrame:
     rows = []
     for year in range(sessions.iloc[0].year, sessions.iloc[-1].year + 1):
         for month in DIVIDEND_MONTHS:
-            at = int(np.searchsorted(sessions.to_numpy(), dt.date(year, month, 10)))
+            at = bisect.bisect_left(sessions.to_numpy(), dt.date(year, month, 10))
             if 0 < at < len(sessions):
                 amount = max(round(annual / 4 * float(path["close"].iloc[at - 1]), 2), 0.01)
                 rows.append((sessions.iloc[at], amount))

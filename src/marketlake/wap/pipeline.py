@@ -32,7 +32,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -46,7 +46,9 @@ from marketlake.lake import actions
 from marketlake.lake.audit import (
     AUDIT_TABLES,
     CheckResult,
+    CheckStatus,
     RunRecord,
+    RunStatus,
     check_counts,
     new_run_id,
     write_checks,
@@ -71,6 +73,10 @@ from marketlake.wap.versions import (
     registry_key,
     update_registry,
 )
+
+if TYPE_CHECKING:  # the Glue job never imports DuckDB
+    from marketlake.engines.base import Engine, Partitions
+    from marketlake.engines.duckdb import DuckDBEngine
 
 TABLE = "daily_prices"
 RAW_TABLE = "raw_daily_prices"
@@ -109,9 +115,9 @@ class Plan:
     raw_seen: dict[str, str]
     ingested_after: str | None = None  # only rows ingested after this were not read
     # The splits and dividends this run applies, as the version records them (restate.py).
-    actions: dict = dataclasses.field(default_factory=dict)
+    actions: dict[str, dict] = dataclasses.field(default_factory=dict)
     # Symbols whose splits or dividends changed -> first date whose numbers change.
-    restated: dict = dataclasses.field(default_factory=dict)
+    restated: dict[str, dt.date] = dataclasses.field(default_factory=dict)
 
 
 class BuildObserver:
@@ -122,11 +128,15 @@ class BuildObserver:
 
 
 def plan(
-    store: ObjectStore, registry: Registry, full: bool, corporate: dict | None = None
+    store: ObjectStore,
+    registry: Registry,
+    full: bool,
+    corporate: dict[str, pd.DataFrame] | None = None,
+    force: bool = False,
 ) -> Plan | None:
     """What this run must read and recompute, or None when nothing changed since the current
-    version. `corporate`: the splits and dividends in the lake (actions.build_frames), read
-    here when not given."""
+    version (with `force`, a full build then). `corporate`: the splits and dividends in the
+    lake (actions.build_frames), read here when not given."""
     dates = sorted(
         name.split("=", 1)[1]
         for name in store.list_prefixes(RAW_PREFIX)
@@ -140,26 +150,28 @@ def plan(
     seen = {o.key: o.version for o in store.list_objects(f"{RAW_PREFIX}ingest_date={newest}/")}
     corporate = actions.build_frames(store) if corporate is None else corporate
     applied = applied_actions(corporate)
-    current = registry.current_version()
-    reason = ""
-    if full:
-        reason = "--full"
-    elif current is None:
-        reason = "first build"
-    elif current.sql_fingerprint != sqlfiles.fingerprint():
-        reason = "the SQL changed"
-    elif load_state(store).rebuild_needed:
-        reason = "raw data landed in an earlier ingest_date than the last build read"
-    elif current.raw_through is None:
-        reason = "the current version does not say what it read"
-    elif current.actions is None:
-        reason = "the current version does not say which splits and dividends it applied"
-    if reason:
+
+    def full_build(reason: str) -> Plan:
         return Plan("full", reason, None, newest, seen, actions=applied)
+
+    current = registry.current_version()
+    if full:
+        return full_build("--full")
+    if current is None:
+        return full_build("first build")
+    if current.sql_fingerprint != sqlfiles.fingerprint():
+        return full_build("the SQL changed")
+    if load_state(store).rebuild_needed:
+        return full_build("raw data landed in an earlier ingest_date than the last build read")
+    if current.raw_through is None:
+        return full_build("the current version does not say what it read")
+    if current.actions is None:
+        return full_build("the current version does not say which splits and dividends it applied")
     restated = restated_symbols(current.actions, corporate)
     new_raw = newest != current.raw_through or seen != current.raw_seen
     if not new_raw and not restated:
-        return None
+        # Nothing changed: the raw zone is as the current version read it.
+        return full_build("--force") if force else None
     raw_from = current.raw_through
     if not new_raw:
         # Only splits or dividends changed: no raw partition to read (none is this new).
@@ -197,7 +209,7 @@ def nyse_sessions_frame(now: dt.datetime) -> pd.DataFrame:
     return pd.DataFrame({"session": sessions_between(dt.date(2000, 1, 1), last)}, dtype=object)
 
 
-def reconcile_raw(store: ObjectStore, engine, raw_from: str | None) -> None:
+def reconcile_raw(store: ObjectStore, engine: Engine, raw_from: str | None) -> None:
     """Block when a raw object this run reads holds fewer rows than ingest or import landed
     in it (state/raw_landed/): its bars would silently vanish from the published table."""
     landed = {}
@@ -235,14 +247,17 @@ def reconcile_raw(store: ObjectStore, engine, raw_from: str | None) -> None:
         )
 
 
-def run_checks(engine, checks: list[sqlfiles.Check]) -> tuple[list[CheckResult], dict]:
+def run_checks(
+    engine: Engine, checks: list[sqlfiles.Check]
+) -> tuple[list[CheckResult], dict[str, pd.DataFrame]]:
     """Each check's result, and the failing rows of each (for row checks' quarantine)."""
-    results, failing_rows = [], {}
+    results: list[CheckResult] = []
+    failing_rows: dict[str, pd.DataFrame] = {}
     for check in checks:
         failing = engine.fetch_df(check.sql)
         failing_rows[check.name] = failing
         sample = json.loads(failing.head(SAMPLE_ROWS).to_json(orient="records", date_format="iso"))
-        status = "fail" if len(failing) else "pass"
+        status: CheckStatus = "fail" if len(failing) else "pass"
         results.append(
             CheckResult(check.name, check.severity, status, len(failing), sample, check.description)
         )
@@ -252,7 +267,7 @@ def run_checks(engine, checks: list[sqlfiles.Check]) -> tuple[list[CheckResult],
 def run_build(
     settings: Settings,
     store: ObjectStore,
-    engine,
+    engine: Engine,
     full: bool = False,
     force: bool = False,
     observer: BuildObserver | None = None,
@@ -273,17 +288,9 @@ def run_build(
     _after_publish([], "the catalog", engine.publish, TABLE, current.partitions if current else {})
     # Splits and dividends: small, read whole from the raw zone on every build.
     corporate = actions.build_frames(store)
-    build_plan = plan(store, registry, full, corporate)
-    if build_plan is None and force and current is not None:
-        build_plan = Plan(
-            "full",
-            "--force",
-            None,
-            current.raw_through,
-            current.raw_seen,
-            actions=applied_actions(corporate),
-        )
+    build_plan = plan(store, registry, full, corporate, force)
     if build_plan is None:
+        assert current is not None, "plan() finds nothing to build only after a version"
         return skip(store, engine, run_id, started, now, current)
 
     build = Build(
@@ -316,33 +323,48 @@ class Build:
 
     settings: Settings
     store: ObjectStore
-    engine: object
+    engine: Engine
     run_id: str
     started: dt.datetime
     plan: Plan
     current: Version | None
     state_seen: bytes | None  # the ingest state as it was before the raw zone was listed
-    corporate: dict  # the splits and dividends it applies (actions.build_frames)
+    corporate: dict[str, pd.DataFrame]  # the splits and dividends it applies (build_frames)
     # Of each symbol recomputed for its splits or dividends, its first recomputed row's date.
-    restated: dict = dataclasses.field(default_factory=dict)
-    counts: dict = dataclasses.field(default_factory=lambda: {"rows": 0, "new": 0, "bad": 0})
+    restated: dict[str, dt.date] = dataclasses.field(default_factory=dict)
+    counts: dict[str, int] = dataclasses.field(
+        default_factory=lambda: {"rows": 0, "new": 0, "bad": 0}
+    )
     unparsed: pd.DataFrame | None = None  # raw rows the CSV reader could not read
     ingested_through: str | None = None
     # The first year rewritten; None in a full build, which rewrites every year.
     first_year: int | None = None
     bars: int = 0  # bars the row checks judge: the new ones and, if incremental, lookback
-    row_results: list = dataclasses.field(default_factory=list)
-    checks: list = dataclasses.field(default_factory=list)
-    written: dict = dataclasses.field(default_factory=dict)  # year -> location, this version
-    partitions: dict = dataclasses.field(default_factory=dict)  # year -> location, published
-    warnings: list = dataclasses.field(default_factory=list)
+    row_results: list[CheckResult] = dataclasses.field(default_factory=list)
+    checks: list[CheckResult] = dataclasses.field(default_factory=list)
+    written: Partitions = dataclasses.field(default_factory=dict)  # this version's years
+    partitions: Partitions = dataclasses.field(default_factory=dict)  # what it publishes
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def location(self) -> str:
         return f"{CURATED_PREFIX}/version={self.run_id}"
 
+    @property
+    def built_on(self) -> Version:
+        """The current version an incremental build builds on."""
+        assert self.current is not None, "an incremental build needs a published version"
+        return self.current
 
-def skip(store: ObjectStore, engine, run_id: str, started, now, current: Version) -> BuildResult:
+
+def skip(
+    store: ObjectStore,
+    engine: Engine,
+    run_id: str,
+    started: dt.datetime,
+    now: Callable[[], dt.datetime],
+    current: Version,
+) -> BuildResult:
     """Nothing to build: record the skipped run, and make the catalog whole again (a deleted
     catalog.duckdb is rebuilt here): every relation the views read, then the views."""
     message = (
@@ -401,13 +423,11 @@ def gather_bars(build: Build) -> None:
         build.bars = engine.derive("bars", sqlfiles.load("wap/new_bars.sql"))
         return
     build.restated = _restated_firsts(build)
-    build.first_year = _first_rebuilt_year(build)
+    build.first_year = first_year = _first_rebuilt_year(build)
     reach = sqlfiles.longest_lookback(_metrics_sql())
     years_back = math.ceil(reach / MIN_SESSIONS_PER_YEAR)
     lookback = {
-        y: loc
-        for y, loc in build.current.partitions.items()
-        if int(y) >= build.first_year - years_back
+        y: loc for y, loc in build.built_on.partitions.items() if int(y) >= first_year - years_back
     }
     engine.attach("previous_daily_prices", lookback)
     firsts = sqlfiles.load("wap/first_new_bars.sql")
@@ -425,7 +445,7 @@ def _restated_firsts(build: Build) -> dict[str, dt.date]:
     restated, engine = build.plan.restated, build.engine
     history = {
         y: loc
-        for y, loc in build.current.partitions.items()
+        for y, loc in build.built_on.partitions.items()
         if restated and int(y) >= min(restated.values()).year
     }
     if not history:
@@ -458,7 +478,7 @@ def _first_rebuilt_year(build: Build) -> int:
         # No new bar has a readable date (or only splits and dividends changed, and no
         # published row): rebuild the newest year, so the bad rows are counted against the
         # threshold, the published rows carried over, and the actions applied recorded.
-        return max(int(y) for y in build.current.partitions)
+        return max(int(y) for y in build.built_on.partitions)
     return min(firsts)
 
 
@@ -466,6 +486,7 @@ def exclude_rejected_bars(build: Build) -> None:
     """good_bars: the bars every row check passes. The others, and the raw rows the CSV
     reader could not read, are quarantined and counted against the bad-row gate."""
     engine, counts, unparsed = build.engine, build.counts, build.unparsed
+    assert unparsed is not None, "read_new_bars runs first"
     row_checks = sqlfiles.checks("rows")
     build.row_results, failing = run_checks(engine, row_checks)
     build.row_results.append(_unparsed_check(unparsed))
@@ -553,7 +574,8 @@ def audit(build: Build) -> None:
 def publish(build: Build) -> Registry:
     """Make the version durable, then publish it: one conditional write of the registry."""
     current, build_plan = build.current, build.plan
-    partitions = dict(current.partitions) if build.first_year is not None else {}
+    # An incremental build (first_year set) keeps the published years it did not rebuild.
+    partitions = dict(build.built_on.partitions) if build.first_year is not None else {}
     partitions = {y: loc for y, loc in partitions.items() if y not in build.written}
     partitions.update(build.written)
     build.partitions = partitions
@@ -585,7 +607,7 @@ def abandon(build: Build, exc: BaseException, now: Callable[[], dt.datetime]) ->
     """A run that did not publish (the registry does not name it): no reader can see its
     version, so it is deleted rather than left half-written, and the run is recorded."""
     build.store.delete_prefix(build.location + "/")
-    status = "blocked" if isinstance(exc, BuildBlocked) else "failed"
+    status: RunStatus = "blocked" if isinstance(exc, BuildBlocked) else "failed"
     run = RunRecord(
         build.run_id,
         build.started,
@@ -665,10 +687,10 @@ def record(build: Build, now: Callable[[], dt.datetime]) -> BuildResult:
 def rollback(
     settings: Settings,
     store: ObjectStore,
-    engine,
+    engine: Engine,
     to: str | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
-    warnings: list | None = None,
+    warnings: list[str] | None = None,
 ) -> Version:
     """Switch daily_prices back to an earlier version: the one the current version was built
     on, or `to`. What fails after the switch is appended to `warnings`."""
@@ -764,7 +786,7 @@ def _commit(
         return registry
 
 
-def _after_publish(warnings: list, what: str, step: Callable, *args) -> None:
+def _after_publish(warnings: list[str], what: str, step: Callable[..., object], *args) -> None:
     try:
         step(*args)
     except Exception as exc:
@@ -775,7 +797,7 @@ def _after_publish(warnings: list, what: str, step: Callable, *args) -> None:
         )
 
 
-def follow_registry_read_only(store: ObjectStore, engine) -> Version | None:
+def follow_registry_read_only(store: ObjectStore, engine: DuckDBEngine) -> Version | None:
     """For a reader on a read-only catalog: daily_prices is what the registry publishes,
     even if a kill stopped the catalog from following it (a session view then shadows the
     catalog's, and the views over daily_prices read it)."""
@@ -790,7 +812,7 @@ def follow_registry_read_only(store: ObjectStore, engine) -> Version | None:
     return current
 
 
-def _bad_row_share(settings: Settings, counts: dict) -> CheckResult:
+def _bad_row_share(settings: Settings, counts: dict[str, int]) -> CheckResult:
     share = 100.0 * counts["bad"] / counts["new"] if counts["new"] else 0.0
     limit = settings.max_bad_row_pct
     return CheckResult(
@@ -815,7 +837,9 @@ def _unparsed_check(unparsed: pd.DataFrame) -> CheckResult:
     )
 
 
-def _table_checks(engine, rebuilt_before: dict, full: bool, current) -> list[CheckResult]:
+def _table_checks(
+    engine: Engine, rebuilt_before: Partitions, full: bool, current: Version | None
+) -> list[CheckResult]:
     """The table checks of the staging version, against the published rows it rebuilds."""
     empty = "SELECT * FROM staging_daily_prices WHERE 1 = 0"
     try:
@@ -825,7 +849,7 @@ def _table_checks(engine, rebuilt_before: dict, full: bool, current) -> list[Che
             engine.materialize("published_daily_prices", empty)
         return run_checks(engine, sqlfiles.checks("table"))[0]
     except DamagedFile as exc:
-        if not (full and rebuilt_before):
+        if current is None or not (full and rebuilt_before):
             raise
         # A full build reads the published version only to check that no history is lost.
         # If that version is damaged, the rebuild from raw is the repair: it goes on without
@@ -842,25 +866,25 @@ def _table_checks(engine, rebuilt_before: dict, full: bool, current) -> list[Che
         return [*run_checks(engine, sqlfiles.checks("table"))[0], unreadable]
 
 
-def _quarantine(store: ObjectStore, run_id: str, failing: dict) -> None:
+def _quarantine(store: ObjectStore, run_id: str, failing: dict[str, pd.DataFrame]) -> None:
     frames = [frame.assign(check_name=name) for name, frame in failing.items() if len(frame)]
     if frames:
         write_quarantined(store, run_id, pd.concat(frames, ignore_index=True))
 
 
-def _record(store: ObjectStore, engine, record: RunRecord) -> None:
+def _record(store: ObjectStore, engine: Engine, record: RunRecord) -> None:
     write_run(store, record)
     for name, (prefix, schema) in AUDIT_TABLES.items():
         engine.register_audit(name, prefix, schema, has_data=bool(store.list_objects(prefix + "/")))
 
 
-def _create_views(engine) -> None:
+def _create_views(engine: Engine) -> None:
     views = sqlfiles.sql_root() / "views"
     for path in sorted(views.glob("*.sql")) if views.is_dir() else []:
         engine.create_or_replace_view(path.stem, path.read_text(encoding="utf-8"))
 
 
-def _prune(settings: Settings, store: ObjectStore, engine, registry: Registry) -> None:
+def _prune(settings: Settings, store: ObjectStore, engine: Engine, registry: Registry) -> None:
     """Forget versions beyond the newest `keep_versions` (and the current one), drop what
     the engine keeps for them (on Athena their tables), then the partitions no kept version
     refers to (and versions a crash left behind)."""

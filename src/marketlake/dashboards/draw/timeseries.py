@@ -105,13 +105,13 @@ def line_chart(
                     f'<text class="tick" x="{pad_l + plot_w + 6}" y="{py + 4:.1f}" '
                     f'text-anchor="start">{esc(text)}</text>'
                 )
-        label = config.get("custom.axisLabel")
-        if label:
+        axis_label = config.get("custom.axisLabel")
+        if axis_label:
             cx = 12 if side == "left" else width - 8
             cy = pad_t + plot_h / 2
             parts.append(
                 f'<text class="axis-label" x="{cx}" y="{cy:.1f}" text-anchor="middle" '
-                f'transform="rotate(-90 {cx} {cy:.1f})">{esc(label)}</text>'
+                f'transform="rotate(-90 {cx} {cy:.1f})">{esc(axis_label)}</text>'
             )
     # Thresholds of the panel (drawn on the left axis, as Grafana does).
     style = (defaults.get("custom.thresholdsStyle") or {}).get("mode", "off")
@@ -130,11 +130,11 @@ def line_chart(
                 )
             value = step.get("value")
             if value is not None and ("line" in style or "dashed" in style) and low <= value:
-                dash = ' stroke-dasharray="6 4"' if "dashed" in style else ""
+                dashes = ' stroke-dasharray="6 4"' if "dashed" in style else ""
                 parts.append(
                     f'<line class="threshold" x1="{pad_l}" y1="{sy(value):.1f}" '
                     f'x2="{pad_l + plot_w}" y2="{sy(value):.1f}" '
-                    f'stroke="{shade or "#8E8E8E"}"{dash}/>'
+                    f'stroke="{shade or "#8E8E8E"}"{dashes}/>'
                 )
     # Series.
     by_labels: dict = {}
@@ -144,7 +144,8 @@ def line_chart(
         sy = scaler(side_axis[3], side_axis[4])
         stroke = _series_color(index, item, by_labels)
         dash = _dash(item)
-        segments, current = [], []
+        segments: list[list[tuple[float, float]]] = []
+        current: list[tuple[float, float]] = []
         for x, y in zip(item.xs, item.ys):
             if y is None or not math.isfinite(y) or not x_low <= x <= x_high:
                 if current:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import Any, Final, Literal
 
 from marketlake.providers.alphavantage.errors import PayloadError
 
@@ -19,15 +19,26 @@ SERIES_KEY = "Time Series (Daily)"
 CSV_HEADER = ("timestamp", "open", "high", "low", "close", "volume")
 
 # Answer classes.
-OK_JSON = "ok-json"
-OK_CSV = "ok-csv"
-THROTTLED = "throttled"
-DAILY_LIMIT = "daily-limit"
-INVALID_KEY = "invalid-key"
-PREMIUM_ONLY = "premium-only"
-INVALID_SYMBOL = "invalid-symbol"
-UNKNOWN_FUNCTION = "unknown-function"
-GARBLED = "garbled"
+AnswerKind = Literal[
+    "ok-json",
+    "ok-csv",
+    "throttled",
+    "daily-limit",
+    "invalid-key",
+    "premium-only",
+    "invalid-symbol",
+    "unknown-function",
+    "garbled",
+]
+OK_JSON: Final = "ok-json"
+OK_CSV: Final = "ok-csv"
+THROTTLED: Final = "throttled"
+DAILY_LIMIT: Final = "daily-limit"
+INVALID_KEY: Final = "invalid-key"
+PREMIUM_ONLY: Final = "premium-only"
+INVALID_SYMBOL: Final = "invalid-symbol"
+UNKNOWN_FUNCTION: Final = "unknown-function"
+GARBLED: Final = "garbled"
 
 # The corporate-action functions: {"symbol": ..., "data": [{...}, ...]}, every value a string
 # (Alpha Vantage's documentation of SPLITS and DIVIDENDS; a dividend also carries
@@ -73,7 +84,7 @@ class Answer:
     ``classify`` does not know the key) or our reason for ``garbled``; ``data`` is the
     decoded JSON object of an ok-json answer, so it is decoded only once."""
 
-    kind: str
+    kind: AnswerKind
     message: str = ""
     data: Any = None
 
@@ -106,7 +117,7 @@ def _strip_body(text: str) -> str:
     return text.lstrip("\ufeff \t\r\n")
 
 
-def _classify_message(key: str, message: str) -> str:
+def _classify_message(key: str, message: str) -> AnswerKind:
     low = " ".join(message.lower().split())
     if any(m in low for m in _KEY_MARKERS):
         return INVALID_KEY

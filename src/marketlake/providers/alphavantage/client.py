@@ -72,10 +72,12 @@ if not any(isinstance(f, _MaskKeys) for f in _URLLIB3_LOG.filters):
 
 def _retry_after(headers: Any) -> float | None:
     value = headers.get("Retry-After") if headers is not None else None
+    if value is None:
+        return None  # absent: our own backoff
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        return None  # absent, or an HTTP date: fall back to our own backoff
+        return None  # an HTTP date (or no number): fall back to our own backoff
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 

@@ -126,7 +126,7 @@ class AlphaVantageProvider:
 
     def __init__(
         self,
-        api_key: str,
+        api_key: str | None,
         base_url: str = DEFAULT_BASE_URL,
         outputsize: str = default("av_outputsize"),
         datatype: str = default("av_datatype"),
