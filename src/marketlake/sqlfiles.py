@@ -38,11 +38,11 @@ def load(relative: str) -> str:
 
 
 @lru_cache(maxsize=64)
-def _parsed(sql: str) -> exp.Expression:
+def _parsed(sql: str) -> exp.Expr:
     return sqlglot.parse_one(sql, read="athena")
 
 
-def parse(sql: str) -> exp.Expression:
+def parse(sql: str) -> exp.Expr:
     """An Athena-dialect statement's tree, a fresh copy to change at will. A build binds the
     same files several times (the metrics SQL three times, a check's keys once per check):
     copying a parsed tree costs a fraction of parsing it again."""
