@@ -85,21 +85,43 @@ def bind(sql: str, relations: dict[str, str], parameters: dict[str, Any] | None 
 
 
 def longest_lookback(sql: str) -> int:
-    """How many earlier rows a query's windows can reach: the largest `n PRECEDING` frame
-    start plus the largest lag offset. An incremental build keeps that many rows of each
-    symbol's history before its first new bar."""
+    """How many earlier rows of a symbol a query's windows can reach: an incremental build
+    keeps that many rows of each symbol's history before its first new bar.
+
+    Every window counts: each `n PRECEDING` frame start and each lag offset (a lag without
+    an offset reaches 1 row). Within one SELECT, a frame and a lag can each reach back, so
+    the SELECT reaches the longest frame plus the longest lag; a SELECT over another's
+    windowed output (a CTE over a CTE) adds its reach to the other's, so the query's reach
+    is the sum over its SELECTs. A window whose reach has no bound in rows (an UNBOUNDED or
+    RANGE frame, a running aggregate without a frame, a lag offset that is not a number) or
+    that reads later rows (lead, a FOLLOWING frame: the rows an incremental build copies
+    would go stale) is a MarketlakeError."""
     query = _parsed(sql)
-    frames = [
-        int(spec.args["start"].this)
-        for spec in query.find_all(exp.WindowSpec)
-        if spec.args.get("start_side") == "PRECEDING"
-        and isinstance(spec.args.get("start"), exp.Literal)
-    ]
-    lags = [
-        int(node.args["offset"].this) if isinstance(node.args.get("offset"), exp.Literal) else 1
-        for node in query.find_all(exp.Lag)
-    ]
-    return max(frames, default=0) + max(lags, default=0)
+    frames: dict[int, int] = {}
+    lags: dict[int, int] = {}
+    for window in query.find_all(exp.Window):
+        scope = id(window.find_ancestor(exp.Select))
+        function, spec = window.this, window.args.get("spec")
+        text = window.sql(dialect="athena")
+        if isinstance(function, exp.Lead):
+            raise MarketlakeError(f"{text}: a window that reads later rows (lead) is not supported")
+        if isinstance(function, exp.Lag):
+            offset = function.args.get("offset")
+            if offset is not None and not isinstance(offset, exp.Literal):
+                raise MarketlakeError(f"{text}: a lag offset must be a number of rows")
+            lags[scope] = max(lags.get(scope, 0), int(offset.this) if offset else 1)
+            continue
+        if spec is None:
+            if isinstance(function, (exp.RowNumber, exp.Rank, exp.DenseRank)):
+                continue
+            raise MarketlakeError(f"{text}: a window without a ROWS frame reaches all history")
+        if "FOLLOWING" in (spec.args.get("start_side"), spec.args.get("end_side")):
+            raise MarketlakeError(f"{text}: a window that reads later rows is not supported")
+        start = spec.args.get("start")
+        if spec.args.get("kind") != "ROWS" or not isinstance(start, exp.Literal):
+            raise MarketlakeError(f"{text}: only ROWS BETWEEN n PRECEDING frames have a bound")
+        frames[scope] = max(frames.get(scope, 0), int(start.this))
+    return sum(frames.get(s, 0) + lags.get(s, 0) for s in {*frames, *lags})
 
 
 def output_columns(sql: str) -> list[str]:

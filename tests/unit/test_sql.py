@@ -166,6 +166,59 @@ def test_bind_takes_a_check_file_with_its_header_comments_as_a_subquery():
     assert "FROM (" in keys and ") AS failing_bars" in keys
 
 
+# -- how far back the windows reach (an incremental build's lookback) --------------------
+
+FRAME = "ROWS BETWEEN {} PRECEDING AND CURRENT ROW"
+
+
+def test_the_metrics_reach_back_their_longest_frame_plus_the_lag_under_it():
+    # rsi_14's 499-row kernel over changes from the previous close (lag 1, a CTE below).
+    assert sqlfiles.longest_lookback(sqlfiles.load("staging/daily_prices.sql")) == 500
+
+
+@pytest.mark.parametrize(
+    ("sql", "reach"),
+    [
+        # A short lag counts: a lag without an offset reaches one row.
+        ("SELECT lag(x) OVER (PARTITION BY s ORDER BY d) FROM t", 1),
+        ("SELECT lag(x, 4) OVER (ORDER BY d), row_number() OVER (ORDER BY d) FROM t", 4),
+        # Frame and lag in one SELECT.
+        (
+            "SELECT lag(x, 3) OVER (ORDER BY d), "
+            f"avg(x) OVER (ORDER BY d {FRAME.format(9)}) FROM t",
+            12,
+        ),
+        # A frame over a lag of the SELECT below: the reaches chain.
+        (
+            "WITH a AS (SELECT d, lag(x, 2) OVER (ORDER BY d) AS p FROM t), "
+            f"b AS (SELECT d, avg(p) OVER (ORDER BY d {FRAME.format(4)}) AS m FROM a) "
+            f"SELECT sum(m) OVER (ORDER BY d {FRAME.format(6)}) FROM b",
+            12,
+        ),
+        ("SELECT avg(x) OVER (ORDER BY d ROWS BETWEEN 7 PRECEDING AND 1 PRECEDING) FROM t", 7),
+        ("SELECT x FROM t", 0),
+    ],
+)
+def test_longest_lookback_counts_every_frame_and_lag(sql, reach):
+    assert sqlfiles.longest_lookback(sql) == reach
+
+
+@pytest.mark.parametrize(
+    ("window", "why"),
+    [
+        ("lead(x) OVER (ORDER BY d)", "later rows"),
+        ("avg(x) OVER (ORDER BY d ROWS BETWEEN 2 PRECEDING AND 1 FOLLOWING)", "later rows"),
+        ("sum(x) OVER (ORDER BY d ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)", "bound"),
+        ("sum(x) OVER (ORDER BY d RANGE BETWEEN 3 PRECEDING AND CURRENT ROW)", "bound"),
+        ("sum(x) OVER (PARTITION BY s ORDER BY d)", "all history"),
+        ("lag(x, n) OVER (ORDER BY d)", "number of rows"),
+    ],
+)
+def test_a_window_without_a_bound_in_earlier_rows_is_refused(window, why):
+    with pytest.raises(MarketlakeError, match=why):
+        sqlfiles.longest_lookback(f"SELECT {window} FROM t")
+
+
 # -- a small raw zone ---------------------------------------------------------------------
 
 START = dt.date(2024, 1, 2)
