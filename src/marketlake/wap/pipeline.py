@@ -424,7 +424,8 @@ def gather_bars(build: Build) -> None:
         return
     build.restated = _restated_firsts(build)
     build.first_year = first_year = _first_rebuilt_year(build)
-    reach = sqlfiles.longest_lookback(_metrics_sql())
+    # The metrics SQL as written: binding its input changes no window.
+    reach = sqlfiles.longest_lookback(sqlfiles.load(METRICS_SQL))
     years_back = math.ceil(reach / MIN_SESSIONS_PER_YEAR)
     lookback = {
         y: loc for y, loc in build.built_on.partitions.items() if int(y) >= first_year - years_back
@@ -523,8 +524,11 @@ def write_version(build: Build) -> None:
     }
 
 
+METRICS_SQL = "staging/daily_prices.sql"
+
+
 def _metrics_sql() -> str:
-    return sqlfiles.bind(sqlfiles.load("staging/daily_prices.sql"), {"bars": "good_bars"})
+    return sqlfiles.bind(sqlfiles.load(METRICS_SQL), {"bars": "good_bars"})
 
 
 def _splice(metrics_sql: str, first_year: int) -> str:
