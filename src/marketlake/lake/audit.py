@@ -1,4 +1,5 @@
-"""The audit zone: pipeline_runs and dq_results, one Parquet object per run."""
+"""The audit zone: pipeline_runs, dq_results, quarantined_rows and ingest_runs, one Parquet
+object per run, written by the build and the ingest alike."""
 
 from __future__ import annotations
 
