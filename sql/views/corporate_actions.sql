@@ -4,9 +4,9 @@
 -- the close of the session before it.
 -- Derived from daily_prices, not from corporate_splits / corporate_dividends (what landed in
 -- raw/splits and raw/dividends): those can be ahead of the published version, e.g. an action
--- that landed after the bars it adjusts were published (an incremental build does not apply
--- it; build --full does) or after a rollback. daily_prices is what the audit passed and the
--- other panels show, so every row here is an action the published prices reflect.
+-- that landed since the last build (the next build restates its symbol) or after a rollback.
+-- daily_prices is what the audit passed and the other panels show, so every row here is an
+-- action the published prices reflect.
 -- * A split is where adj_factor steps from one session to the next (adj_factor is the product
 --   of the later splits' factors): split_factor = previous adj_factor / adj_factor, rounded to
 --   9 decimals to drop the exp(sum(ln())) noise of adj_factor (~1e-16). ex_date is the first

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import boto3
+import pandas as pd
 import pytest
 from av_fake_server import (
     ERROR_INVALID_SYMBOL,
@@ -34,13 +35,15 @@ from moto import mock_aws
 
 from marketlake.aws import lambda_ingest as aws
 from marketlake.config import Settings
-from marketlake.errors import ConfigError
+from marketlake.errors import ConfigError, MarketlakeError
 from marketlake.ingest.ratelimit import SimulatedClock
 from marketlake.ingest.runner import run_ingest
+from marketlake.lake import actions
 from marketlake.lake.state import STATE_KEY, IngestState
 from marketlake.sessions import parse_as_of, sessions_between
 from marketlake.storage import LocalStore, S3Store
-from marketlake.wap.versions import Registry, Version, update_registry
+from marketlake.wap.restate import applied_actions
+from marketlake.wap.versions import Registry, Version, load_registry, update_registry
 
 LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambdas" / "ingest"
 KEY = "KEYzq81x7TEST"
@@ -274,6 +277,40 @@ def test_bars_landed_by_a_run_that_died_before_starting_the_build_get_built(clou
     assert len(cloud.workflow_runs()) == 2
     _build_read_everything(cloud)
     assert cloud.invoke()["workflow_run_id"] is None
+
+
+def test_a_split_that_lands_without_new_bars_starts_the_build(cloud):
+    """A split can land on a day that brings no bar (a weekday exchange holiday): the build
+    must still run, or the adjusted prices stay stale until the next bar."""
+    assert cloud.invoke()["new_bars"] == 300
+    _build_read_everything(cloud)
+    assert cloud.invoke()["workflow_run_id"] is None  # built, and nothing new
+
+    store = S3Store(BUCKET, client=cloud.s3)
+    split = pd.DataFrame({"date": [dt.date(2024, 6, 10)], "value": [4.0]})
+    landed = actions.land_actions(
+        store, actions.SPLITS, "AAA", split, "import", S1, "2024-07-03 23:30:00.000"
+    )
+    assert landed == 1
+    started = cloud.invoke()
+    assert started["new_bars"] == 0 and started["workflow_run_id"] is not None
+    assert len(cloud.workflow_runs()) == 2
+
+    # Once a version records the split as applied, nothing starts again.
+    applied = applied_actions(actions.build_frames(store))
+    assert set(applied) == {"AAA"}
+    registry = load_registry(store, "daily_prices")
+    registry.versions[-1].actions = applied
+    update_registry(store, registry.table, lambda _stored: registry)
+    assert cloud.invoke()["workflow_run_id"] is None
+
+    # A damaged actions object: the build is started, and stops on it with its name.
+    cloud.s3.put_object(
+        Bucket=BUCKET, Key=actions.SPLITS.key(S2, "BBB"), Body=b"\xff\xfe not a csv"
+    )
+    assert cloud.invoke()["workflow_run_id"] is not None
+    with pytest.raises(MarketlakeError, match=r"raw/splits/ingest_date=2024-07-05/BBB\.csv"):
+        actions.build_frames(store)
 
 
 def test_running_out_of_time_defers_the_rest_saves_state_and_returns_cleanly(cloud):

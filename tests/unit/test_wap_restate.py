@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from test_wap_versions import Lake, same_rows
 
+from marketlake.errors import MarketlakeError
 from marketlake.lake import actions, raw
 from marketlake.sessions import sessions_between
 from marketlake.wap import restate
@@ -244,3 +245,18 @@ FIRST = restate.FROM_FIRST_ROW
 def test_which_symbols_a_change_in_their_actions_restates(splits, dividends, expected):
     recorded = restate.applied_actions(frames(SPLITS, DIVIDENDS))
     assert restate.restated_symbols(recorded, frames(splits, dividends)) == expected
+
+
+def test_a_damaged_split_object_stops_the_build_and_names_it(lake):
+    """A split the build cannot read would restate its symbol without it: the build stops,
+    names the object, and publishes nothing."""
+    land_action(lake, actions.SPLITS, "AAA", SPLIT_DAY.isoformat(), 4, "2024-04-02")
+    key = actions.SPLITS.key(dt.date(2024, 4, 2), "AAA")
+    lake.store.put_bytes(key, b"\xff\xfe\x00garbled")
+    published = load_registry(lake.store, TABLE).current
+    before = lake.rows()
+
+    with pytest.raises(MarketlakeError, match=r"raw/splits/ingest_date=2024-04-02/AAA\.csv"):
+        lake.build()
+    assert load_registry(lake.store, TABLE).current == published
+    same_rows(before, lake.rows())

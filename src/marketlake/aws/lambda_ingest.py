@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Callable
 
 from marketlake.config import Settings
-from marketlake.errors import ConfigError
+from marketlake.errors import ConfigError, MarketlakeError
 from marketlake.ingest.runner import DEFERRED, FAILED, FETCHED, INVALID, run_ingest
 from marketlake.providers.alphavantage import MAX_BACKOFF_SECONDS, TIMEOUT_SECONDS
 from marketlake.sessions import parse_as_of
@@ -58,15 +58,24 @@ def api_key_from_secret(secret_id: str, client) -> str:
 
 
 def _unbuilt_raw(store: S3Store) -> bool:
-    """Raw data newer than what the published version of daily_prices has read."""
+    """Raw bars newer than what the published version of daily_prices has read, or splits
+    and dividends other than those it applied (a split can land on a day with no new bar:
+    an exchange holiday on a weekday)."""
+    from marketlake.lake.actions import build_frames
     from marketlake.lake.state import load_state
+    from marketlake.wap.restate import applied_actions
     from marketlake.wap.versions import load_registry
 
     newest = load_state(store).newest_ingest_date
     current = load_registry(store, "daily_prices").current_version()
     if newest is None:
         return False
-    return current is None or (current.raw_through or "") < newest
+    if current is None or (current.raw_through or "") < newest:
+        return True
+    try:
+        return applied_actions(build_frames(store)) != (current.actions or {})
+    except MarketlakeError:
+        return True  # a damaged actions object: the build stops on it and says which
 
 
 def run(
@@ -123,7 +132,7 @@ def run(
     }
     workflow = env.get("GLUE_WORKFLOW_NAME")
     if workflow and (report.new_bars or _unbuilt_raw(store)):
-        # Also when an earlier invocation landed bars but died before starting the build.
+        # Also when an earlier invocation landed data but died before starting the build.
         try:
             started = glue.start_workflow_run(Name=workflow)
             summary["workflow_run_id"] = started["RunId"]

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from marketlake import fields
+from marketlake.errors import MarketlakeError
 from marketlake.storage import ObjectStore
 
 # The raw prefix and the CLI's word of each kind of corporate action.
@@ -109,8 +110,12 @@ def _to_csv(frame: pd.DataFrame, kind: ActionKind) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def stored(store: ObjectStore, kind: ActionKind, symbol: str | None = None) -> pd.DataFrame:
-    """Every raw row of `kind` (of `symbol`), text columns plus ingest_date."""
+def stored(
+    store: ObjectStore, kind: ActionKind, symbol: str | None = None, strict: bool = False
+) -> pd.DataFrame:
+    """Every raw row of `kind` (of `symbol`), text columns plus ingest_date. An object that
+    cannot be read is skipped, or with `strict` (the build) stops the read: a split the build
+    cannot see would restate a symbol's whole history without it."""
     frames = []
     for info in store.list_objects(kind.prefix):
         if symbol is not None and not info.key.endswith(f"/{symbol}.csv"):
@@ -118,17 +123,28 @@ def stored(store: ObjectStore, kind: ActionKind, symbol: str | None = None) -> p
         day = info.key[len(kind.prefix) :].split("/", 1)[0].split("=", 1)[-1]
         try:
             frame = _read(store.get_bytes(info.key), kind)
-        except (KeyError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
-            continue  # unreadable or gone: the other objects still count
+        except KeyError:
+            continue  # deleted since the listing
+        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            if strict:
+                reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+                raise MarketlakeError(
+                    f"{info.key} cannot be read ({reason}); nothing was built. Delete it "
+                    f"and land its {kind.name} again (`marketlake import --{kind.name} FILE`, "
+                    "or the next ingest fetches them)"
+                ) from None
+            continue  # the ingest compares with what it can read, and lands the rest again
         frames.append(frame.assign(ingest_date=day))
     if not frames:
         return pd.DataFrame(columns=[*kind.columns, "ingest_date"], dtype=object)
     return pd.concat(frames, ignore_index=True)
 
 
-def current(store: ObjectStore, kind: ActionKind, symbol: str | None = None) -> pd.DataFrame:
+def current(
+    store: ObjectStore, kind: ActionKind, symbol: str | None = None, strict: bool = False
+) -> pd.DataFrame:
     """The latest copy of each (symbol, date): symbol, date (datetime.date), value (float)."""
-    frame = stored(store, kind, symbol)
+    frame = stored(store, kind, symbol, strict)
     frame = frame.sort_values(["ingested_at", "ingest_date"], kind="stable")
     frame = frame.drop_duplicates(subset=["symbol", kind.date_column], keep="last")
     out = pd.DataFrame(
@@ -206,7 +222,7 @@ def build_frames(store: ObjectStore) -> dict[str, pd.DataFrame]:
         (SPLITS, "corporate_splits", "split_factor"),
         (DIVIDENDS, "corporate_dividends", "amount"),
     ):
-        rows = current(store, kind)
+        rows = current(store, kind, strict=True)
         frames[table] = pd.DataFrame(
             {
                 # Arrow's string (not pandas' "string", which becomes large_string in
