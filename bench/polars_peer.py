@@ -15,17 +15,10 @@ from pathlib import Path
 
 import polars as pl
 
-RAW_COLUMNS = {
-    "symbol": pl.String,
-    "trade_date": pl.String,
-    "open": pl.String,
-    "high": pl.String,
-    "low": pl.String,
-    "close": pl.String,
-    "volume": pl.String,
-    "source": pl.String,
-    "ingested_at": pl.String,
-}
+from marketlake.lake import raw
+
+# Every raw column as text, as the build reads them.
+RAW_COLUMNS = {column: pl.String for column in raw.RAW_COLUMNS}
 ACTIONS = {
     "splits": ("effective_date", "split_factor"),
     "dividends": ("ex_dividend_date", "amount"),

@@ -144,13 +144,17 @@ def parse_volume(value: Any) -> int:
     return number
 
 
-def parse_split_factor(value: Any) -> float:
-    """New shares per old share: 10 for a 10:1 split, 0.25 for a 1:4 reverse split."""
+def _finite(name: str, value: Any) -> float:
     try:
-        number = _decimal("split_factor", value)
+        return _decimal(name, value)
     except FieldError as exc:
         text = repr(str(value)[:40])
-        raise FieldError(f"split_factor {text} is not a finite number", exc.problem) from None
+        raise FieldError(f"{name} {text} is not a finite number", exc.problem) from None
+
+
+def parse_split_factor(value: Any) -> float:
+    """New shares per old share: 10 for a 10:1 split, 0.25 for a 1:4 reverse split."""
+    number = _finite("split_factor", value)
     if number <= 0:
         raise FieldError(f"split_factor {number:g} is not > 0", NOT_POSITIVE)
     return number
@@ -158,11 +162,7 @@ def parse_split_factor(value: Any) -> float:
 
 def parse_amount(value: Any) -> float:
     """A dividend's cash per share, as declared."""
-    try:
-        number = _decimal("amount", value)
-    except FieldError as exc:
-        text = repr(str(value)[:40])
-        raise FieldError(f"amount {text} is not a finite number", exc.problem) from None
+    number = _finite("amount", value)
     if number < 0:
         raise FieldError(f"amount {number:g} is negative", NEGATIVE)
     return number

@@ -86,6 +86,21 @@ def symbol_from_name(path: Path) -> str:
         ) from None
 
 
+def _read_files(files: Sequence[Path], symbol: str | None) -> list[tuple[Path, str, bytes]]:
+    """(path, symbol, bytes) of each file: the symbol from --symbol, else the file name."""
+    if symbol is not None and len(files) > 1:
+        raise MarketlakeError("--symbol names one symbol; import one file at a time with it")
+    read = []
+    for path in files:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise MarketlakeError(f"{path}: cannot read ({exc.strerror})") from None
+        name = parse_tickers(symbol)[0] if symbol else symbol_from_name(Path(path))
+        read.append((path, name, data))
+    return read
+
+
 def run_import(
     settings: Settings,
     store: ObjectStore,
@@ -93,16 +108,9 @@ def run_import(
     symbol: str | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
 ) -> IngestReport:
-    if symbol is not None and len(files) > 1:
-        raise MarketlakeError("--symbol names one symbol; import one file at a time with it")
     # Read and check every file before anything lands, so a bad file leaves nothing behind.
     loaded, sources = [], []
-    for path in files:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise MarketlakeError(f"{path}: cannot read ({exc.strerror})") from None
-        name = parse_tickers(symbol)[0] if symbol else symbol_from_name(Path(path))
+    for path, name, data in _read_files(files, symbol):
         loaded.append((name, read_bars_csv(data, Path(path).name)))
         sources.append((path, data))
 
@@ -175,16 +183,9 @@ def run_import_actions(
 ) -> list[tuple[str, int, int]]:
     """Land splits or dividends from CSV files; (symbol, rows landed, rows quarantined) per
     file. Every file is read and checked before anything lands."""
-    if symbol is not None and len(files) > 1:
-        raise MarketlakeError("--symbol names one symbol; import one file at a time with it")
     action = actions.SPLITS if kind == "splits" else actions.DIVIDENDS
     loaded = []
-    for path in files:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise MarketlakeError(f"{path}: cannot read ({exc.strerror})") from None
-        name = parse_tickers(symbol)[0] if symbol else symbol_from_name(Path(path))
+    for path, name, data in _read_files(files, symbol):
         valid, rejected = actions.judge_actions(
             action, read_actions_csv(data, Path(path).name, kind)
         )
