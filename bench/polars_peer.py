@@ -225,6 +225,8 @@ def daily_prices(lake: Path) -> pl.DataFrame:
         .then(50.0)
         .otherwise(100 * pl.col("avg_gain") / (pl.col("avg_gain") + pl.col("avg_loss")))
         .alias("rsi_14"),
+        pl.col("avg_gain").alias("rsi_avg_gain_14"),
+        pl.col("avg_loss").alias("rsi_avg_loss_14"),
         pl.when(pl.col("mean_volume_prev_7") != 0)
         .then(pl.col("adj_volume") / pl.col("mean_volume_prev_7"))
         .alias("volume_surge_ratio"),

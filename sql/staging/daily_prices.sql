@@ -1,7 +1,9 @@
 -- Metrics of daily_prices (Athena/Trino dialect; DuckDB runs it via sqlglot).
--- Input: bars (symbol, trade_date, open, high, low, close, volume), one row per
--- (symbol, trade_date), every bar valid: the build supplies the bars that passed
--- sql/checks/rows (keys present, 0 < low <= open, close <= high, volume present and >= 0).
+-- Input: bars (symbol, trade_date, open, high, low, close, volume, rsi_avg_gain_seed,
+-- rsi_avg_loss_seed, rsi_seeded), one row per (symbol, trade_date), every bar valid: the build
+-- supplies the bars that passed sql/checks/rows (keys present, 0 < low <= open, close <= high,
+-- volume present and >= 0). The three rsi_* columns are NULL, NULL, FALSE in a full build; an
+-- incremental one seeds rsi_14 with them (see rsi_14 below).
 -- The exact definitions are those of issue 4 ("Metrics: table daily_prices").
 -- Corporate actions (issue 14): splits (symbol, ex_date, split_factor: new shares per old
 -- share) and dividends (symbol, ex_date, amount: cash per share as declared), one row per
@@ -79,6 +81,16 @@
 -- factorization keeps full relative precision (all terms are >= 0).
 -- RSI = 100 * avg_gain / (avg_gain + avg_loss): 100 when avg_loss = 0; 50 when both are 0
 -- (TA-Lib gives 0 there). NULL for the first 14 rows.
+-- rsi_avg_gain_14 / rsi_avg_loss_14 publish avg_gain and avg_loss (adjusted prices), so an
+-- incremental build continues Wilder's recursion instead of re-reading B rows: its bars carry,
+-- on the last published row before a symbol's recomputed ones (the seed row), that row's
+-- published averages (rsi_avg_*_seed), and rsi_seeded = TRUE on the seed row and every
+-- earlier row of the symbol. Such rows contribute 14 * seed as the seed row's gain and 0
+-- before it, so for t after the seed row s: avg_t = a^(t - s) * avg_s + (1/14) * sum over
+-- j = s+1..t of a^(t - j) * g_j, which is the recursion itself (the seed row is never in
+-- the seed period: its averages are not NULL). The rows the other windows need before the
+-- first recomputed row (50) are then all the history an incremental build reads; the
+-- build's lookback leaves out the four RSI sums (wap/pipeline.py, RSI_SEEDED_WINDOWS).
 WITH split_events AS (
     SELECT symbol, CAST(ex_date AS DATE) AS ex_date, split_factor FROM corporate_splits
 ),
@@ -151,6 +163,9 @@ adjusted AS (
         b.low AS traded_low,
         b.close AS traded_close,
         b.volume AS traded_volume,
+        b.rsi_avg_gain_seed,
+        b.rsi_avg_loss_seed,
+        b.rsi_seeded,
         coalesce(f.factor_before, 1.0) AS adj_factor,
         coalesce(d.amount, 0.0) AS dividend,
         coalesce(t.adj_dividends_365d, 0.0) AS adj_dividends_365d
@@ -189,12 +204,14 @@ logs AS (
             WHEN low > 0 AND low <= open AND low <= close AND high >= open AND high >= close
                 THEN ln(high / close) * ln(high / open) + ln(low / close) * ln(low / open)
         END AS rs_term,
-        -- NULL, not 0, where there is no change (the first row).
+        -- NULL, not 0, where there is no change (the first row). A seeded row: see rsi_14.
         CASE
+            WHEN rsi_seeded THEN 14 * coalesce(rsi_avg_gain_seed, 0.0)
             WHEN close > prev_close THEN close - prev_close
             WHEN close <= prev_close THEN 0.0
         END AS gain,
         CASE
+            WHEN rsi_seeded THEN 14 * coalesce(rsi_avg_loss_seed, 0.0)
             WHEN close < prev_close THEN prev_close - close
             WHEN close >= prev_close THEN 0.0
         END AS loss,
@@ -336,6 +353,8 @@ SELECT
         WHEN avg_gain + avg_loss = 0 THEN 50.0
         ELSE 100.0 * avg_gain / (avg_gain + avg_loss)
     END AS rsi_14,
+    avg_gain AS rsi_avg_gain_14,
+    avg_loss AS rsi_avg_loss_14,
     CASE
         WHEN rn >= 8 AND mean_volume_prev_7 <> 0
             THEN CAST(volume AS DOUBLE) / mean_volume_prev_7

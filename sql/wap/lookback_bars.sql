@@ -2,7 +2,10 @@
 -- in firsts its published bars from its first new bar on (a new bar replaces the published
 -- one of its day) plus the lookback_rows bars before it that its windows can reach.
 -- previous_daily_prices: the published partitions from the years that lookback can reach.
--- Only the bar columns are read: Parquet skips the metric columns.
+-- Only the bar columns and the RSI averages are read: Parquet skips the other metrics.
+-- rsi_14 is seeded (see sql/staging/daily_prices.sql): the last published row before a
+-- symbol's first new bar carries its published Wilder averages, and when it has them, it and
+-- every earlier row are rsi_seeded.
 -- parameters: lookback_rows
 SELECT
     symbol,
@@ -11,7 +14,10 @@ SELECT
     high,
     low,
     close,
-    volume
+    volume,
+    CAST(NULL AS DOUBLE) AS rsi_avg_gain_seed,
+    CAST(NULL AS DOUBLE) AS rsi_avg_loss_seed,
+    FALSE AS rsi_seeded
 FROM new_bars
 UNION ALL
 SELECT
@@ -21,7 +27,10 @@ SELECT
     high,
     low,
     close,
-    volume
+    volume,
+    CASE WHEN trade_date < first_new AND back = 1 THEN rsi_avg_gain_14 END AS rsi_avg_gain_seed,
+    CASE WHEN trade_date < first_new AND back = 1 THEN rsi_avg_loss_14 END AS rsi_avg_loss_seed,
+    trade_date < first_new AND seed_gain IS NOT NULL AND seed_loss IS NOT NULL AS rsi_seeded
 FROM (
     SELECT
         p.symbol,
@@ -31,11 +40,22 @@ FROM (
         p.low,
         p.close,
         p.volume,
+        p.rsi_avg_gain_14,
+        p.rsi_avg_loss_14,
         f.first_new,
         row_number() OVER (
             PARTITION BY p.symbol, p.trade_date < f.first_new
             ORDER BY p.trade_date DESC
-        ) AS back
+        ) AS back,
+        -- The seed row's averages (back = 1 before first_new), on every row of its side.
+        first_value(p.rsi_avg_gain_14) OVER (
+            PARTITION BY p.symbol, p.trade_date < f.first_new
+            ORDER BY p.trade_date DESC
+        ) AS seed_gain,
+        first_value(p.rsi_avg_loss_14) OVER (
+            PARTITION BY p.symbol, p.trade_date < f.first_new
+            ORDER BY p.trade_date DESC
+        ) AS seed_loss
     FROM previous_daily_prices AS p
     INNER JOIN firsts AS f ON p.symbol = f.symbol
     WHERE NOT EXISTS (

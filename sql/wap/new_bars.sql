@@ -1,4 +1,5 @@
--- The bars of a full build (Athena/Trino dialect): every bar read, with no published rows.
+-- The bars of a full build (Athena/Trino dialect): every bar read, with no published rows,
+-- so nothing seeds rsi_14 (see sql/staging/daily_prices.sql).
 SELECT
     symbol,
     trade_date,
@@ -6,5 +7,8 @@ SELECT
     high,
     low,
     close,
-    volume
+    volume,
+    CAST(NULL AS DOUBLE) AS rsi_avg_gain_seed,
+    CAST(NULL AS DOUBLE) AS rsi_avg_loss_seed,
+    FALSE AS rsi_seeded
 FROM new_bars

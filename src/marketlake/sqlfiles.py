@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+from collections.abc import Collection
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -84,9 +85,12 @@ def bind(sql: str, relations: dict[str, str], parameters: dict[str, Any] | None 
     return query.transform(swap, copy=False).sql(dialect="athena")
 
 
-def longest_lookback(sql: str) -> int:
+def longest_lookback(sql: str, seeded: Collection[str] = ()) -> int:
     """How many earlier rows of a symbol a query's windows can reach: an incremental build
     keeps that many rows of each symbol's history before its first new bar.
+
+    `seeded` names window columns that an incremental build continues from published state
+    instead of history (rsi_14's sums, see sql/staging/daily_prices.sql): they do not count.
 
     Every window counts: each `n PRECEDING` frame start and each lag offset (a lag without
     an offset reaches 1 row). Within one SELECT, a frame and a lag can each reach back, so
@@ -100,6 +104,8 @@ def longest_lookback(sql: str) -> int:
     frames: dict[int, int] = {}
     lags: dict[int, int] = {}
     for window in query.find_all(exp.Window):
+        if isinstance(window.parent, exp.Alias) and window.parent.alias in seeded:
+            continue
         scope = id(window.find_ancestor(exp.Select))
         function, spec = window.this, window.args.get("spec")
         text = window.sql(dialect="athena")

@@ -60,6 +60,8 @@ COLUMNS = [
     "sma_20",
     "sma_50",
     "rsi_14",
+    "rsi_avg_gain_14",
+    "rsi_avg_loss_14",
     "volume_surge_ratio",
     "candle_type",
     "is_market_up",
@@ -80,11 +82,14 @@ FLOAT_METRICS = [
     "sma_5",
     "sma_20",
     "sma_50",
+    "rsi_avg_gain_14",
+    "rsi_avg_loss_14",
     "volume_surge_ratio",
 ]
 REL = 1e-9  # every metric but rsi_14
 RSI_ABS = 1e-6
 BAR_COLUMNS = ["symbol", "trade_date", "open", "high", "low", "close", "volume"]
+SEED_COLUMNS = ["rsi_avg_gain_seed", "rsi_avg_loss_seed", "rsi_seeded"]
 
 # Hand-made bars at the exact boundaries of the candle rules, with the label each must get.
 CANDLES = [
@@ -259,6 +264,8 @@ def reference(bars: pd.DataFrame) -> dict[str, np.ndarray]:
         "rsi_14": rsi,
         "avg_gain": avg_gain,
         "avg_loss": avg_loss,
+        "rsi_avg_gain_14": avg_gain,
+        "rsi_avg_loss_14": avg_loss,
         "volume_surge_ratio": surge,
         "candle_type": np.array([candle(*bar) for bar in zip(to, th, tl, tc)], dtype=object),
         "is_market_up": tc > to,
@@ -376,15 +383,21 @@ def daily_prices_sql() -> str:
     return sqlfiles.load("staging/daily_prices.sql")
 
 
-def run_sql(bars: pd.DataFrame, sql: str | None = None) -> dict[str, np.ndarray]:
-    """The SQL over `bars` as the build runs it; columns as (masked) NumPy arrays."""
+def run_sql(
+    bars: pd.DataFrame, sql: str | None = None, seeded: bool = False
+) -> dict[str, np.ndarray]:
+    """The SQL over `bars` as the build runs it; columns as (masked) NumPy arrays. `seeded`:
+    the bars carry rsi_14's seed columns, as an incremental build's (SEED_COLUMNS)."""
     con = duckdb.connect()
     con.execute(
         "CREATE TABLE input_bars (symbol VARCHAR, trade_date DATE, open DOUBLE, high DOUBLE, "
-        "low DOUBLE, close DOUBLE, volume BIGINT)"
+        "low DOUBLE, close DOUBLE, volume BIGINT"
+        + (", rsi_avg_gain_seed DOUBLE, rsi_avg_loss_seed DOUBLE, rsi_seeded BOOLEAN" * seeded)
+        + ")"
     )
     # Shuffled: the SQL must not lean on the order rows arrive in.
-    con.register("shuffled", bars[BAR_COLUMNS].sample(frac=1.0, random_state=1))
+    columns = BAR_COLUMNS + SEED_COLUMNS * seeded
+    con.register("shuffled", bars[columns].sample(frac=1.0, random_state=1))
     con.execute("INSERT INTO input_bars SELECT * FROM shuffled")
     # As the build registers them (actions.build_frames): one row per (symbol, ex_date).
     con.execute("CREATE TABLE corporate_splits (symbol VARCHAR, ex_date DATE, split_factor DOUBLE)")
@@ -393,7 +406,12 @@ def run_sql(bars: pd.DataFrame, sql: str | None = None) -> dict[str, np.ndarray]
     con.executemany("INSERT INTO corporate_dividends VALUES (?, ?, ?)", ADJ_DIVIDENDS)
     composed = sqlfiles.bind(
         sql or daily_prices_sql(),
-        {"bars": "SELECT symbol, trade_date, open, high, low, close, volume FROM input_bars"},
+        # As a full build supplies them: wap/new_bars.sql (nothing seeds rsi_14).
+        {
+            "bars": "SELECT * FROM input_bars"
+            if seeded
+            else sqlfiles.bind(sqlfiles.load("wap/new_bars.sql"), {"new_bars": "input_bars"})
+        },
     )
     # The SQL has no ORDER BY (Parquet keeps none): line rows up with the reference here.
     ordered = f"SELECT * FROM ({composed}) AS metrics ORDER BY symbol, trade_date"
@@ -574,6 +592,39 @@ def test_rsi_at_the_seed_and_past_the_kernel(computed):
     gains = np.maximum(np.diff(closes), 0).mean()
     losses = np.maximum(-np.diff(closes), 0).mean()
     assert out["rsi_14"][first[14]] == pytest.approx(100 * gains / (gains + losses), abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("symbol", "seed_row"),
+    [("WALK", 14), ("WALK", 200), ("SPLIT", 60), ("LONGSPLIT", 800), ("HISTORY", 10_150)],
+)
+def test_a_seeded_rsi_continues_the_full_computation(bars, computed, symbol, seed_row):
+    """What an incremental build reads (wap/lookback_bars.sql): 50 bars before its first new
+    one, the last of them carrying its published Wilder averages, it and every earlier row
+    rsi_seeded. Every column of the rows after the seed equals the full computation's, though
+    rsi_14's 500-row sums now see 51 rows. Row 14 is the first with averages (rn 15)."""
+    out, ref = computed
+    rows = np.flatnonzero(ref["symbol"] == symbol)
+    ordered = bars[bars["symbol"] == symbol].sort_values("trade_date").reset_index(drop=True)
+    part = ordered.iloc[max(seed_row - 50, 0) :].copy()
+    seed = rows[seed_row]
+    is_seed = part.index == seed_row
+    part["rsi_avg_gain_seed"] = np.where(is_seed, out["rsi_avg_gain_14"][seed], np.nan)
+    part["rsi_avg_loss_seed"] = np.where(is_seed, out["rsi_avg_loss_14"][seed], np.nan)
+    part["rsi_seeded"] = part.index <= seed_row
+    got = run_sql(part, seeded=True)
+    after = got["trade_date"] > out["trade_date"][seed]
+    assert after.sum() == len(rows) - seed_row - 1
+    for column in [*FLOAT_METRICS, "rsi_14"]:
+        null, mine = values(got[column][after])
+        full_null, full = values(out[column][rows[seed_row + 1 :]])
+        assert list(null) == list(full_null), column
+        assert mine[~null] == pytest.approx(full[~null], rel=1e-12, abs=1e-300), column
+    if seed_row > 50:
+        # Unseeded, the cut history restarts the recursion: rsi_14 is off, so the seed is read.
+        part["rsi_seeded"] = False
+        restarted = run_sql(part, seeded=True)["rsi_14"][after]
+        assert np.nanmax(np.abs(restarted - out["rsi_14"][rows[seed_row + 1 :]])) > 1e-6
 
 
 def test_a_300_row_kernel_would_not_be_exact_on_the_split_series(bars):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from marketlake import sqlfiles
@@ -15,9 +17,16 @@ from marketlake.ingest.runner import run_ingest
 from marketlake.lake import actions, raw
 from marketlake.lake.state import load_state
 from marketlake.providers.synthetic import SyntheticProvider
-from marketlake.sessions import EASTERN
+from marketlake.sessions import EASTERN, sessions_between
 from marketlake.storage import LocalStore
-from marketlake.wap.pipeline import CURATED_PREFIX, TABLE, plan, rollback, run_build
+from marketlake.wap.pipeline import (
+    CURATED_PREFIX,
+    RSI_SEEDED_WINDOWS,
+    TABLE,
+    plan,
+    rollback,
+    run_build,
+)
 from marketlake.wap.versions import load_registry
 
 ALL = f"SELECT * FROM {TABLE} ORDER BY symbol, trade_date"
@@ -135,6 +144,8 @@ def test_a_partition_that_changed_after_it_was_read_is_read_again(lake):
 def test_the_lookback_is_the_longest_window_of_the_sql(lake):
     metrics = sqlfiles.load("staging/daily_prices.sql")
     assert sqlfiles.longest_lookback(metrics) == 500  # rsi_14: 499 preceding + the lag
+    # An incremental build seeds rsi_14's sums: sma_50's 49 preceding + the lag.
+    assert sqlfiles.longest_lookback(metrics, seeded=RSI_SEEDED_WINDOWS) == 50
     assert (
         sqlfiles.longest_lookback(
             "SELECT lag(x, 3) OVER (ORDER BY d), avg(x) OVER "
@@ -314,3 +325,62 @@ def test_every_view_is_created_and_answers(lake):
     assert oldest > dt.date(2024, 6, 28) - dt.timedelta(days=90)
     health = lake.rows("SELECT status, mode FROM pipeline_health")
     assert health == [{"status": "published", "mode": "full"}]
+
+
+def _land(lake: Lake, symbol: str, first: str, last: str, ingest_date: str, seed: int) -> None:
+    days = sessions_between(dt.date.fromisoformat(first), dt.date.fromisoformat(last))
+    rng = np.random.default_rng(seed)
+    close = 50.0 * np.exp(np.cumsum(rng.normal(0, 0.02, len(days))))
+    open_ = close * np.exp(rng.normal(0, 0.01, len(days)))
+    frame = pd.DataFrame(
+        {
+            "trade_date": days,
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.01,
+            "low": np.minimum(open_, close) * 0.99,
+            "close": close,
+            "volume": rng.integers(1_000, 100_000, len(days)),
+        }
+    )
+    stamp = f"{ingest_date} 23:00:00.000"
+    lake.store.put_bytes(
+        raw.raw_key(dt.date.fromisoformat(ingest_date), symbol),
+        raw.frame_to_csv(raw.bars_to_frame(symbol, frame, "import", stamp)),
+    )
+
+
+def test_a_daily_build_reads_one_year_back_unless_a_symbol_returns_after_a_gap(lake, monkeypatch):
+    """rsi_14 continues from the published averages, so a daily build reads the year before
+    the one it rebuilds, not the three its 500-row sums span. A symbol whose last bar is
+    older than that (back after a two-year gap) makes it read every year: its windows and
+    seed need that bar. Both equal a full build."""
+    _land(lake, "AAA", "2019-01-02", "2021-12-31", "2024-01-02", seed=1)  # then quiet
+    _land(lake, "BBB", "2019-01-02", "2023-12-29", "2024-01-02", seed=2)
+    assert lake.build().mode == "full"
+    read: list[list[str]] = []
+    older: list[list[str]] = []
+    attach = DuckDBEngine.attach
+
+    def recorded(self, name, partitions):
+        {"previous_daily_prices": read, "older_daily_prices": older}.get(name, []).append(
+            sorted(partitions)
+        )
+        return attach(self, name, partitions)
+
+    monkeypatch.setattr(DuckDBEngine, "attach", recorded)
+    _land(lake, "BBB", "2024-01-02", "2024-01-31", "2024-02-01", seed=3)
+    daily = lake.build()
+    assert daily.mode == "incremental" and read == [["2023"]] and older == []
+    same_rows(lake.rows(), (lake.build(full=True), lake.rows())[1], rel=1e-14)
+
+    read.clear()
+    _land(lake, "AAA", "2024-02-01", "2024-02-29", "2024-03-01", seed=4)
+    _land(lake, "BBB", "2024-02-01", "2024-02-29", "2024-03-01", seed=5)
+    daily = lake.build()
+    assert daily.mode == "incremental"
+    assert read == [["2023", "2024"]] and older == [["2019", "2020", "2021", "2022"]]
+    incremental = lake.rows()
+    resumed = [r for r in incremental if r["symbol"] == "AAA" and r["year"] == 2024]
+    assert resumed and all(r["sma_50"] is not None and r["rsi_14"] is not None for r in resumed)
+    lake.build(full=True)
+    same_rows(incremental, lake.rows(), rel=1e-14)

@@ -424,12 +424,12 @@ def gather_bars(build: Build) -> None:
         return
     build.restated = _restated_firsts(build)
     build.first_year = first_year = _first_rebuilt_year(build)
-    # The metrics SQL as written: binding its input changes no window.
-    reach = sqlfiles.longest_lookback(sqlfiles.load(METRICS_SQL))
+    # The metrics SQL as written: binding its input changes no window. rsi_14 continues from
+    # the published averages, so its 500-row sums need no history (the SQL's header).
+    reach = sqlfiles.longest_lookback(sqlfiles.load(METRICS_SQL), seeded=RSI_SEEDED_WINDOWS)
     years_back = math.ceil(reach / MIN_SESSIONS_PER_YEAR)
-    lookback = {
-        y: loc for y, loc in build.built_on.partitions.items() if int(y) >= first_year - years_back
-    }
+    published = build.built_on.partitions
+    lookback = {y: loc for y, loc in published.items() if int(y) >= first_year - years_back}
     engine.attach("previous_daily_prices", lookback)
     firsts = sqlfiles.load("wap/first_new_bars.sql")
     if build.restated:
@@ -438,6 +438,33 @@ def gather_bars(build: Build) -> None:
     lookback_bars = sqlfiles.load("wap/lookback_bars.sql")
     bars_sql = sqlfiles.bind(lookback_bars, {}, {"lookback_rows": reach + 1})
     build.bars = engine.materialize("bars", bars_sql)
+    older = {y: loc for y, loc in published.items() if y not in lookback}
+    if older and _back_after_a_gap(engine, older):
+        # A symbol whose last published bar is older than the years read (back after a long
+        # gap) needs that bar for its windows and rsi_14's seed: read every year instead.
+        every_year = (
+            "SELECT * FROM previous_daily_prices UNION ALL SELECT * FROM older_daily_prices"
+        )
+        bars_sql = sqlfiles.bind(
+            lookback_bars, {"previous_daily_prices": every_year}, {"lookback_rows": reach + 1}
+        )
+        build.bars = engine.materialize("bars", bars_sql)
+
+
+# The window columns of sql/staging/daily_prices.sql that an incremental build seeds from the
+# published rsi_avg_gain_14 / rsi_avg_loss_14 rather than from history.
+RSI_SEEDED_WINDOWS = ("x_gain_even", "x_gain_odd", "x_loss_even", "x_loss_odd")
+
+
+def _back_after_a_gap(engine: Engine, older: dict[str, str]) -> bool:
+    """Whether a symbol to rebuild has no published bar before its first new one in the
+    lookback's years but has one in an older year. Older years are read only when some
+    symbol has none (a new ticker, or one back after a gap): most days read none."""
+    without = engine.fetch_df(sqlfiles.load("wap/without_history.sql"))
+    if without.empty:
+        return False
+    engine.attach("older_daily_prices", older)
+    return not engine.fetch_df(sqlfiles.load("wap/back_after_a_gap.sql")).empty
 
 
 def _restated_firsts(build: Build) -> dict[str, dt.date]:
