@@ -69,8 +69,7 @@
 -- 1e-6 unless the average absolute change fell more than 1e8-fold in 500 rows, e.g. after
 -- 250+ identical closes, where TA-Lib itself reports 0 once S < 1e-8. A 10:1 split changes S
 -- some tens-fold. (L = 300 would not do: a^300 = 2.2e-10 leaves ~1e-6 at 300 rows after a
--- 10:1 split.) An incremental build needs the B rows before its first rebuilt row: with them
--- the frame is the same as in a full build, and a cut history's seed rows weigh < 1e-16.
+-- 10:1 split.) An incremental build does not read B rows back: it seeds the sums (below).
 -- A window sum cannot see the current row's rn, and a^(t - j) = a^t * a^-j overflows after
 -- ~9,600 rows. So rows are cut into blocks of B by q: block end c_j, position p_j = (q_j - 1)
 -- mod B. Each row contributes x_j = a^(c_j - q_j) * g_j (a weight in [a^(B-1), 1]), summed

@@ -211,9 +211,10 @@ class DuckDBEngine:
             "memory_limit": memory_limit,
             "file_search_path": str(self.root),
             # A partitioned COPY holds this many rows per partition before it writes them.
-            # DuckDB's default (524,288) times 10+ year partitions of a wide table outgrows a
-            # 1 GB memory limit and spills; one row group per partition does not. `make
-            # bench`: the full build's write step 4.4 s -> 2.6 s at 2,000 x 10 years.
+            # The metrics emit rows symbol by symbol, so every year partition fills at once:
+            # DuckDB's default (524,288) times 10 partitions of a wide table outgrows a 1 GB
+            # memory limit. One row group per partition: 0.72x the write time (`make bench`,
+            # bench/bench_parquet_write.py, 5M rows x 27 columns: 2.56 s against 3.58 s).
             "partitioned_write_flush_threshold": PARQUET_ROW_GROUP_ROWS,
         }
         if threads:
