@@ -108,6 +108,34 @@ def test_the_tricky_source_reads_back_through_duckdb_as_the_build_reads_raw(tmp_
     assert list(got["ingest_date"]) == ["2024-07-03"] * 2
 
 
+def test_a_raw_view_since_a_day_lists_no_older_partition_and_the_catalog_keeps_them_all(
+    tmp_path,
+):
+    """A daily build reads raw `since` its first unread ingest_date: DuckDB lists every file
+    a glob matches before pruning, so the build's view names only the recent partitions. The
+    catalog's view, which users query, still reads every day."""
+    for day, symbol in [(1, "AMD"), (2, "AMD"), (3, "MU")]:
+        frame = raw.bars_to_frame(symbol, bar_frame([(10, 11, 9, 10.5)]), "import", STAMP)
+        target = tmp_path / raw.raw_key(dt.date(2024, 7, day), symbol)
+        target.parent.mkdir(parents=True)
+        target.write_bytes(raw.frame_to_csv(frame))
+    # An older day's object this run must not even open: it is not a CSV the reader accepts.
+    (tmp_path / "raw/daily_prices/ingest_date=2024-07-01/BAD.csv").write_bytes(b'a,"b\n')
+    days = "SELECT DISTINCT ingest_date FROM raw_daily_prices ORDER BY 1"
+    with DuckDBEngine(tmp_path) as engine:
+        engine.register_raw("raw_daily_prices", raw.RAW_PREFIX.rstrip("/"), since="2024-07-02")
+        assert list(engine.fetch_df(days)["ingest_date"]) == ["2024-07-02", "2024-07-03"]
+        assert engine.raw_rejects().empty
+        sql = engine.fetch_df("SELECT sql FROM duckdb_views() WHERE temporary")["sql"]
+        assert "ingest_date=2024-07-01" not in " ".join(sql) and "*/*.csv" not in " ".join(sql)
+        engine.register_raw("raw_daily_prices", raw.RAW_PREFIX.rstrip("/"), since="2024-07-04")
+        empty = engine.fetch_df("SELECT * FROM raw_daily_prices")
+        assert empty.empty and list(empty.columns) == [*raw.RAW_COLUMNS, "ingest_date"]
+    with DuckDBEngine(tmp_path, read_only=True) as engine:
+        every = list(engine.fetch_df(days)["ingest_date"])
+        assert every == ["2024-07-01", "2024-07-02", "2024-07-03"]
+
+
 def test_numbers_round_trip_exactly():
     rng = np.random.default_rng(7)
     awkward = [0.1 + 0.2, 1 / 3, 123.456789012345, 1e-7, 2.5e16, 99999.99, 0.01, 4321.0]

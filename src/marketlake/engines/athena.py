@@ -146,11 +146,13 @@ class AthenaEngine:
 
     # -- relations -----------------------------------------------------------------------
 
-    def register_raw(self, name: str, prefix: str) -> None:
+    def register_raw(self, name: str, prefix: str, since: str | None = None) -> None:
         """The Glue crawler keeps the raw table; it must exist before a build. Athena reads
         raw through the table's partitions while the build plans from the S3 listing, so any
         ingest_date folder the crawler has not added yet is added here: a build that ran
-        before the crawl would otherwise mark those bars read without reading them."""
+        before the crawl would otherwise mark those bars read without reading them. `since`
+        needs nothing here: Athena prunes by the table's partitions, listing no object of
+        the others."""
         table = self._table(name)
         if not table:
             raise MarketlakeError(

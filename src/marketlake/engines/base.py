@@ -21,8 +21,9 @@ class Engine(Protocol):
     def fetch_df(self, sql: str) -> pd.DataFrame:
         """Run an Athena-dialect query and return its rows."""
 
-    def register_raw(self, name: str, prefix: str) -> None:
-        """Make the raw CSV under `prefix` readable as `name`, every column text."""
+    def register_raw(self, name: str, prefix: str, since: str | None = None) -> None:
+        """Make the raw CSV under `prefix` readable as `name`, every column text; with
+        `since` (an ingest_date), this run reads no older partition's objects."""
 
     def raw_rejects(self) -> pd.DataFrame:
         """Raw rows the engine's CSV reader could not parse since register_raw, with

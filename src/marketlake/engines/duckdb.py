@@ -389,21 +389,53 @@ class DuckDBEngine:
         relative = f"{prefix.strip('/')}/{glob}"
         return _literal(str(self.root / relative) if self.confined else relative)
 
-    def register_raw(self, name: str, prefix: str) -> None:
+    def register_raw(self, name: str, prefix: str, since: str | None = None) -> None:
         """A view over CSV objects under `prefix`, every column text, Hive partitions as text:
         what the Glue crawler's OpenCSVSerDe table gives Athena. The columns are positional
-        after the header, as in Athena; naming them spares DuckDB sniffing every file (50x)."""
+        after the header, as in Athena; naming them spares DuckDB sniffing every file (50x).
+
+        `since` (an ingest_date): this session reads only the partitions from that day on,
+        through a temporary view that shadows the catalog's. DuckDB lists every file a glob
+        matches before it prunes partitions, so a daily build over `*/*.csv` would list every
+        raw object ever landed (2,000 a day at 2,000 symbols); the catalog's view, which
+        users query, still reads them all (made anew only without `since`)."""
         from marketlake.lake.raw import RAW_COLUMNS
 
-        columns = ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS)
         # Rows the reader cannot parse (an unclosed quote, extra fields, bytes that are not
         # UTF-8) are skipped, as Athena's SerDe never stops on a row, and recorded in this
         # session's rejects tables, which raw_rejects() reads after the build's scan.
         for table in REJECTS_TABLES:
             self.con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
-        self.execute_native(
-            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_csv("
-            f"{self._pattern(prefix, '*/*.csv')}, "
+        every_day = self._read_raw(self._pattern(prefix, "*/*.csv"))
+        if since is None:
+            self.execute_native(f"CREATE OR REPLACE VIEW {name} AS {every_day}")
+            return
+        # Creating the view binds it, which lists every object: a daily build keeps the one
+        # a full build (or a skipped one) made, and makes it only if the catalog lacks it.
+        self.execute_native(f"CREATE VIEW IF NOT EXISTS {name} AS {every_day}")
+        try:
+            folders = [e.name for e in (self.root / prefix).iterdir() if e.is_dir()]
+        except FileNotFoundError:
+            folders = []
+        days = sorted(
+            f for f in folders if f.startswith("ingest_date=") and f.split("=", 1)[1] >= since
+        )
+        if days:
+            recent = self._read_raw(
+                "[" + ", ".join(self._pattern(prefix, f"{day}/*.csv") for day in days) + "]"
+            )
+        else:  # nothing landed since: the same columns, no rows
+            text = ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in [*RAW_COLUMNS, "ingest_date"])
+            recent = f"SELECT {text} WHERE FALSE"
+        self.execute_native(f"CREATE OR REPLACE TEMP VIEW {name} AS {recent}")
+
+    @staticmethod
+    def _read_raw(files: str) -> str:
+        from marketlake.lake.raw import RAW_COLUMNS
+
+        columns = ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS)
+        return (
+            f"SELECT * FROM read_csv({files}, "
             "header = true, auto_detect = false, columns = {" + columns + "}, "
             "delim = ',', quote = '\"', escape = '\"', null_padding = true, "
             "hive_partitioning = true, hive_types_autocast = false, store_rejects = true, "

@@ -394,7 +394,7 @@ def write(build: Build) -> None:
 def read_new_bars(build: Build) -> None:
     """new_bars: the raw rows not read before, typed and deduplicated (sql/staging/bars.sql)."""
     engine, build_plan = build.engine, build.plan
-    engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"))
+    engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"), since=build_plan.raw_from)
     reconcile_raw(build.store, engine, build_plan.raw_from)
     engine.register_frame("xnys_sessions", nyse_sessions_frame(build.started))
     bars_sql = sqlfiles.load("staging/bars.sql")
