@@ -178,3 +178,19 @@ def test_duckdb_engine_is_an_engine():
         assert [(p.name, p.kind, p.default) for p in actual.parameters.values()] == [
             (p.name, p.kind, p.default) for p in expected.parameters.values()
         ], f"DuckDBEngine.{name}{actual} does not match Engine.{name}{expected}"
+
+
+def test_a_frame_registers_after_a_materialize_derive_or_ctas(tmp_path):
+    """Each returns a count; a count left half-fetched would make DuckDB refuse the next
+    register_frame on the connection (Resource In Use)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": [1, 2], "year": [2024, 2025]})
+    with DuckDBEngine(tmp_path) as engine:
+        assert engine.materialize("m", "SELECT 1 AS x") == 1
+        engine.register_frame("f1", frame)
+        assert engine.derive("d", "SELECT 2 AS x") == 1
+        engine.register_frame("f2", frame)
+        assert engine.ctas("SELECT x, year FROM f2", "out", ["year"]) == 2
+        engine.register_frame("f3", frame)
+        assert engine.fetch_df("SELECT count(*) AS n FROM f3")["n"].iloc[0] == 2

@@ -499,7 +499,9 @@ class DuckDBEngine:
             self.execute_native(f"DROP {kind} IF EXISTS temp.main.{name}")
 
     def _count(self, name: str) -> int:
-        (count,) = self.con.execute(f"SELECT count(*) FROM {name}").fetchone() or (0,)
+        # fetchall, not fetchone: DuckDB 2.0 leaves a result fetched by fetchone unfinished,
+        # and registering a frame on the connection then fails (Resource In Use).
+        ((count,),) = self.con.execute(f"SELECT count(*) FROM {name}").fetchall()
         return int(count)
 
     def materialize(self, name: str, select_sql: str) -> int:
@@ -537,10 +539,10 @@ class DuckDBEngine:
             options.append(f"PARTITION_BY ({', '.join(partitioned_by)})")
         sql = f"COPY ({transpile(select_sql)}) TO {_literal(str(target))} ({', '.join(options)})"
         try:
-            row = self.con.execute(sql).fetchone()
+            rows = self.con.execute(sql).fetchall()  # all: see _count
         except duckdb.Error as exc:
             raise self._query_error(exc) from None
-        return int(row[0]) if row else 0
+        return int(rows[0][0]) if rows else 0
 
     def _partitions_select(self, partitions: Sequence[str]) -> str:
         # Hive segments above the partition (version=...) are not columns of the table.
