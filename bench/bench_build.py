@@ -169,6 +169,8 @@ def _metrics_alone(lake: str) -> None:
     build from below: a full build reads, types and writes (the floor) and computes these."""
     from marketlake import sqlfiles
     from marketlake.engines.duckdb import DuckDBEngine, transpile
+    from marketlake.lake import actions
+    from marketlake.storage import LocalStore
     from marketlake.wap.pipeline import METRICS_SQL
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -177,14 +179,8 @@ def _metrics_alone(lake: str) -> None:
             engine.register_raw("raw_daily_prices", "raw/daily_prices")
             engine.materialize("new_bars", sqlfiles.load("staging/bars.sql"))
             engine.derive("bars", sqlfiles.load("wap/new_bars.sql"))
-            engine.execute_native(
-                "CREATE TEMP TABLE corporate_splits (symbol VARCHAR, ex_date DATE, "
-                "split_factor DOUBLE)"
-            )
-            engine.execute_native(
-                "CREATE TEMP TABLE corporate_dividends (symbol VARCHAR, ex_date DATE, "
-                "amount DOUBLE)"
-            )
+            for name, frame in actions.build_frames(LocalStore(lake)).items():
+                engine.register_frame(name, frame)  # as the build registers them
             metrics = transpile(sqlfiles.load(METRICS_SQL))
             started, cpu = time.perf_counter(), _cpu_seconds()
             engine.con.execute(f"SELECT count(*), max(COLUMNS(*)) FROM ({metrics})").fetchall()

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import duckdb
+from bench_build import ratio
 
 from marketlake.engines.duckdb import PARQUET_ROW_GROUP_ROWS
 
@@ -65,10 +66,10 @@ def main() -> None:
         con.close()
         shutil.rmtree(scratch, ignore_errors=True)
     engine, default = times[PARQUET_ROW_GROUP_ROWS], times[DUCKDB_DEFAULT]
-    rounds = ", ".join(f"{a / b:.2f}" for a, b in zip(engine, default))
+    median, rounds = ratio(engine, default)
     print(
         f"  partitioned write, flush every {PARQUET_ROW_GROUP_ROWS:,} rows / DuckDB's "
-        f"{DUCKDB_DEFAULT:,}: {statistics.median(engine) / statistics.median(default):.2f}x "
+        f"{DUCKDB_DEFAULT:,}: {median:.2f}x "
         f"(rounds {rounds}; medians {statistics.median(engine):.2f} s / "
         f"{statistics.median(default):.2f} s)"
     )

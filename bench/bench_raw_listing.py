@@ -19,21 +19,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from marketlake.engines.duckdb import DuckDBEngine
-from marketlake.lake.raw import RAW_PREFIX, raw_key
+from bench_build import add_day, ratio
 
-HEADER = "symbol,trade_date,open,high,low,close,volume,source,ingested_at\r\n"
+from marketlake.engines.duckdb import DuckDBEngine
+from marketlake.lake.raw import RAW_PREFIX
 
 
 def land(lake: Path, days: int, symbols: int) -> str:
+    """DAYS daily landings of every symbol's bar, as the daily ingest writes them."""
     first = dt.date(2024, 1, 2)
     for k in range(days):
-        day = first + dt.timedelta(days=k)
-        for s in range(symbols):
-            path = lake / raw_key(day, f"S{s:04d}")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            row = f"S{s:04d},{day},100.0,101.5,99.0,100.5,1000000,ingest,{day} 23:00:00.000"
-            path.write_text(f"{HEADER}{row}\r\n")
+        add_day(lake, symbols, first + dt.timedelta(days=k))
     return (first + dt.timedelta(days=days - 1)).isoformat()
 
 
@@ -67,10 +63,10 @@ def main() -> None:
         for _ in range(args.repeat):
             every.append(read_newest(lake, catalog, newest, None))
             since.append(read_newest(lake, catalog, newest, newest))
-        rounds = ", ".join(f"{a / b:.2f}" for a, b in zip(since, every))
+        median, rounds = ratio(since, every)
         print(
             f"  a daily build's raw read, view since its day / view over every day: "
-            f"{statistics.median(since) / statistics.median(every):.2f}x (rounds {rounds}; "
+            f"{median:.2f}x (rounds {rounds}; "
             f"medians {statistics.median(since):.2f} s / {statistics.median(every):.2f} s)"
         )
     finally:
