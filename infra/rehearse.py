@@ -640,7 +640,7 @@ def main() -> int:
                 "alphavantage_calls_per_minute": 75,
                 "alphavantage_calls_per_day": 0,
                 # A throwaway deploy: destroy empties the buckets the weekday filled, as
-                # README "Deploying to AWS" says a user does before tearing down.
+                # docs/deploying.md says a user does before tearing down.
                 "force_destroy_buckets": True,
             }
             work = working_copy(endpoint, variables)
