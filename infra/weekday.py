@@ -1,0 +1,319 @@
+"""The rehearsal's weekday: what the emulator says was deployed, the schedule, the ingest
+Lambda run in-process against a loopback Alpha Vantage, the Glue workflow, crawler and job,
+and the published result (`make rehearse`, infra/rehearse.py)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import runpy
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+from emulated import REPO, aws_environment, client, patched_environ
+
+TESTS_INTEGRATION = REPO / "tests" / "integration"  # the Athena and Alpha Vantage stand-ins
+SEED = 7  # the stand-in's synthetic market
+TEST_KEY = "REHEARSALKEY0001"  # put into the deployed secret; the stand-in accepts only it
+EXPECTED_SCHEDULE = "cron(0 22 ? * MON-FRI *)"
+
+
+class Deployed:
+    """What the emulator says was deployed (nothing here is read from the HCL)."""
+
+    def __init__(self, endpoint: str, outputs: dict) -> None:
+        self.endpoint = endpoint
+        self.outputs = outputs
+        self.s3 = client("s3", endpoint)
+        self.glue = client("glue", endpoint)
+        self.lam = client("lambda", endpoint)
+        self.scheduler = client("scheduler", endpoint)
+        self.secrets = client("secretsmanager", endpoint)
+        self.sqs = client("sqs", endpoint)
+        self.function = self.lam.get_function_configuration(
+            FunctionName=outputs["ingest_function_name"]
+        )
+        self.env = dict(self.function["Environment"]["Variables"])
+
+    def object_bytes(self, uri: str) -> bytes:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise AssertionError(message)
+
+
+def check_schedule(deployed: Deployed) -> dict:
+    """The weekday schedule's cron, target and dead-letter queue; returns its event."""
+    function_arn = deployed.function["FunctionArn"]
+    listed = deployed.scheduler.list_schedules()["Schedules"]
+    ours = [s for s in listed if s.get("Target", {}).get("Arn") == function_arn]
+    check(len(ours) == 1, f"{len(ours)} schedules target {function_arn}, expected 1")
+    schedule = deployed.scheduler.get_schedule(
+        Name=ours[0]["Name"], GroupName=ours[0].get("GroupName", "default")
+    )
+    check(
+        schedule["ScheduleExpression"] == EXPECTED_SCHEDULE,
+        f"schedule is {schedule['ScheduleExpression']!r}, expected {EXPECTED_SCHEDULE!r}",
+    )
+    check(schedule.get("ScheduleExpressionTimezone") == "UTC", "schedule is not in UTC")
+    target = schedule["Target"]
+    check(target["Arn"] == function_arn, f"schedule targets {target['Arn']}")
+    dlq = target.get("DeadLetterConfig", {}).get("Arn", "")
+    queue_name = dlq.rsplit(":", 1)[-1]
+    check(bool(dlq), "schedule has no dead-letter queue")
+    url = deployed.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    attributes = deployed.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    check(attributes["Attributes"]["QueueArn"] == dlq, f"dead-letter queue {dlq} is not deployed")
+    return json.loads(target.get("Input") or "{}")
+
+
+def last_weekday(today: dt.date) -> dt.date:
+    """The weekday the schedule last fired on (22:00 UTC, after the close)."""
+    day = today - dt.timedelta(days=1)
+    while day.weekday() >= 5:
+        day -= dt.timedelta(days=1)
+    return day
+
+
+def alpha_vantage_stand_in(as_of: dt.date):
+    """The loopback Alpha Vantage of the tests, serving the synthetic market: compact
+    TIME_SERIES_DAILY answers, SPLITS and DIVIDENDS in the vendor's shapes, and the
+    invalid-key refusal unless the deployed key."""
+    sys.path.insert(0, str(TESTS_INTEGRATION))
+    import av_fake_server as av
+
+    from marketlake.providers.synthetic import SyntheticProvider
+
+    provider = SyntheticProvider(seed=SEED)
+
+    def answer(query: dict):
+        if query.get("apikey") != TEST_KEY:
+            return av.Reply(av.ERROR_INVALID_KEY)
+        symbol, function = query["symbol"], query.get("function")
+        if function in ("SPLITS", "DIVIDENDS"):
+            events = actions_of(provider, function.lower(), symbol, as_of)
+            shape = av.splits_json if function == "SPLITS" else av.dividends_json
+            return av.Reply(shape(symbol, events))
+        if function != "TIME_SERIES_DAILY":
+            return av.Reply(av.ERROR_UNKNOWN_FUNCTION)
+        return av.Reply(av.daily_json(symbol, compact_bars(provider, symbol, as_of)))
+
+    server = av.FakeAlphaVantage()
+    server.default = answer
+    return server
+
+
+def compact_bars(provider, symbol: str, as_of: dt.date) -> list:
+    """What outputsize=compact answers: the last 100 sessions."""
+    frame = provider.fetch_daily(symbol, as_of - dt.timedelta(days=150), as_of)
+    return [
+        (row.trade_date, row.open, row.high, row.low, row.close, int(row.volume))
+        for row in frame.tail(100).itertuples()
+    ]
+
+
+def actions_of(provider, kind: str, symbol: str, as_of: dt.date) -> list:
+    frame = provider.fetch_actions(kind, symbol, as_of)
+    return [(row.date, float(row.value)) for row in frame.itertuples()]
+
+
+class LambdaContext:
+    """What the Lambda runtime passes, from the deployed function's configuration."""
+
+    def __init__(self, function: dict) -> None:
+        self.function_name = function["FunctionName"]
+        self.function_version = function.get("Version", "$LATEST")
+        self.memory_limit_in_mb = function["MemorySize"]
+        self.invoked_function_arn = function["FunctionArn"]
+        self.aws_request_id = "rehearsal-0001"
+        self._deadline = time.monotonic() + function["Timeout"]
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def run_lambda(deployed: Deployed, event: dict, as_of: dt.date, log: Path) -> dict:
+    check(deployed.function["Handler"] == "handler.handler", "handler is not handler.handler")
+    built = (REPO / "dist" / "aws" / "ingest_lambda.zip").read_bytes()
+    digest = base64.b64encode(hashlib.sha256(built).digest()).decode()
+    check(deployed.function["CodeSha256"] == digest, "the deployed zip is not dist/aws's")
+    deployed.secrets.put_secret_value(
+        SecretId=deployed.env["ALPHAVANTAGE_SECRET_ID"], SecretString=TEST_KEY
+    )
+    with alpha_vantage_stand_in(as_of) as server:
+        env = dict(deployed.env, ALPHAVANTAGE_BASE_URL=server.url)
+        env.update(aws_environment(deployed.endpoint))
+        with patched_environ(env, ("MARKETLAKE_", "ALPHAVANTAGE_", "LAKE_", "GLUE_")):
+            import boto3
+
+            boto3.setup_default_session()
+            handler_dir = REPO / "lambdas" / "ingest"
+            sys.path.insert(0, str(handler_dir))
+            logs = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(logs):  # powertools logs JSON to stdout
+                    handler = runpy.run_path(str(handler_dir / "handler.py"))["handler"]
+                    summary = handler(
+                        {**event, "as_of": as_of.isoformat()}, LambdaContext(deployed.function)
+                    )
+            finally:
+                sys.path.remove(str(handler_dir))
+                boto3.DEFAULT_SESSION = None
+                with log.open("a") as out:
+                    out.write(f"--- the Lambda's log\n{logs.getvalue()}\n")
+        asked = {query["symbol"] for query in server.requests}
+    tickers = deployed.env["MARKETLAKE_TICKERS"].split(",")
+    check(asked == set(tickers), f"the Lambda asked for {sorted(asked)}, deployed {tickers}")
+    check(TEST_KEY not in logs.getvalue(), "the Lambda's log holds the API key")
+    check('"ingest finished"' in logs.getvalue(), "the Lambda logged no summary")
+    check(not summary["failed"], f"symbols failed: {summary['failed']}")
+    check(summary["new_bars"] > 0, "the Lambda landed no bars")
+    return summary
+
+
+def check_workflow(deployed: Deployed, summary: dict) -> tuple[str, str]:
+    """The workflow run the Lambda started, and the crawler and job it runs (from its
+    triggers): crawl first, then the job on the crawl's SUCCEEDED."""
+    name = deployed.env["GLUE_WORKFLOW_NAME"]
+    runs = deployed.glue.get_workflow_runs(Name=name)["Runs"]
+    check(
+        [r["WorkflowRunId"] for r in runs] == [summary["workflow_run_id"]],
+        f"workflow {name} has runs {[r['WorkflowRunId'] for r in runs]}, "
+        f"the Lambda reported {summary['workflow_run_id']}",
+    )
+    triggers = [
+        t for t in deployed.glue.get_triggers()["Triggers"] if t.get("WorkflowName") == name
+    ]
+    start = [t for t in triggers if t["Type"] == "ON_DEMAND"]
+    then = [t for t in triggers if t["Type"] == "CONDITIONAL"]
+    check(len(start) == 1 and len(then) == 1, f"workflow {name} triggers: {triggers}")
+    crawler = start[0]["Actions"][0]["CrawlerName"]
+    condition = then[0]["Predicate"]["Conditions"][0]
+    check(
+        condition.get("CrawlerName") == crawler and condition.get("CrawlState") == "SUCCEEDED",
+        f"the job does not wait for {crawler} to succeed: {condition}",
+    )
+    return crawler, then[0]["Actions"][0]["JobName"]
+
+
+def crawl(deployed: Deployed, crawler_name: str) -> str:
+    """The crawler's pass, by the tests' stand-in, at the target the deployed crawler has."""
+    from athena_fake import crawl_raw
+
+    crawler = deployed.glue.get_crawler(Name=crawler_name)["Crawler"]
+    path = crawler["Targets"]["S3Targets"][0]["Path"]
+    bucket, _, prefix = path.removeprefix("s3://").partition("/")
+    table = crawler.get("TablePrefix", "") + prefix.rstrip("/").rsplit("/", 1)[-1]
+    check(table == "raw_daily_prices", f"the crawler would name its table {table}")
+    crawl_raw(deployed.glue, deployed.s3, bucket, crawler["DatabaseName"], prefix)
+    return table
+
+
+def run_glue_job(deployed: Deployed, job_name: str, athena, log: Path) -> None:
+    """glue/wap_job.py as Glue would start it: argv from the job's DefaultArguments, the
+    script and the wheel read back from S3; Athena is the DuckDB-backed fake."""
+    job = deployed.glue.get_job(JobName=job_name)["Job"]
+    check(job["Command"]["Name"] == "pythonshell", f"job command is {job['Command']['Name']}")
+    script = deployed.object_bytes(job["Command"]["ScriptLocation"])
+    check(script == (REPO / "glue" / "wap_job.py").read_bytes(), "the deployed script differs")
+    arguments = job["DefaultArguments"]
+    wheel = deployed.object_bytes(arguments["--extra-py-files"])
+    built = next((REPO / "dist" / "aws").glob("marketlake-*.whl")).read_bytes()
+    check(wheel == built, "the deployed wheel is not dist/aws's")
+    argv = [str(REPO / "glue" / "wap_job.py")]
+    for name, value in arguments.items():
+        argv += [name, value]
+    real_client = __import__("boto3").client
+
+    def client_for(service, *args, **kwargs):
+        return athena if service == "athena" else real_client(service, *args, **kwargs)
+
+    with (
+        patched_environ(aws_environment(deployed.endpoint)),
+        mock.patch("boto3.client", client_for),
+        mock.patch.dict(sys.modules, {"awsglue": None, "awsglue.utils": None}),  # not on Glue
+        mock.patch.object(sys, "argv", argv),
+        mock.patch("time.sleep", lambda seconds: None),  # the fake answers at once
+    ):
+        logs = io.StringIO()
+        root = logging.getLogger()
+        kept = root.handlers[:]
+        root.handlers[:] = [logging.StreamHandler(logs)]  # the job's basicConfig keeps it
+        try:
+            runpy.run_path(argv[0], run_name="__main__")
+        except SystemExit as exc:
+            check(exc.code in (0, None), f"the Glue job exited {exc.code}: {logs.getvalue()}")
+        finally:
+            root.handlers[:] = kept
+            with log.open("a") as out:
+                out.write(f"--- the Glue job's log\n{logs.getvalue()}\n")
+
+
+def check_result(deployed: Deployed, athena, summary: dict) -> int:
+    """daily_prices and every view, queried as Grafana would: the query workgroup."""
+    from marketlake.engines.athena import AthenaEngine
+    from marketlake.providers.synthetic import SyntheticProvider
+
+    engine = AthenaEngine(
+        deployed.outputs["glue_database"],
+        deployed.outputs["athena_workgroup"],
+        f"s3://{deployed.outputs['lake_bucket']}",
+        run_id="rehearsal",
+        athena=athena,
+        glue=deployed.glue,
+        sleep=lambda seconds: None,
+    )
+    counts = engine.fetch_df(
+        "SELECT count(*) AS n, count(DISTINCT symbol) AS symbols FROM daily_prices"
+    )
+    rows, symbols = int(counts["n"][0]), int(counts["symbols"][0])
+    landed = summary["new_bars"]
+    check(rows == landed, f"daily_prices has {rows} rows, the Lambda landed {landed} bars")
+    check(symbols == len(summary["fetched"]), f"daily_prices has {symbols} symbols")
+    # The corporate actions went through the same wiring: every dividend of the stand-in
+    # within the published sessions is on its ex-date's row.
+    span = engine.fetch_df("SELECT min(trade_date) AS lo, max(trade_date) AS hi FROM daily_prices")
+    lo, hi = (dt.date.fromisoformat(str(span[c][0])[:10]) for c in ("lo", "hi"))
+    provider = SyntheticProvider(seed=SEED)
+    expected = sum(
+        lo <= day <= hi
+        for symbol in summary["fetched"]
+        for day, _ in actions_of(provider, "dividends", symbol, hi)
+    )
+    paid = engine.fetch_df("SELECT count(*) AS n FROM daily_prices WHERE dividend > 0")
+    check(
+        int(paid["n"][0]) == expected,
+        f"daily_prices has {int(paid['n'][0])} dividend rows, the stand-in paid {expected}",
+    )
+    check(expected > 0, "the stand-in paid no dividend in the window: the check proves nothing")
+    for view in sorted((REPO / "sql" / "views").glob("*.sql")):
+        engine.fetch_df(f"SELECT count(*) AS n FROM {view.stem}")  # every view runs
+    return rows
+
+
+def empty_buckets(deployed: Deployed) -> int:
+    """Delete every object version while the buckets are still versioned. A gap of moto
+    5.2.5: once destroy has suspended versioning, force_destroy's DeleteObjects fails with a
+    500 on a key that has a delete marker (FakeDeleteMarker has no dispose())."""
+    removed = 0
+    for bucket in (deployed.outputs["lake_bucket"], deployed.outputs["athena_results_bucket"]):
+        for page in deployed.s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            doomed = [
+                {"Key": item["Key"], "VersionId": item["VersionId"]}
+                for item in page.get("Versions", []) + page.get("DeleteMarkers", [])
+            ]
+            if doomed:
+                answer = deployed.s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed})
+                check(not answer.get("Errors"), f"emptying {bucket}: {answer.get('Errors')}")
+                removed += len(doomed)
+    return removed
