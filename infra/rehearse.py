@@ -27,12 +27,15 @@ import sys
 import time
 from zoneinfo import ZoneInfo
 
+import aws_calls
 import tf
 from emulated import (  # noqa: F401  (GAPS, SERVICES, override_text: the tests read them here)
     GAPS,
+    REGION,
     SERVICES,
     WORK,
     StageFailed,
+    client,
     emulator,
     override_text,
     rehearsal_environment,
@@ -125,6 +128,26 @@ def unexpected_changes(plan: dict) -> list[str]:
     return found
 
 
+def check_calls(deployed: Deployed, calls: aws_calls.Recorder) -> int:
+    """Every call the Lambda and the job made, against its role's policies as deployed.
+    Returns how many calls were checked; one not allowed fails, naming them all."""
+    if not calls.calls:
+        raise AssertionError("no AWS call was recorded: the recorder is broken")
+    account_id = deployed.function["FunctionArn"].split(":")[4]
+    account = aws_calls.Account(REGION, account_id, lambda name: client(name, deployed.endpoint))
+    iam = client("iam", deployed.endpoint)
+    roles = {call.role for call in calls.calls}
+    policies = {role: aws_calls.role_policies(iam, role) for role in sorted(roles)}
+    checked, denials = aws_calls.check(calls.calls, policies, account)
+    if denials:
+        unique = list(dict.fromkeys(str(denial) for denial in denials))
+        raise AssertionError(
+            f"{len(unique)} AWS call(s) the deployed policies do not allow: " + "; ".join(unique)
+        )
+    say(f"iam: {len(calls.calls)} calls ({checked} IAM requests) of roles {sorted(roles)} allowed")
+    return len(calls.calls)
+
+
 def main() -> int:
     started = time.monotonic()
     stage = "setup"
@@ -180,15 +203,26 @@ def main() -> int:
             # for a day that has not begun there.
             today = dt.datetime.now(ZoneInfo("America/New_York")).date()
             as_of = last_weekday(today + dt.timedelta(days=1))
-            summary = timed("lambda", lambda: run_lambda(deployed, event, as_of, log))
+            calls = aws_calls.Recorder()
+            ingest_role = deployed.function["Role"].rsplit("/", 1)[-1]
+            with calls.as_role(ingest_role):
+                summary = timed("lambda", lambda: run_lambda(deployed, event, as_of, log))
             crawler, job = timed("workflow", lambda: check_workflow(deployed, summary))
             tally["runs"] = 1
             timed("crawler", lambda: crawl(deployed, crawler))
             from athena_fake import FakeAthena
 
-            athena = FakeAthena(deployed.glue, deployed.s3)
-            timed("glue job", lambda: run_glue_job(deployed, job, athena, log))
-            tally["rows"] = timed("result", lambda: check_result(deployed, athena, summary))
+            job_role = deployed.glue.get_job(JobName=job)["Job"]["Role"].rsplit("/", 1)[-1]
+            with calls.as_role(job_role):
+                # Athena reads and writes S3 and the catalog with its caller's credentials:
+                # the fake's own clients are made here, so their calls count as the job's.
+                athena = calls.athena(
+                    FakeAthena(client("glue", endpoint), client("s3", endpoint)), job_role
+                )
+                timed("glue job", lambda: run_glue_job(deployed, job, athena, log))
+            tally["calls"] = timed("iam", lambda: check_calls(deployed, calls))
+            reader = FakeAthena(deployed.glue, deployed.s3)
+            tally["rows"] = timed("result", lambda: check_result(deployed, reader, summary))
 
             def plan_again() -> None:
                 tf.run(
@@ -229,6 +263,7 @@ def main() -> int:
     say(f"done in {time.monotonic() - started:.0f} s")
     print(
         f"rehearsal: {tally['applied']} resources applied, {tally['runs']} workflow run, "
+        f"{tally['calls']} AWS calls checked against their roles, "
         f"{tally['rows']} rows published, {tally['destroyed']} destroyed"
     )
     return 0

@@ -284,6 +284,7 @@ data "aws_iam_policy_document" "glue_job" {
     actions = ["s3:GetObject"]
     resources = [
       "${aws_s3_bucket.lake.arn}/raw/*",
+      "${aws_s3_bucket.lake.arn}/state/raw_landed/*", # what ingest recorded: the build reconciles raw against it
       "${aws_s3_bucket.lake.arn}/artifacts/glue/*",
     ]
   }
