@@ -194,9 +194,22 @@ def override_text(endpoint: str) -> str:
     )
 
 
-def working_copy(endpoint: str, variables: dict) -> Path:
+def without_lines(work: Path, text: str) -> int:
+    """Remove every line of the working copy's .tf files that mentions `text`, as a person
+    removing a grant would (`rehearse.py --without TEXT`); returns how many went."""
+    removed = 0
+    for path in sorted(work.glob("*.tf")):
+        lines = path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if text not in line]
+        removed += len(lines) - len(kept)
+        path.write_text("".join(kept))
+    return removed
+
+
+def working_copy(endpoint: str, variables: dict, without: str | None = None) -> Path:
     """terraform/ copied to .rehearsal/ (one level under the repo, as terraform/ is, so the
-    module's ${path.module}/.. is still the repository), plus the override and the vars."""
+    module's ${path.module}/.. is still the repository), plus the override and the vars;
+    with `without`, less every line that mentions it (the proof that the IAM check bites)."""
     if WORK.exists():
         shutil.rmtree(WORK)
     shutil.copytree(
@@ -211,6 +224,8 @@ def working_copy(endpoint: str, variables: dict) -> Path:
             "*.tfvars.json",
         ),
     )
+    if without is not None and not without_lines(WORK, without):
+        raise StageFailed("setup", f"no line of terraform/*.tf mentions {without!r}")
     (WORK / "rehearse_override.tf").write_text(override_text(endpoint))
     (WORK / "rehearse.auto.tfvars.json").write_text(json.dumps(variables, indent=2) + "\n")
     return WORK

@@ -128,6 +128,23 @@ def unexpected_changes(plan: dict) -> list[str]:
     return found
 
 
+def arguments(argv: list[str] | None):
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="rehearse.py",
+        description="Apply terraform/ to a local AWS emulator, run a weekday through what it "
+        "deployed, check every AWS call against its role's policy, and destroy it.",
+    )
+    parser.add_argument(
+        "--without",
+        metavar="TEXT",
+        help="apply the stack less every line of terraform/*.tf that mentions TEXT (e.g. "
+        "raw_landed): a grant the code needs must then fail the rehearsal at the iam stage",
+    )
+    return parser.parse_args(argv)
+
+
 def check_calls(deployed: Deployed, calls: aws_calls.Recorder) -> int:
     """Every call the Lambda and the job made, against its role's policies as deployed.
     Returns how many calls were checked; one not allowed fails, naming them all."""
@@ -148,7 +165,8 @@ def check_calls(deployed: Deployed, calls: aws_calls.Recorder) -> int:
     return len(calls.calls)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    options = arguments(argv)
     started = time.monotonic()
     stage = "setup"
     tally = {}
@@ -184,7 +202,9 @@ def main() -> int:
                 # docs/deploying.md says a user does before tearing down.
                 "force_destroy_buckets": True,
             }
-            work = working_copy(endpoint, variables)
+            work = working_copy(endpoint, variables, options.without)
+            if options.without:
+                say(f"without every line of terraform/ that mentions {options.without!r}")
             env = rehearsal_environment(work, mirror, endpoint)
             timed("init", lambda: tf.run(["init", "-input=false"], work, env, log))
             timed(

@@ -222,3 +222,18 @@ def test_athena_calls_are_recorded_with_their_workgroup_and_the_results_it_write
         ("s3:GetBucketLocation", f"arn:aws:s3:::{BUCKET}"),
         ("s3:PutObject", f"arn:aws:s3:::{BUCKET}/tmp/athena/q1.csv"),
     ]
+
+
+def test_the_proof_by_removal_drops_every_line_that_mentions_the_grant(tmp_path):
+    import emulated
+
+    (tmp_path / "ingest.tf").write_text(
+        'resources = [\n  "${lake}/state/recent_bars/*",\n  "${lake}/state/raw_landed/*",\n]\n'
+    )
+    (tmp_path / "glue.tf").write_text('x = "${lake}/state/raw_landed/*" # build\ny = 1\n')
+    (tmp_path / "notes.txt").write_text("raw_landed\n")  # not Terraform: left alone
+    assert emulated.without_lines(tmp_path, "raw_landed") == 2
+    assert "raw_landed" not in (tmp_path / "ingest.tf").read_text()
+    assert (tmp_path / "glue.tf").read_text() == "y = 1\n"
+    assert (tmp_path / "notes.txt").read_text() == "raw_landed\n"
+    assert emulated.without_lines(tmp_path, "raw_landed") == 0
