@@ -30,6 +30,7 @@ test: install ## Lint, check and validate the infrastructure, every test, then t
 	$(MAKE) --no-print-directory validate
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory rehearse
+	$(MAKE) --no-print-directory rehearse-proof
 
 bench: install ## Benchmarks: ratios measured side by side in one run (not tests)
 	$(BIN)/python bench/bench_ratelimit.py
@@ -66,7 +67,7 @@ TF_DIR      := terraform
 INFRA_VENV  := infra/.venv-tools
 INFRA_STAMP := $(INFRA_VENV)/.installed
 TF_APPLY_FLAGS ?=
-.PHONY: package plan deploy destroy infra-check infra-tools aws-preflight validate rehearse
+.PHONY: package plan deploy destroy infra-check infra-tools aws-preflight validate rehearse rehearse-proof
 
 package: install ## Build dist/aws/: the ingest Lambda zip and the marketlake wheel
 	$(BIN)/python infra/package.py
@@ -101,3 +102,12 @@ validate: install ## terraform init + validate of both stacks against the real p
 
 rehearse: package ## Apply the stack to a local AWS emulator, run a weekday through it, destroy it
 	TF=$(TF) $(BIN)/python infra/rehearse.py
+
+# The IAM check must bite: without the raw_landed grants the rehearsal has to fail at its iam
+# stage, naming the denied call. A pass here would mean the check proves nothing.
+rehearse-proof: package ## Rehearse less the raw_landed grants: must fail at the IAM check
+	@TF=$(TF) $(BIN)/python infra/rehearse.py --without raw_landed > .rehearsal-proof.log 2>&1; \
+	  status=$$?; tail -n 1 .rehearsal-proof.log; \
+	  if [ $$status -ne 0 ] && grep -q "FAILED at iam: .*state/raw_landed/" .rehearsal-proof.log; then \
+	    echo "rehearse-proof: without the raw_landed grants the IAM check failed, as it must"; \
+	  else echo "rehearse-proof: the rehearsal did not fail at the IAM check without the raw_landed grants (.rehearsal-proof.log)" >&2; exit 1; fi
