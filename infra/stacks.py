@@ -12,8 +12,11 @@ The Grafana stack's inputs are the AWS stack's output grafana_stack_inputs. Its 
 a managed workspace (create_grafana = true), one minted here for the Terraform service
 account, living an hour under a name of its own, revoked when the command ends (a revoke
 that fails is said, and the token expires within the hour); for an existing Grafana
-(grafana_url), TF_VAR_grafana_auth. Terraform runs in the foreground: it asks before apply
-and destroy unless TF_APPLY_FLAGS says -auto-approve. TF_APPLY_FLAGS go to the AWS stack;
+(grafana_url), TF_VAR_grafana_auth. Before the Grafana stack's apply, a managed workspace
+gets the Athena data source plugin at the pinned version, with that token
+(infra/grafana_plugin.py); an existing Grafana must have it already. Terraform runs in the
+foreground: it asks before apply and destroy unless TF_APPLY_FLAGS says -auto-approve.
+TF_APPLY_FLAGS go to the AWS stack;
 the Grafana stack gets its -auto-approve, and GRAFANA_APPLY_FLAGS. A Ctrl-C (or SIGTERM,
 SIGHUP) reaches Terraform, which stops gracefully; this script waits for it.
 
@@ -35,6 +38,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import grafana_plugin
 import tf
 
 AWS_DIR = tf.REPO / "terraform"
@@ -147,10 +151,37 @@ def grafana_token(inputs: dict, grafana=None):
             )
 
 
+def athena_plugin(inputs: dict, token: str) -> None:
+    """The Athena data source plugin at the pinned version, before the data source is made:
+    installed in a workspace this stack created; an existing Grafana is its owner's to equip."""
+    if not inputs.get("managed"):
+        print(
+            f"Grafana stack: {inputs['url']} is not managed here: it needs the "
+            f"{grafana_plugin.PLUGIN_ID} plugin installed (make deploy installs it only in a "
+            "workspace it creates)"
+        )
+        return
+    version = inputs.get("athena_plugin_version")
+    if not version:
+        raise StackError(
+            "AWS stack (terraform/): grafana_stack_inputs has no athena_plugin_version; "
+            "run make deploy again"
+        )
+    try:
+        print("Grafana stack: " + grafana_plugin.ensure(inputs["url"], token, version))
+    except grafana_plugin.PluginError as exc:
+        raise StackError(
+            f"Grafana stack: {exc}. The AWS stack is deployed; fix the cause and run make "
+            "deploy again"
+        ) from None
+
+
 def grafana_stack(command: list[str], env: dict, inputs: dict, target: str, grafana=None) -> None:
     label = "Grafana stack (terraform/grafana)"
     init(GRAFANA_DIR, env, label)
     with grafana_token(inputs, grafana) as token:
+        if command[0] == "apply":
+            athena_plugin(inputs, token)
         child = dict(env, TF_VAR_grafana_auth=token)
         if terraform([*command, "-input=false", *grafana_variables(inputs)], GRAFANA_DIR, child):
             raise StackError(

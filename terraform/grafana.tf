@@ -1,13 +1,28 @@
 # Dashboards, AWS side. With create_grafana = true: an Amazon Managed Grafana workspace (IAM
 # Identity Center sign-in) whose role reads Athena and the lake. What lives inside Grafana (the
 # Athena data source, a folder, the dashboards) is the second root module, terraform/grafana/,
-# applied by `make deploy` after this one from the output grafana_stack_inputs.
+# applied by `make deploy` after this one from the output grafana_stack_inputs. Between the
+# two, make deploy installs the Athena data source plugin in the workspace at the pinned
+# grafana_athena_plugin_version (infra/grafana_plugin.py).
 
 locals {
   grafana_enabled = var.create_grafana || var.grafana_url != ""
   grafana_url     = var.create_grafana ? "https://${aws_grafana_workspace.this[0].endpoint}" : (var.grafana_url != "" ? var.grafana_url : null)
 
   grafana_athena_auth_type = var.grafana_athena_auth_type != "" ? var.grafana_athena_auth_type : (var.create_grafana ? "ec2_iam_role" : "default")
+
+  # Pinned, not AWS's default (the newest): the Athena plugin version (grafana_athena_plugin_version)
+  # must support it, and a workspace can be upgraded later but never downgraded.
+  grafana_version = "10.4"
+
+  # "Workspace configuration options" of Amazon Managed Grafana. Plugin management lets an
+  # admin (make deploy's service account) install the Athena data source plugin, which
+  # workspaces of version 9 and newer may not have. Alerting is stated, not left to a default:
+  # Grafana alerting, the only kind from Grafana 11 on; nothing here defines alerts.
+  grafana_workspace_configuration = {
+    plugins         = { pluginAdminEnabled = true }
+    unifiedAlerting = { enabled = true }
+  }
 }
 
 # -- Amazon Managed Grafana (optional) -------------------------------------------------------
@@ -95,10 +110,21 @@ resource "aws_grafana_workspace" "this" {
   permission_type          = "CUSTOMER_MANAGED"
   role_arn                 = aws_iam_role.grafana[0].arn
   data_sources             = ["ATHENA"]
+  grafana_version          = local.grafana_version
+  configuration            = jsonencode(local.grafana_workspace_configuration)
+
+  lifecycle {
+    # Sign-in is IAM Identity Center only: a workspace without an admin is one nobody can use.
+    # (Terraform >= 1.5 is allowed, so no cross-variable validation: a precondition instead.)
+    precondition {
+      condition     = length(var.grafana_admin_user_ids) > 0 && alltrue([for id in var.grafana_admin_user_ids : trimspace(id) != ""])
+      error_message = "create_grafana = true needs at least one admin: set grafana_admin_user_ids to IAM Identity Center user ids (Identity Center requires AWS Organizations: the Organization's management account or a delegated admin), or set create_grafana = false."
+    }
+  }
 }
 
 resource "aws_grafana_role_association" "admins" {
-  count        = var.create_grafana && length(var.grafana_admin_user_ids) > 0 ? 1 : 0
+  count        = var.create_grafana ? 1 : 0
   role         = "ADMIN"
   user_ids     = var.grafana_admin_user_ids
   workspace_id = aws_grafana_workspace.this[0].id

@@ -375,3 +375,14 @@ variable "grafana_datasource_uid" {
   type        = string
   default     = "marketlake-athena"
 }
+
+variable "grafana_athena_plugin_version" {
+  description = "Version of the grafana-athena-datasource plugin make deploy installs in the managed workspace (create_grafana = true); it must support the workspace's Grafana 10.4 (3.x declares >= 10.4.0)."
+  type        = string
+  default     = "3.1.10"
+
+  validation {
+    condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+$", var.grafana_athena_plugin_version))
+    error_message = "grafana_athena_plugin_version must be a release version x.y.z, e.g. 3.1.10."
+  }
+}

@@ -3,6 +3,7 @@ alerts and Grafana."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import hcl2
@@ -143,6 +144,54 @@ def test_grafana_is_optional_and_reads_athena():
         assert any(
             name in r for s in tf.policy_document("grafana_lake_read") for r in s["resources"]
         )
+
+
+def test_the_workspace_pins_its_grafana_version_and_turns_plugin_management_on():
+    tf = terraform()
+    workspace = tf.resource("aws_grafana_workspace", "this")
+    assert workspace["grafana_version"] == "${local.grafana_version}"
+    assert re.fullmatch(r"\d+\.\d+", tf.locals["grafana_version"]), "not pinned to a release"
+    assert workspace["configuration"] == "${jsonencode(local.grafana_workspace_configuration)}"
+    configuration = tf.locals["grafana_workspace_configuration"]
+    assert configuration["plugins"] == {"pluginAdminEnabled": True}
+    assert configuration["unifiedAlerting"] == {"enabled": True}  # stated, not a default
+
+
+def test_a_managed_workspace_requires_an_admin_and_associates_every_one():
+    tf = terraform()
+    (lifecycle,) = tf.resource("aws_grafana_workspace", "this")["lifecycle"]
+    (precondition,) = lifecycle["precondition"]
+    assert "length(var.grafana_admin_user_ids) > 0" in precondition["condition"]
+    message = precondition["error_message"]
+    assert "\n" not in message
+    for needle in ("grafana_admin_user_ids", "IAM Identity Center", "AWS Organizations"):
+        assert needle in message
+    association = tf.resource("aws_grafana_role_association", "admins")
+    assert association["count"] == "${var.create_grafana ? 1 : 0}"  # not "if ids were given"
+    assert (association["role"], association["user_ids"]) == (
+        "ADMIN",
+        "${var.grafana_admin_user_ids}",
+    )
+
+
+def test_the_athena_plugin_version_is_validated_and_reaches_make_deploy():
+    import grafana_plugin
+
+    variable = terraform().variables["grafana_athena_plugin_version"]
+    (validation,) = variable["validation"]
+    found = re.search(
+        r'regex\("(.+)", var\.grafana_athena_plugin_version\)', validation["condition"]
+    )
+    assert found, validation["condition"]
+    pattern = found.group(1).replace("\\\\", "\\")  # HCL's string escapes
+    assert re.search(pattern, variable["default"])
+    for wrong in ("latest", "3.1", "v3.1.10", "3.1.10-beta", ""):
+        assert not re.search(pattern, wrong), wrong
+    inputs = terraform().outputs["grafana_stack_inputs"]["value"]
+    assert inputs["athena_plugin_version"] == "${var.grafana_athena_plugin_version}"
+    # The plugin make deploy installs is the type of the data source the Grafana stack makes.
+    source = grafana_stack().resource("grafana_data_source", "athena")
+    assert source["type"] == grafana_plugin.PLUGIN_ID
 
 
 def test_the_readme_points_to_the_deployment_guide_which_documents_it():
