@@ -230,6 +230,7 @@ MANAGED = {
     "name": "marketlake",
     "region": "us-east-1",
     "datasource_uid": "marketlake-athena",
+    "athena_plugin_version": "3.1.10",
     "athena_auth_type": "ec2_iam_role",
     "glue_database": "marketlake",
     "athena_workgroup": "marketlake",
@@ -248,6 +249,8 @@ def fake_terraform(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_PROVIDER_MIRROR", str(lay_mirror(tmp_path)))
     monkeypatch.delenv("TF_APPLY_FLAGS", raising=False)
     monkeypatch.delenv("TF_VAR_grafana_auth", raising=False)
+    # The plugin install talks HTTP to Grafana: tests/infra/test_grafana_plugin.py covers it.
+    monkeypatch.setattr(stacks.grafana_plugin, "ensure", lambda url, token, version: "stand-in")
 
     def outputs(inputs: dict | None) -> None:
         body = {} if inputs is None else {"grafana_stack_inputs": {"value": inputs}}
