@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -13,8 +15,9 @@ from typing import Callable, Optional, Protocol
 
 import tenacity
 
-from marketlake.errors import ConfigError, MarketlakeError
+from marketlake.errors import ConfigError, LakeUnreachable, MarketlakeError
 from marketlake.faults import crash_point
+from marketlake.refusals import error_summary, refusal
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,43 @@ TEMP_SUFFIX = ".tmp"
 WRITTEN_ZONES = ("state", "audit", "raw", "quarantine", "reference")
 
 
+# What a lake directory answers when it cannot be used at all, whatever the object: no
+# symbol's fault, and no retry helps. Anything else (a file not there) is the caller's.
+_NO_ACCESS = (
+    "let the user running marketlake read and write it (chmod -R u+rwX {root}), or point "
+    "--home (MARKETLAKE_HOME) at a lake you can write"
+)
+_LOCAL_REFUSALS = {
+    errno.EACCES: _NO_ACCESS,
+    errno.EPERM: _NO_ACCESS,
+    errno.EROFS: "the file system is read-only: point --home (MARKETLAKE_HOME) at a writable "
+    "directory",
+    errno.ENOTDIR: "it is a file where the lake needs a folder: move it out of the lake",
+    errno.EISDIR: "it is a folder where the lake needs a file: move it out of the lake",
+    errno.ENOSPC: "the disk holding the lake is full: free some space, then run this again",
+    errno.EDQUOT: "the disk quota of the lake's owner is spent: free some space, then run "
+    "this again",
+}
+
+
+def local_unreachable(exc: OSError, root: Path, path: Path) -> LakeUnreachable | None:
+    """The LakeUnreachable an OSError on `path` of the lake at `root` means, or None."""
+    remedy = _LOCAL_REFUSALS.get(exc.errno or 0)
+    if remedy is None:
+        return None
+    where = Path(exc.filename) if exc.filename else path
+    if exc.errno == errno.ENOTDIR:
+        # Name the file in the way, not the path that runs through it.
+        where = next((p for p in [*reversed(where.parents), where] if p.is_file()), where)
+    return LakeUnreachable(str(where), exc.strerror or str(exc), remedy.format(root=root))
+
+
+def _walk_error(exc: OSError) -> None:
+    # os.walk skips a folder it cannot read unless told: a listing must not come back short.
+    if not isinstance(exc, FileNotFoundError):  # gone since it was listed: nothing to read
+        raise exc
+
+
 class LocalStore:
     """The lake directory standing in for S3."""
 
@@ -124,7 +164,23 @@ class LocalStore:
         _check_key(key)
         return self.root / key
 
+    @contextlib.contextmanager
+    def _reaching(self, key: str) -> Iterator[None]:
+        """The file system's refusals of the lake itself become LakeUnreachable, naming the
+        path and the remedy; a missing file and everything else pass as they are."""
+        try:
+            yield
+        except OSError as exc:
+            refused = local_unreachable(exc, self.root, self.root / key)
+            if refused is None:
+                raise
+            raise refused from exc
+
     def put_bytes(self, key: str, data: bytes) -> None:
+        with self._reaching(key):
+            self._put_bytes(key, data)
+
+    def _put_bytes(self, key: str, data: bytes) -> None:
         target = self.path(key)
         self._make_dirs(target.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
@@ -174,10 +230,14 @@ class LocalStore:
         """fsync every file under `prefix`, every directory holding them, and the directories
         above up to the lake root (a new directory's entry lives in its parent)."""
         _check_prefix(prefix)
+        with self._reaching(prefix):
+            self._make_durable(prefix)
+
+    def _make_durable(self, prefix: str) -> None:
         folder = self.root / prefix.rstrip("/")
         if not folder.is_dir():
             return
-        for dirpath, _dirnames, filenames in os.walk(folder):
+        for dirpath, _dirnames, filenames in os.walk(folder, onerror=_walk_error):
             for name in filenames:
                 fd = os.open(Path(dirpath) / name, os.O_RDONLY)
                 try:
@@ -195,26 +255,30 @@ class LocalStore:
         lake's lock: no other write can be in flight then."""
         removed = []
         for zone in WRITTEN_ZONES:
-            for dirpath, _dirnames, filenames in os.walk(self.root / zone):
-                for name in filenames:
-                    if name.startswith(".") and name.endswith(TEMP_SUFFIX):
-                        path = Path(dirpath) / name
-                        path.unlink(missing_ok=True)
-                        removed.append(path)
+            with self._reaching(zone):
+                for dirpath, _dirnames, filenames in os.walk(self.root / zone, onerror=_walk_error):
+                    for name in filenames:
+                        if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                            path = Path(dirpath) / name
+                            path.unlink(missing_ok=True)
+                            removed.append(path)
         return removed
 
     def get_bytes(self, key: str) -> bytes:
-        try:
-            return self.path(key).read_bytes()
-        except FileNotFoundError:
-            raise KeyError(key) from None
+        with self._reaching(key):
+            try:
+                return self.path(key).read_bytes()
+            except FileNotFoundError:
+                raise KeyError(key) from None
 
     def exists(self, key: str) -> bool:
-        return self.path(key).is_file()
+        with self._reaching(key):
+            return self.path(key).is_file()
 
     def list_objects(self, prefix: str) -> list[ObjectInfo]:
         _check_prefix(prefix)
-        return sorted(self._walk(prefix), key=lambda info: info.key)
+        with self._reaching(prefix):
+            return sorted(self._walk(prefix), key=lambda info: info.key)
 
     def _walk(self, prefix: str) -> Iterator[ObjectInfo]:
         # Walk the deepest directory the prefix names, then filter on the full prefix.
@@ -222,7 +286,7 @@ class LocalStore:
         start = self.root / base if base else self.root
         if not start.is_dir():
             return
-        for dirpath, _dirnames, filenames in os.walk(start):
+        for dirpath, _dirnames, filenames in os.walk(start, onerror=_walk_error):
             for name in filenames:
                 if name.startswith("."):  # temp files of writes in flight
                     continue
@@ -237,19 +301,21 @@ class LocalStore:
     def list_prefixes(self, prefix: str) -> list[str]:
         _check_prefix(prefix)
         folder = self.root / prefix
-        if not folder.is_dir():
-            return []
-        return sorted(p.name for p in folder.iterdir() if p.is_dir())
+        with self._reaching(prefix):
+            if not folder.is_dir():
+                return []
+            return sorted(p.name for p in folder.iterdir() if p.is_dir())
 
     def delete_prefix(self, prefix: str) -> int:
         doomed = self.list_objects(prefix)
-        for info in doomed:
-            self.path(info.key).unlink(missing_ok=True)
-        # Drop directories the deletes emptied, so listings stay clean.
-        if prefix.endswith("/"):
-            folder = self.root / prefix.rstrip("/")
-            if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
-                shutil.rmtree(folder, ignore_errors=True)
+        with self._reaching(prefix):
+            for info in doomed:
+                self.path(info.key).unlink(missing_ok=True)
+            # Drop directories the deletes emptied, so listings stay clean.
+            if prefix.endswith("/"):
+                folder = self.root / prefix.rstrip("/")
+                if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+                    shutil.rmtree(folder, ignore_errors=True)
         return len(doomed)
 
 
@@ -266,6 +332,33 @@ def _fsync_dir(path: Path) -> None:
 
 
 CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey")
+
+# The IAM action of an S3 operation whose name is not the action's (the rest: s3:<operation>).
+_S3_ACTIONS = {
+    "HeadObject": "s3:GetObject",
+    "ListObjectsV2": "s3:ListBucket",
+    "DeleteObjects": "s3:DeleteObject",
+}
+# What to do about each kind of refusal (marketlake.refusals): said once, with the object.
+_S3_REMEDIES = {
+    "credentials": "no valid AWS credentials: set AWS_PROFILE or renew the session "
+    "(aws sso login), then run this again",
+    "access": "grant {action} on it to the role or user running marketlake, and check that no "
+    "bucket policy or SCP denies it",
+    "kms": "S3 cannot use the bucket's KMS key: enable it, and allow kms:Decrypt and "
+    "kms:GenerateDataKey on it to the role running marketlake (its policy and the key's)",
+    "missing": "the bucket does not exist: check LAKE_BUCKET (or --home), or deploy the stack",
+}
+
+
+def s3_unreachable(exc: BaseException, uri: str) -> LakeUnreachable | None:
+    """The LakeUnreachable an S3 call's error means for the object at `uri`, or None."""
+    kind = refusal(exc)
+    if kind is None:
+        return None
+    operation = getattr(exc, "operation_name", "")
+    action = _S3_ACTIONS.get(operation, f"s3:{operation}")
+    return LakeUnreachable(uri, error_summary(exc), _S3_REMEDIES[kind].format(action=action))
 
 
 def require_conditional_writes(client) -> None:
@@ -303,73 +396,97 @@ class S3Store:
         _check_key(key)
         return self.prefix + key
 
+    @contextlib.contextmanager
+    def _reaching(self, key: str) -> Iterator[None]:
+        """A refusal (access, KMS, credentials, no bucket) becomes LakeUnreachable naming the
+        object and the remedy; a conflict, a missing key or a 500 pass as they are."""
+        try:
+            yield
+        except Exception as exc:
+            refused = s3_unreachable(exc, self.uri(key))
+            if refused is None:
+                raise
+            raise refused from exc
+
     def put_bytes(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        with self._reaching(key):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
-        try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.NoSuchKey:
-            return None, None
-        return answer["Body"].read(), answer["ETag"]
+        with self._reaching(key):
+            try:
+                answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            except self.client.exceptions.NoSuchKey:
+                return None, None
+            return answer["Body"].read(), answer["ETag"]
 
     def put_if(self, key: str, data: bytes, tag: str | None) -> None:
         """A conditional PUT: If-Match on the ETag read, or If-None-Match: * to create."""
         require_conditional_writes(self.client)
         condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
-        except self.client.exceptions.ClientError as exc:
-            error = exc.response.get("Error", {}).get("Code")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            # 412: the object is not the one read (or exists, for a create); 409: another
-            # conditional write to it is in flight; 404 NoSuchKey: deleted since it was read.
-            if error in CONFLICT_CODES or status in (409, 412):
-                raise WriteConflict(f"{key}: {error} on a conditional write") from None
-            raise
+        with self._reaching(key):
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self._key(key), Body=data, **condition
+                )
+            except self.client.exceptions.ClientError as exc:
+                error = exc.response.get("Error", {}).get("Code")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                # 412: the object is not the one read (or exists, for a create); 409: another
+                # conditional write to it is in flight; 404 NoSuchKey: deleted since read.
+                if error in CONFLICT_CODES or status in (409, 412):
+                    raise WriteConflict(f"{key}: {error} on a conditional write") from None
+                raise
 
     def update_bytes(self, key: str, change: Change) -> bytes | None:
         return update_bytes(self, key, change)
 
     def get_bytes(self, key: str) -> bytes:
-        try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.NoSuchKey:
-            raise KeyError(key) from None
-        return answer["Body"].read()
+        with self._reaching(key):
+            try:
+                answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            except self.client.exceptions.NoSuchKey:
+                raise KeyError(key) from None
+            return answer["Body"].read()
 
     def exists(self, key: str) -> bool:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
+        with self._reaching(key):
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            except self.client.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise
+            return True
 
     def list_objects(self, prefix: str) -> list[ObjectInfo]:
         found = []
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
-            for item in page.get("Contents", []):
-                key = item["Key"][len(self.prefix) :]
-                found.append(ObjectInfo(key, int(item["Size"]), item["ETag"].strip('"')))
+        with self._reaching(prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(self.prefix) :]
+                    found.append(ObjectInfo(key, int(item["Size"]), item["ETag"].strip('"')))
         return sorted(found, key=lambda info: info.key)
 
     def list_prefixes(self, prefix: str) -> list[str]:
         found = []
         paginator = self.client.get_paginator("list_objects_v2")
         pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix, Delimiter="/")
-        for page in pages:
-            for item in page.get("CommonPrefixes", []):
-                found.append(item["Prefix"][len(self.prefix + prefix) :].rstrip("/"))
+        with self._reaching(prefix):
+            for page in pages:
+                for item in page.get("CommonPrefixes", []):
+                    found.append(item["Prefix"][len(self.prefix + prefix) :].rstrip("/"))
         return sorted(found)
 
     def delete_prefix(self, prefix: str) -> int:
         keys = [info.key for info in self.list_objects(prefix)]
-        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most
-            batch = [{"Key": self.prefix + k} for k in keys[start : start + 1000]]
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        with self._reaching(prefix):
+            for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most
+                batch = [{"Key": self.prefix + k} for k in keys[start : start + 1000]]
+                self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
         return len(keys)
 
     def make_durable(self, prefix: str) -> None:

@@ -1,36 +1,50 @@
-"""Ingest: fetch what each symbol lacks, validate it, land it in the raw zone, move watermarks."""
+"""Ingest: fetch what each symbol lacks, validate it, land it in the raw zone, move watermarks.
+
+A symbol's own trouble (a refusal, a bad answer, transport errors after retries) settles that
+symbol and the run goes on; the lake refusing the run (LakeUnreachable) stops it, loudly.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import datetime as dt
-import json
 from collections.abc import Sequence
-from typing import Any, Callable, Final, Literal, Protocol
+from typing import Any, Callable
 
 import pandas as pd
 
-from marketlake import fields
 from marketlake.config import Settings
 from marketlake.errors import MarketlakeError
-from marketlake.ingest.ratelimit import RateLimiter
-from marketlake.ingest.validate import split_valid
-from marketlake.lake import actions, raw
-from marketlake.lake.state import (
-    LANDED_PREFIX,
-    IngestState,
-    LakeKind,
-    bar_digests,
-    load_digests,
-    load_landed,
-    load_state,
-    record_landed,
-    save_digests,
-    save_state,
+from marketlake.ingest.landing import (
+    BadBatch,
+    bad_share,
+    judge_bars,
+    land_bars,
+    landed_records,
+    quarantine_payload,
+    quarantine_rejected,
+    quarantine_stamp,
+    refuse_batch,
+    settle_shortfalls,
 )
+from marketlake.ingest.ratelimit import RateLimiter
+from marketlake.ingest.report import (
+    DEFERRED,
+    FAILED,
+    FETCHED,
+    INVALID,
+    NO_NEW_BARS,
+    UP_TO_DATE,
+    IngestObserver,
+    IngestReport,
+    QuietObserver,
+    SymbolResult,
+    SymbolStatus,
+)
+from marketlake.lake import actions, raw
+from marketlake.lake.state import IngestState, LakeKind, load_state, save_state
 from marketlake.providers import make_provider
 from marketlake.providers.base import (
-    Fatal,
     NotOffered,
     Provider,
     QuotaExhausted,
@@ -39,99 +53,34 @@ from marketlake.providers.base import (
     UnusablePayload,
 )
 from marketlake.redaction import redact
-from marketlake.sessions import (
-    CALENDAR_START,
-    eastern_date,
-    last_closed_session,
-    sessions_between,
-)
+from marketlake.sessions import eastern_date, last_closed_session
 from marketlake.storage import ObjectStore
 
-# Statuses of one symbol in a run.
-SymbolStatus = Literal["fetched", "up_to_date", "no_new_bars", "invalid", "deferred", "failed"]
-FETCHED: Final = "fetched"  # new or changed bars landed
-UP_TO_DATE: Final = "up_to_date"  # watermark at the last closed session: no request made
-NO_NEW_BARS: Final = "no_new_bars"  # asked, but the provider had nothing new
-INVALID: Final = "invalid"  # the provider does not know the symbol: skipped, noted in state
-DEFERRED: Final = "deferred"  # the day's quota or time budget ran out: first in line next run
-FAILED: Final = "failed"  # transport or payload trouble after retries: tried again next run
-
-
-@dataclasses.dataclass
-class SymbolResult:
-    symbol: str
-    status: SymbolStatus
-    new_bars: int = 0
-    first_date: dt.date | None = None
-    last_date: dt.date | None = None
-    quarantined: int = 0
-    message: str = ""
-    last_written: dt.date | None = None  # newest bar landed (last_date: the watermark)
-
-
-@dataclasses.dataclass
-class IngestReport:
-    provider: str
-    as_of: dt.datetime
-    session: dt.date  # the last closed session at as_of: nothing later is stored
-    ingest_date: dt.date
-    results: list[SymbolResult] = dataclasses.field(default_factory=list)
-
-    @property
-    def new_bars(self) -> int:
-        return sum(r.new_bars for r in self.results)
-
-    @property
-    def quarantined(self) -> int:
-        return sum(r.quarantined for r in self.results)
-
-    def with_status(self, status: SymbolStatus) -> list[SymbolResult]:
-        return [r for r in self.results if r.status == status]
-
-    # Corporate actions: rows landed per kind, symbols asked, and why some were not.
-    actions_landed: dict = dataclasses.field(default_factory=dict)
-    actions_asked: list = dataclasses.field(default_factory=list)
-    actions_waiting: list = dataclasses.field(default_factory=list)
-    actions_off: str = ""
-
-
-class IngestObserver(Protocol):
-    """Hooks for progress display (the CLI's bar); any class with these methods is one, so
-    a caller need not import ingest to make one. QuietObserver does nothing."""
-
-    def started(self, total: int) -> None:
-        """How many symbols the run settles."""
-
-    def symbol_started(self, symbol: str) -> None:
-        """A request for `symbol` is about to go out."""
-
-    def symbol_done(self, result: SymbolResult) -> None:
-        """`symbol` is settled, with or without a request."""
-
-    def waiting(self, seconds: float) -> None:
-        """The rate limiter is about to sleep."""
-
-    def event(self, kind: str, message: str) -> None:
-        """Something the user should read (a retry, a fallback to compact)."""
-
-
-class QuietObserver(IngestObserver):
-    """The observer of a run nobody watches: every hook does nothing."""
-
-    def started(self, total: int) -> None:
-        return None
-
-    def symbol_started(self, symbol: str) -> None:
-        return None
-
-    def symbol_done(self, result: SymbolResult) -> None:
-        return None
-
-    def waiting(self, seconds: float) -> None:
-        return None
-
-    def event(self, kind: str, message: str) -> None:
-        return None
+# What other modules import from here, as before the landing and report code moved out.
+__all__ = [
+    "DEFERRED",
+    "FAILED",
+    "FETCHED",
+    "INVALID",
+    "NO_NEW_BARS",
+    "UP_TO_DATE",
+    "BadBatch",
+    "IngestObserver",
+    "IngestReport",
+    "QuietObserver",
+    "SymbolResult",
+    "SymbolStatus",
+    "actions_due",
+    "bad_share",
+    "judge_bars",
+    "lake_kind",
+    "land_bars",
+    "make_limiter",
+    "quarantine_rejected",
+    "quarantine_stamp",
+    "refuse_batch",
+    "run_ingest",
+]
 
 
 def lake_kind(provider_name: str) -> LakeKind:
@@ -195,9 +144,17 @@ def run_ingest(
         _ingest_actions(
             settings, store, state, provider, wanted, report, observer, now, out_of_time, limiter
         )
-    finally:
-        save_state(store, state)
-        _log_run(store, state, report, limiter, used_before, started, now(), settings)
+    except BaseException:
+        # The run stops (the lake refused it, the key is bad, an interrupt). Keep what it
+        # learned, the requests spent above all, if the lake still takes it; a refusal of
+        # that too must not hide the error that stopped the run.
+        with contextlib.suppress(Exception):
+            save_state(store, state)
+        with contextlib.suppress(Exception):
+            _log_run(store, state, report, limiter, used_before, started, now(), settings)
+        raise
+    save_state(store, state)
+    _log_run(store, state, report, limiter, used_before, started, now(), settings)
     return report
 
 
@@ -252,9 +209,6 @@ def _ingest_all(
         except QuotaExhausted as exc:
             _defer(report, state, waiting[position:], str(exc), observer)
             break
-        except Fatal:
-            save_state(store, state)
-            raise
         except UnknownSymbol as exc:
             entry = state.entry(symbol)
             entry.invalid = str(exc)
@@ -265,16 +219,17 @@ def _ingest_all(
             # next run, the others carry on.
             result = SymbolResult(symbol, FAILED, message=str(exc))
         except UnusablePayload as exc:
-            _quarantine_payload(store, report, symbol, exc, now())
+            quarantine_payload(store, report, symbol, exc, now())
             result = SymbolResult(symbol, FAILED, quarantined=1, message=f"{exc.reason}")
         except BadBatch as exc:
             # Too many impossible bars in the answer: nothing of it landed; asked again
             # next run.
             result = SymbolResult(symbol, FAILED, quarantined=exc.count, message=str(exc))
         except MarketlakeError:
-            save_state(store, state)
+            # Not this symbol's trouble: a bad key (Fatal), the lake refusing a read or a
+            # write (LakeUnreachable), a setting. run_ingest saves what it can and stops.
             raise
-        except Exception as exc:  # one symbol's failure must not stop the others
+        except Exception as exc:  # one symbol's own failure must not stop the others
             first = redact((str(exc).splitlines() or [""])[0], settings.api_key)
             result = SymbolResult(symbol, FAILED, message=f"{type(exc).__name__}: {first}")
         if result.status != INVALID and symbol in state.symbols:
@@ -486,20 +441,6 @@ def _defer(
     state.deferred = list(dict.fromkeys([*symbols, *state.deferred]))
 
 
-def _quarantine_payload(store, report, symbol, exc, moment: dt.datetime) -> None:
-    """A body that could not be used, kept as received (key redacted) with its reason."""
-    stamp = raw.format_timestamp(moment).replace(" ", "T").replace(":", "")
-    body = {"symbol": symbol, "source": report.provider, "reason": exc.reason}
-    store.put_bytes(
-        raw.quarantine_key(report.ingest_date, symbol, stamp, "json"),
-        (json.dumps(body) + "\n").encode(),
-    )
-    store.put_bytes(
-        raw.quarantine_key(report.ingest_date, symbol, stamp, "payload.txt"),
-        (exc.payload or "").encode("utf-8", "replace"),
-    )
-
-
 def _claim_lake(state: IngestState, provider_name: str, settings: Settings) -> None:
     kind = lake_kind(provider_name)
     if state.lake_kind is None:
@@ -526,7 +467,7 @@ def _ingest_symbol(
         since = report.session - dt.timedelta(days=settings.history_days)
         if refetch:
             # The symbol's whole window: back to the oldest bar any raw object holds.
-            firsts = [r["first"] for _, r in _landed_records(store, symbol) if r.get("first")]
+            firsts = [r["first"] for _, r in landed_records(store, symbol) if r.get("first")]
             since = min([since, *(dt.date.fromisoformat(f) for f in firsts)])
     elif provider.resends_history:
         since = None  # compare what it sends again against what landed
@@ -549,213 +490,5 @@ def _ingest_symbol(
         force=refetch,
     )
     if refetch:
-        _settle_shortfalls(store, symbol, result)
+        settle_shortfalls(store, symbol, result)
     return result
-
-
-class BadBatch(MarketlakeError):
-    """One batch (an imported file, one API answer) holds more impossible bars than
-    MARKETLAKE_MAX_BAD_ROW_PCT allows: none of it lands, all of it is kept in quarantine."""
-
-    def __init__(self, message: str, count: int) -> None:
-        super().__init__(message)
-        self.count = count
-
-
-def judge_bars(
-    bars: pd.DataFrame, report: IngestReport, strict: bool = False
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(valid bars, rejected bars with a reason): split_valid, then the NYSE calendar.
-
-    A bar of a session that has not closed is provisional: an API sends it while the market
-    is open, so it is dropped without a word; with `strict` (an import, where no such bar is
-    expected) it is rejected with the reason, as is a bar dated in the future.
-    """
-    if not strict and len(bars):
-        parsed = [fields.date_or_none(d) for d in bars["trade_date"]]
-        # An unparseable date stays: validation rejects it with a reason.
-        bars = bars[[d is None or d <= report.session for d in parsed]]
-    valid, rejected = split_valid(bars)
-    if not len(valid):
-        return valid, rejected
-    today = eastern_date(report.as_of)
-    days = list(valid["trade_date"])
-    sessions = set(sessions_between(min(days), max(days)))
-
-    def reason(day: dt.date) -> str:
-        if day > today:
-            return f"trade_date is in the future (today is {today})"
-        if day not in sessions:
-            if day.isoformat() < CALENDAR_START:
-                return f"trade_date is before {CALENDAR_START}, where the NYSE calendar starts"
-            return "trade_date is not an NYSE session (a weekend or a holiday)"
-        if day > report.session:
-            return f"the session of {day} has not closed yet (last closed: {report.session})"
-        return ""
-
-    reasons = pd.Series([reason(d) for d in days], index=valid.index, dtype=object)
-    off = reasons != ""
-    if off.any():
-        held = valid[off].astype(str).assign(reason=reasons[off])
-        rejected = pd.concat([rejected, held], ignore_index=True)
-        valid = valid[~off].reset_index(drop=True)
-    return valid, rejected
-
-
-def bad_share(valid: pd.DataFrame, rejected: pd.DataFrame) -> float:
-    total = len(valid) + len(rejected)
-    return 100.0 * len(rejected) / total if total else 0.0
-
-
-def quarantine_stamp(moment: dt.datetime) -> str:
-    return raw.format_timestamp(moment).replace(" ", "T").replace(":", "")
-
-
-def quarantine_rejected(store, report, symbol, rejected, source, moment) -> str:
-    """The rejected bars with their reasons, as one CSV object; returns its key."""
-    key = raw.quarantine_key(report.ingest_date, symbol, quarantine_stamp(moment), "csv")
-    rejected = rejected.assign(source=source)
-    rejected.insert(0, "symbol", symbol)
-    store.put_bytes(key, rejected.to_csv(index=False).encode())
-    return key
-
-
-def refuse_batch(
-    store, report, symbol, valid, rejected, source, moment, payload: bytes, what: str, limit
-) -> BadBatch:
-    """Keep the whole batch as received, and its rejected bars with their reasons, in
-    quarantine; the error that says so."""
-    quarantine_rejected(store, report, symbol, rejected, source, moment)
-    key = raw.quarantine_key(report.ingest_date, symbol, quarantine_stamp(moment), "batch.csv")
-    store.put_bytes(key, payload)
-    count, total = len(rejected), len(valid) + len(rejected)
-    return BadBatch(
-        f"{what}: {count} of {total} bars ({bad_share(valid, rejected):.3g}%) are impossible, "
-        f"more than MARKETLAKE_MAX_BAD_ROW_PCT={limit:g}%, so none of them landed "
-        f"(first reason: {rejected['reason'].iloc[0]}); the whole batch is kept in {key}, "
-        "the reasons beside it. Fix the data, or raise MARKETLAKE_MAX_BAD_ROW_PCT",
-        count,
-    )
-
-
-def land_bars(
-    store: ObjectStore,
-    state: IngestState,
-    symbol: str,
-    bars: pd.DataFrame,
-    source: str,
-    report: IngestReport,
-    moment: dt.datetime,
-    land_unknown: bool = False,
-    strict: bool = False,
-    max_bad_pct: float | None = None,
-    force: bool = False,
-) -> SymbolResult:
-    """Validate bars and land what is new or changed; quarantine what is impossible.
-
-    A bar after the watermark is new. A bar at or before it is rewritten only when its
-    values differ from the copy stored (known from the symbol's recent-bar digests), or,
-    with `land_unknown` (an import of history), when there is no copy on record. With
-    `max_bad_pct`, a batch with a larger share of impossible bars lands nothing (BadBatch).
-    """
-    watermark = state.watermark(symbol)
-    valid, rejected = judge_bars(bars, report, strict)
-    if max_bad_pct is not None and bad_share(valid, rejected) > max_bad_pct:
-        payload = bars.astype(str).to_csv(index=False).encode()
-        raise refuse_batch(
-            store, report, symbol, valid, rejected, source, moment, payload, symbol, max_bad_pct
-        )
-    stamp = raw.format_timestamp(moment)
-    result = SymbolResult(symbol, NO_NEW_BARS, last_date=watermark)
-    if len(rejected):
-        rejected = rejected.reset_index(drop=True)
-        quarantine_rejected(store, report, symbol, rejected, source, moment)
-        result.quarantined = len(rejected)
-        result.message = f"{len(rejected)} bar(s) quarantined: {rejected['reason'].iloc[0]}"
-    if not len(valid):
-        return result
-
-    frame = raw.bars_to_frame(symbol, valid, source, stamp)
-    digests = load_digests(store, symbol)
-
-    def is_fresh(day: dt.date, digest: str) -> bool:
-        if force or watermark is None or day > watermark:
-            return True
-        # At or before the watermark: rewrite only a bar on record whose values changed.
-        stored = digests.get(day.isoformat())
-        if stored is None:
-            return land_unknown
-        return stored != digest
-
-    fresh = [is_fresh(d, h) for d, h in zip(valid["trade_date"], bar_digests(frame))]
-    frame = frame[fresh]
-    if not len(frame):
-        return result
-    _land(store, report.ingest_date, symbol, frame)
-    day = report.ingest_date.isoformat()
-    if state.newest_ingest_date is None or day > state.newest_ingest_date:
-        state.newest_ingest_date = day
-    elif day < state.newest_ingest_date:
-        state.rebuild_needed = True
-    written = valid[fresh]
-    digests.update(zip(frame["trade_date"], bar_digests(frame)))
-    save_digests(store, symbol, digests)
-
-    newest = written["trade_date"].iloc[-1]
-    result.status = FETCHED
-    result.new_bars = len(written)
-    result.first_date = written["trade_date"].iloc[0]
-    result.last_written = newest
-    result.last_date = max(newest, watermark) if watermark else newest
-    entry = state.entry(symbol)
-    entry.watermark = result.last_date.isoformat()
-    entry.source = source
-    entry.last_ingest = stamp
-    return result
-
-
-def _settle_shortfalls(store: ObjectStore, symbol: str, result: SymbolResult) -> None:
-    """After a refetch landed the symbol's window again: a raw object of the symbol that
-    lost rows, and whose dates the refetch covered, is recorded as it is now, so builds read
-    it again (the refetched copies win over it). One the refetch could not reach back to
-    still blocks builds, naming itself."""
-    if result.first_date is None:
-        return
-    covered_from = result.first_date.isoformat()
-    for key, record in _landed_records(store, symbol):
-        if (record.get("first") or "") >= covered_from:
-            try:
-                data = store.get_bytes(key)
-            except KeyError:
-                data = raw.frame_to_csv(pd.DataFrame(columns=raw.RAW_COLUMNS))
-            try:
-                frame = raw.read_csv(data)
-            except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
-                continue  # unreadable: left for a restore
-            if len(frame) < int(record.get("rows") or 0):
-                record_landed(store, key, data, frame["trade_date"])
-
-
-def _landed_records(store: ObjectStore, symbol: str) -> list:
-    """(raw key, what was landed in it) of every raw object of `symbol`."""
-    return [
-        (key, record)
-        for info in store.list_objects(LANDED_PREFIX)
-        for key, record in load_landed(store, info.key).items()
-        if key.endswith(f"/{symbol}.csv")
-    ]
-
-
-def _land(store: ObjectStore, ingest_date: dt.date, symbol: str, frame: pd.DataFrame) -> None:
-    # One object per (day, symbol): a second run that day merges into it instead of
-    # replacing it, so bars landed earlier that day are never lost.
-    key = raw.raw_key(ingest_date, symbol)
-    try:
-        existing = raw.read_csv(store.get_bytes(key))
-    except KeyError:
-        existing = None
-    if existing is not None:
-        frame = raw.merge(existing, frame)
-    data = raw.frame_to_csv(frame)
-    store.put_bytes(key, data)
-    record_landed(store, key, data, frame["trade_date"])
