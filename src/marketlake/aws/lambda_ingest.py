@@ -1,19 +1,26 @@
 """The ingest as the scheduled Lambda runs it: settings from env, the key from Secrets
 Manager, the lake in S3, progress saved before the Lambda's time runs out, and the Glue
-workflow started only when new bars landed. lambdas/ingest/handler.py is the entry point."""
+workflow started only when new bars landed. lambdas/ingest/handler.py is the entry point.
+
+What is no symbol's fault (the role denied on the lake or the secret, a KMS key refusing, a
+secret with no value) fails the invocation after one ERROR line naming the resource, so the
+Errors alarm, the async retry and the dead-letter queue apply."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from collections.abc import Mapping
 from typing import Callable
 
 from marketlake.config import Settings
-from marketlake.errors import ConfigError, MarketlakeError
+from marketlake.errors import ConfigError, LakeUnreachable, MarketlakeError, Unreachable
 from marketlake.ingest.runner import DEFERRED, FAILED, FETCHED, INVALID, run_ingest
 from marketlake.providers.alphavantage import MAX_BACKOFF_SECONDS, TIMEOUT_SECONDS
+from marketlake.redaction import redact
+from marketlake.refusals import error_summary, refusal
 from marketlake.sessions import parse_as_of
 from marketlake.storage import S3Store
 
@@ -37,11 +44,43 @@ def worst_case_symbol_seconds(settings: Settings) -> float:
 _SECRET_CACHE: dict = {}  # secret id -> key, kept across warm invocations
 
 
+# What to do when Secrets Manager refuses the Lambda's role, by kind (marketlake.refusals).
+_SECRET_REMEDIES = {
+    "access": "grant secretsmanager:GetSecretValue on it to the ingest Lambda's role",
+    "kms": "the secret's KMS key refused to decrypt it: enable the key and allow kms:Decrypt "
+    "on it to the ingest Lambda's role",
+    "credentials": "the ingest Lambda's role gave no valid credentials: check its execution role",
+    "missing": "check ALPHAVANTAGE_SECRET_ID",
+}
+
+
+def _read_secret(secret_id: str, client) -> str:
+    """The secret's string; a clear error, naming the secret, when there is none to read."""
+    try:
+        answer = client.get_secret_value(SecretId=secret_id)
+    except client.exceptions.ResourceNotFoundException as exc:
+        # Also a secret created without a value: Secrets Manager answers "can't find the
+        # specified secret value for staging label: AWSCURRENT".
+        raise ConfigError(
+            f"secret {secret_id}: {error_summary(exc)}; give it the Alpha Vantage key with: aws "
+            f"secretsmanager put-secret-value --secret-id {secret_id} --secret-string <key> "
+            "(or point ALPHAVANTAGE_SECRET_ID at the secret that holds it)"
+        ) from exc
+    except Exception as exc:
+        kind = refusal(exc)
+        if kind is None:
+            raise
+        raise Unreachable(
+            f"secret {secret_id}", error_summary(exc), _SECRET_REMEDIES[kind]
+        ) from exc
+    return answer.get("SecretString") or ""  # a binary secret holds no key either
+
+
 def api_key_from_secret(secret_id: str, client) -> str:
     """The Alpha Vantage key: the secret string itself, or its JSON field
     ALPHAVANTAGE_API_KEY / api_key."""
     if secret_id not in _SECRET_CACHE:
-        text = client.get_secret_value(SecretId=secret_id)["SecretString"].strip()
+        text = _read_secret(secret_id, client).strip()
         try:
             body = json.loads(text)
         except ValueError:
@@ -74,6 +113,8 @@ def _unbuilt_raw(store: S3Store) -> bool:
         return True
     try:
         return applied_actions(build_frames(store)) != (current.actions or {})
+    except LakeUnreachable:
+        raise  # the role refused a read: not a damaged object, and the build would fail too
     except MarketlakeError:
         return True  # a damaged actions object: the build stops on it and says which
 
@@ -89,6 +130,34 @@ def run(
     clock: Callable[[], float] | None = None,
     sleep: Callable[[float], None] | None = None,
     log: Callable[[str, dict], None] | None = None,
+    log_error: Callable[[str], None] | None = None,
+) -> dict:
+    """One scheduled ingest; its summary. A MarketlakeError (a setting, a bad key, the lake
+    or the secret refusing the role) is logged as one line through `log_error`, naming the
+    resource and the remedy, then raised: the invocation fails."""
+    log_error = log_error or logging.getLogger(__name__).error
+    try:
+        return _run(event, context, env, s3, secrets, glue, now, clock, sleep, log)
+    except MarketlakeError as exc:
+        # Redacted: a message may quote what the vendor answered, and that can echo the key.
+        key = env.get("ALPHAVANTAGE_API_KEY") or _SECRET_CACHE.get(
+            env.get("ALPHAVANTAGE_SECRET_ID") or ""
+        )
+        log_error(redact(" ".join(str(exc).split()), key))
+        raise
+
+
+def _run(
+    event: Mapping | None,
+    context,
+    env: Mapping[str, str],
+    s3,
+    secrets,
+    glue,
+    now: Callable[[], dt.datetime],
+    clock: Callable[[], float] | None,
+    sleep: Callable[[float], None] | None,
+    log: Callable[[str, dict], None] | None,
 ) -> dict:
     log = log or (lambda message, fields: None)
     bucket = env.get("LAKE_BUCKET")
