@@ -30,6 +30,7 @@ test: install ## Lint, check and validate the infrastructure, every test, then t
 	$(MAKE) --no-print-directory validate
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory rehearse
+	$(MAKE) --no-print-directory lambda-runtime-check
 	$(MAKE) --no-print-directory rehearse-proof
 
 bench: install ## Benchmarks: ratios measured side by side in one run (not tests)
@@ -102,6 +103,24 @@ validate: install ## terraform init + validate of both stacks against the real p
 
 rehearse: package ## Apply the stack to a local AWS emulator, run a weekday through it, destroy it
 	TF=$(TF) $(BIN)/python infra/rehearse.py
+
+# The Lambda runs python3.13: its zip must import there, next to what its layers carry
+# (requirements/lambda-runtime.txt), and nothing else (no runtime boto3: the zip has its own).
+LAMBDA_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13.*/bin/python3.13) python3.13)
+LAMBDA_VENV   := infra/.venv-lambda313
+LAMBDA_STAMP  := $(LAMBDA_VENV)/.installed
+.PHONY: lambda-runtime-check
+
+$(LAMBDA_STAMP): requirements/lambda-runtime.txt
+	@$(LAMBDA_PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null || { echo "error: no working Python 3.13 ($(LAMBDA_PYTHON)): the Lambda runs it; install it or run make LAMBDA_PYTHON=/path/to/python3.13" >&2; exit 1; }
+	rm -rf $(LAMBDA_VENV)
+	$(LAMBDA_PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: -r requirements/lambda-runtime.txt
+	@touch $@
+
+lambda-runtime-check: install $(LAMBDA_STAMP) ## The packaged Lambda imports on Python 3.13 beside its layers' packages
+	@test -f dist/aws/ingest_lambda.zip || $(MAKE) --no-print-directory package
+	MARKETLAKE_LAMBDA_PYTHON=$(LAMBDA_VENV)/bin/python $(BIN)/pytest -q tests/infra/test_lambda_runtime.py
 
 # The IAM check must bite: without the raw_landed grants the rehearsal has to fail at its iam
 # stage, naming the denied call. A pass here would mean the check proves nothing.
