@@ -1,13 +1,16 @@
 # The ingest Lambda: lambdas/ingest/handler.py + the marketlake package + the runtime
 # dependencies the layers do not carry, zipped by `make package` (infra/package.py).
 # pandas, numpy and pyarrow come from the AWS SDK for pandas layer, aws_lambda_powertools
-# from the Powertools layer, boto3 from the Lambda runtime.
+# from the Powertools layer. boto3/botocore are zipped (requirements/lambda-sdk.txt): the
+# runtime's SDK version is not documented, and state writes need S3 conditional writes.
 
 resource "aws_lambda_function" "ingest" {
-  function_name    = local.function_name
-  description      = "Fetches daily bars from Alpha Vantage into s3://${local.lake_bucket_name}/raw/ and starts the Glue build when new bars landed."
-  role             = aws_iam_role.ingest.arn
-  runtime          = "python3.11"
+  function_name = local.function_name
+  description   = "Fetches daily bars from Alpha Vantage into s3://${local.lake_bucket_name}/raw/ and starts the Glue build when new bars landed."
+  role          = aws_iam_role.ingest.arn
+  # The newest runtime with both an AWS SDK for pandas and a Powertools layer that this
+  # provider line (hashicorp/aws 5.x) accepts; python3.14 needs provider 6.
+  runtime          = "python3.13"
   architectures    = ["x86_64"]
   handler          = "handler.handler"
   filename         = local.lambda_zip_path
@@ -17,8 +20,10 @@ resource "aws_lambda_function" "ingest" {
   timeout          = var.lambda_timeout_seconds
   kms_key_arn      = aws_kms_key.main.arn
 
-  # One run at a time: the daily quota and the watermarks live in one state object.
-  reserved_concurrent_executions = 1
+  # None by default (-1 in the provider): new accounts cannot reserve any (Lambda keeps 100
+  # unreserved). State writes are conditional, so overlapping runs cannot overwrite each
+  # other; make plan/deploy check the account when a reservation is set.
+  reserved_concurrent_executions = var.lambda_reserved_concurrency == null ? -1 : var.lambda_reserved_concurrency
 
   environment {
     variables = {

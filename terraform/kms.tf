@@ -29,15 +29,19 @@ resource "aws_kms_key" "main" {
           }
         }
       },
+      # EventBridge rules and CloudWatch alarms publish to the encrypted alerts topic. The
+      # statement is the one the Amazon SNS Developer Guide gives, with no condition ("Enable
+      # compatibility between event sources from AWS services and encrypted topics",
+      # https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services):
+      # a condition key the service does not send on this KMS call (aws:SourceAccount for
+      # EventBridge is in doubt) would deny it and drop every alert silently. Who may publish
+      # is scoped by the topic's own policy (alerts.tf); these grants are of no use without it.
       {
         Sid       = "AlarmsAndRulesPublishToTheEncryptedTopic"
         Effect    = "Allow"
         Principal = { Service = ["events.amazonaws.com", "cloudwatch.amazonaws.com"] }
         Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
         Resource  = "*"
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = local.account_id }
-        }
       },
     ]
   })

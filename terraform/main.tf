@@ -8,9 +8,14 @@ locals {
   partition  = data.aws_partition.current.partition
   name       = var.name_prefix
 
-  # Buckets are global: the account id and region keep the names unique.
-  lake_bucket_name    = "${var.name_prefix}-lake-${local.account_id}-${var.region}"
-  results_bucket_name = "${var.name_prefix}-athena-results-${local.account_id}-${var.region}"
+  # Buckets are global: the account id and region keep the names unique. S3 allows at most 63
+  # characters; terraform_data.bucket_names (storage.tf) checks the lengths at plan.
+  bucket_name_formats = {
+    lake           = "${var.name_prefix}-lake-%s-${var.region}"
+    athena_results = "${var.name_prefix}-athena-results-%s-${var.region}"
+  }
+  lake_bucket_name    = format(local.bucket_name_formats.lake, local.account_id)
+  results_bucket_name = format(local.bucket_name_formats.athena_results, local.account_id)
 
   glue_database_name = replace(var.name_prefix, "-", "_")
   workgroup_name     = var.name_prefix
@@ -34,8 +39,11 @@ locals {
   glue_script_path    = module.artifacts.glue_script_path
   glue_python_modules = module.artifacts.glue_python_modules
 
-  sdk_pandas_layer_arn = var.sdk_pandas_layer_arn != "" ? var.sdk_pandas_layer_arn : "arn:${local.partition}:lambda:${var.region}:336392948345:layer:AWSSDKPandas-Python311:${var.sdk_pandas_layer_version}"
-  powertools_layer_arn = var.powertools_layer_arn != "" ? var.powertools_layer_arn : "arn:${local.partition}:lambda:${var.region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:${var.powertools_layer_version}"
+  # Public layers for the function's runtime (python3.13, x86_64). Names and accounts: the
+  # AWS SDK for pandas "Layers" page and the Powertools for AWS Lambda (Python) "Installation"
+  # page; docs/deploying.md "Before your first deploy" says where to look up other regions.
+  sdk_pandas_layer_arn = var.sdk_pandas_layer_arn != "" ? var.sdk_pandas_layer_arn : "arn:${local.partition}:lambda:${var.region}:336392948345:layer:AWSSDKPandas-Python313:${var.sdk_pandas_layer_version}"
+  powertools_layer_arn = var.powertools_layer_arn != "" ? var.powertools_layer_arn : "arn:${local.partition}:lambda:${var.region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:${var.powertools_layer_version}"
 }
 
 module "artifacts" {

@@ -2,14 +2,40 @@
 # plus artifacts/ for the Glue code) and a separate bucket for Athena query results.
 # Both: public access blocked, SSE-KMS with the project key, versioning, TLS only.
 
+# S3 bucket names are 3-63 characters ("General purpose bucket naming rules",
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html). An account id
+# is always 12 digits ("requires exactly 12 digits": Organizations API, DescribeAccount), so
+# the lengths follow from name_prefix and region alone: checked here, at plan, before any AWS
+# call (no provider, no account needed).
+locals {
+  bucket_name_limit = 63
+  bucket_name_lengths = {
+    for bucket, name_format in local.bucket_name_formats : bucket => length(format(name_format, "000000000000"))
+  }
+  longest_bucket_name = max(values(local.bucket_name_lengths)...)
+}
+
+resource "terraform_data" "bucket_names" {
+  input = local.bucket_name_lengths
+
+  lifecycle {
+    precondition {
+      condition     = local.longest_bucket_name <= local.bucket_name_limit
+      error_message = "name_prefix \"${var.name_prefix}\" with region ${var.region} makes a ${local.longest_bucket_name}-character bucket name; S3 allows ${local.bucket_name_limit}: shorten name_prefix by ${local.longest_bucket_name - local.bucket_name_limit}."
+    }
+  }
+}
+
 resource "aws_s3_bucket" "lake" {
   bucket        = local.lake_bucket_name
   force_destroy = var.force_destroy_buckets
+  depends_on    = [terraform_data.bucket_names]
 }
 
 resource "aws_s3_bucket" "athena_results" {
   bucket        = local.results_bucket_name
   force_destroy = var.force_destroy_buckets
+  depends_on    = [terraform_data.bucket_names]
 }
 
 locals {

@@ -168,8 +168,19 @@ variable "lambda_memory_mb" {
   }
 }
 
+variable "lambda_reserved_concurrency" {
+  description = "Reserved concurrency of the ingest Lambda; null (the default) reserves none. Overlapping runs are safe without it: state is written with S3 conditional writes (If-Match / If-None-Match), so a second run loses the write and retries instead of overwriting. Lambda keeps at least 100 executions unreserved, so an account whose concurrency limit is 10 (new accounts) cannot reserve any; make plan/deploy check the account before Terraform runs."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.lambda_reserved_concurrency == null || try(var.lambda_reserved_concurrency >= 1 && floor(var.lambda_reserved_concurrency) == var.lambda_reserved_concurrency, false)
+    error_message = "lambda_reserved_concurrency must be null (no reservation) or a whole number of at least 1."
+  }
+}
+
 variable "sdk_pandas_layer_arn" {
-  description = "ARN of the AWS SDK for pandas layer (pandas, numpy, pyarrow) for Python 3.11 x86_64; empty builds it from region and sdk_pandas_layer_version."
+  description = "ARN of the AWS SDK for pandas layer (pandas, numpy, pyarrow) for Python 3.13 x86_64; empty builds arn:<partition>:lambda:<region>:336392948345:layer:AWSSDKPandas-Python313:<sdk_pandas_layer_version>. Regions whose layer lives in another account (ap-east-1, eu-south-1, the China regions, ...) must set it: copy it from the AWS SDK for pandas 'Layers' page."
   type        = string
   default     = ""
 
@@ -180,9 +191,9 @@ variable "sdk_pandas_layer_arn" {
 }
 
 variable "sdk_pandas_layer_version" {
-  description = "Version of arn:aws:lambda:<region>:336392948345:layer:AWSSDKPandas-Python311 (it differs by region: see the AWS SDK for pandas 'Layers' page)."
+  description = "Version of arn:aws:lambda:<region>:336392948345:layer:AWSSDKPandas-Python313. It differs by region: 14 is AWS SDK for pandas 3.17.0 in us-east-1 and most regions (af-south-1: 13); see its 'Layers' page (https://aws-sdk-pandas.readthedocs.io/en/stable/layers.html)."
   type        = number
-  default     = 33
+  default     = 14
 
   validation {
     condition     = var.sdk_pandas_layer_version >= 1 && floor(var.sdk_pandas_layer_version) == var.sdk_pandas_layer_version
@@ -191,7 +202,7 @@ variable "sdk_pandas_layer_version" {
 }
 
 variable "powertools_layer_arn" {
-  description = "ARN of the Powertools for AWS Lambda (Python) v3 layer for Python 3.11 x86_64; empty builds it from region and powertools_layer_version."
+  description = "ARN of the Powertools for AWS Lambda (Python) v3 layer for Python 3.13 x86_64; empty builds it from region and powertools_layer_version (GovCloud and China publish it from other accounts: set the ARN there)."
   type        = string
   default     = ""
 
@@ -202,9 +213,9 @@ variable "powertools_layer_arn" {
 }
 
 variable "powertools_layer_version" {
-  description = "Version of arn:aws:lambda:<region>:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64 (the same in every region)."
+  description = "Version of arn:aws:lambda:<region>:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64, the same in every commercial region (Powertools 'Installation' page: https://docs.aws.amazon.com/powertools/python/latest/getting-started/install/)."
   type        = number
-  default     = 27
+  default     = 37
 
   validation {
     condition     = var.powertools_layer_version >= 1 && floor(var.powertools_layer_version) == var.powertools_layer_version

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from infra_contract import LAMBDA_HANDLER, SRC, function_node, module_constant, terraform
+from infra_contract import (
+    LAMBDA_HANDLER,
+    SRC,
+    TERRAFORM,
+    function_node,
+    module_constant,
+    terraform,
+)
 
 AWS = SRC / "aws" / "lambda_ingest.py"
 # The provider's own constants, which the Lambda's time budget is computed from.
@@ -29,9 +36,15 @@ def test_the_handler_is_the_packaged_function():
 
 def test_runtime_concurrency_tracing_and_dead_letters():
     body = function()
-    assert body["runtime"] == "python3.11"
+    assert body["runtime"] == "python3.13"
     assert body["architectures"] == ["x86_64"]
-    assert body["reserved_concurrent_executions"] == 1
+    # No reservation unless asked for: a new account (limit 10) cannot reserve any.
+    assert body["reserved_concurrent_executions"] == (
+        "${var.lambda_reserved_concurrency == null ? -1 : var.lambda_reserved_concurrency}"
+    )
+    variable = terraform().variables["lambda_reserved_concurrency"]
+    assert variable["default"] is None and variable["type"] == "number"
+    assert "conditional writes" in variable["description"]
     assert body["tracing_config"] == [{"mode": "Active"}]
     assert body["dead_letter_config"] == [{"target_arn": "${aws_sqs_queue.ingest_dlq.arn}"}]
     assert body["layers"] == ["${local.sdk_pandas_layer_arn}", "${local.powertools_layer_arn}"]
@@ -101,3 +114,36 @@ def test_the_tfvars_example_schedules_the_same_cron():
 
     example = hcl2.loads((SRC.parents[1] / "terraform" / "terraform.tfvars.example").read_text())
     assert example["schedule_expression"].strip('"') == "cron(0 22 ? * MON-FRI *)"
+
+
+def test_the_default_layers_are_built_for_the_functions_runtime():
+    """The layer names carry the Python version (AWSSDKPandas-Python313,
+    AWSLambdaPowertoolsPythonV3-python313-x86_64): they must follow the runtime."""
+    tf = terraform()
+    version = function()["runtime"].removeprefix("python").replace(".", "")  # "313"
+    assert f":layer:AWSSDKPandas-Python{version}:" in tf.locals["sdk_pandas_layer_arn"]
+    powertools = tf.locals["powertools_layer_arn"]
+    assert f":layer:AWSLambdaPowertoolsPythonV3-python{version}-x86_64:" in powertools
+    for name in ("sdk_pandas_layer_arn", "powertools_layer_arn"):
+        assert "Python 3." + version[1:] in tf.variables[name]["description"]
+
+
+def test_the_ingest_alarms_reach_the_encrypted_topic():
+    """The Errors alarm (CloudWatch) and the Glue failure rules (EventBridge) publish to the
+    alerts topic, encrypted with the project key. The key grants both services the
+    statement the SNS guide gives, with no condition a service might not send."""
+    import re
+
+    text = (TERRAFORM / "kms.tf").read_text(encoding="utf-8")
+    found = re.search(
+        r'\{\s*Sid\s*=\s*"AlarmsAndRulesPublishToTheEncryptedTopic"(?P<body>.*?)\n\s*\},',
+        text,
+        re.S,
+    )
+    assert found, "kms.tf has no statement for the alerts topic's publishers"
+    body = found.group("body")
+    assert '["events.amazonaws.com", "cloudwatch.amazonaws.com"]' in body
+    assert '["kms:Decrypt", "kms:GenerateDataKey*"]' in body
+    assert "Condition" not in body
+    alarm = terraform().resource("aws_cloudwatch_metric_alarm", "ingest_errors")
+    assert alarm["alarm_actions"] == ["${aws_sns_topic.alerts.arn}"]
