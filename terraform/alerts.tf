@@ -1,5 +1,5 @@
 # One SNS topic (encrypted with the project key) receives:
-#   - Glue job runs that FAILED or hit TIMEOUT, and crawls that Failed (EventBridge rules);
+#   - Glue job runs that FAILED or hit TIMEOUT, and weekly schema crawls that Failed (EventBridge rules);
 #   - ingest Lambda errors and messages in either dead-letter queue (CloudWatch alarms);
 #   - blocked builds: the WAP job publishes there itself (--alerts_topic_arn).
 
@@ -56,7 +56,7 @@ resource "aws_cloudwatch_event_rule" "glue_job_failed" {
 
 resource "aws_cloudwatch_event_rule" "glue_crawler_failed" {
   name        = "${local.name}-glue-crawler-failed"
-  description = "The raw crawler failed."
+  description = "The weekly raw schema check (the crawler) failed, on schedule or started by hand."
   event_pattern = jsonencode({
     source        = ["aws.glue"]
     "detail-type" = ["Glue Crawler State Change"]

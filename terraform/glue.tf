@@ -1,10 +1,10 @@
-# Glue: the catalog database, the raw-zone crawler with its CSV classifier, the WAP build
-# as a Python shell job, and the workflow the ingest Lambda starts:
-#   ON_DEMAND trigger -> crawler(raw) -> CONDITIONAL trigger on SUCCEEDED -> WAP job.
+# Glue: the catalog database, the raw table, the WAP build as a Python shell job, the
+# workflow the ingest Lambda starts (ON_DEMAND trigger -> WAP job; the job adds the day's
+# raw partitions itself), and the crawler that checks the raw table's schema weekly.
 
 resource "aws_glue_catalog_database" "lake" {
   name        = local.glue_database_name
-  description = "marketlake: raw_daily_prices (crawler), daily_prices (WAP build), audit tables and dashboard views."
+  description = "marketlake: raw_daily_prices (Terraform), daily_prices (WAP build), audit tables and dashboard views."
 }
 
 resource "aws_glue_security_configuration" "main" {
@@ -28,7 +28,57 @@ resource "aws_glue_security_configuration" "main" {
   }
 }
 
-# -- raw zone: CSV classifier + crawler ----------------------------------------------------
+# -- raw zone: the table, its CSV classifier, the weekly schema check ----------------------
+
+locals {
+  # marketlake.lake.raw.RAW_COLUMNS (a contract test keeps them equal); every one is text,
+  # as OpenCSVSerDe reads them and the staging SQL casts them.
+  raw_columns    = ["symbol", "trade_date", "open", "high", "low", "close", "volume", "source", "ingested_at"]
+  raw_table_name = "raw_daily_prices" # marketlake.wap.pipeline.RAW_TABLE
+}
+
+# The table the build reads, defined here rather than by a crawl, so the daily path needs no
+# crawler: the WAP job adds each new ingest_date= partition itself (AthenaEngine.register_raw).
+# It is what the crawler with the classifier below made: CSV with a header, RFC 4180 quoting.
+resource "aws_glue_catalog_table" "raw_daily_prices" {
+  name          = local.raw_table_name
+  database_name = aws_glue_catalog_database.lake.name
+  description   = "The raw CSV as text (s3://${local.lake_bucket_name}/${local.raw_prefix}), one partition per ingest_date."
+  table_type    = "EXTERNAL_TABLE"
+
+  parameters = {
+    classification           = "csv"
+    "skip.header.line.count" = "1"
+  }
+
+  partition_keys {
+    name = "ingest_date"
+    type = "string"
+  }
+
+  storage_descriptor {
+    location      = "s3://${aws_s3_bucket.lake.id}/${local.raw_prefix}"
+    input_format  = "org.apache.hadoop.mapred.TextInputFormat"
+    output_format = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
+
+    ser_de_info {
+      serialization_library = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
+      parameters = {
+        separatorChar            = ","
+        quoteChar                = "\""
+        "skip.header.line.count" = "1"
+      }
+    }
+
+    dynamic "columns" {
+      for_each = local.raw_columns
+      content {
+        name = columns.value
+        type = "string"
+      }
+    }
+  }
+}
 
 # The built-in CSV classifier mishandles quoted commas; this one is told the header, the
 # quote and the SerDe (OpenCSVSerDe reads every column as text, as the staging SQL expects).
@@ -40,43 +90,46 @@ resource "aws_glue_classifier" "raw_csv" {
     delimiter              = ","
     quote_symbol           = "\""
     serde                  = "OpenCSVSerDe"
-    header                 = ["symbol", "trade_date", "open", "high", "low", "close", "volume", "source", "ingested_at"]
+    header                 = local.raw_columns
     allow_single_column    = false
     disable_value_trimming = false
   }
 }
 
+# The weekly schema check, off the daily path (a run bills a 10-minute minimum). It crawls
+# the raw table's own location: a raw column set that differs from the table is logged to
+# CloudWatch, never applied, and a failed crawl alerts (alerts.tf). Start it by hand after
+# changing the raw columns: aws glue start-crawler --name <crawler_name>.
 resource "aws_glue_crawler" "raw" {
   name                   = local.crawler_name
-  description            = "Keeps ${local.crawler_table_prefix}daily_prices (partitioned by ingest_date) in step with s3://${local.lake_bucket_name}/${local.raw_prefix}."
+  description            = "Weekly schema check of ${local.raw_table_name}: logs a changed raw column set, never applies it."
   role                   = aws_iam_role.crawler.arn
   database_name          = aws_glue_catalog_database.lake.name
   classifiers            = [aws_glue_classifier.raw_csv.name]
-  table_prefix           = local.crawler_table_prefix
   security_configuration = aws_glue_security_configuration.main.name
+  schedule               = "cron(0 6 ? * SUN *)"
 
-  s3_target {
-    path = "s3://${aws_s3_bucket.lake.id}/${local.raw_prefix}"
+  catalog_target {
+    database_name = aws_glue_catalog_database.lake.name
+    tables        = [aws_glue_catalog_table.raw_daily_prices.name]
   }
 
-  # Only new ingest_date= folders are crawled; a schema change is logged, never applied.
+  # AWS accepts only CRAWL_EVERYTHING for a catalog target (new-folders-only is for S3 targets).
   recrawl_policy {
-    recrawl_behavior = "CRAWL_NEW_FOLDERS_ONLY"
+    recrawl_behavior = "CRAWL_EVERYTHING"
   }
 
+  # A catalog target requires delete_behavior LOG; update_behavior LOG logs a schema change.
   schema_change_policy {
     update_behavior = "LOG"
     delete_behavior = "LOG"
   }
 
-  # One table at s3://bucket/raw/daily_prices/ (level 3: bucket = 1), its partitions
-  # inheriting the table's schema and SerDe.
+  # CombineCompatibleSchemas is what AWS enforces for a catalog target (written out, so a
+  # plan shows no drift); partitions inherit the table's schema and SerDe.
   configuration = jsonencode({
-    Version = 1.0
-    Grouping = {
-      TableGroupingPolicy     = "CombineCompatibleSchemas"
-      TableLevelConfiguration = 3
-    }
+    Version  = 1.0
+    Grouping = { TableGroupingPolicy = "CombineCompatibleSchemas" }
     CrawlerOutput = {
       Partitions = { AddOrUpdateBehavior = "InheritFromTable" }
     }
@@ -146,33 +199,15 @@ resource "aws_glue_job" "wap" {
 
 resource "aws_glue_workflow" "build" {
   name                = local.workflow_name
-  description         = "Started by ${local.function_name} when new bars landed: crawl raw, then write-audit-publish."
+  description         = "Started by ${local.function_name} when new bars landed: write-audit-publish (the job adds the new raw partitions)."
   max_concurrent_runs = 1
 }
 
-resource "aws_glue_trigger" "start_crawl" {
-  name          = "${local.name}-start-crawl"
-  description   = "First step of ${local.workflow_name}: crawl the raw zone."
+resource "aws_glue_trigger" "start_build" {
+  name          = "${local.name}-start-build"
+  description   = "The only step of ${local.workflow_name}: the WAP job."
   type          = "ON_DEMAND"
   workflow_name = aws_glue_workflow.build.name
-
-  actions {
-    crawler_name = aws_glue_crawler.raw.name
-  }
-}
-
-resource "aws_glue_trigger" "crawled" {
-  name          = "${local.name}-crawled-then-build"
-  description   = "Runs the WAP job once the crawl SUCCEEDED."
-  type          = "CONDITIONAL"
-  workflow_name = aws_glue_workflow.build.name
-
-  predicate {
-    conditions {
-      crawler_name = aws_glue_crawler.raw.name
-      crawl_state  = "SUCCEEDED"
-    }
-  }
 
   actions {
     job_name = aws_glue_job.wap.name
@@ -214,6 +249,9 @@ resource "aws_iam_role" "crawler" {
   assume_role_policy = data.aws_iam_policy_document.glue_assume.json
 }
 
+# What AWS's crawler prerequisites ask for an S3-backed table (the AWSGlueServiceRole
+# managed policy's S3, catalog and log actions, scoped down, and s3:GetObject on the data),
+# plus kms:Decrypt for the SSE-KMS raw objects.
 data "aws_iam_policy_document" "crawler" {
   statement {
     sid       = "ReadTheRawZone"
@@ -221,6 +259,16 @@ data "aws_iam_policy_document" "crawler" {
     resources = ["${aws_s3_bucket.lake.arn}/${local.raw_prefix}*"]
   }
 
+  # GetBucketLocation has no s3:prefix, so it cannot share the listing's condition.
+  statement {
+    sid       = "FindTheLakeBucket"
+    actions   = ["s3:GetBucketLocation"]
+    resources = [aws_s3_bucket.lake.arn]
+  }
+
+  # The crawler lists the table's location and its partitions' (raw/daily_prices/ and
+  # raw/daily_prices/ingest_date=...); the location without its slash too, since no AWS
+  # page says which form it lists with. Nothing else in the bucket.
   statement {
     sid       = "ListTheRawZone"
     actions   = ["s3:ListBucket"]
@@ -229,17 +277,18 @@ data "aws_iam_policy_document" "crawler" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = [local.raw_prefix, "${local.raw_prefix}*"]
+      values   = [trimsuffix(local.raw_prefix, "/"), local.raw_prefix, "${local.raw_prefix}*"]
     }
   }
 
+  # A catalog target creates no table (Terraform does): it reads the table and adds or
+  # updates partitions.
   statement {
     sid = "KeepTheRawTable"
     actions = [
       "glue:GetDatabase",
       "glue:GetTable",
       "glue:GetTables",
-      "glue:CreateTable",
       "glue:UpdateTable",
       "glue:GetPartition",
       "glue:GetPartitions",
