@@ -29,6 +29,7 @@ with, the way Athena reports errors (State FAILED + StateChangeReason).
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as dt
 import decimal
 import io
@@ -48,6 +49,7 @@ from sqlglot import exp
 
 from marketlake.engines.duckdb import transpile
 from marketlake.errors import MarketlakeError
+from marketlake.lake import raw
 
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 CSV_SERDE = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
@@ -602,55 +604,79 @@ def _conform(table: pa.Table, schema: pa.Schema, key: str) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def crawl_raw(glue, s3, bucket: str, database: str, prefix: str = "raw/daily_prices/") -> None:
-    """What the Glue crawler does for the raw zone: raw_daily_prices over the CSV objects,
-    every column a string, one partition per ingest_date folder (new folders only)."""
-    listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/")
-    folders = [p["Prefix"] for p in listing.get("CommonPrefixes", [])]
-    assert folders, f"nothing under s3://{bucket}/{prefix}"
-    first = s3.list_objects_v2(Bucket=bucket, Prefix=folders[0])["Contents"][0]["Key"]
-    header = s3.get_object(Bucket=bucket, Key=first)["Body"].read().decode().splitlines()[0]
-    descriptor = {
-        "Columns": [{"Name": name, "Type": "string"} for name in header.split(",")],
-        "Location": f"s3://{bucket}/{prefix}",
-        "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
-        "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-        "SerdeInfo": {
-            "SerializationLibrary": CSV_SERDE,
-            "Parameters": {"separatorChar": ",", "quoteChar": '"', "skip.header.line.count": "1"},
-        },
-    }
-    try:
-        glue.get_table(DatabaseName=database, Name="raw_daily_prices")
-    except glue.exceptions.EntityNotFoundException:
-        glue.create_table(
-            DatabaseName=database,
-            TableInput={
-                "Name": "raw_daily_prices",
-                "TableType": "EXTERNAL_TABLE",
-                "Parameters": {"classification": "csv", "skip.header.line.count": "1"},
-                "StorageDescriptor": descriptor,
-                "PartitionKeys": [{"Name": "ingest_date", "Type": "string"}],
+RAW_TABLE = "raw_daily_prices"
+
+
+def raw_table_input(bucket: str, prefix: str = "raw/daily_prices/") -> dict:
+    """raw_daily_prices as terraform/glue.tf defines it (a contract test in tests/infra
+    holds the HCL to this): CSV with a header, every column text, one partition per
+    ingest_date. Tests that run no Terraform create it from here, as `make deploy` would."""
+    header = {"skip.header.line.count": "1"}
+    return {
+        "Name": RAW_TABLE,
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {"classification": "csv", **header},
+        "StorageDescriptor": {
+            "Columns": [{"Name": name, "Type": "string"} for name in raw.RAW_COLUMNS],
+            "Location": f"s3://{bucket}/{prefix}",
+            "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
+            "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+            "SerdeInfo": {
+                "SerializationLibrary": CSV_SERDE,
+                "Parameters": {"separatorChar": ",", "quoteChar": '"', **header},
             },
-        )
+        },
+        "PartitionKeys": [{"Name": "ingest_date", "Type": "string"}],
+    }
+
+
+def crawl_raw(glue, s3, bucket: str, database: str, prefix: str = "raw/daily_prices/") -> list:
+    """What the weekly crawler does with its catalog target on raw_daily_prices (every
+    object, CRAWL_EVERYTHING): each raw object whose header differs from the table's
+    columns is reported, never applied (UpdateBehavior LOG), and its folder is not added;
+    every other ingest_date folder the table lacks becomes a partition. The table is
+    Terraform's; a test without one gets raw_table_input's, as `make deploy` would make it.
+    Returns the differences, one line each: empty when the raw zone matches the table."""
+    try:
+        table = glue.get_table(DatabaseName=database, Name=RAW_TABLE)["Table"]
+    except glue.exceptions.EntityNotFoundException:
+        glue.create_table(DatabaseName=database, TableInput=raw_table_input(bucket, prefix))
+        table = glue.get_table(DatabaseName=database, Name=RAW_TABLE)["Table"]
+    descriptor = table["StorageDescriptor"]
+    expected = [column["Name"] for column in descriptor["Columns"]]
+    differences, folders, refused = [], {}, set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            folder, _, name = item["Key"][len(prefix) :].partition("/")
+            if not folder.startswith("ingest_date=") or not name:
+                continue
+            folders[folder.split("=", 1)[1]] = f"s3://{bucket}/{prefix}{folder}/"
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
+            header = next(csv.reader(io.StringIO(body.partition("\n")[0])), [])
+            if header != expected:
+                refused.add(folder.split("=", 1)[1])
+                differences.append(
+                    f"s3://{bucket}/{item['Key']}: columns {header}, table {RAW_TABLE} "
+                    f"has {expected}"
+                )
     known = {
         p["Values"][0]
         for page in glue.get_paginator("get_partitions").paginate(
-            DatabaseName=database, TableName="raw_daily_prices"
+            DatabaseName=database, TableName=RAW_TABLE
         )
         for p in page["Partitions"]
     }
-    for folder in folders:
-        value = folder[len(prefix) :].rstrip("/").split("=", 1)[1]
-        if value not in known:
+    for value, location in sorted(folders.items()):
+        if value not in known and value not in refused:
             glue.create_partition(
                 DatabaseName=database,
-                TableName="raw_daily_prices",
+                TableName=RAW_TABLE,
                 PartitionInput={
                     "Values": [value],
-                    "StorageDescriptor": dict(descriptor, Location=f"s3://{bucket}/{folder}"),
+                    "StorageDescriptor": dict(descriptor, Location=location),
                 },
             )
+    return differences
 
 
 class Recorder:

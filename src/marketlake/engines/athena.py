@@ -147,17 +147,18 @@ class AthenaEngine:
     # -- relations -----------------------------------------------------------------------
 
     def register_raw(self, name: str, prefix: str, since: str | None = None) -> None:
-        """The Glue crawler keeps the raw table; it must exist before a build. Athena reads
-        raw through the table's partitions while the build plans from the S3 listing, so any
-        ingest_date folder the crawler has not added yet is added here: a build that ran
-        before the crawl would otherwise mark those bars read without reading them. `since`
-        needs nothing here: Athena prunes by the table's partitions, listing no object of
-        the others."""
+        """The raw table comes from Terraform (`make deploy`); it must exist before a build.
+        Athena reads raw through the table's partitions while the build plans from the S3
+        listing, so every ingest_date folder the table lacks is added here (no crawler is
+        on the daily path): otherwise the build would mark those bars read without reading
+        them. `since` needs nothing here: Athena prunes by the table's partitions, listing
+        no object of the others."""
         table = self._table(name)
         if not table:
             raise MarketlakeError(
-                f"Glue table {self.database}.{name} is missing; run the raw crawler "
-                "(it creates the table from the raw zone) before the build"
+                f"Glue table {self.database}.{name} is missing; `make deploy` creates it "
+                "(terraform/glue.tf aws_glue_catalog_table.raw_daily_prices): run it, then "
+                "the build"
             )
         known = {p["Values"][0] for p in self._partitions(name)}
         folders = [
