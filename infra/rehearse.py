@@ -60,7 +60,7 @@ from weekday import (
 REPO = tf.REPO
 
 EXPECTED_DRIFT = {
-    "aws_glue_trigger.start_crawl": (
+    "aws_glue_trigger.start_build": (
         {"enabled"},
         "moto reports an ON_DEMAND trigger as disabled; AWS has no state to keep for it",
     ),

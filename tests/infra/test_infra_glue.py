@@ -1,11 +1,13 @@
 """The Glue side matches the code: the job's arguments are what marketlake.aws.glue_job parses,
-the job is a Python 3.9 shell job, the crawler makes the table the build reads, and the
-workflow runs crawler -> job."""
+the job is a Python 3.9 shell job, Terraform defines the raw table the build reads (the
+crawler only checks its schema, weekly), and the workflow starts the job alone."""
 
 from __future__ import annotations
 
 import re
+import sys
 
+from iam_policy import Request, evaluate
 from infra_contract import REPO, SRC, module_constant, normalize, requirement_pins, terraform
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -13,6 +15,9 @@ from packaging.version import Version
 from marketlake.config import default
 from marketlake.lake import raw
 from marketlake.wap import pipeline as wap
+
+sys.path.insert(0, str(REPO / "tests" / "integration"))  # the stand-ins the table must equal
+import athena_fake
 
 JOB = SRC / "aws" / "glue_job.py"
 # Arguments Glue itself reads (not the script): they may sit beside the job's own.
@@ -128,23 +133,141 @@ def test_the_glue_pins_cover_the_library_and_match_its_ranges():
     )
 
 
-def test_the_crawler_makes_the_table_the_build_reads():
+# -- the raw table, its weekly schema check, the daily workflow ---------------------------------
+
+LAKE_ARN = "arn:aws:s3:::lake"
+KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/k"
+
+
+def raw_table() -> dict:
+    return terraform().resource("aws_glue_catalog_table", "raw_daily_prices")
+
+
+def hcl_table_input(bucket: str) -> dict:
+    """The HCL table as the Glue TableInput it creates, for a lake bucket named `bucket`."""
+    tf, body = terraform(), raw_table()
+    (descriptor,) = body["storage_descriptor"]
+    (serde,) = descriptor["ser_de_info"]
+    ((dynamic,),) = [[d["columns"] for d in descriptor["dynamic"]]]
+    assert dynamic["for_each"] == "${local.raw_columns}"
+    assert dynamic["content"] == [{"name": "${columns.value}", "type": "string"}]
+    assert body["name"] == "${local.raw_table_name}"
+    assert descriptor["location"] == "s3://${aws_s3_bucket.lake.id}/${local.raw_prefix}"
+    return {
+        "Name": tf.locals["raw_table_name"],
+        "TableType": body["table_type"],
+        "Parameters": body["parameters"],
+        "StorageDescriptor": {
+            "Columns": [{"Name": c, "Type": "string"} for c in tf.locals["raw_columns"]],
+            "Location": f"s3://{bucket}/{tf.locals['raw_prefix']}",
+            "InputFormat": descriptor["input_format"],
+            "OutputFormat": descriptor["output_format"],
+            "SerdeInfo": {
+                "SerializationLibrary": serde["serialization_library"],
+                "Parameters": serde["parameters"],
+            },
+        },
+        "PartitionKeys": [{"Name": k["name"], "Type": k["type"]} for k in body["partition_keys"]],
+    }
+
+
+def test_terraform_defines_the_raw_table_the_build_reads():
+    """The table the crawler used to make, column for column: the code's raw columns, the
+    name the build registers partitions on, and exactly what the integration tests' stand-in
+    (athena_fake.raw_table_input, which FakeAthena reads) creates."""
     tf = terraform()
-    crawler = tf.resource("aws_glue_crawler", "raw")
-    (target,) = crawler["s3_target"]
-    assert target["path"] == "s3://${aws_s3_bucket.lake.id}/${local.raw_prefix}"
+    assert tf.locals["raw_columns"] == raw.RAW_COLUMNS
+    assert tf.locals["raw_table_name"] == wap.RAW_TABLE == athena_fake.RAW_TABLE
     assert tf.locals["raw_prefix"] == raw.RAW_PREFIX
-    # A crawler names the table after its target folder, then adds the prefix.
-    folder = raw.RAW_PREFIX.rstrip("/").rsplit("/", 1)[-1]
-    assert crawler["table_prefix"] == "${local.crawler_table_prefix}"
-    assert tf.locals["crawler_table_prefix"] + folder == wap.RAW_TABLE == "raw_daily_prices"
+    assert raw_table()["database_name"] == "${aws_glue_catalog_database.lake.name}"
+    assert hcl_table_input("lake") == athena_fake.raw_table_input("lake", raw.RAW_PREFIX)
+
+
+def test_the_crawler_checks_the_raw_table_weekly_and_never_changes_it():
+    crawler = terraform().resource("aws_glue_crawler", "raw")
+    assert crawler["schedule"] == "cron(0 6 ? * SUN *)"
+    (target,) = crawler["catalog_target"]
+    assert target == {
+        "database_name": "${aws_glue_catalog_database.lake.name}",
+        "tables": ["${aws_glue_catalog_table.raw_daily_prices.name}"],
+    }
+    # A catalog target is its only target (AWS refuses a mix), and AWS refuses
+    # CRAWL_NEW_FOLDERS_ONLY on it.
+    others = {"s3_target", "jdbc_target", "dynamodb_target", "delta_target"} & set(crawler)
+    assert not others
+    assert "table_prefix" not in crawler, "a catalog target creates no table to prefix"
     (recrawl,) = crawler["recrawl_policy"]
-    assert recrawl["recrawl_behavior"] == "CRAWL_NEW_FOLDERS_ONLY"
+    assert recrawl["recrawl_behavior"] == "CRAWL_EVERYTHING"
     (policy,) = crawler["schema_change_policy"]
     assert policy == {"update_behavior": "LOG", "delete_behavior": "LOG"}
     configuration = crawler["configuration"]
+    assert 'TableGroupingPolicy = "CombineCompatibleSchemas"' in configuration
     assert 'AddOrUpdateBehavior = "InheritFromTable"' in configuration
     assert crawler["classifiers"] == ["${aws_glue_classifier.raw_csv.name}"]
+
+
+def crawler_policy() -> dict:
+    """data.aws_iam_policy_document.crawler as IAM JSON, every expression resolved."""
+    tf = terraform()
+    values = {
+        "${aws_s3_bucket.lake.arn}": LAKE_ARN,
+        "${local.raw_prefix}": raw.RAW_PREFIX,
+        '${trimsuffix(local.raw_prefix, "/")}': raw.RAW_PREFIX.rstrip("/"),
+        "${aws_kms_key.main.arn}": KEY_ARN,
+        "${local.partition}": "aws",
+        "${var.region}": "us-east-1",
+        "${local.account_id}": "111122223333",
+        "${local.glue_database_name}": "marketlake",
+    }
+
+    def resolve(text: str) -> str:
+        for expression, value in values.items():
+            text = text.replace(expression, value)
+        assert "${" not in text, f"the test cannot resolve {text}"
+        return text
+
+    def resources(value) -> list[str]:
+        if isinstance(value, str):  # a whole list from a local
+            name = value.removeprefix("${local.").removesuffix("}")
+            value = tf.locals[name]
+        return [resolve(v) for v in value]
+
+    statements = []
+    for s in tf.policy_document("crawler"):
+        statement = {"Effect": "Allow", "Action": s["actions"]}
+        statement["Resource"] = resources(s["resources"])
+        for c in s.get("condition", []):
+            condition = statement.setdefault("Condition", {}).setdefault(c["test"], {})
+            condition[c["variable"]] = [resolve(v) for v in c["values"]]
+        statements.append(statement)
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def crawler_may(action: str, resource: str, **context) -> bool:
+    return evaluate([crawler_policy()], Request(action, resource, context)).allowed
+
+
+def test_the_crawler_role_has_what_a_crawler_of_the_raw_table_needs():
+    """AWS's crawler prerequisites: S3 read of the data (KMS-encrypted here), the bucket's
+    location and listing, the table and its partitions, its logs; and nothing beyond."""
+    table = "arn:aws:glue:us-east-1:111122223333:table/marketlake/raw_daily_prices"
+    key = f"{raw.RAW_PREFIX}ingest_date=2024-01-02/NVDA.csv"
+    assert crawler_may("s3:GetBucketLocation", LAKE_ARN)
+    assert crawler_may("s3:GetObject", f"{LAKE_ARN}/{key}")
+    assert crawler_may("kms:Decrypt", KEY_ARN)
+    for prefix in (raw.RAW_PREFIX, raw.RAW_PREFIX.rstrip("/"), key.rsplit("/", 1)[0] + "/"):
+        assert crawler_may("s3:ListBucket", LAKE_ARN, **{"s3:prefix": prefix}), prefix
+    for action in ("glue:GetTable", "glue:GetPartitions", "glue:BatchCreatePartition"):
+        assert crawler_may(action, table), action
+    assert crawler_may(
+        "logs:PutLogEvents",
+        "arn:aws:logs:us-east-1:111122223333:log-group:/aws-glue/crawlers:log-stream:x",
+    )
+    # Terraform makes the table; the crawler reads only the raw zone.
+    assert not crawler_may("glue:CreateTable", table)
+    assert not crawler_may("s3:ListBucket", LAKE_ARN, **{"s3:prefix": "curated/"})
+    assert not crawler_may("s3:ListBucket", LAKE_ARN, **{"s3:prefix": ""})
+    assert not crawler_may("s3:GetObject", f"{LAKE_ARN}/state/ingest_state.json")
 
 
 def test_the_csv_classifier_knows_the_raw_layout():
@@ -153,18 +276,17 @@ def test_the_csv_classifier_knows_the_raw_layout():
     assert csv["quote_symbol"] == '"'
     assert csv["delimiter"] == ","
     assert csv["serde"] == "OpenCSVSerDe"
-    assert csv["header"] == raw.RAW_COLUMNS
+    assert csv["header"] == "${local.raw_columns}"  # == raw.RAW_COLUMNS, checked above
 
 
-def test_the_workflow_crawls_then_builds_on_success():
+def test_the_workflows_only_trigger_starts_the_job():
+    """No crawler on the daily path: the Lambda's workflow run starts the WAP job, which
+    adds the new raw partitions itself (AthenaEngine.register_raw)."""
     tf = terraform()
     triggers = tf.of_type("aws_glue_trigger")
-    start = [t for t in triggers.values() if t["type"] == "ON_DEMAND"]
-    conditional = [t for t in triggers.values() if t["type"] == "CONDITIONAL"]
-    assert len(start) == 1 and len(conditional) == 1
-    workflow = "${aws_glue_workflow.build.name}"
-    assert start[0]["workflow_name"] == conditional[0]["workflow_name"] == workflow
-    assert start[0]["actions"] == [{"crawler_name": "${aws_glue_crawler.raw.name}"}]
-    ((condition,),) = [p["conditions"] for p in conditional[0]["predicate"]]
-    assert condition == {"crawler_name": "${aws_glue_crawler.raw.name}", "crawl_state": "SUCCEEDED"}
-    assert conditional[0]["actions"] == [{"job_name": "${aws_glue_job.wap.name}"}]
+    assert list(triggers) == ["start_build"]
+    (trigger,) = triggers.values()
+    assert trigger["type"] == "ON_DEMAND"
+    assert trigger["workflow_name"] == "${aws_glue_workflow.build.name}"
+    assert trigger["actions"] == [{"job_name": "${aws_glue_job.wap.name}"}]
+    assert "predicate" not in trigger
