@@ -153,8 +153,8 @@ def stand_in_layers(endpoint: str) -> dict:
     lam = client("lambda", endpoint)
     arns = {}
     for variable, name in (
-        ("sdk_pandas_layer_arn", "rehearsal-AWSSDKPandas-Python311"),
-        ("powertools_layer_arn", "rehearsal-AWSLambdaPowertoolsPythonV3-python311-x86_64"),
+        ("sdk_pandas_layer_arn", "rehearsal-AWSSDKPandas-Python313"),
+        ("powertools_layer_arn", "rehearsal-AWSLambdaPowertoolsPythonV3-python313-x86_64"),
     ):
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
@@ -162,7 +162,7 @@ def stand_in_layers(endpoint: str) -> dict:
         published = lam.publish_layer_version(
             LayerName=name,
             Content={"ZipFile": buffer.getvalue()},
-            CompatibleRuntimes=["python3.11"],
+            CompatibleRuntimes=["python3.13"],
         )
         arns[variable] = published["LayerVersionArn"]
     return arns

@@ -226,11 +226,12 @@ def check_workflow(deployed: Deployed, summary: dict) -> str:
 EXPECTED_CRAWL_SCHEDULE = "cron(0 6 ? * SUN *)"
 
 
-def crawl(deployed: Deployed) -> str:
+def crawl(deployed: Deployed, calls) -> str:
     """The weekly schema check, played once by the tests' stand-in against the table
     Terraform defined: the deployed crawler must target that table (a catalog target, on
     its schedule, logging schema changes), and the raw objects the Lambda wrote must have
-    the table's columns. Returns the table's name."""
+    the table's columns; `calls` records the crawl's AWS calls as the crawler's role.
+    Returns the table's name."""
     from athena_fake import RAW_TABLE, crawl_raw
 
     database = deployed.outputs["glue_database"]
@@ -260,7 +261,10 @@ def crawl(deployed: Deployed) -> str:
     table = deployed.glue.get_table(DatabaseName=database, Name=RAW_TABLE)["Table"]
     location = table["StorageDescriptor"]["Location"]
     bucket, _, prefix = location.removeprefix("s3://").partition("/")
-    differences = crawl_raw(deployed.glue, deployed.s3, bucket, database, prefix)
+    # The crawler reads S3 and writes the catalog as its role: its calls are checked too.
+    with calls.as_role(crawler["Role"].rsplit("/", 1)[-1]):
+        glue, s3 = client("glue", deployed.endpoint), client("s3", deployed.endpoint)
+        differences = crawl_raw(glue, s3, bucket, database, prefix)
     check(not differences, "the raw objects differ from the table: " + "; ".join(differences))
     return RAW_TABLE
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import types
 
+import aws_calls
 import boto3
 import pytest
 import weekday
@@ -51,6 +52,7 @@ def deployed(monkeypatch):
         yield types.SimpleNamespace(
             glue=glue,
             s3=s3,
+            endpoint=None,  # moto in-process: boto3's own endpoints
             env={"GLUE_WORKFLOW_NAME": WORKFLOW},
             outputs={"glue_database": DATABASE},
             summary={"workflow_run_id": run},
@@ -126,16 +128,20 @@ def test_a_trigger_elsewhere_that_starts_the_crawler_fails_the_check(deployed):
 def test_the_weekly_check_adds_what_the_table_lacks_and_finds_no_difference(deployed):
     land(deployed.s3, "2024-01-02", "NVDA")
     land(deployed.s3, "2024-01-03", "NVDA")
-    assert weekday.crawl(deployed) == raw_table()
+    calls = aws_calls.Recorder()
+    assert weekday.crawl(deployed, calls) == raw_table()
     assert partitions(deployed.glue) == ["2024-01-02", "2024-01-03"]
-    assert weekday.crawl(deployed) == raw_table()  # again: the partitions exist already
+    # The crawl's own calls are recorded as the crawler's role, for the IAM check.
+    made = {(c.role, c.service, c.operation) for c in calls.calls}
+    assert {("glue", "s3", "ListObjectsV2"), ("glue", "glue", "GetTable")} <= made
+    assert weekday.crawl(deployed, calls) == raw_table()  # again: the partitions exist already
 
 
 def test_a_raw_object_with_other_columns_is_reported_and_not_applied(deployed):
     land(deployed.s3, "2024-01-02", "NVDA")
     changed = land(deployed.s3, "2024-01-03", "AMD", header=HEADER + ",vwap")
     with pytest.raises(AssertionError, match=rf"{changed}: columns .*'vwap'"):
-        weekday.crawl(deployed)
+        weekday.crawl(deployed, aws_calls.Recorder())
     table = deployed.glue.get_table(DatabaseName=DATABASE, Name=raw_table())["Table"]
     columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
     assert columns == raw.RAW_COLUMNS  # logged, never applied
@@ -165,4 +171,4 @@ def test_a_crawler_that_is_not_the_weekly_check_fails(deployed, change, reason):
     deployed.glue.delete_crawler(Name="marketlake-raw-crawler")
     create_crawler(deployed.glue, **change)
     with pytest.raises(AssertionError, match=reason):
-        weekday.crawl(deployed)
+        weekday.crawl(deployed, aws_calls.Recorder())
