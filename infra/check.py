@@ -3,8 +3,10 @@
   1. terraform fmt -check -recursive over terraform/;
   2. terraform/modules/artifacts (no provider, so it plans offline) evaluated for this
      checkout: its paths are the ones infra/package.py builds or files in the repo, its
-     parsing of pyproject.toml and requirements/glue-job.txt is right, and with no
-     grafana/dashboards folder it still plans (an empty set of dashboards).
+     parsing of pyproject.toml and requirements/glue-job.txt is right, it matches the Glue
+     wheels to requirements/glue-job.lock.txt as infra/glue_wheels.py does, and with no
+     grafana/dashboards folder and no dist/ it still evaluates (no dashboards; every Glue
+     wheel missing, which the stack's precondition refuses to plan).
 
 Run by `make infra-check` with the interpreter of infra/.venv-tools; exits 1 on any failure.
 The providers' own validation (terraform init + validate of both root modules) is
@@ -85,7 +87,8 @@ def load_packager():
 
 def check_artifacts() -> None:
     out = evaluate_artifacts(REPO)
-    built = load_packager().artifacts(REPO)
+    packager = load_packager()
+    built = packager.artifacts(REPO)
     if Path(out["lambda_zip_path"]) != built["lambda_zip"]:
         fail(
             f"Terraform deploys {out['lambda_zip_path']}, make package builds {built['lambda_zip']}"
@@ -100,7 +103,17 @@ def check_artifacts() -> None:
         if line.strip() and not line.strip().startswith("#")
     ]
     if out["glue_python_modules"] != pins:
-        fail(f"--additional-python-modules would be {out['glue_python_modules']}, not {pins}")
+        fail(f"Terraform reads the Glue pins as {out['glue_python_modules']}, not {pins}")
+    glue = packager.glue_wheels
+    lock_pins = glue.read_pins(glue.LOCK)
+    if Path(out["glue_wheels_dir"]) != built["glue_wheels_dir"]:
+        fail(f"Terraform uploads {out['glue_wheels_dir']}, make package fills another folder")
+    found = glue.match_wheels(lock_pins, built["glue_wheels_dir"])
+    packaged = built["glue_wheels_dir"].is_dir()
+    terraform_sees = (out["glue_wheel_files"], out["glue_wheels_missing"], out["glue_wheel_strays"])
+    python_sees = ([w.name for w in found.wheels], found.missing, found.strays)
+    if packaged and terraform_sees != python_sees:
+        fail(f"Terraform matches the Glue wheels as {terraform_sees}, package.py as {python_sees}")
     dashboards = sorted(p.name for p in (REPO / "grafana" / "dashboards").glob("*.json"))
     if out["dashboard_files"] != dashboards:
         fail(f"Terraform provisions {out['dashboard_files']}, the repo has {dashboards}")
@@ -110,15 +123,18 @@ def check_artifacts() -> None:
         root = Path(bare)
         (root / "requirements").mkdir()
         shutil.copyfile(REPO / "pyproject.toml", root / "pyproject.toml")
-        shutil.copyfile(
-            REPO / "requirements" / "glue-job.txt", root / "requirements" / "glue-job.txt"
-        )
+        for name in ("glue-job.txt", "glue-job.lock.txt"):
+            shutil.copyfile(REPO / "requirements" / name, root / "requirements" / name)
         empty = evaluate_artifacts(root)
         if empty["dashboard_files"] != []:
             fail(f"with no grafana/dashboards Terraform provisions {empty['dashboard_files']}")
+        if empty["glue_wheels_missing"] != [str(p) for p in lock_pins]:
+            fail(f"with no dist/ Terraform misses only {empty['glue_wheels_missing']}")
+    wheels = f"{len(out['glue_wheel_files'])} Glue wheels" if packaged else "not packaged"
     print(
         f"infra-check: modules/artifacts ok (marketlake {out['package_version']}, "
-        f"{len(dashboards)} dashboards, {len(pins)} Glue pins; plans without dashboards)"
+        f"{len(dashboards)} dashboards, {len(pins)} Glue pins, {len(lock_pins)} locked, "
+        f"{wheels}; evaluates without dashboards and dist/)"
     )
 
 

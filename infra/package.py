@@ -1,6 +1,9 @@
 """Build what Terraform deploys (run by `make package`), reproducibly:
 
   dist/aws/marketlake-<version>-py3-none-any.whl  the library, for the Glue job (--extra-py-files)
+  dist/aws/glue-wheels/*.whl                      every wheel the Glue job needs besides it, as
+                                                  requirements/glue-job.lock.txt pins them
+                                                  (infra/glue_wheels.py), so no run needs PyPI
   dist/aws/ingest_lambda.zip                      lambdas/ingest/handler.py + marketlake + the
                                                   pinned deps of requirements/lambda.txt and
                                                   the AWS SDK of requirements/lambda-sdk.txt
@@ -11,8 +14,8 @@ aws_lambda_powertools from its layer (see requirements/lambda.txt), so they are 
 boto3/botocore are: AWS documents no SDK version for the runtime, and the lake's state needs
 S3 conditional writes (botocore >= 1.35.69); see requirements/lambda-sdk.txt.
 The zip is byte-for-byte reproducible: sorted entries, fixed timestamps and modes, no caches.
-It also checks that every pin in requirements/glue-job.txt exists for Python 3.9 (Glue
-Python shell), and that handler.py imports from the staged package.
+It checks that handler.py imports from the staged package, and that the Glue wheels are the
+whole closure of marketlake's wheel for Python 3.9 (Glue Python shell) and install offline.
 
 Needs pip and PyPI (or a pip index mirror); run with the project's venv Python.
 """
@@ -29,6 +32,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by file path
+import glue_wheels
+
 try:
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
@@ -39,13 +45,11 @@ DIST = REPO / "dist" / "aws"
 HANDLER = REPO / "lambdas" / "ingest" / "handler.py"
 LAMBDA_REQUIREMENTS = REPO / "requirements" / "lambda.txt"
 LAMBDA_SDK_REQUIREMENTS = REPO / "requirements" / "lambda-sdk.txt"
-GLUE_REQUIREMENTS = REPO / "requirements" / "glue-job.txt"
 LAMBDA_ZIP_NAME = "ingest_lambda.zip"
 ZIP_HANDLER = "handler.py"  # at the zip root: the function's handler is "handler.handler"
-# Lambda runtime and Glue Python shell, as pip target platforms.
+# The Lambda runtime as a pip target platform (glue_wheels.TARGET is Glue Python shell's).
 LAMBDA_PYTHON = "3.13"  # terraform/ingest.tf: runtime = "python3.13"
 LAMBDA_TARGET = ["--platform", "manylinux2014_x86_64", "--python-version", LAMBDA_PYTHON]
-GLUE_TARGET = ["--platform", "manylinux2014_x86_64", "--python-version", "3.9"]
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024  # Lambda's limit for a zip uploaded with the call
 # The function and its layers, unzipped, must stay under 250 MB, which Lambda counts as
@@ -77,6 +81,7 @@ def artifacts(repo: Path = REPO) -> dict[str, Path]:
     return {
         "lambda_zip": dist / LAMBDA_ZIP_NAME,
         "wheel": dist / f"marketlake-{package_version(repo)}-py3-none-any.whl",
+        "glue_wheels_dir": dist / "glue-wheels",
     }
 
 
@@ -99,14 +104,27 @@ def build_wheel(out: Path) -> Path:
     return target
 
 
-def check_glue_pins() -> None:
-    """Every Glue pin must have a Python 3.9 manylinux wheel (no download: --dry-run)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        pip(
-            "install", "--quiet", "--dry-run", "--ignore-installed", "--no-deps",
-            "--only-binary=:all:", "--implementation", "cp", *GLUE_TARGET,
-            "--target", tmp, "-r", str(GLUE_REQUIREMENTS),
-        )  # fmt: skip
+def glue_wheels_for(wheel: Path, folder: Path) -> tuple[list[Path], str]:
+    """Download the lock's wheels; they and marketlake's must need nothing else on Glue.
+    Returns them and how pip's offline resolution went."""
+    problems = glue_wheels.lock_errors()
+    if problems:
+        raise SystemExit("error: " + "; ".join(problems))
+    wheels = glue_wheels.download(folder)
+    problems = glue_wheels.closure_errors([*wheels, wheel])
+    python39 = glue_wheels.python39()
+    if python39:
+        said = glue_wheels.offline_install_errors([*wheels, wheel], python39)
+        problems += [said] if said else []
+        pip_check = f"pip resolves them offline under {python39}"
+    else:
+        pip_check = "no Python 3.9 for pip's offline check (MARKETLAKE_PYTHON39); metadata checked"
+    if problems:
+        raise SystemExit(
+            f"error: the Glue wheels do not install offline: {'; '.join(problems)}: "
+            "regenerate requirements/glue-job.lock.txt (infra/glue_wheels.py lock)"
+        )
+    return wheels, pip_check
 
 
 def stage_lambda(stage: Path, wheel: Path) -> None:
@@ -180,10 +198,10 @@ def main(argv: list[str] | None = None) -> int:
 
     shutil.rmtree(DIST, ignore_errors=True)
     DIST.mkdir(parents=True)
-    check_glue_pins()
     wheel = build_wheel(DIST)
     if wheel != wanted["wheel"]:
         raise SystemExit(f"error: built {wheel.name}, Terraform expects {wanted['wheel'].name}")
+    glue, pip_check = glue_wheels_for(wheel, wanted["glue_wheels_dir"])
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "lambda"
         stage.mkdir()
@@ -205,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{wanted['lambda_zip'].relative_to(REPO)}  {mib(zipped)} ({mib(unzipped)} unzipped)  "
         f"sha256 {sha256(wanted['lambda_zip'])}"
+    )
+    print(
+        f"{wanted['glue_wheels_dir'].relative_to(REPO)}/  {len(glue)} wheels, "
+        f"{mib(sum(w.stat().st_size for w in glue))}, as requirements/glue-job.lock.txt pins them; "
+        f"{pip_check}"
     )
     return 0
 

@@ -271,15 +271,36 @@ def crawl(deployed: Deployed, calls) -> str:
 
 def run_glue_job(deployed: Deployed, job_name: str, athena, log: Path) -> None:
     """glue/wap_job.py as Glue would start it: argv from the job's DefaultArguments, the
-    script and the wheel read back from S3; Athena is the DuckDB-backed fake."""
+    script and the wheels read back from S3; Athena is the DuckDB-backed fake."""
+    import tempfile
+
+    import glue_wheels  # the install checks of make package, on what was deployed
+
     job = deployed.glue.get_job(JobName=job_name)["Job"]
     check(job["Command"]["Name"] == "pythonshell", f"job command is {job['Command']['Name']}")
     script = deployed.object_bytes(job["Command"]["ScriptLocation"])
     check(script == (REPO / "glue" / "wap_job.py").read_bytes(), "the deployed script differs")
     arguments = job["DefaultArguments"]
-    wheel = deployed.object_bytes(arguments["--extra-py-files"])
-    built = next((REPO / "dist" / "aws").glob("marketlake-*.whl")).read_bytes()
-    check(wheel == built, "the deployed wheel is not dist/aws's")
+    # Every module the job installs is a wheel under artifacts/glue/, byte for byte what make
+    # package built, and they install with no index: nothing names a module for PyPI.
+    prefix = f"s3://{arguments['--lake_bucket']}/artifacts/glue/"
+    for name in ("--additional-python-modules", "--extra-py-files"):
+        for entry in filter(None, arguments.get(name, "").split(",")):
+            check(entry.startswith(prefix), f"{name} names {entry}, not a wheel under {prefix}")
+    uris = arguments["--extra-py-files"].split(",")
+    dist = REPO / "dist" / "aws"
+    built = {p.name: p for p in [*dist.glob("marketlake-*.whl"), *dist.glob("glue-wheels/*.whl")]}
+    names = [uri.rsplit("/", 1)[-1] for uri in uris]
+    check(sorted(names) == sorted(built), f"the job installs {names}, not {sorted(built)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        wheels = [Path(tmp) / name for name in names]
+        for uri, wheel in zip(uris, wheels):
+            wheel.write_bytes(deployed.object_bytes(uri))
+            check(wheel.read_bytes() == built[wheel.name].read_bytes(), f"{uri} is not dist/aws's")
+        problems = glue_wheels.closure_errors(wheels)
+        python39 = not problems and glue_wheels.python39()  # pip's own, where there is one
+        said = python39 and glue_wheels.offline_install_errors(wheels, python39)
+        check(not problems and not said, f"the job's wheels need an index: {problems} {said}")
     argv = [str(REPO / "glue" / "wap_job.py")]
     for name, value in arguments.items():
         argv += [name, value]

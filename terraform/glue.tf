@@ -157,6 +157,18 @@ resource "aws_s3_object" "marketlake_wheel" {
   kms_key_id  = aws_kms_key.main.arn
 }
 
+# Every other wheel the job needs, as requirements/glue-job.lock.txt pins them (make package
+# downloads them once): the job installs them from here, so no run depends on PyPI.
+resource "aws_s3_object" "glue_wheel" {
+  for_each = toset(module.artifacts.glue_wheel_files)
+
+  bucket      = aws_s3_bucket.lake.id
+  key         = "artifacts/glue/${substr(filesha256("${module.artifacts.glue_wheels_dir}/${each.key}"), 0, 16)}/${each.key}"
+  source      = "${module.artifacts.glue_wheels_dir}/${each.key}"
+  source_hash = filemd5("${module.artifacts.glue_wheels_dir}/${each.key}")
+  kms_key_id  = aws_kms_key.main.arn
+}
+
 resource "aws_glue_job" "wap" {
   name                   = local.job_name
   description            = "Write-audit-publish of daily_prices on Athena (marketlake.aws.glue_job)."
@@ -177,6 +189,14 @@ resource "aws_glue_job" "wap" {
     max_concurrent_runs = 1
   }
 
+  lifecycle {
+    # A job short of a wheel would fail at start, or fetch the module from PyPI.
+    precondition {
+      condition     = length(module.artifacts.glue_wheels_missing) == 0 && length(module.artifacts.glue_wheel_strays) == 0
+      error_message = "dist/aws/glue-wheels/ is not requirements/glue-job.lock.txt (no wheel for ${jsonencode(module.artifacts.glue_wheels_missing)}, not in the lock ${jsonencode(module.artifacts.glue_wheel_strays)}): run make package."
+    }
+  }
+
   default_arguments = {
     # What marketlake.aws.glue_job parses (REQUIRED and OPTIONAL there).
     "--lake_bucket"      = aws_s3_bucket.lake.id
@@ -187,11 +207,19 @@ resource "aws_glue_job" "wap" {
     "--max_bad_row_pct"  = tostring(var.max_bad_row_pct)
     "--keep_versions"    = tostring(var.keep_versions)
 
-    # What Glue itself reads.
-    "--job-language"              = "python"
-    "library-set"                 = "analytics"
-    "--extra-py-files"            = "s3://${aws_s3_bucket.lake.id}/${aws_s3_object.marketlake_wheel.key}"
-    "--additional-python-modules" = join(",", local.glue_python_modules)
+    # What Glue itself reads. A Python shell job takes wheels from S3 only in --extra-py-files;
+    # its --additional-python-modules installs from PyPI and "cannot provide custom Python
+    # modules hosted on Amazon S3" ("Configuring job properties for Python shell jobs in AWS
+    # Glue", https://docs.aws.amazon.com/glue/latest/dg/add-job-python.html). Dependencies
+    # come first (the lock's order), marketlake last, so each finds its requirements there.
+    # No "analytics" library set: its pandas 1.4 and numpy 1.22 conflict with the pins, and
+    # the same page says to leave the common libraries out when yours conflict.
+    "--job-language" = "python"
+    "library-set"    = "none"
+    "--extra-py-files" = join(",", concat(
+      [for name in module.artifacts.glue_wheel_files : "s3://${aws_s3_bucket.lake.id}/${aws_s3_object.glue_wheel[name].key}"],
+      ["s3://${aws_s3_bucket.lake.id}/${aws_s3_object.marketlake_wheel.key}"],
+    ))
   }
 }
 

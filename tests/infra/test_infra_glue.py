@@ -86,7 +86,8 @@ def test_it_is_a_python_39_shell_job_sized_by_max_capacity():
     assert "worker_type" not in body and "number_of_workers" not in body
     (validation,) = terraform().variables["glue_max_capacity"]["validation"]
     assert "[0.0625, 1]" in validation["condition"]
-    assert body["default_arguments"][GLUE_LIBRARY_SET] == "analytics"
+    # Not "analytics": its pandas 1.4 and numpy 1.22 conflict with the job's pins.
+    assert body["default_arguments"][GLUE_LIBRARY_SET] == "none"
     (execution,) = body["execution_property"]
     assert execution["max_concurrent_runs"] == 1
 
@@ -105,9 +106,6 @@ def test_the_script_and_the_wheel_are_the_code():
     wheel = tf.resource("aws_s3_object", "marketlake_wheel")
     assert wheel["key"].endswith("/${local.wheel_name}"), "pip needs the wheel's own name"
     assert "filesha256(local.wheel_path)" in wheel["key"]
-    assert job()["default_arguments"]["--extra-py-files"] == (
-        "s3://${aws_s3_bucket.lake.id}/${aws_s3_object.marketlake_wheel.key}"
-    )
     # The script Glue runs calls the job's entry point.
     assert "from marketlake.aws.glue_job import main" in (REPO / "glue" / "wap_job.py").read_text()
 
@@ -128,8 +126,43 @@ def test_the_glue_pins_cover_the_library_and_match_its_ranges():
     assert pins["boto3"] == pins["botocore"], "boto3 and botocore are released in step"
     tested = requirement_pins(REPO / "constraints.txt")
     assert pins["sqlglot"] == tested["sqlglot"], "the SQL is tested with the constrained sqlglot"
-    assert job()["default_arguments"]["--additional-python-modules"] == (
-        '${join(",", local.glue_python_modules)}'
+
+
+# An S3 URI of an object the stack uploads: s3://<lake>/<its key>, one of a for_each's or not.
+UPLOADED = re.compile(
+    r"s3://\$\{aws_s3_bucket\.lake\.id\}/\$\{aws_s3_object\.(\w+)(\[name\])?\.key\}"
+)
+
+
+def test_the_job_installs_only_wheels_the_stack_uploads_under_artifacts():
+    """Every module the job installs is an S3 wheel under artifacts/glue/ (the job role reads
+    artifacts/glue/*), the lock's wheels in its order, then marketlake's: no requirement for
+    pip to fetch from PyPI. A Python shell job takes S3 wheels in --extra-py-files only."""
+    tf, arguments = terraform(), job()["default_arguments"]
+    assert "--additional-python-modules" not in arguments, "Python shell installs those from PyPI"
+    value = arguments["--extra-py-files"]
+    uploaded = UPLOADED.findall(value)
+    assert uploaded == [("glue_wheel", "[name]"), ("marketlake_wheel", "")], value
+    assert "[for name in module.artifacts.glue_wheel_files :" in value  # the lock's order
+    # Nothing else is named: what is left once the URIs are out is the join and the lists.
+    rest = UPLOADED.sub("", value)
+    assert set(re.findall(r'"([^"]*)"', rest)) == {",", ""}, f"--extra-py-files names {rest}"
+    objects = tf.of_type("aws_s3_object")
+    for name, _ in uploaded:
+        key = objects[name]["key"]
+        assert key.startswith("artifacts/glue/${substr(filesha256("), f"{name}: {key}"
+        assert key.endswith("}/${each.key}" if name == "glue_wheel" else "}/${local.wheel_name}")
+        assert objects[name]["kms_key_id"] == "${aws_kms_key.main.arn}"
+    assert any(
+        "s3:GetObject" in s["actions"]
+        and "${aws_s3_bucket.lake.arn}/artifacts/glue/*" in s["resources"]
+        for s in tf.policy_document("glue_job")
+    ), "the job role cannot read artifacts/glue/*"
+    # The stack refuses to plan while dist/aws/glue-wheels/ is not the lock's wheels.
+    ((precondition,),) = [block["precondition"] for block in job()["lifecycle"]]
+    assert precondition["condition"] == (
+        "${length(module.artifacts.glue_wheels_missing) == 0"
+        " && length(module.artifacts.glue_wheel_strays) == 0}"
     )
 
 

@@ -4,9 +4,14 @@ the Lambda zip carries what its import closure needs that no layer or runtime pr
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import shutil
 from importlib import metadata
 
+import glue_wheels
+import pytest
+import tf
 from infra_contract import (
     LAMBDA_HANDLER,
     REPO,
@@ -53,6 +58,8 @@ def test_terraform_deploys_exactly_what_make_package_builds():
     assert artifacts_module().locals["wheel_name"] == (
         "marketlake-${local.package_version}-py3-none-any.whl"
     )
+    assert artifacts_module().locals["glue_wheels_dir"] == "${local.dist_dir}/glue-wheels"
+    assert resolve("${local.dist_dir}/glue-wheels") == built["glue_wheels_dir"]
 
 
 def test_the_makefile_package_target_runs_the_packager():
@@ -70,6 +77,7 @@ def test_every_file_terraform_reads_from_the_repo_exists():
         resolve(module_output("glue_script_path")),
         "pyproject.toml",  # the package version
         "requirements/glue-job.txt",  # the Glue job's pins
+        "requirements/glue-job.lock.txt",  # and everything they need: the wheels uploaded
     ]
     for path in paths:
         assert (REPO / path).is_file(), f"terraform reads {path}, which is missing"
@@ -87,10 +95,75 @@ def test_uploads_and_the_lambda_use_those_paths():
     assert sources == {
         "glue_script": "${local.glue_script_path}",
         "marketlake_wheel": "${local.wheel_path}",
+        "glue_wheel": "${module.artifacts.glue_wheels_dir}/${each.key}",
     }
+    wheels = tf.resource("aws_s3_object", "glue_wheel")
+    assert wheels["for_each"] == "${toset(module.artifacts.glue_wheel_files)}"
     for name in ("lambda_zip_path", "wheel_path", "glue_script_path", "glue_python_modules"):
         assert tf.locals[name] == f"${{module.artifacts.{name}}}"
     assert tf.modules["artifacts"]["source"] == "./modules/artifacts"
+
+
+# -- the Glue job's wheels, as real Terraform evaluates modules/artifacts ----------------------
+
+
+def evaluate_artifacts(tmp_path, repo_root) -> dict:
+    """terraform apply of the provider-less module for repo_root (offline): its outputs."""
+    work = tmp_path / "artifacts"
+    shutil.copytree(TERRAFORM / "modules" / "artifacts", work)
+    env = tf.environment(tmp_path / "cli", None)
+    tf.run(["init", "-backend=false", "-input=false"], work, env)
+    tf.run(["apply", "-auto-approve", "-input=false", f"-var=repo_root={repo_root}"], work, env)
+    _, output = tf.run(["output", "-json"], work, env)
+    return {name: body["value"] for name, body in json.loads(output).items()}
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="needs Terraform on PATH")
+def test_terraform_takes_one_wheel_per_lock_pin_as_make_package_matches_them(tmp_path):
+    """The module and infra/glue_wheels.py agree on which file is each pin's wheel, keep the
+    lock's order (the job's install order), and name what is missing and what is stray."""
+    root = tmp_path / "repo"
+    (root / "requirements").mkdir(parents=True)
+    shutil.copyfile(REPO / "pyproject.toml", root / "pyproject.toml")
+    shutil.copyfile(REPO / "requirements" / "glue-job.txt", root / "requirements" / "glue-job.txt")
+    lock = root / "requirements" / "glue-job.lock.txt"
+    lock.write_text(
+        "# comments and blank lines are not pins\n\n"
+        "alpha==1.0 --hash=sha256:11\n"  # not sorted: Terraform sorts Zope_ before alpha
+        "Zope.Interface-Extra==2.0.post0 --hash=sha256:00\n"
+        "gamma==3.0 --hash=sha256:22\n"
+    )
+    folder = root / "dist" / "aws" / "glue-wheels"
+    folder.mkdir(parents=True)
+    for name in (
+        "alpha-1.0-py3-none-any.whl",
+        "alpha-1.0.1-py3-none-any.whl",  # another version: not alpha==1.0's wheel
+        "Zope_Interface_Extra-2.0.post0-cp39-cp39-manylinux2014_x86_64.whl",
+        "notes.txt",
+    ):
+        (folder / name).write_bytes(b"")
+    out = evaluate_artifacts(tmp_path, root)
+    found = glue_wheels.match_wheels(glue_wheels.read_pins(lock), folder)
+    assert out["glue_wheels_dir"] == str(folder)
+    assert out["glue_wheel_files"] == [w.name for w in found.wheels]
+    assert [w.name for w in found.wheels] == [
+        "alpha-1.0-py3-none-any.whl",
+        "Zope_Interface_Extra-2.0.post0-cp39-cp39-manylinux2014_x86_64.whl",
+    ]
+    assert out["glue_wheels_missing"] == found.missing == ["gamma==3.0"]
+    assert out["glue_wheel_strays"] == found.strays == ["alpha-1.0.1-py3-none-any.whl"]
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="needs Terraform on PATH")
+def test_terraform_uploads_the_wheels_make_package_downloaded(tmp_path):
+    folder = package_module().artifacts()["glue_wheels_dir"]
+    if not folder.is_dir():
+        pytest.skip("needs dist/aws/glue-wheels/ from make package (its wheels come from PyPI)")
+    out = evaluate_artifacts(tmp_path, REPO)
+    found = glue_wheels.match_wheels(glue_wheels.read_pins(glue_wheels.LOCK), folder)
+    assert out["glue_wheels_missing"] == out["glue_wheel_strays"] == [], "run make package"
+    assert out["glue_wheel_files"] == [w.name for w in found.wheels]
+    assert len(found.wheels) == len(glue_wheels.read_pins(glue_wheels.LOCK))
 
 
 def test_the_zip_carries_every_dependency_no_layer_provides():
