@@ -16,14 +16,32 @@ resource "aws_sns_topic_subscription" "email" {
 }
 
 data "aws_iam_policy_document" "alerts_topic" {
+  # EventBridge delivers to SNS under the topic policy, and its guide's SNS example has no
+  # condition ("Using resource-based policies for Amazon EventBridge", Amazon SNS
+  # permissions; an earlier edition said condition blocks cannot be used there). A condition
+  # EventBridge does not send would drop every Glue failure alert silently. EventBridge
+  # targets an SNS topic only in the rule's own account, so this opens nothing to others.
   statement {
-    sid       = "RulesAndAlarmsOfThisAccountPublish"
+    sid       = "RulesOfThisAccountPublish"
     actions   = ["sns:Publish"]
     resources = [aws_sns_topic.alerts.arn]
 
     principals {
       type        = "Service"
-      identifiers = ["events.amazonaws.com", "cloudwatch.amazonaws.com"]
+      identifiers = ["events.amazonaws.com"]
+    }
+  }
+
+  # CloudWatch alarms send aws:SourceAccount, so the confused-deputy guard stays for them
+  # (Amazon SNS Developer Guide, "Example cases for Amazon SNS access control").
+  statement {
+    sid       = "AlarmsOfThisAccountPublish"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
     }
 
     condition {
