@@ -24,20 +24,15 @@ locals {
   job_name           = "${var.name_prefix}-wap"
   function_name      = "${var.name_prefix}-ingest"
 
-  # The crawler names the table after its target folder (raw/daily_prices/ -> daily_prices);
-  # the prefix keeps it apart from the curated daily_prices: raw_daily_prices.
-  crawler_table_prefix = "raw_"
-
   # Lake zones (keys relative to the bucket root; see DESIGN.md "Zones").
   raw_prefix = "raw/daily_prices/"
 
   # What `make package` builds and what is uploaded from the repo (modules/artifacts).
-  repo_root           = "${path.module}/.."
-  lambda_zip_path     = module.artifacts.lambda_zip_path
-  wheel_name          = module.artifacts.wheel_name
-  wheel_path          = module.artifacts.wheel_path
-  glue_script_path    = module.artifacts.glue_script_path
-  glue_python_modules = module.artifacts.glue_python_modules
+  repo_root        = "${path.module}/.."
+  lambda_zip_path  = module.artifacts.lambda_zip_path
+  wheel_name       = module.artifacts.wheel_name
+  wheel_path       = module.artifacts.wheel_path
+  glue_script_path = module.artifacts.glue_script_path
 
   # Public layers for the function's runtime (python3.13, x86_64). Names and accounts: the
   # AWS SDK for pandas "Layers" page and the Powertools for AWS Lambda (Python) "Installation"

@@ -76,8 +76,7 @@ def test_every_file_terraform_reads_from_the_repo_exists():
     paths = [
         resolve(module_output("glue_script_path")),
         "pyproject.toml",  # the package version
-        "requirements/glue-job.txt",  # the Glue job's pins
-        "requirements/glue-job.lock.txt",  # and everything they need: the wheels uploaded
+        "requirements/glue-job.lock.txt",  # the Glue job's wheels, one per pin
     ]
     for path in paths:
         assert (REPO / path).is_file(), f"terraform reads {path}, which is missing"
@@ -99,7 +98,7 @@ def test_uploads_and_the_lambda_use_those_paths():
     }
     wheels = tf.resource("aws_s3_object", "glue_wheel")
     assert wheels["for_each"] == "${toset(module.artifacts.glue_wheel_files)}"
-    for name in ("lambda_zip_path", "wheel_path", "glue_script_path", "glue_python_modules"):
+    for name in ("lambda_zip_path", "wheel_path", "glue_script_path"):
         assert tf.locals[name] == f"${{module.artifacts.{name}}}"
     assert tf.modules["artifacts"]["source"] == "./modules/artifacts"
 

@@ -659,9 +659,9 @@ def test_publish_without_a_written_version_needs_a_published_schema(aws):
 # -- raw, reference tables and close -------------------------------------------------------
 
 
-def test_register_raw_asks_for_the_crawler_when_the_table_is_missing(aws):
+def test_register_raw_asks_for_make_deploy_when_the_table_is_missing(aws):
     engine = aws.engine()
-    with pytest.raises(MarketlakeError, match="crawler") as info:
+    with pytest.raises(MarketlakeError, match="make deploy") as info:
         engine.register_raw("raw_daily_prices", "raw/daily_prices")
     assert f"{DATABASE}.raw_daily_prices" in str(info.value)
     aws.glue.create_table(

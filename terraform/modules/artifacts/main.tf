@@ -58,14 +58,6 @@ output "glue_script_path" {
   value       = "${var.repo_root}/glue/wap_job.py"
 }
 
-output "glue_python_modules" {
-  description = "What the Glue job needs (requirements/glue-job.txt); the lock pins these and their dependencies."
-  value = [
-    for line in split("\n", file("${var.repo_root}/requirements/glue-job.txt")) :
-    trimspace(line) if trimspace(line) != "" && !startswith(trimspace(line), "#")
-  ]
-}
-
 output "glue_wheels_dir" {
   description = "Where make package downloads the Glue job's wheels."
   value       = local.glue_wheels_dir
