@@ -6,6 +6,7 @@
 resource "aws_kms_key" "main" {
   description             = "${local.name}: lake, secret, queues, topic and logs"
   enable_key_rotation     = true
+  rotation_period_in_days = var.kms_rotation_period_days
   deletion_window_in_days = 30
   policy = jsonencode({
     Version = "2012-10-17"

@@ -397,3 +397,14 @@ variable "grafana_athena_plugin_version" {
     error_message = "grafana_athena_plugin_version must be a release version x.y.z, e.g. 3.1.10."
   }
 }
+
+variable "kms_rotation_period_days" {
+  description = "Days between automatic rotations of the project key's material (90 to 2560). The default, the longest KMS allows, keeps the key at 1 USD a month: each of a key's first two rotations adds 1 USD a month for good (AWS KMS pricing). The key protects public market data and the vendor API key; set 365 for yearly rotation, at up to 2 USD a month more."
+  type        = number
+  default     = 2560
+
+  validation {
+    condition     = var.kms_rotation_period_days >= 90 && var.kms_rotation_period_days <= 2560 && floor(var.kms_rotation_period_days) == var.kms_rotation_period_days
+    error_message = "kms_rotation_period_days must be a whole number of days from 90 to 2560 (what AWS KMS accepts)."
+  }
+}

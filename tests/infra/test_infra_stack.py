@@ -67,6 +67,10 @@ def test_both_buckets_are_locked_down():
     assert statement["effect"] == "Deny"
     assert statement["condition"][0]["variable"] == "aws:SecureTransport"
     assert tf.resource("aws_kms_key", "main")["enable_key_rotation"] is True
+    # Rotation stays on; its period is the user's (the bill counts each rotation).
+    assert tf.resource("aws_kms_key", "main")["rotation_period_in_days"] == (
+        "${var.kms_rotation_period_days}"
+    )
 
 
 def test_lifecycle_expires_results_noncurrent_versions_and_scratch():
