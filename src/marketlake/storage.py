@@ -372,7 +372,9 @@ def require_conditional_writes(client) -> None:
         raise ConfigError(
             f"botocore {botocore.__version__} has no S3 conditional writes (PutObject "
             "IfMatch/IfNoneMatch), which the lake's state needs: use boto3/botocore 1.35.69 "
-            "or newer (the Glue job pins them in requirements/glue-job.txt)"
+            "or newer (make package bundles them into the Lambda zip, from "
+            "requirements/lambda-sdk.txt, and the Glue job's wheels, from "
+            "requirements/glue-job.lock.txt)"
         )
 
 

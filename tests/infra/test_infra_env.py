@@ -31,10 +31,14 @@ NOT_ON_THE_LAMBDA = {
 
 
 def lambda_reads() -> set[str]:
-    """The Lambda's code path: marketlake.aws.lambda_ingest.run, and Settings.from_env it
-    calls, which reads what its fields declare."""
-    return env_reads(function_node(SRC / "aws" / "lambda_ingest.py", "run")) | env_reads(
-        function_node(SRC / "config.py", "Settings")
+    """The Lambda's code path: marketlake.aws.lambda_ingest.run (which logs and re-raises)
+    and _run (the work), and Settings.from_env they call, which reads what its fields
+    declare."""
+    module = SRC / "aws" / "lambda_ingest.py"
+    return (
+        env_reads(function_node(module, "run"))
+        | env_reads(function_node(module, "_run"))
+        | env_reads(function_node(SRC / "config.py", "Settings"))
     )
 
 

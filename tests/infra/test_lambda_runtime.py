@@ -124,13 +124,18 @@ for name in ("marketlake", "boto3", "botocore", "s3transfer", "jmespath", "urlli
 layered = {}
 for name in ("pandas", "numpy", "pyarrow", "aws_lambda_powertools"):
     layered[name] = not importlib.import_module(name).__file__.startswith(task)
-from marketlake.aws.runtime import conditional_writes_refusal, sdk_versions
-import botocore
+import boto3, botocore
+from marketlake.storage import require_conditional_writes
+try:
+    require_conditional_writes(boto3.client("s3", region_name="us-east-1"))
+    refusal = None
+except Exception as exc:
+    refusal = str(exc)
 print(json.dumps({
     "python": "%d.%d" % sys.version_info[:2],
     "zipped": zipped,
     "layered": layered,
-    "refusal": conditional_writes_refusal(),
+    "refusal": refusal,
     "botocore": botocore.__version__,
 }))
 """

@@ -1,7 +1,7 @@
-"""marketlake.aws.runtime: whether the imported botocore can send S3 conditional writes, read
-from the S3 model it ships. The old-SDK case is a real botocore loading an S3 model without
-the parameters (botocore reads AWS_DATA_PATH before its own data), as a botocore older than
-1.35.69 would ship it."""
+"""The one check that the SDK can send S3 conditional writes (storage.require_conditional_writes,
+which the Lambda runs before it spends any quota), and the SDK versions the Lambda logs. The
+old-SDK case is a real botocore loading an S3 model without the parameters (botocore reads
+AWS_DATA_PATH before its own data), as a botocore older than 1.35.69 would ship it."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ import gzip
 import json
 from pathlib import Path
 
+import boto3
 import botocore
 import pytest
 
 from marketlake.aws import runtime
+from marketlake.errors import ConfigError
+from marketlake.storage import require_conditional_writes
 
 
-@pytest.fixture(autouse=True)
-def fresh_answer():
-    runtime.botocore_supports_conditional_writes.cache_clear()
-    yield
-    runtime.botocore_supports_conditional_writes.cache_clear()
+def s3_client():
+    # A new session reads AWS_DATA_PATH afresh; boto3's default session would keep its loader.
+    return boto3.session.Session().client(
+        "s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
 
 
 def s3_model() -> dict:
@@ -31,8 +34,7 @@ def s3_model() -> dict:
 
 
 def test_the_botocore_the_project_pins_has_both_parameters():
-    assert runtime.botocore_supports_conditional_writes() is True
-    assert runtime.conditional_writes_refusal() is None
+    require_conditional_writes(s3_client())  # raises when they are missing
     found = runtime.sdk_versions()
     assert found["botocore"] == botocore.__version__
     assert found["botocore_path"] == botocore.__file__
@@ -50,8 +52,9 @@ def test_a_botocore_without_them_is_refused_in_one_line(tmp_path, monkeypatch, d
     (folder / "service-2.json").write_text(json.dumps(model), encoding="utf-8")
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
 
-    assert runtime.botocore_supports_conditional_writes() is False
-    refusal = runtime.conditional_writes_refusal()
-    assert refusal is not None and "\n" not in refusal
+    with pytest.raises(ConfigError) as refused:
+        require_conditional_writes(s3_client())
+    refusal = str(refused.value)
+    assert "\n" not in refusal
     assert f"botocore {botocore.__version__}" in refusal
-    assert "botocore >= 1.35.69" in refusal and "make package" in refusal
+    assert "1.35.69" in refusal and "make package" in refusal

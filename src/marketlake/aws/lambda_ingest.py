@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Callable
 
+from marketlake.aws.runtime import sdk_versions
 from marketlake.config import Settings
 from marketlake.errors import ConfigError, LakeUnreachable, MarketlakeError, Unreachable
 from marketlake.ingest.runner import DEFERRED, FAILED, FETCHED, INVALID, run_ingest
@@ -22,7 +23,7 @@ from marketlake.providers.alphavantage import MAX_BACKOFF_SECONDS, TIMEOUT_SECON
 from marketlake.redaction import redact
 from marketlake.refusals import error_summary, refusal
 from marketlake.sessions import parse_as_of
-from marketlake.storage import S3Store
+from marketlake.storage import S3Store, require_conditional_writes
 
 # Seconds kept free at the end: saving state and returning the summary.
 SAFETY_SECONDS = 15.0
@@ -169,6 +170,10 @@ def _run(
         secrets = secrets or boto3.client("secretsmanager")
         s3 = s3 or boto3.client("s3")
         glue = glue or boto3.client("glue")
+    # Before the secret or any request of the day's quota: the state writes need an SDK
+    # with S3 conditional writes, and the log says which SDK this run imported.
+    require_conditional_writes(s3)
+    log("sdk", sdk_versions())
     environ = dict(env)
     secret_id = env.get("ALPHAVANTAGE_SECRET_ID")
     if secret_id and not environ.get("ALPHAVANTAGE_API_KEY"):
