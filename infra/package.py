@@ -149,10 +149,10 @@ def check_imports(stage: Path) -> None:
     and so do boto3/botocore, which can send S3 conditional writes."""
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); import handler, marketlake, botocore; "
-        "from marketlake.aws.runtime import conditional_writes_refusal as refusal; "
+        "import boto3; from marketlake.storage import require_conditional_writes; "
         "assert marketlake.__file__.startswith(sys.argv[1]), marketlake.__file__; "
         "assert botocore.__file__.startswith(sys.argv[1]), botocore.__file__; "
-        "assert refusal() is None, refusal()"
+        "require_conditional_writes(boto3.client('s3', region_name='us-east-1'))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe, str(stage)], capture_output=True, text=True, cwd=stage
