@@ -147,10 +147,17 @@ def _s3(account: Account, operation: str, p: dict) -> Requests:
             _request("s3:GetObject", _s3_object(bucket, p["Key"])),
             *_kms(account, key, "kms:Decrypt"),
         ]
-    if operation in ("PutObject", "CreateMultipartUpload"):
+    if operation == "PutObject":
         return [
             _request("s3:PutObject", _s3_object(bucket, p["Key"])),
             *_kms(account, key, "kms:GenerateDataKey"),
+        ]
+    if operation == "CreateMultipartUpload":
+        # A multipart upload to an SSE-KMS bucket needs Decrypt too (S3 User Guide,
+        # "Uploading and copying objects using multipart upload": permissions).
+        return [
+            _request("s3:PutObject", _s3_object(bucket, p["Key"])),
+            *_kms(account, key, "kms:GenerateDataKey", "kms:Decrypt"),
         ]
     if operation in ("UploadPart", "CompleteMultipartUpload"):
         return [_request("s3:PutObject", _s3_object(bucket, p["Key"]))]

@@ -19,8 +19,9 @@ data "aws_iam_policy_document" "alerts_topic" {
   # EventBridge delivers to SNS under the topic policy, and its guide's SNS example has no
   # condition ("Using resource-based policies for Amazon EventBridge", Amazon SNS
   # permissions; an earlier edition said condition blocks cannot be used there). A condition
-  # EventBridge does not send would drop every Glue failure alert silently. EventBridge
-  # targets an SNS topic only in the rule's own account, so this opens nothing to others.
+  # EventBridge does not send would drop every Glue failure alert silently. A rule of another
+  # account reaches a topic here only with an execution role this policy would have to name,
+  # so the service grant alone opens nothing to others.
   statement {
     sid       = "RulesOfThisAccountPublish"
     actions   = ["sns:Publish"]

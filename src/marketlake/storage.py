@@ -486,9 +486,22 @@ class S3Store:
         with self._reaching(prefix):
             for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most
                 batch = [{"Key": self.prefix + k} for k in keys[start : start + 1000]]
-                self.client.delete_objects(
+                answer = self.client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
+                # DeleteObjects answers 200 and lists each refused key: never pass over them.
+                if answer.get("Errors"):
+                    first = answer["Errors"][0]
+                    where = self.uri(first["Key"][len(self.prefix) :])
+                    problem = (
+                        f"DeleteObjects refused {len(answer['Errors'])} of {len(batch)} "
+                        f"object(s) ({first.get('Code')}: {first.get('Message')})"
+                    )
+                    if first.get("Code") == "AccessDenied":
+                        raise LakeUnreachable(
+                            where, problem, "grant s3:DeleteObject on it to the role that runs this"
+                        )
+                    raise MarketlakeError(f"{where}: {problem}; run the command again")
         return len(keys)
 
     def make_durable(self, prefix: str) -> None:

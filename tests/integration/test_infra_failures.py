@@ -247,3 +247,39 @@ def test_a_secret_the_role_may_not_read_is_named_with_the_grant_it_needs(code, m
             aws.api_key_from_secret("marketlake/denied", client)
     assert caught.value.resource == "secret marketlake/denied"
     assert code in str(caught.value) and remedy in str(caught.value)
+
+
+def test_a_workflow_that_is_not_there_fails_naming_it_after_the_bars_landed(cloud):
+    cloud.glue.delete_workflow(Name=WORKFLOW)
+
+    with pytest.raises(Unreachable) as caught:
+        cloud.invoke()
+
+    assert caught.value.resource == f"Glue workflow {WORKFLOW}"
+    assert "GLUE_WORKFLOW_NAME" in str(caught.value)
+    assert cloud.state().watermark("AAA") == SESSION  # the bars landed; only the build waits
+    assert cloud.errors() == [str(caught.value)]
+
+
+def test_a_refused_workflow_start_fails_naming_the_grant(cloud, monkeypatch):
+    import botocore.client
+    from botocore.exceptions import ClientError
+
+    real = botocore.client.BaseClient._make_api_call
+
+    def refuse_the_start(client, operation, params):
+        if operation == "StartWorkflowRun":
+            error = {"Code": "AccessDeniedException", "Message": "not authorized"}
+            raise ClientError({"Error": error}, operation)
+        return real(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refuse_the_start)
+
+    with pytest.raises(Unreachable) as caught:
+        cloud.invoke()
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"Glue workflow {WORKFLOW}: StartWorkflowRun refused")
+    assert "glue:StartWorkflowRun" in message and "start-workflow-run" in message
+    assert cloud.workflow_runs() == []

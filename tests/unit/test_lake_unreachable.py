@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError, NoCredentialsError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from marketlake.errors import LakeUnreachable
+from marketlake.errors import LakeUnreachable, MarketlakeError
 from marketlake.ingest.runner import run_ingest
 from marketlake.lake.state import STATE_KEY, load_state
 from marketlake.providers.base import ProviderDefaults
@@ -223,3 +223,26 @@ def client_error(code: str, message: str = "", status: int = 400) -> ClientError
 )
 def test_what_counts_as_a_refusal(error, kind):
     assert refusal(error) == kind
+
+
+@pytest.mark.parametrize(
+    "code, kind",
+    [("AccessDenied", LakeUnreachable), ("InternalError", MarketlakeError)],
+)
+def test_keys_that_delete_objects_refuses_in_a_200_answer_are_never_passed_over(
+    s3_lake, monkeypatch, code, kind
+):
+    store = S3Store("lake", client=s3_lake)
+    store.put_bytes("tmp/athena/run/a.parquet", b"x")
+    store.put_bytes("tmp/athena/run/b.parquet", b"y")
+    # DeleteObjects answers 200 and lists what it refused under Errors (Quiet mode).
+    refused = {"Key": "tmp/athena/run/b.parquet", "Code": code, "Message": "no"}
+    monkeypatch.setattr(s3_lake, "delete_objects", lambda **_: {"Errors": [refused]})
+
+    with pytest.raises(kind) as caught:
+        store.delete_prefix("tmp/athena/run/")
+
+    message = str(caught.value)
+    assert message.startswith("s3://lake/tmp/athena/run/b.parquet: DeleteObjects refused 1 of 2")
+    assert "\n" not in message
+    assert isinstance(caught.value, LakeUnreachable) == (code == "AccessDenied")

@@ -55,6 +55,15 @@ _SECRET_REMEDIES = {
 }
 
 
+_WORKFLOW_REMEDIES = {
+    "access": "grant glue:StartWorkflowRun on it to the ingest Lambda's role; the bars have "
+    "landed, so start it by hand: aws glue start-workflow-run --name <workflow>",
+    "credentials": "the ingest Lambda's role gave no valid credentials: check its execution role",
+    "kms": "a KMS key refused the call: allow the ingest Lambda's role to use it",
+    "missing": "check GLUE_WORKFLOW_NAME against the deployed workflow (make deploy creates it)",
+}
+
+
 def _read_secret(secret_id: str, client) -> str:
     """The secret's string; a clear error, naming the secret, when there is none to read."""
     try:
@@ -212,5 +221,15 @@ def _run(
             summary["workflow_run_id"] = started["RunId"]
         except glue.exceptions.ConcurrentRunsExceededException:
             summary["workflow_run_id"] = "already running"
+        except Exception as exc:
+            # The bars landed but nothing will build them: fail the invocation, naming why.
+            kind = refusal(exc)
+            if kind is None and not isinstance(exc, glue.exceptions.EntityNotFoundException):
+                raise
+            raise Unreachable(
+                f"Glue workflow {workflow}",
+                error_summary(exc),
+                _WORKFLOW_REMEDIES.get(kind or "missing", _WORKFLOW_REMEDIES["missing"]),
+            ) from exc
     log("ingest finished", summary)
     return summary
