@@ -3,7 +3,7 @@
   1. terraform fmt -check -recursive over terraform/;
   2. terraform/modules/artifacts (no provider, so it plans offline) evaluated for this
      checkout: its paths are the ones infra/package.py builds or files in the repo, its
-     parsing of pyproject.toml and requirements/glue-job.txt is right, it matches the Glue
+     parsing of pyproject.toml is right, it matches the Glue
      wheels to requirements/glue-job.lock.txt as infra/glue_wheels.py does, and with no
      grafana/dashboards folder and no dist/ it still evaluates (no dashboards; every Glue
      wheel missing, which the stack's precondition refuses to plan).
@@ -116,8 +116,8 @@ def check_artifacts() -> None:
         root = Path(bare)
         (root / "requirements").mkdir()
         shutil.copyfile(REPO / "pyproject.toml", root / "pyproject.toml")
-        for name in ("glue-job.txt", "glue-job.lock.txt"):
-            shutil.copyfile(REPO / "requirements" / name, root / "requirements" / name)
+        lock = "glue-job.lock.txt"
+        shutil.copyfile(REPO / "requirements" / lock, root / "requirements" / lock)
         empty = evaluate_artifacts(root)
         if empty["dashboard_files"] != []:
             fail(f"with no grafana/dashboards Terraform provisions {empty['dashboard_files']}")

@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
             def destroy() -> int:
                 # Counted from the state: the objects Terraform uploaded went with the
-                # buckets' emptying, so `destroy` itself reports two fewer.
+                # buckets' emptying, so `destroy` itself reports fewer.
                 emptied = empty_buckets(deployed)
                 say(f"destroy: emptied the buckets first ({emptied} object versions)")
                 _, before = tf.run(["state", "list"], work, env, log)
