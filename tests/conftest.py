@@ -1,8 +1,9 @@
-"""Fixtures shared by the unit tests. Every lake lives under pytest's tmp_path."""
+"""Fixtures shared by the tests. Every lake lives under pytest's tmp_path."""
 
 from __future__ import annotations
 
 import pytest
+from moto import mock_aws
 
 from marketlake.config import Settings
 from marketlake.storage import LocalStore
@@ -22,3 +23,18 @@ def lake_settings(lake_store):
         return Settings.from_env({}, home=lake_store.root, **overrides)
 
     return make
+
+
+@pytest.fixture
+def moto_aws(monkeypatch):
+    """moto in-process, with test credentials and no endpoint a user's shell may point
+    boto3 at: every boto3 client made inside talks to the emulator."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield

@@ -8,23 +8,9 @@ import json
 import aws_calls
 import boto3
 import pytest
-from moto import mock_aws
 
 REGION = "us-east-1"
 BUCKET = "marketlake-lake-123456789012-us-east-1"
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield
 
 
 def kms_bucket() -> str:
@@ -51,7 +37,7 @@ def account() -> aws_calls.Account:
     return aws_calls.Account(REGION, "123456789012", boto3.client)
 
 
-def test_only_clients_made_while_a_role_is_active_are_recorded_as_that_role(aws):
+def test_only_clients_made_while_a_role_is_active_are_recorded_as_that_role(moto_aws):
     kms_bucket()
     before = boto3.client("s3")  # the rehearsal's own client: not the code under test
     recorder = aws_calls.Recorder()
@@ -69,7 +55,7 @@ def test_only_clients_made_while_a_role_is_active_are_recorded_as_that_role(aws)
     assert recorder.calls[0].params["Key"] == "state/raw_landed/NVDA.json"
 
 
-def test_s3_calls_become_their_actions_with_the_bucket_key_and_the_prefix(aws):
+def test_s3_calls_become_their_actions_with_the_bucket_key_and_the_prefix(moto_aws):
     key = kms_bucket()
     requests = aws_calls.requests_for(
         account(), aws_calls.Call("r", "s3", "GetObject", {"Bucket": BUCKET, "Key": "raw/a.csv"})
@@ -132,7 +118,7 @@ def inline_role(iam, name: str, statements: list[dict]) -> None:
     )
 
 
-def test_a_call_the_role_lacks_is_denied_naming_role_action_and_resource(aws):
+def test_a_call_the_role_lacks_is_denied_naming_role_action_and_resource(moto_aws):
     key = kms_bucket()
     iam = boto3.client("iam")
     granted = [
@@ -184,7 +170,7 @@ def test_a_call_the_role_lacks_is_denied_naming_role_action_and_resource(aws):
     ]
 
 
-def test_athena_calls_are_recorded_with_their_workgroup_and_the_results_it_writes(aws):
+def test_athena_calls_are_recorded_with_their_workgroup_and_the_results_it_writes(moto_aws):
     kms_bucket()
     athena_client = boto3.client("athena")
     athena_client.create_work_group(

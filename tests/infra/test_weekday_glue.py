@@ -10,7 +10,6 @@ import aws_calls
 import boto3
 import pytest
 import weekday
-from moto import mock_aws
 
 from marketlake.lake import raw
 
@@ -23,40 +22,33 @@ HEADER = ",".join(raw.RAW_COLUMNS)
 
 
 @pytest.fixture
-def deployed(monkeypatch):
+def deployed(moto_aws):
     """What `make deploy` leaves, as boto3 calls: the raw table, the weekly crawler, the
     workflow with its one trigger; one workflow run, as the Lambda starts it."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        glue, s3 = boto3.client("glue"), boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        glue.create_database(DatabaseInput={"Name": DATABASE})
-        glue.create_table(DatabaseName=DATABASE, TableInput=athena_fake.raw_table_input(BUCKET))
-        create_crawler(glue)
-        glue.create_job(
-            Name=JOB, Role=ROLE, Command={"Name": "pythonshell", "ScriptLocation": "s3://x/y"}
-        )
-        glue.create_workflow(Name=WORKFLOW, MaxConcurrentRuns=1)
-        glue.create_trigger(
-            Name="marketlake-start-build",
-            WorkflowName=WORKFLOW,
-            Type="ON_DEMAND",
-            Actions=[{"JobName": JOB}],
-        )
-        run = glue.start_workflow_run(Name=WORKFLOW)["RunId"]
-        yield types.SimpleNamespace(
-            glue=glue,
-            s3=s3,
-            endpoint=None,  # moto in-process: boto3's own endpoints
-            env={"GLUE_WORKFLOW_NAME": WORKFLOW},
-            outputs={"glue_database": DATABASE},
-            summary={"workflow_run_id": run},
-        )
+    glue, s3 = boto3.client("glue"), boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    glue.create_database(DatabaseInput={"Name": DATABASE})
+    glue.create_table(DatabaseName=DATABASE, TableInput=athena_fake.raw_table_input(BUCKET))
+    create_crawler(glue)
+    glue.create_job(
+        Name=JOB, Role=ROLE, Command={"Name": "pythonshell", "ScriptLocation": "s3://x/y"}
+    )
+    glue.create_workflow(Name=WORKFLOW, MaxConcurrentRuns=1)
+    glue.create_trigger(
+        Name="marketlake-start-build",
+        WorkflowName=WORKFLOW,
+        Type="ON_DEMAND",
+        Actions=[{"JobName": JOB}],
+    )
+    run = glue.start_workflow_run(Name=WORKFLOW)["RunId"]
+    yield types.SimpleNamespace(
+        glue=glue,
+        s3=s3,
+        endpoint=None,  # moto in-process: boto3's own endpoints
+        env={"GLUE_WORKFLOW_NAME": WORKFLOW},
+        outputs={"glue_database": DATABASE},
+        summary={"workflow_run_id": run},
+    )
 
 
 def raw_table() -> str:

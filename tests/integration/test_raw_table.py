@@ -7,7 +7,6 @@ from __future__ import annotations
 import boto3
 import pytest
 from athena_fake import RAW_TABLE, crawl_raw, raw_table_input
-from moto import mock_aws
 
 from marketlake.engines.athena import AthenaEngine
 from marketlake.errors import MarketlakeError
@@ -18,18 +17,11 @@ BUCKET, DATABASE = "marketlake-raw-test", "marketlake"
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        glue, s3 = boto3.client("glue"), boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        glue.create_database(DatabaseInput={"Name": DATABASE})
-        yield glue, s3
+def aws(moto_aws):
+    glue, s3 = boto3.client("glue"), boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    glue.create_database(DatabaseInput={"Name": DATABASE})
+    yield glue, s3
 
 
 def engine(glue, s3) -> AthenaEngine:

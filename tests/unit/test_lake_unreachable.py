@@ -18,7 +18,6 @@ import pytest
 import requests
 from botocore.exceptions import ClientError, NoCredentialsError
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from marketlake.errors import LakeUnreachable, MarketlakeError
 from marketlake.ingest.runner import run_ingest
@@ -123,17 +122,10 @@ def test_a_refused_save_on_the_way_out_never_hides_what_stopped_the_run(tmp_path
 
 
 @pytest.fixture
-def s3_lake(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="lake")
-        yield client
+def s3_lake(moto_aws):
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="lake")
+    yield client
 
 
 def test_a_bucket_that_is_not_there_is_named_with_the_remedy(s3_lake):
