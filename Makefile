@@ -28,6 +28,7 @@ test: install ## Lint, check and validate the infrastructure, every test, then t
 	$(BIN)/mypy
 	$(MAKE) --no-print-directory infra-check
 	$(MAKE) --no-print-directory validate
+	$(MAKE) --no-print-directory package  # the tests of the Glue wheels read dist/aws/
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory rehearse
 	$(MAKE) --no-print-directory lambda-runtime-check
