@@ -658,7 +658,8 @@ def test_the_import_closure_follows_the_imports():
         "src/marketlake/wap/pipeline.py",
         "src/marketlake/lake/audit.py",
         "src/marketlake/engines/athena.py",
-        "src/marketlake/storage.py",
+        "src/marketlake/storage/__init__.py",
+        "src/marketlake/storage/s3.py",
         "src/marketlake/sqlfiles.py",
     ):
         assert needed in closure
