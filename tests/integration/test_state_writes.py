@@ -11,7 +11,6 @@ from __future__ import annotations
 import boto3
 import pytest
 from athena_fake import Recorder
-from moto import mock_aws
 
 from marketlake.lake.state import (
     STATE_KEY,
@@ -31,17 +30,10 @@ BUCKET = "marketlake-state-test"
 
 
 @pytest.fixture()
-def s3(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
+def s3(moto_aws):
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    yield client
 
 
 @pytest.fixture(params=["s3", "local"])
