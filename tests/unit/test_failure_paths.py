@@ -20,6 +20,7 @@ from marketlake.providers.synthetic import SyntheticProvider
 from marketlake.sessions import EASTERN
 from marketlake.storage import LocalStore
 from marketlake.wap import pipeline as wap
+from marketlake.wap import publish as wap_publish
 from marketlake.wap.versions import load_registry, registry_key
 
 KEY = "KEYreview9zz"
@@ -76,7 +77,7 @@ def test_a_failed_registry_write_publishes_nothing_and_deletes_nothing_readers_s
     def disk_full(store, table, change):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(wap, "update_registry", disk_full)
+    monkeypatch.setattr(wap_publish, "update_registry", disk_full)
     with pytest.raises(OSError):
         lake.build()
     monkeypatch.undo()

@@ -18,7 +18,9 @@ from marketlake.errors import BuildBlocked, MarketlakeError
 from marketlake.lake import raw
 from marketlake.lake.state import landed_key, load_landed
 from marketlake.lock import lake_lock
+from marketlake.wap import build as wap_build
 from marketlake.wap import pipeline as wap
+from marketlake.wap import publish as wap_publish
 from marketlake.wap.versions import load_registry, registry_key
 
 
@@ -174,7 +176,7 @@ def test_a_deleted_catalog_is_rebuilt_by_the_next_build(lake):
 @pytest.mark.parametrize("step", ["catalog", "run record", "views"])
 def test_a_failure_after_the_publish_is_a_warning_not_a_failed_build(lake, monkeypatch, step):
     two_versions(lake)
-    real_publish, real_write_run = DuckDBEngine.publish, wap.write_run
+    real_publish, real_write_run = DuckDBEngine.publish, wap_build.write_run
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -191,14 +193,14 @@ def test_a_failure_after_the_publish_is_a_warning_not_a_failed_build(lake, monke
         monkeypatch.setattr(DuckDBEngine, "publish", publish)
     elif step == "run record":
         monkeypatch.setattr(
-            wap,
+            wap_build,
             "write_run",
             lambda store, rec: (
                 disk_full() if rec.status == "published" else real_write_run(store, rec)
             ),
         )
     else:
-        monkeypatch.setattr(wap, "_create_views", disk_full)
+        monkeypatch.setattr(wap_publish, "create_views", disk_full)
     result = lake.build()
     monkeypatch.undo()
     assert result.status == "published"
@@ -213,7 +215,7 @@ def test_a_failure_after_the_publish_is_a_warning_not_a_failed_build(lake, monke
 def test_the_new_versions_files_and_directories_are_synced_before_the_publish(lake, monkeypatch):
     lake.ingest("2024-06-03")
     synced, at_publish = [], []
-    real_fsync, real_save = storage.os.fsync, wap.update_registry
+    real_fsync, real_save = storage.os.fsync, wap_publish.update_registry
 
     def fsync(fd):
         synced.append(os.readlink(f"/proc/self/fd/{fd}"))
@@ -224,7 +226,7 @@ def test_the_new_versions_files_and_directories_are_synced_before_the_publish(la
         return real_save(store, table, change)
 
     monkeypatch.setattr(storage.os, "fsync", fsync)
-    monkeypatch.setattr(wap, "update_registry", update_registry)
+    monkeypatch.setattr(wap_publish, "update_registry", update_registry)
     result = lake.build()
     version = lake.root / wap.CURATED_PREFIX / f"version={result.run_id}"
     files = [str(p) for p in version.rglob("*.parquet")]
