@@ -464,10 +464,16 @@ def _reader(settings: Settings, confined: bool = False) -> DuckDBEngine:
     from marketlake.engines.duckdb import DuckDBEngine
     from marketlake.storage import LocalStore
     from marketlake.wap.pipeline import follow_registry_read_only
+    from marketlake.wap.verify import published_damage
 
     engine = DuckDBEngine(settings.home, read_only=True, confined=confined)
     try:
-        follow_registry_read_only(LocalStore(settings.home), engine)
+        store = LocalStore(settings.home)
+        current = follow_registry_read_only(store, engine)
+        # Never a number from a file that is not what the build published.
+        damaged = published_damage(store, current) if current is not None else None
+        if damaged is not None:
+            raise damaged
     except BaseException:
         engine.close()
         raise
@@ -609,6 +615,35 @@ def query(
         out.print(table)
         more = len(rows) - max_rows
         out.print(f"{len(rows)} row(s)" + (f"; {more} not shown (--max-rows)" if more > 0 else ""))
+
+
+# -- verify ------------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def verify() -> None:
+    """Check the whole lake against what was recorded when it was written: every raw object
+    (bars, splits, dividends) against its landing record, every kept version's published
+    files against the digests the registry holds, the registry, the audit and the state
+    files. Prints each damaged object with what to run, and exits 1 if any is damaged."""
+    from marketlake.storage import LocalStore
+    from marketlake.wap.verify import verify_lake
+
+    settings = _settings()
+    if not settings.home.is_dir():
+        _fail(f"no lake at {settings.home}; run `marketlake run` to build one")
+    with _progress() as progress:
+        progress.add_task("verifying the lake", total=None, symbol="")
+        report = verify_lake(LocalStore(settings.home))
+    checked = ", ".join(f"{n} {what}" for what, n in report.checked.items())
+    out.print(f"verify: checked {checked}")
+    for line in report.damaged:
+        out.print(f"damaged: {_escape(line)}", soft_wrap=True)
+    if not report.ok:
+        out.print(f"{len(report.damaged)} damaged object(s); nothing was changed")
+        raise typer.Exit(1)
+    out.print("no damage found")
 
 
 # -- status ------------------------------------------------------------------------------

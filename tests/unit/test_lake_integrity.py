@@ -16,7 +16,7 @@ from marketlake import storage
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import BuildBlocked, MarketlakeError
 from marketlake.lake import raw
-from marketlake.lake.state import landed_key, load_landed
+from marketlake.lake.state import forget_landed, landed_key, load_landed
 from marketlake.lock import lake_lock
 from marketlake.wap import build as wap_build
 from marketlake.wap import pipeline as wap
@@ -288,7 +288,7 @@ def test_a_raw_object_that_lost_rows_blocks_the_build_naming_it(lake):
     with pytest.raises(BuildBlocked) as caught:
         lake.build()
     message = str(caught.value)
-    assert key in message and f"({landed - 1} missing)" in message
+    assert f"raw object {key} changed since it landed (its {landed} rows were recorded" in message
     assert "S3 versioning" in message and "marketlake ingest --refetch NVDA" in message
     assert "\n" not in message
     assert load_registry(lake.store, wap.TABLE).current == first.run_id
@@ -302,6 +302,9 @@ def test_a_row_the_csv_reader_cannot_parse_is_quarantined_not_counted_as_lost(la
     lines = lake.store.get_bytes(key).split(b"\r\n")
     lines[2] = lines[2] + b",surplus,fields"
     lake.store.put_bytes(key, b"\r\n".join(lines))
+    # An object with a landing record is checked by digest first (and blocks): this one is
+    # as a lake from before the records, or one put there by hand, would have it.
+    forget_landed(lake.store, key)
     # One lake of one symbol: one bad row of six is over the default 5% gate.
     lake.settings = dataclasses.replace(lake.settings, max_bad_row_pct=50.0)
     result = lake.build()
@@ -314,7 +317,7 @@ def test_a_full_build_blocks_on_an_emptied_raw_object_of_any_day(lake):
     two_versions(lake)
     lake.build()
     key = truncate(lake, "2024-06-03", "AMD", 0)
-    with pytest.raises(BuildBlocked, match=f"raw object {key} holds 0 of the"):
+    with pytest.raises(BuildBlocked, match=f"raw object {key} changed since it landed"):
         lake.build(full=True)
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from marketlake import fields
 from marketlake.config import Settings, parse_tickers
 from marketlake.errors import MarketlakeError
+from marketlake.ingest.landing import settle_shortfalls
 from marketlake.ingest.runner import (
     IngestReport,
     _claim_lake,
@@ -142,11 +143,12 @@ def run_import(
         others = " Nothing of the other file(s) was imported either." if len(loaded) > 1 else ""
         raise MarketlakeError(" ".join(str(e) for e in refused) + others)
     for name, bars in loaded:
-        report.results.append(
-            land_bars(
-                store, state, name, bars, SOURCE, report, now(), land_unknown=True, strict=True
-            )
+        result = land_bars(
+            store, state, name, bars, SOURCE, report, now(), land_unknown=True, strict=True
         )
+        report.results.append(result)
+        # A re-import is a remedy for a damaged raw object of the symbol, as a refetch is.
+        settle_shortfalls(store, name, result)
         save_state(store, state)
     return report
 

@@ -3,6 +3,7 @@ impossible, write what is new or changed (one object per day and symbol), record
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 
@@ -12,11 +13,12 @@ from marketlake import fields
 from marketlake.errors import MarketlakeError
 from marketlake.ingest.report import FETCHED, NO_NEW_BARS, IngestReport, SymbolResult
 from marketlake.ingest.validate import split_valid
-from marketlake.lake import raw
+from marketlake.lake import integrity, raw
 from marketlake.lake.state import (
     LANDED_PREFIX,
     IngestState,
     bar_digests,
+    forget_landed,
     load_digests,
     load_landed,
     record_landed,
@@ -202,25 +204,44 @@ def land_bars(
 
 
 def settle_shortfalls(store: ObjectStore, symbol: str, result: SymbolResult) -> None:
-    """After a refetch landed the symbol's window again: a raw object of the symbol that
-    lost rows, and whose dates the refetch covered, is recorded as it is now, so builds read
-    it again (the refetched copies win over it). One the refetch could not reach back to
-    still blocks builds, naming itself."""
+    """After a refetch or an import landed the symbol's bars again: a raw object of the
+    symbol that is damaged (gone, changed since it landed, short of rows), and whose dates
+    the new landing covers, is set aside (quarantine/damaged/), so builds read the new copy
+    instead of blocking on it. One the landing could not reach back to still blocks builds,
+    naming itself."""
     if result.first_date is None:
         return
     covered_from = result.first_date.isoformat()
     for key, record in landed_records(store, symbol):
-        if (record.get("first") or "") >= covered_from:
-            try:
-                data = store.get_bytes(key)
-            except KeyError:
-                data = raw.frame_to_csv(pd.DataFrame(columns=raw.RAW_COLUMNS))
-            try:
-                frame = raw.read_csv(data)
-            except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
-                continue  # unreadable: left for a restore
-            if len(frame) < int(record.get("rows") or 0):
-                record_landed(store, key, data, frame["trade_date"])
+        if (record.get("first") or "") < covered_from:
+            continue
+        if integrity.check_raw_object(key, record, store.digests(key).get(key)) or _short(
+            store, key, record
+        ):
+            set_aside(store, key)
+
+
+def _short(store: ObjectStore, key: str, record: dict) -> bool:
+    """Whether the object holds fewer rows than landed (for records whose digest the store
+    cannot compare: written before digests were kept, on S3)."""
+    try:
+        return len(raw.read_csv(store.get_bytes(key))) < int(record.get("rows") or 0)
+    except KeyError:
+        return True
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return True
+
+
+DAMAGED_PREFIX = "quarantine/damaged/"
+
+
+def set_aside(store: ObjectStore, key: str) -> None:
+    """Move a damaged raw object to quarantine/damaged/<its key> (kept for a look, never
+    read by a build) and forget what was recorded of it."""
+    with contextlib.suppress(KeyError):  # gone already: only the record is left to drop
+        store.put_bytes(DAMAGED_PREFIX + key, store.get_bytes(key))
+    store.delete_prefix(key)
+    forget_landed(store, key)
 
 
 def landed_records(store: ObjectStore, symbol: str) -> list:
@@ -244,5 +265,5 @@ def _land(store: ObjectStore, ingest_date: dt.date, symbol: str, frame: pd.DataF
     if existing is not None:
         frame = raw.merge(existing, frame)
     data = raw.frame_to_csv(frame)
-    store.put_bytes(key, data)
-    record_landed(store, key, data, frame["trade_date"])
+    digest = store.put_bytes(key, data)
+    record_landed(store, key, data, frame["trade_date"], digest)

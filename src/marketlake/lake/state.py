@@ -296,13 +296,19 @@ def _parse_landed(key: str, data: bytes | None) -> dict:
     return body if isinstance(body, dict) else {}
 
 
-def record_landed(store: ObjectStore, raw_key: str, data: bytes, trade_dates) -> None:
-    """Record what a raw object holds now, right after it was written."""
+def record_landed(
+    store: ObjectStore, raw_key: str, data: bytes, trade_dates, digest: str | None = None
+) -> None:
+    """Record what a raw object holds now, right after it was written: `digest` is what
+    put_bytes returned (asked of the store when not given), which builds compare with."""
     key = landed_key(raw_key)
     dates = sorted(str(d) for d in trade_dates)
+    if digest is None:
+        digest = store.digests(raw_key).get(raw_key)
     record = {
         "rows": len(dates),
         "sha256": hashlib.sha256(data).hexdigest(),
+        "digest": digest,
         "first": dates[0] if dates else None,
         "last": dates[-1] if dates else None,
     }
@@ -310,6 +316,20 @@ def record_landed(store: ObjectStore, raw_key: str, data: bytes, trade_dates) ->
     def change(current: bytes | None) -> bytes:
         records = _parse_landed(key, current)
         records[raw_key] = record
+        return (json.dumps(records, indent=1, sort_keys=True) + "\n").encode()
+
+    store.update_bytes(key, change)
+
+
+def forget_landed(store: ObjectStore, raw_key: str) -> None:
+    """Drop the record of a raw object set aside (moved to quarantine/)."""
+    key = landed_key(raw_key)
+
+    def change(current: bytes | None) -> bytes | None:
+        records = _parse_landed(key, current)
+        if raw_key not in records:
+            return None
+        del records[raw_key]
         return (json.dumps(records, indent=1, sort_keys=True) + "\n").encode()
 
     store.update_bytes(key, change)

@@ -27,8 +27,9 @@ class ObjectInfo:
 
 
 class ObjectStore(Protocol):
-    def put_bytes(self, key: str, data: bytes) -> None:
-        """Write `data` at `key` atomically: a reader sees the old object or the new one."""
+    def put_bytes(self, key: str, data: bytes) -> str:
+        """Write `data` at `key` atomically: a reader sees the old object or the new one.
+        Returns the object's digest, as digests() will report it while it is unchanged."""
 
     def get_bytes(self, key: str) -> bytes:
         """Raise KeyError when there is no object at `key`."""
@@ -46,6 +47,10 @@ class ObjectStore(Protocol):
 
     def make_durable(self, prefix: str) -> None:
         """Make every object under `prefix`, written by anyone, survive a power cut."""
+
+    def digests(self, prefix: str) -> dict[str, str]:
+        """The digest of every object under `prefix`, by key, as cheaply as the store can tell
+        it: what put_bytes returned when it wrote the object, while its bytes are unchanged."""
 
     def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
         """The object at `key` and a tag of this exact content (an ETag), or (None, None)."""
@@ -175,9 +180,21 @@ class LocalStore:
                 raise
             raise refused from exc
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes) -> str:
         with self._reaching(key):
             self._put_bytes(key, data)
+        return sha256_digest(data)
+
+    def digests(self, prefix: str) -> dict[str, str]:
+        """The sha256 of each file's bytes: a local lake has no checksum the disk keeps."""
+        found = {}
+        for info in self.list_objects(prefix):
+            try:
+                with self._reaching(info.key):
+                    found[info.key] = sha256_digest(self.path(info.key).read_bytes())
+            except FileNotFoundError:
+                continue  # deleted since the listing: absent, as it is now
+        return found
 
     def _put_bytes(self, key: str, data: bytes) -> None:
         target = self.path(key)
@@ -322,6 +339,11 @@ def _content_tag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_digest(data: bytes) -> str:
+    """A local object's digest (LocalStore.digests)."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -347,5 +369,6 @@ __all__ = [
     "WriteConflict",
     "require_conditional_writes",
     "s3_unreachable",
+    "sha256_digest",
     "update_bytes",
 ]

@@ -57,6 +57,11 @@ def require_conditional_writes(client) -> None:
         )
 
 
+def etag_digest(etag: str) -> str:
+    """An S3 object's digest (S3Store.digests)."""
+    return "etag:" + etag.strip('"')
+
+
 class S3Store:
     """A bucket (and optional key prefix) as the lake. A PUT is atomic on S3: readers see the
     old object or the new one, never a part."""
@@ -89,9 +94,15 @@ class S3Store:
                 raise
             raise refused from exc
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes) -> str:
         with self._reaching(key):
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+            answer = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        return etag_digest(answer["ETag"])
+
+    def digests(self, prefix: str) -> dict[str, str]:
+        """ETags from the listing: no object is read. S3 gives an object a new ETag whenever
+        its bytes are written, and checks them against their checksum on every read."""
+        return {info.key: etag_digest(info.version) for info in self.list_objects(prefix)}
 
     def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
         with self._reaching(key):

@@ -13,6 +13,8 @@ import pandas as pd
 
 from marketlake import sqlfiles
 from marketlake.config import Settings
+from marketlake.errors import BuildBlocked, DamagedFile
+from marketlake.lake import integrity
 from marketlake.lake.audit import (
     AUDIT_TABLES,
     CheckResult,
@@ -115,6 +117,7 @@ class Build:
     written: Partitions = dataclasses.field(default_factory=dict)  # this version's years
     partitions: Partitions = dataclasses.field(default_factory=dict)  # what it publishes
     warnings: list[str] = dataclasses.field(default_factory=list)
+    verified: set[str] = dataclasses.field(default_factory=set)  # published locations checked
 
     @property
     def location(self) -> str:
@@ -171,3 +174,20 @@ def create_views(engine: Engine) -> None:
     views = sqlfiles.sql_root() / "views"
     for path in sorted(views.glob("*.sql")) if views.is_dir() else []:
         engine.create_or_replace_view(path.stem, path.read_text(encoding="utf-8"))
+
+
+def attach_published(build: Build, name: str, partitions: Partitions) -> None:
+    """Make published partitions readable as `name`, once their files are checked against
+    the digests the current version recorded. A damaged file blocks an incremental build (it
+    would be copied into the new version); a full build reads published files only to
+    compare, and catches the DamagedFile (publish._table_checks)."""
+    todo = {y: loc for y, loc in partitions.items() if loc not in build.verified}
+    recorded = build.current.files if build.current is not None else None
+    damages = integrity.verify_files(build.store, recorded, todo)
+    if damages:
+        line = integrity.summary(damages, "published file")
+        if build.plan.mode == "incremental":
+            raise BuildBlocked(f"published file {line}; nothing was published")
+        raise DamagedFile(f"published file {line}")
+    build.verified.update(todo.values())
+    build.engine.attach(name, partitions)

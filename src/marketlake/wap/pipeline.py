@@ -32,8 +32,9 @@ import datetime as dt
 from typing import TYPE_CHECKING, Callable
 
 from marketlake.config import Settings
+from marketlake.errors import BuildBlocked
 from marketlake.faults import crash_point
-from marketlake.lake import actions
+from marketlake.lake import actions, integrity
 from marketlake.lake.audit import (
     RunRecord,
     new_run_id,
@@ -101,7 +102,10 @@ def run_build(
     # The registry is the truth: a catalog a kill left behind (or ahead) follows it first.
     # Best effort: a build publishes anew at its end, and readers follow the registry.
     after_publish([], "the catalog", engine.publish, TABLE, current.partitions if current else {})
-    # Splits and dividends: small, read whole from the raw zone on every build.
+    # Splits and dividends: small, checked and read whole from the raw zone on every build.
+    damages, _ = integrity.verify_raw(store, zones=("splits", "dividends"))
+    if damages:
+        raise BuildBlocked(integrity.raw_blocked(damages, "nothing was built"))
     corporate = actions.build_frames(store)
     build_plan = plan(store, registry, full, corporate, force)
     if build_plan is None:

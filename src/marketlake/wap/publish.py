@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Callable
 
 from marketlake import sqlfiles
 from marketlake.config import Settings
-from marketlake.errors import BuildBlocked, DamagedFile, MarketlakeError
+from marketlake.errors import BuildBlocked, MarketlakeError
 from marketlake.faults import crash_point
+from marketlake.lake import integrity
 from marketlake.lake.audit import (
     CheckResult,
     RunRecord,
@@ -27,6 +28,7 @@ from marketlake.wap.build import (
     Build,
     BuildResult,
     after_publish,
+    attach_published,
     create_views,
     record_run,
     run_checks,
@@ -52,7 +54,7 @@ def audit(build: Build) -> None:
         for y, loc in (current.partitions.items() if current else [])
         if build.first_year is None or int(y) >= build.first_year
     }
-    table_results = _table_checks(engine, rebuilt_before, build.first_year is None, current)
+    table_results = _table_checks(build, rebuilt_before)
     build.checks = [*build.row_results, _bad_row_share(build.settings, build.counts)]
     build.checks += table_results
     write_checks(build.store, build.run_id, build.checks)
@@ -80,19 +82,21 @@ def _bad_row_share(settings: Settings, counts: dict[str, int]) -> CheckResult:
     )
 
 
-def _table_checks(
-    engine: Engine, rebuilt_before: Partitions, full: bool, current: Version | None
-) -> list[CheckResult]:
+def _table_checks(build: Build, rebuilt_before: Partitions) -> list[CheckResult]:
     """The table checks of the staging version, against the published rows it rebuilds."""
+    engine, current = build.engine, build.current
+    full = build.first_year is None
     empty = "SELECT * FROM staging_daily_prices WHERE 1 = 0"
     try:
         if rebuilt_before:
-            engine.attach("published_daily_prices", rebuilt_before)
+            attach_published(build, "published_daily_prices", rebuilt_before)
         else:
             engine.materialize("published_daily_prices", empty)
         return run_checks(engine, sqlfiles.checks("table"))[0]
-    except DamagedFile as exc:
-        if current is None or not (full and rebuilt_before):
+    except MarketlakeError as exc:
+        # DamagedFile, or files gone from a version that recorded none (DuckDB: "No files
+        # found"): either way the published version cannot be read.
+        if current is None or not (full and rebuilt_before) or isinstance(exc, BuildBlocked):
             raise
         # A full build reads the published version only to check that no history is lost.
         # If that version is damaged, the rebuild from raw is the repair: it goes on without
@@ -135,6 +139,7 @@ def publish(build: Build) -> Registry:
         )
         or None,
         actions=build_plan.actions,
+        files=_published_files(build, partitions),
     )
     # The publish: one conditional write, refused if another build or a rollback
     # switched the table since this run read the registry (its version builds on that).
@@ -191,6 +196,21 @@ def _commit(
         if registry is None or registry.current != run_id:
             raise
         return registry
+
+
+def _published_files(build: Build, partitions: Partitions) -> dict[str, str]:
+    """The digests of the version's files: its own, read now that they are durable, and
+    those of the years it keeps from the version it builds on, as that version recorded
+    them (the build checked the ones it read; `marketlake verify` checks the rest)."""
+    files = integrity.partition_files(build.store, build.written)
+    kept = {y: loc for y, loc in partitions.items() if y not in build.written}
+    recorded = build.current.files if build.current is not None else None
+    if kept and recorded is not None:
+        prefixes = tuple(loc.rstrip("/") + "/" for loc in kept.values())
+        files.update({k: d for k, d in recorded.items() if k.startswith(prefixes)})
+    elif kept:  # built on a version from before files were recorded
+        files.update(integrity.partition_files(build.store, kept))
+    return dict(sorted(files.items()))
 
 
 def abandon(build: Build, exc: BaseException, now: Callable[[], dt.datetime]) -> None:

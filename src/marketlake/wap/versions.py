@@ -34,6 +34,9 @@ class Version:
     # The splits and dividends it applied: symbol -> fingerprints (wap.restate.applied_actions).
     # None in a version from before they were recorded: the next build is full.
     actions: dict[str, dict] | None = None
+    # The digest of every file of its partitions (storage digests), by key: what readers
+    # check before they read it. None in a version from before they were recorded.
+    files: dict[str, str] | None = None
 
 
 @dataclasses.dataclass

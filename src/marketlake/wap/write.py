@@ -14,6 +14,7 @@ from sqlglot import exp
 from marketlake import sqlfiles
 from marketlake.errors import BuildBlocked, MarketlakeError
 from marketlake.faults import crash_point
+from marketlake.lake import integrity
 from marketlake.lake.audit import (
     CheckResult,
     write_quarantined,
@@ -29,6 +30,7 @@ from marketlake.wap.build import (
     RAW_TABLE,
     SAMPLE_ROWS,
     Build,
+    attach_published,
     nyse_sessions_frame,
     run_checks,
 )
@@ -49,6 +51,9 @@ def write(build: Build) -> None:
 def read_new_bars(build: Build) -> None:
     """new_bars: the raw rows not read before, typed and deduplicated (sql/staging/bars.sql)."""
     engine, build_plan = build.engine, build.plan
+    damages, _ = integrity.verify_raw(build.store, build_plan.raw_from, ("daily_prices",))
+    if damages:
+        raise BuildBlocked(integrity.raw_blocked(damages))
     engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"), since=build_plan.raw_from)
     reconcile_raw(build.store, engine, build_plan.raw_from)
     engine.register_frame("xnys_sessions", nyse_sessions_frame(build.started))
@@ -57,7 +62,11 @@ def read_new_bars(build: Build) -> None:
         unread = sqlfiles.bind(
             sqlfiles.load("wap/unread_raw.sql"),
             {},
-            {"raw_from": build_plan.raw_from, "ingested_after": build_plan.ingested_after or None},
+            {
+                "raw_from": build_plan.raw_from,
+                "ingested_after": build_plan.ingested_after or None,
+                "read_through": build.built_on.raw_through,
+            },
         )
         bars_sql = sqlfiles.bind(bars_sql, {RAW_TABLE: unread})
     build.counts["new"] = engine.materialize("new_bars", bars_sql)
@@ -123,7 +132,7 @@ def gather_bars(build: Build) -> None:
     years_back = math.ceil(reach / MIN_SESSIONS_PER_YEAR)
     published = build.built_on.partitions
     lookback = {y: loc for y, loc in published.items() if int(y) >= first_year - years_back}
-    engine.attach("previous_daily_prices", lookback)
+    attach_published(build, "previous_daily_prices", lookback)
     firsts = sqlfiles.load("wap/first_new_bars.sql")
     if build.restated:
         firsts = sqlfiles.bind(sqlfiles.load("wap/first_rebuilt_rows.sql"), {"new_firsts": firsts})
@@ -132,7 +141,7 @@ def gather_bars(build: Build) -> None:
     bars_sql = sqlfiles.bind(lookback_bars, {}, {"lookback_rows": reach + 1})
     build.bars = engine.materialize("bars", bars_sql)
     older = {y: loc for y, loc in published.items() if y not in lookback}
-    if older and _back_after_a_gap(engine, older):
+    if older and _back_after_a_gap(build, older):
         # A symbol whose last published bar is older than the years read (back after a long
         # gap) needs that bar for its windows and rsi_14's seed: read every year instead.
         every_year = (
@@ -149,14 +158,15 @@ def gather_bars(build: Build) -> None:
 RSI_SEEDED_WINDOWS = ("x_gain_even", "x_gain_odd", "x_loss_even", "x_loss_odd")
 
 
-def _back_after_a_gap(engine: Engine, older: dict[str, str]) -> bool:
+def _back_after_a_gap(build: Build, older: dict[str, str]) -> bool:
     """Whether a symbol to rebuild has no published bar before its first new one in the
     lookback's years but has one in an older year. Older years are read only when some
     symbol has none (a new ticker, or one back after a gap): most days read none."""
+    engine = build.engine
     without = engine.fetch_df(sqlfiles.load("wap/without_history.sql"))
     if without.empty:
         return False
-    engine.attach("older_daily_prices", older)
+    attach_published(build, "older_daily_prices", older)
     return not engine.fetch_df(sqlfiles.load("wap/back_after_a_gap.sql")).empty
 
 
@@ -171,7 +181,7 @@ def _restated_firsts(build: Build) -> dict[str, dt.date]:
     }
     if not history:
         return {}
-    engine.attach("published_history", history)
+    attach_published(build, "published_history", history)
     frame = pd.DataFrame(
         {
             "symbol": pd.Series(list(restated), dtype=pd.ArrowDtype(pa.string())),
