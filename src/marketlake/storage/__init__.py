@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Protocol
@@ -115,6 +116,8 @@ def _check_key(key: str) -> None:
         raise ValueError(f"invalid object key {key!r}")
 
 
+# Threads hashing a local lake's files (LocalStore.digests): the machines have 2 to 8 cores.
+HASH_THREADS = min(4, os.cpu_count() or 1)
 # A write in flight is a hidden temp file beside its target: `.NAME.<random>.tmp`.
 TEMP_SUFFIX = ".tmp"
 # The zones put_bytes writes into (curated Parquet is written by the engine, never here).
@@ -186,15 +189,23 @@ class LocalStore:
         return sha256_digest(data)
 
     def digests(self, prefix: str) -> dict[str, str]:
-        """The sha256 of each file's bytes: a local lake has no checksum the disk keeps."""
-        found = {}
-        for info in self.list_objects(prefix):
+        """The sha256 of each file's bytes: a local lake has no checksum the disk keeps.
+        Files are hashed on a few threads (hashlib lets go of the GIL on large buffers)."""
+
+        def digest(key: str) -> tuple[str, str | None]:
             try:
-                with self._reaching(info.key):
-                    found[info.key] = sha256_digest(self.path(info.key).read_bytes())
+                with self._reaching(key):
+                    return key, sha256_digest(self.path(key).read_bytes())
             except FileNotFoundError:
-                continue  # deleted since the listing: absent, as it is now
-        return found
+                return key, None  # deleted since the listing: absent, as it is now
+
+        keys = [info.key for info in self.list_objects(prefix)]
+        if len(keys) < 2:
+            found = [digest(k) for k in keys]
+        else:
+            with ThreadPoolExecutor(min(HASH_THREADS, len(keys))) as pool:
+                found = list(pool.map(digest, keys))
+        return {key: d for key, d in found if d is not None}
 
     def _put_bytes(self, key: str, data: bytes) -> None:
         target = self.path(key)
