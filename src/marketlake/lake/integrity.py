@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
+from marketlake.errors import MarketlakeError
 from marketlake.lake.state import LANDED_PREFIX, load_landed
 from marketlake.storage import ObjectStore
 
@@ -135,17 +136,27 @@ def check_raw_object(key: str, record: Mapping, digest: str | None) -> Damage | 
 
 
 def verify_raw(
-    store: ObjectStore, since: str | None = None, zones: Iterable[str] = tuple(RAW_ZONES)
+    store: ObjectStore,
+    since: str | None = None,
+    zones: Iterable[str] = tuple(RAW_ZONES),
+    skip_unreadable: bool = False,
 ) -> tuple[list[Damage], int]:
     """The raw objects of `zones` landed in ingest_date partitions from `since` on (None:
     all) that are missing or changed since they landed, and how many were checked. A raw
     object without a record (landed before records were kept, or put there by hand) is not
-    checked here: the build reconciles what it can read of it."""
+    checked here: the build reconciles what it can read of it. An unreadable landing record
+    raises, unless `skip_unreadable` (`marketlake verify`, which reports it on its own)."""
     prefixes = [RAW_ZONES[z] for z in zones]
     days = landed_partitions(store, since)
     records: dict[str, Mapping] = {}
     for day in days:
-        for key, record in load_landed(store, f"{LANDED_PREFIX}ingest_date={day}.json").items():
+        try:
+            landed = load_landed(store, f"{LANDED_PREFIX}ingest_date={day}.json")
+        except MarketlakeError:
+            if not skip_unreadable:
+                raise
+            continue
+        for key, record in landed.items():
             if key.startswith(tuple(prefixes)) and isinstance(record, Mapping):
                 records[key] = record
     if not records:

@@ -7,6 +7,7 @@ finding is one line: the object, what is wrong, and what to run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 
@@ -40,7 +41,8 @@ class Verified:
 def verify_lake(store: ObjectStore) -> Verified:
     report = Verified()
     _state_files(store, report)
-    damages, checked = integrity.verify_raw(store)
+    # An unreadable landing record is one finding (_state_files), not the end of the check.
+    damages, checked = integrity.verify_raw(store, skip_unreadable=True)
     report.checked["raw objects"] = checked
     unrecorded = unrecorded_raw(store)
     if unrecorded:
@@ -146,5 +148,6 @@ def unrecorded_raw(store: ObjectStore) -> int:
     there by hand): the build reads them but cannot check them."""
     recorded: set[str] = set()
     for info in store.list_objects(LANDED_PREFIX):
-        recorded.update(load_landed(store, info.key))
+        with contextlib.suppress(MarketlakeError):  # unreadable: reported by _state_files
+            recorded.update(load_landed(store, info.key))
     return sum(1 for i in store.list_objects(RAW_PREFIX) if i.key not in recorded)
