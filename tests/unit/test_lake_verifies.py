@@ -189,12 +189,6 @@ def test_a_deleted_raw_object_blocks_naming_it_missing_until_a_refetch(lake):
     assert symbol_rows(lake, "NVDA") == nvda
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an import lands only bars whose digest is not on record "
-    "(state/recent_bars), so re-importing the bars of a deleted raw object lands nothing, "
-    "settle_shortfalls sees nothing landed, and the build stays blocked",
-)
 def test_a_deleted_raw_object_blocks_until_its_bars_are_imported_again(tmp_path):
     source = Lake(tmp_path / "source")  # a synthetic lake; imports need a market-data lake
     source.ingest("2024-06-03")

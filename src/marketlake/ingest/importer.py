@@ -15,7 +15,7 @@ import pandas as pd
 from marketlake import fields
 from marketlake.config import Settings, parse_tickers
 from marketlake.errors import MarketlakeError
-from marketlake.ingest.landing import settle_shortfalls
+from marketlake.ingest.landing import has_damaged_objects, settle_shortfalls
 from marketlake.ingest.runner import (
     IngestReport,
     _claim_lake,
@@ -143,11 +143,22 @@ def run_import(
         others = " Nothing of the other file(s) was imported either." if len(loaded) > 1 else ""
         raise MarketlakeError(" ".join(str(e) for e in refused) + others)
     for name, bars in loaded:
+        # A re-import is a remedy for a damaged raw object of the symbol: its bars land again
+        # even where they are on record as landed (that copy is what was damaged).
+        damaged = has_damaged_objects(store, name)
         result = land_bars(
-            store, state, name, bars, SOURCE, report, now(), land_unknown=True, strict=True
+            store,
+            state,
+            name,
+            bars,
+            SOURCE,
+            report,
+            now(),
+            land_unknown=True,
+            strict=True,
+            force=damaged,
         )
         report.results.append(result)
-        # A re-import is a remedy for a damaged raw object of the symbol, as a refetch is.
         settle_shortfalls(store, name, result)
         save_state(store, state)
     return report

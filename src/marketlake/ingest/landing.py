@@ -215,10 +215,18 @@ def settle_shortfalls(store: ObjectStore, symbol: str, result: SymbolResult) -> 
     for key, record in landed_records(store, symbol):
         if (record.get("first") or "") < covered_from:
             continue
-        if integrity.check_raw_object(key, record, store.digests(key).get(key)) or _short(
-            store, key, record
-        ):
+        if _damaged(store, key, record):
             set_aside(store, key)
+
+
+def _damaged(store: ObjectStore, key: str, record: dict) -> bool:
+    digest = store.digests(key).get(key)
+    return integrity.check_raw_object(key, record, digest) is not None or _short(store, key, record)
+
+
+def has_damaged_objects(store: ObjectStore, symbol: str) -> bool:
+    """Whether a raw bar object of `symbol` is gone, changed or short of rows."""
+    return any(_damaged(store, key, record) for key, record in landed_records(store, symbol))
 
 
 def _short(store: ObjectStore, key: str, record: dict) -> bool:

@@ -14,6 +14,7 @@ from marketlake.lake.audit import (
 from marketlake.storage import ObjectStore
 from marketlake.wap.build import TABLE, after_publish, create_views, record_run
 from marketlake.wap.publish import _commit
+from marketlake.wap.verify import published_damage
 from marketlake.wap.versions import (
     Version,
     load_registry,
@@ -78,9 +79,13 @@ def rollback(
 def follow_registry_read_only(store: ObjectStore, engine: DuckDBEngine) -> Version | None:
     """For a reader on a read-only catalog: daily_prices is what the registry publishes,
     even if a kill stopped the catalog from following it (a session view then shadows the
-    catalog's, and the views over daily_prices read it)."""
+    catalog's, and the views over daily_prices read it). A reader never gets a number from
+    a file that is not what the build published: a damaged one is refused (DamagedFile)."""
     current = load_registry(store, TABLE).current_version()
     if current is not None:
+        damaged = published_damage(store, current)
+        if damaged is not None:
+            raise damaged
         engine.follow(TABLE, current.partitions)
     elif engine.has_relation(TABLE):
         raise MarketlakeError(
