@@ -15,7 +15,7 @@ from test_lake_integrity import Lake, symbol_rows, two_versions
 from test_wap_versions import same_rows
 
 from marketlake.engines.duckdb import DuckDBEngine
-from marketlake.errors import BuildBlocked
+from marketlake.errors import BuildBlocked, MarketlakeError
 from marketlake.ingest.importer import run_import
 from marketlake.ingest.landing import DAMAGED_PREFIX
 from marketlake.lake import raw
@@ -241,3 +241,18 @@ def test_the_registry_records_each_files_digest_and_keeps_those_of_years_not_reb
     }
     assert any(k.startswith(kept) for k in child.files)
     assert child.partitions["2024"] != parent.partitions["2024"]
+
+
+def test_rollback_refuses_a_version_whose_files_are_damaged(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    first = two_versions(lake)
+    lake.build()
+    target = load_registry(lake.store, wap.TABLE).get(first.run_id)
+    key = sorted(target.files)[0]
+    data = bytearray(lake.store.get_bytes(key))
+    data[len(data) // 2] ^= 0xFF
+    (lake.root / key).write_bytes(bytes(data))
+    current = load_registry(lake.store, wap.TABLE).current
+    with pytest.raises(MarketlakeError, match=f"version {first.run_id} cannot be rolled back to"):
+        lake.rollback(to=first.run_id)
+    assert load_registry(lake.store, wap.TABLE).current == current

@@ -57,6 +57,12 @@ def rollback(
             f"version {target.run_id} is no longer kept (MARKETLAKE_KEEP_VERSIONS); "
             "pick a newer one from `marketlake status`"
         )
+    damaged = published_damage(store, target)
+    if damaged is not None:
+        raise MarketlakeError(
+            f"version {target.run_id} cannot be rolled back to: {damaged}. Pick another one "
+            "from `marketlake status`"
+        )
     started = now()
     # The switch: one conditional write; the catalog follows it.
     _commit(store, current.run_id, target.run_id)
