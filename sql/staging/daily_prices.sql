@@ -24,6 +24,12 @@
 -- scale (amount * adj_factor(bar) / adj_factor(its ex_date)): with no split in the window that
 -- is the plain sum / close; across a split, shares and dividend stay comparable.
 -- A split or dividend on a day with no bar is still honoured (adj_factor compares dates).
+-- Non-session days: a split dated on a weekend or holiday takes effect at the next session
+-- (adj_factor compares dates, so that session is the first at the new scale); a dividend so
+-- dated goes ex on the next NYSE session likewise (dividend_events, from xnys_sessions): its
+-- `dividend` row, its place in dividend_yield_ttm and its corporate_actions row are all that
+-- session's. Two dividends that land on one session (a Saturday's and the Monday's) sum:
+-- both go ex there.
 -- No ORDER BY: the build writes Parquet partitions, which promise readers no order (Athena's
 -- CTAS writes files in parallel anyway); sorting 5M wide rows added ~10% to the write step.
 --
@@ -94,8 +100,33 @@ WITH split_events AS (
     SELECT symbol, CAST(ex_date AS DATE) AS ex_date, split_factor FROM corporate_splits
 ),
 
+dividend_dates AS (
+    -- Each dividend with the first session on or after its date. xnys_sessions holds every
+    -- closed session up to the build's time, and the build applies no action dated after
+    -- the last of them (actions.build_frames), so one is found within a few days (the
+    -- longest NYSE closure since 2000 is four sessions). A date before the calendar's start
+    -- (2000) finds none and keeps its date: no bar is that old.
+    SELECT
+        d.symbol,
+        CAST(d.ex_date AS DATE) AS declared_date,
+        d.amount,
+        min(x.session) AS next_session
+    FROM corporate_dividends AS d
+    LEFT JOIN xnys_sessions AS x
+        ON
+            x.session >= CAST(d.ex_date AS DATE)
+            AND x.session < date_add('day', 10, CAST(d.ex_date AS DATE))
+    GROUP BY d.symbol, CAST(d.ex_date AS DATE), d.amount
+),
+
 dividend_events AS (
-    SELECT symbol, CAST(ex_date AS DATE) AS ex_date, amount FROM corporate_dividends
+    -- One row per (symbol, session it goes ex on): dividends landing on one session sum.
+    SELECT
+        symbol,
+        coalesce(next_session, declared_date) AS ex_date,
+        sum(amount) AS amount
+    FROM dividend_dates
+    GROUP BY symbol, coalesce(next_session, declared_date)
 ),
 
 split_products AS (

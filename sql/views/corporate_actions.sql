@@ -12,9 +12,11 @@
 --   9 decimals to drop the exp(sum(ln())) noise of adj_factor (~1e-16). ex_date is the first
 --   published session at the new scale; two splits between two sessions show as one row with
 --   their product. A split before a symbol's first bar changes no published price: no row.
--- * A dividend is a session with dividend > 0, which daily_prices fills on the ex-date's
---   session only: a dividend going ex on a day with no published bar (e.g. a quarantined one)
---   counts in dividend_yield_ttm but has no row here.
+-- * A dividend is a session with dividend > 0, which daily_prices fills on the session it
+--   goes ex on: its date, or the next NYSE session when that date is no session (a weekend,
+--   a holiday), as a split's; two that land on one session show as one row with their sum.
+--   One going ex on a session with no published bar (e.g. a quarantined one) counts in
+--   dividend_yield_ttm but has no row here.
 -- The window reads every bar of the selected symbols (a time filter on ex_date cannot be
 -- pushed below lag()); symbol filters are pushed into the scan.
 WITH sessions AS (

@@ -246,6 +246,15 @@ def _print_ingest(report: IngestReport) -> None:
             f"  splits and dividends: asked for {len(report.actions_asked)} symbol(s), "
             f"new or changed: {landed or 'none'}"
         )
+    if report.actions_held:
+        held = ", ".join(f"{n} {k}" for k, n in sorted(report.actions_held.items()))
+        out.print(
+            f"  not yet effective, not landed: {held} dated after {report.session} "
+            "(landed by a fetch after their date)"
+        )
+    if report.actions_quarantined:
+        bad = ", ".join(f"{n} {k}" for k, n in sorted(report.actions_quarantined.items()))
+        out.print(f"  splits and dividends quarantined: {bad} (see lake/quarantine/)")
     if report.actions_off:
         out.print(f"  splits and dividends off this run: {_escape(report.actions_off)}")
     elif report.actions_waiting:
@@ -294,6 +303,13 @@ def import_(
     dividends: bool = typer.Option(
         False, "--dividends", help="The files hold dividends: date (ex-dividend),amount."
     ),
+    replace: bool = typer.Option(
+        False,
+        "--replace",
+        help="With --splits / --dividends: land a split_factor or amount that differs from "
+        "the one already on record for its symbol and date (a correction). Without it such "
+        "a file is refused and nothing lands. The next build restates the symbol.",
+    ),
 ) -> None:
     """Import daily bars (or, with --splits / --dividends, corporate actions) from CSV files
     into the raw zone (source 'import').
@@ -310,12 +326,19 @@ def import_(
     settings = _settings()
     if splits and dividends:
         raise MarketlakeError("--splits and --dividends: import one kind at a time")
+    if replace and not (splits or dividends):
+        raise MarketlakeError(
+            "--replace corrects splits or dividends on record; add --splits or --dividends "
+            "(bars need no flag: the latest copy of a bar wins)"
+        )
     if splits or dividends:
         from marketlake.ingest.importer import run_import_actions
 
         kind: ActionName = "splits" if splits else "dividends"
         with lake_lock(settings.home):
-            landed = run_import_actions(settings, LocalStore(settings.home), files, kind, symbol)
+            landed = run_import_actions(
+                settings, LocalStore(settings.home), files, kind, symbol, replace=replace
+            )
         for name, count, rejected in landed:
             extra = f"; {rejected} row(s) quarantined" if rejected else ""
             out.print(f"import: {name}: {count} {kind} row(s) landed{extra}")

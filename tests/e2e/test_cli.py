@@ -44,7 +44,7 @@ def test_run_builds_daily_prices_for_every_default_ticker(first_run):
         assert symbol in output
     assert "2024-06-28" in output
     # The SQL checks, bad_row_share and raw_rows_readable (rows the CSV reader rejected).
-    assert "checks: 14 passed, 0 failed, 0 warning(s)" in output
+    assert "checks: 15 passed, 0 failed, 0 warning(s)" in output
     assert "marketlake query" in output
 
 

@@ -1,8 +1,8 @@
 """The corporate_actions view on a lake with known actions, imported with the real CLI: the
 splits the published prices reflect (a split on a weekend at the next session, two on one
 weekend as their product; none before the first bar or after the last) and the dividends
-going ex on a published session, each with the traded closes around it; and latest_prices'
-dividend_yield_ttm."""
+going ex on a published session (a weekend one at the next session, as a split), each with
+the traded closes around it; and latest_prices' dividend_yield_ttm."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ SPLITS = [
 ]
 DIVIDENDS = [
     (dt.date(2024, 3, 11), 0.5),
-    (dt.date(2024, 3, 30), 0.1),  # a Saturday: in the trailing yield, no bar to show it on
+    (dt.date(2024, 3, 30), 0.1),  # a Saturday after Good Friday: ex on Monday April 1st
     (dt.date(2024, 4, 10), 0.25),
 ]
 EXPECTED_SPLITS = [
@@ -44,6 +44,11 @@ EXPECTED_SPLITS = [
 def later_factor(day: dt.date) -> float:
     """The product of the factors of the splits after `day`: traded = adjusted * this."""
     return math.prod(f for d, f in SPLITS if d > day)
+
+
+def ex_session(day: dt.date) -> dt.date:
+    """The session a dividend goes ex on: its date, or the next session if it is none."""
+    return next(s for s in SESSIONS if s >= day)
 
 
 def traded_bars() -> list[dict]:
@@ -101,9 +106,8 @@ def test_the_view_lists_the_splits_and_dividends_the_published_prices_reflect(la
     expected = [
         ("TEST", day, "split", factor, None, *around(day)) for day, factor in EXPECTED_SPLITS
     ] + [
-        ("TEST", day, "dividend", None, amount, *around(day))
+        ("TEST", ex_session(day), "dividend", None, amount, *around(ex_session(day)))
         for day, amount in DIVIDENDS
-        if day in closes
     ]
     rows = fetch(home, "SELECT * FROM corporate_actions ORDER BY ex_date, kind")
     found = [tuple(r.values()) for r in rows]
@@ -123,7 +127,7 @@ def test_the_view_lists_the_splits_and_dividends_the_published_prices_reflect(la
 
 def test_latest_prices_carries_the_trailing_dividend_yield(lake):
     """Every dividend at the newest bar's share scale (amount * its later factors / the
-    bar's), over that bar's close: the Saturday dividend counts too."""
+    bar's), over that bar's close: the Saturday dividend counts too, from its Monday."""
     home, bars = lake
     last = SESSIONS[-1]
     close = float(bars[-1]["close"])

@@ -66,7 +66,7 @@ def server():
         yield fake
 
 
-def run(server, home, tickers="AAA,BBB", now=DAY1, observer=None, **env):
+def run(server, home, tickers="AAA,BBB", now=DAY1, observer=None, as_of=DAY1, **env):
     settings = Settings.from_env(
         {
             "ALPHAVANTAGE_API_KEY": KEY,
@@ -83,7 +83,7 @@ def run(server, home, tickers="AAA,BBB", now=DAY1, observer=None, **env):
         settings,
         LocalStore(home),
         None,
-        DAY1,
+        as_of,
         observer=observer or Observer(),
         now=lambda: now.astimezone(dt.timezone.utc),
         clock=clock.now,
@@ -247,3 +247,34 @@ def test_the_build_adjusts_the_bars_with_the_splits_the_lake_holds(tmp_path):
     assert frame["close"][at] / frame["close"][at - 1] < 0.15  # traded: the 10:1 drop
     assert abs(frame["price_change_pct"][at]) < 15  # adjusted: an ordinary day
     assert frame["adj_close"][at - 1] == pytest.approx(frame["close"][at - 1] / 10)
+
+
+def test_a_declared_dividend_not_yet_ex_is_held_back_and_reported(server, tmp_path):
+    """Alpha Vantage lists declared ex-dates ahead: such a row is not landed (no build can
+    apply it early) and the report says how many were held back; the first fetch after its
+    date lands it."""
+    AAA_DIVIDENDS.append((dt.date(2024, 8, 9), 0.25))  # declared, ex a month ahead
+    try:
+        report = run(server, tmp_path / "lake")
+        assert report.actions_landed == {"splits": 2, "dividends": 2}
+        assert report.actions_held == {"dividends": 1}
+        dividends = actions.current(LocalStore(tmp_path / "lake"), actions.DIVIDENDS)
+        assert dt.date(2024, 8, 9) not in set(dividends["date"])
+        moment = dt.datetime(2024, 8, 12, 18, 0, tzinfo=NY)
+        later = run(server, tmp_path / "lake", now=moment, as_of=moment)
+    finally:
+        AAA_DIVIDENDS.pop()
+    assert later.actions_landed == {"splits": 0, "dividends": 1} and later.actions_held == {}
+    dividends = actions.current(LocalStore(tmp_path / "lake"), actions.DIVIDENDS)
+    assert dt.date(2024, 8, 9) in set(dividends["date"])
+
+
+def test_a_vendor_answer_with_two_amounts_for_one_date_is_quarantined(server, tmp_path):
+    AAA_DIVIDENDS.append((dt.date(2024, 5, 10), 0.5))  # beside 0.24 on the same date
+    try:
+        report = run(server, tmp_path / "lake")
+    finally:
+        AAA_DIVIDENDS.pop()
+    assert report.actions_landed == {"splits": 2, "dividends": 1}
+    assert report.actions_quarantined == {"dividends": 2}
+    assert list((tmp_path / "lake").glob("quarantine/dividends/*/AAA.*.csv"))

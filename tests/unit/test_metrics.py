@@ -181,7 +181,18 @@ ADJ_SPLITS = [
 ADJ_DIVIDENDS = [
     ("ADJ", ADJ_START + dt.timedelta(days=d), a)
     for d, a in [(40, 0.5), (131, 0.5), (222, 0.52), (313, 0.06), (404, 0.06), (495, 0.25)]
-] + [("ADJ", dt.date(2022, 12, 31), 0.3)]  # a Saturday: no bar, but it counts in the TTM
+] + [
+    # A Saturday before a holiday Monday: it goes ex on Tuesday 2023-01-03, the next session.
+    ("ADJ", dt.date(2022, 12, 31), 0.3),
+    # A Sunday and the Monday after it: both go ex on that Monday, summed.
+    ("ADJ", dt.date(2022, 10, 16), 0.05),
+    ("ADJ", dt.date(2022, 10, 17), 0.07),
+]
+
+
+def next_session(day: dt.date) -> dt.date:
+    """The dividend's ex-session: its date, or the next NYSE session if it is none."""
+    return sessions_between(day, day + dt.timedelta(days=10))[0]
 
 
 def adjustment(bars: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -194,7 +205,7 @@ def adjustment(bars: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return float(np.prod([f for d, f in splits if d > day]))
 
     adj = np.array([factor(d) for d in days])
-    dividends = [(d, a) for s, d, a in ADJ_DIVIDENDS if s == symbol]
+    dividends = [(next_session(d), a) for s, d, a in ADJ_DIVIDENDS if s == symbol]
     dividend = np.array([sum(a for d, a in dividends if d == day) for day in days])
     close = bars["close"].to_numpy(float)
     paid = np.array(
@@ -404,6 +415,14 @@ def run_sql(
     con.executemany("INSERT INTO corporate_splits VALUES (?, ?, ?)", ADJ_SPLITS)
     con.execute("CREATE TABLE corporate_dividends (symbol VARCHAR, ex_date DATE, amount DOUBLE)")
     con.executemany("INSERT INTO corporate_dividends VALUES (?, ?, ?)", ADJ_DIVIDENDS)
+    # As the build registers it (wap/pipeline.py nyse_sessions_frame): the closed sessions,
+    # through one on or after every dividend (the build applies none dated after them).
+    con.execute("CREATE TABLE xnys_sessions (session DATE)")
+    last = max([*bars["trade_date"], *(d + dt.timedelta(days=10) for _, d, _ in ADJ_DIVIDENDS)])
+    con.executemany(
+        "INSERT INTO xnys_sessions VALUES (?)",
+        [(d,) for d in sessions_between(dt.date(2000, 1, 1), last)],
+    )
     composed = sqlfiles.bind(
         sql or daily_prices_sql(),
         # As a full build supplies them: wap/new_bars.sql (nothing seeds rsi_14).

@@ -264,7 +264,8 @@ def test_warnings_are_recorded_without_blocking(lake):
     recorded = lake.rows(
         "SELECT check_name, status FROM dq_results WHERE severity = 'warning' ORDER BY 1"
     )
-    assert [r["status"] for r in recorded] == ["fail", "fail", "fail", "fail"]
+    assert {r["check_name"] for r in recorded if r["status"] == "fail"} == set(warned)
+    assert {r["status"] for r in recorded if r["check_name"] not in warned} == {"pass"}
 
 
 def test_a_recorded_split_silences_the_jump_and_an_unrecorded_one_is_flagged(lake):

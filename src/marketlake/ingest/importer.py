@@ -46,10 +46,32 @@ def _read_text_csv(data: bytes, name: str) -> tuple[pd.DataFrame, dict]:
     return frame, {c.strip().lower(): c for c in frame.columns}
 
 
-def read_bars_csv(data: bytes, name: str) -> pd.DataFrame:
+def check_symbol_column(
+    frame: pd.DataFrame, columns: dict, name: str, symbol: str | None, named_by: str
+) -> None:
+    """A `symbol` column, if the file has one, must agree with the symbol the rows land
+    under (any case, spaces around): a file of AMD rows named NVDA.csv would otherwise file
+    AMD's history as NVDA's without a word. Blank cells say nothing."""
+    column = columns.get("symbol")
+    if symbol is None or column is None:
+        return
+    said = {str(v).strip().upper() for v in frame[column]} - {""}
+    other = sorted(said - {symbol})
+    if other:
+        raise MarketlakeError(
+            f"{name}: its symbol column says {other[0]} but {named_by} says {symbol}; nothing "
+            f"was imported. Import it as {other[0]} (--symbol {other[0]}), or fix the column"
+        )
+
+
+def read_bars_csv(
+    data: bytes, name: str, symbol: str | None = None, named_by: str = "the file name"
+) -> pd.DataFrame:
     """Daily bars from CSV text: a date column named date or timestamp (any case), open,
-    high, low, close, volume; other columns ignored; rows in any order. Values stay text."""
+    high, low, close, volume; other columns ignored (a `symbol` column must agree with
+    `symbol`: check_symbol_column); rows in any order. Values stay text."""
     frame, columns = _read_text_csv(data, name)
+    check_symbol_column(frame, columns, name, symbol, named_by)
     date_column = next((columns[c] for c in DATE_COLUMNS if c in columns), None)
     missing = [c for c in ("open", "high", "low", "close", "volume") if c not in columns]
     if date_column is None or missing:
@@ -102,6 +124,10 @@ def _read_files(files: Sequence[Path], symbol: str | None) -> list[tuple[Path, s
     return read
 
 
+def _named_by(symbol: str | None) -> str:
+    return "--symbol" if symbol else "the file name"
+
+
 def run_import(
     settings: Settings,
     store: ObjectStore,
@@ -112,7 +138,7 @@ def run_import(
     # Read and check every file before anything lands, so a bad file leaves nothing behind.
     loaded, sources = [], []
     for path, name, data in _read_files(files, symbol):
-        loaded.append((name, read_bars_csv(data, Path(path).name)))
+        loaded.append((name, read_bars_csv(data, Path(path).name, name, _named_by(symbol))))
         sources.append((path, data))
 
     moment = now()
@@ -170,9 +196,16 @@ ACTION_VALUE_COLUMNS: dict[actions.ActionName, str] = {
 }
 
 
-def read_actions_csv(data: bytes, name: str, kind: actions.ActionName) -> pd.DataFrame:
+def read_actions_csv(
+    data: bytes,
+    name: str,
+    kind: actions.ActionName,
+    symbol: str | None = None,
+    named_by: str = "the file name",
+) -> pd.DataFrame:
     """Splits (date,split_factor) or dividends (date,amount) from CSV text: any case, other
-    columns ignored. Values stay text: judge_actions decides."""
+    columns ignored (a `symbol` column must agree with `symbol`). Values stay text:
+    judge_actions decides."""
     value = ACTION_VALUE_COLUMNS[kind]
     frame, columns = _read_text_csv(data, name)
     missing = [c for c in ("date", value) if c not in columns]
@@ -181,9 +214,69 @@ def read_actions_csv(data: bytes, name: str, kind: actions.ActionName) -> pd.Dat
             f"{name}: missing column(s) {', '.join(missing)}; --{kind} files need the header "
             f"date,{value}"
         )
+    check_symbol_column(frame, columns, name, symbol, named_by)
     return pd.DataFrame(
         {"date": frame[columns["date"]].str.strip(), "value": frame[columns[value]].str.strip()}
     )
+
+
+def _judge_action_file(
+    settings: Settings,
+    action: actions.ActionKind,
+    rows: pd.DataFrame,
+    name: str,
+    session: dt.date,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(valid, rejected) rows of one file, or the one-line refusal of the whole file."""
+    what = "split" if action is actions.SPLITS else "dividend"
+    repeated = actions.repeated_date(rows)
+    if repeated is not None:
+        # Two factors (or amounts) for one date: either one landing alone would be a guess.
+        raise MarketlakeError(
+            f"{name}: {repeated} is given more than once; nothing was imported. Keep one "
+            f"row per date (two {what}s on one date: write their combined {action.value_column})"
+        )
+    valid, rejected = actions.judge_actions(action, rows)
+    total = len(valid) + len(rejected)
+    if total and 100.0 * len(rejected) / total > settings.max_bad_row_pct:
+        raise MarketlakeError(
+            f"{name}: {len(rejected)} of {total} rows are unusable (first: "
+            f"{rejected['reason'].iloc[0]}), more than MARKETLAKE_MAX_BAD_ROW_PCT="
+            f"{settings.max_bad_row_pct:g}%; nothing was imported. Fix the file"
+        )
+    ahead = [d for d in valid["date"] if d > session]
+    if ahead:
+        # An action counts from its date on, as a bar does: a future split landed now would
+        # rescale every published price before it has happened.
+        raise MarketlakeError(
+            f"{name}: the {what} dated {ahead[0]} is after the last closed NYSE session "
+            f"({session}); nothing was imported. Remove the row, and import it after the "
+            f"close of {ahead[0]}"
+        )
+    return valid, rejected
+
+
+def _check_changes(
+    store: ObjectStore,
+    action: actions.ActionKind,
+    loaded: list[tuple[str, str, pd.DataFrame, pd.DataFrame]],
+) -> None:
+    """A value that differs from the one on record for its (symbol, date), or from another
+    file of this import, is refused: a mistyped factor would otherwise silently rewrite a
+    symbol's whole history (the latest copy wins in the build)."""
+    known = actions.current(store, action)
+    on_record = {(s, d): v for s, d, v in zip(known["symbol"], known["date"], known["value"])}
+    what = "split_factor" if action is actions.SPLITS else "amount"
+    for file_name, symbol, valid, _ in loaded:
+        for day, value in zip(valid["date"], valid["value"]):
+            old = on_record.get((symbol, day))
+            if old is not None and old != float(value):
+                before, after = actions.number_text(old), actions.number_text(value)
+                raise MarketlakeError(
+                    f"{file_name}: {symbol} {day} has {what} {before} on record, this file "
+                    f"says {after}; nothing was imported. Pass --replace if the new one is right"
+                )
+            on_record[(symbol, day)] = float(value)
 
 
 def run_import_actions(
@@ -193,30 +286,29 @@ def run_import_actions(
     kind: actions.ActionName,
     symbol: str | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+    replace: bool = False,
 ) -> list[tuple[str, int, int]]:
     """Land splits or dividends from CSV files; (symbol, rows landed, rows quarantined) per
-    file. Every file is read and checked before anything lands."""
+    file. Every file is read and checked before anything lands: no repeated date, nothing
+    dated after the last closed session, no symbol column that contradicts the symbol, and
+    (unless `replace`) no value that differs from the one on record for its date."""
     action = actions.SPLITS if kind == "splits" else actions.DIVIDENDS
+    moment = now()
+    session = last_closed_session(moment)
     loaded = []
     for path, name, data in _read_files(files, symbol):
-        valid, rejected = actions.judge_actions(
-            action, read_actions_csv(data, Path(path).name, kind)
-        )
-        total = len(valid) + len(rejected)
-        if total and 100.0 * len(rejected) / total > settings.max_bad_row_pct:
-            raise MarketlakeError(
-                f"{Path(path).name}: {len(rejected)} of {total} rows are unusable (first: "
-                f"{rejected['reason'].iloc[0]}), more than MARKETLAKE_MAX_BAD_ROW_PCT="
-                f"{settings.max_bad_row_pct:g}%; nothing was imported. Fix the file"
-            )
-        loaded.append((name, valid, rejected))
-    moment = now()
+        file_name = Path(path).name
+        rows = read_actions_csv(data, file_name, kind, name, _named_by(symbol))
+        valid, rejected = _judge_action_file(settings, action, rows, file_name, session)
+        loaded.append((file_name, name, valid, rejected))
+    if not replace:
+        _check_changes(store, action, loaded)
     ingest_date = eastern_date(moment)
     state = load_state(store)
     _claim_lake(state, SOURCE, settings)
     save_state(store, state)
     out = []
-    for name, valid, rejected in loaded:
+    for _, name, valid, rejected in loaded:
         if len(rejected):
             actions.quarantine_actions(
                 store, action, name, rejected, SOURCE, ingest_date, quarantine_stamp(moment)

@@ -48,8 +48,12 @@ class IngestReport:
     def with_status(self, status: SymbolStatus) -> list[SymbolResult]:
         return [r for r in self.results if r.status == status]
 
-    # Corporate actions: rows landed per kind, symbols asked, and why some were not.
+    # Corporate actions: rows landed per kind, symbols asked, and why some were not; rows
+    # held back per kind (dated after the last closed session: fetched again once effective)
+    # and quarantined per kind (unreadable, or one date given with different values).
     actions_landed: dict = dataclasses.field(default_factory=dict)
+    actions_held: dict = dataclasses.field(default_factory=dict)
+    actions_quarantined: dict = dataclasses.field(default_factory=dict)
     actions_asked: list = dataclasses.field(default_factory=list)
     actions_waiting: list = dataclasses.field(default_factory=list)
     actions_off: str = ""

@@ -308,8 +308,15 @@ def _ingest_actions(
         stamp = raw.format_timestamp(moment)
         for kind, rows in answers:
             valid, rejected = actions.judge_actions(kind, rows)
-            # An announced event ahead of the last closed session waits until it has passed.
-            valid = valid.loc[[d <= report.session for d in valid["date"]]]
+            # Held back, not quarantined: an announced event ahead of the last closed session
+            # (Alpha Vantage's DIVIDENDS lists declared ex-dates) is not bad data; it lands
+            # from the first fetch after it has gone ex, and until then it is not in raw, so
+            # no build can apply it early.
+            ahead = [d > report.session for d in valid["date"]]
+            if any(ahead):
+                held = report.actions_held.setdefault(kind.name, 0)
+                report.actions_held[kind.name] = held + sum(ahead)
+                valid = valid.loc[[not a for a in ahead]]
             if len(rejected):
                 actions.quarantine_actions(
                     store,
@@ -320,6 +327,8 @@ def _ingest_actions(
                     report.ingest_date,
                     quarantine_stamp(moment),
                 )
+                bad = report.actions_quarantined.get(kind.name, 0)
+                report.actions_quarantined[kind.name] = bad + len(rejected)
             landed = actions.land_actions(
                 store, kind, symbol, valid, provider.name, report.ingest_date, stamp
             )

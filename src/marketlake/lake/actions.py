@@ -4,7 +4,11 @@ symbol) under raw/splits/ and raw/dividends/, laid out and merged like the bars.
 A split is (effective_date, split_factor): new shares per old share, 10 for a 10:1 split,
 0.25 for a 1:4 reverse split. A dividend is (ex_dividend_date, amount): cash per share as
 declared. A row lands only when it is new or its value changed; the latest `ingested_at` copy
-of a (symbol, date) wins when the build reads them (load_actions).
+of a (symbol, date) wins when the build reads them (current).
+
+An action counts from its date on, like a bar: the build applies only those dated on or
+before the last closed session as of the build (build_frames), so a declared future dividend
+or split changes no published number before it is effective.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pyarrow as pa
 
 from marketlake import fields
 from marketlake.errors import MarketlakeError
+from marketlake.sessions import last_closed_session
 from marketlake.storage import ObjectStore
 
 # The raw prefix and the CLI's word of each kind of corporate action.
@@ -62,8 +67,11 @@ def empty_actions() -> pd.DataFrame:
 def judge_actions(kind: ActionKind, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(valid rows as `date`, `value`; rejected rows as text with a `reason`). A date must be
     YYYY-MM-DD; a split factor a finite number > 0; a dividend a finite number >= 0. A date
-    given twice keeps its last row."""
-    good, bad = [], []
+    given twice with one value keeps one row; with different values none of its rows is
+    valid: which one the source meant is not ours to guess (an import refuses any repeated
+    date before this, see repeated_date)."""
+    good: list[tuple[dt.date, float, str, str]] = []
+    bad = []
     for date_value, value in zip(rows["date"], rows["value"]):
         reason = ""
         day = fields.date_or_none(date_value)
@@ -74,15 +82,39 @@ def judge_actions(kind: ActionKind, rows: pd.DataFrame) -> tuple[pd.DataFrame, p
                 number = kind.parse_value(value)
             except fields.FieldError as exc:
                 reason = str(exc)
-        if reason:
+        if reason or day is None:
             bad.append((str(date_value), str(value), reason))
         else:
-            good.append((day, number))
-    valid = pd.DataFrame(good, columns=["date", "value"]) if good else empty_actions()
+            good.append((day, number, str(date_value), str(value)))
+    values: dict[dt.date, set[float]] = {}
+    for day, number, _, _ in good:
+        values.setdefault(day, set()).add(number)
+    kept = []
+    for day, number, date_text, value_text in good:
+        if len(values[day]) == 1:
+            kept.append((day, number))
+            continue
+        listed = ", ".join(number_text(v) for v in sorted(values[day]))
+        reason = f"{kind.date_column} {day} is given with different {kind.value_column}s ({listed})"
+        bad.append((date_text, value_text, reason))
+    valid = pd.DataFrame(kept, columns=["date", "value"]) if kept else empty_actions()
     valid = valid.drop_duplicates(subset=["date"], keep="last")
     valid = valid.sort_values("date", kind="stable").reset_index(drop=True)
     rejected = pd.DataFrame(bad, columns=[kind.date_column, kind.value_column, "reason"])
     return valid, rejected
+
+
+def repeated_date(rows: pd.DataFrame) -> dt.date | None:
+    """The first date that `rows` (text `date`, `value`) give more than once, else None."""
+    seen: set[dt.date] = set()
+    for date_value in rows["date"]:
+        day = fields.date_or_none(date_value)
+        if day is None:
+            continue
+        if day in seen:
+            return day
+        seen.add(day)
+    return None
 
 
 def _stored_value(kind: ActionKind, value) -> float | None:
@@ -92,7 +124,7 @@ def _stored_value(kind: ActionKind, value) -> float | None:
         return None  # a hand-edited raw object: that row is not read
 
 
-def _number_text(value: float) -> str:
+def number_text(value: float) -> str:
     text = repr(float(value))
     return text[:-2] if text.endswith(".0") else text
 
@@ -178,7 +210,7 @@ def land_actions(
         {
             "symbol": symbol,
             kind.date_column: [d.isoformat() for d in rows["date"]],
-            kind.value_column: [_number_text(v) for v in rows["value"]],
+            kind.value_column: [number_text(v) for v in rows["value"]],
             "source": source,
             "ingested_at": ingested_at,
         },
@@ -214,15 +246,26 @@ def quarantine_actions(
     return key
 
 
-def build_frames(store: ObjectStore) -> dict[str, pd.DataFrame]:
+def _utcnow() -> dt.datetime:
+    # build_frames' default clock, one place for tests to set while callers pass no time.
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def build_frames(store: ObjectStore, as_of: dt.datetime | None = None) -> dict[str, pd.DataFrame]:
     """What the build registers as corporate_splits and corporate_dividends: one row per
-    (symbol, ex_date), the latest copy. Typed even when empty (Glue and DuckDB need a type)."""
+    (symbol, ex_date), the latest copy, of the actions dated on or before the last closed
+    session as of `as_of` (the build's start; default now). A later one (an announced
+    dividend, or a row an older version landed) waits in raw: once its date has passed, the
+    next build sees it as new and restates its symbol (wap/restate.py). Typed even when empty
+    (Glue and DuckDB need a type)."""
+    through = last_closed_session(as_of if as_of is not None else _utcnow())
     frames = {}
     for kind, table, column in (
         (SPLITS, "corporate_splits", "split_factor"),
         (DIVIDENDS, "corporate_dividends", "amount"),
     ):
         rows = current(store, kind, strict=True)
+        rows = rows.loc[pd.Series([day <= through for day in rows["date"]], dtype=bool).values]
         frames[table] = pd.DataFrame(
             {
                 # Arrow's string (not pandas' "string", which becomes large_string in
