@@ -16,9 +16,9 @@ from test_wap_versions import same_rows
 
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import BuildBlocked, MarketlakeError
-from marketlake.ingest.importer import run_import
-from marketlake.ingest.landing import DAMAGED_PREFIX
+from marketlake.ingest.importer import run_import, run_import_actions
 from marketlake.lake import raw
+from marketlake.lake.integrity import DAMAGED_PREFIX
 from marketlake.lake.state import forget_landed, landed_key, load_landed
 from marketlake.wap import pipeline as wap
 from marketlake.wap.versions import load_registry, registry_key
@@ -256,3 +256,41 @@ def test_rollback_refuses_a_version_whose_files_are_damaged(tmp_path):
     with pytest.raises(MarketlakeError, match=f"version {first.run_id} cannot be rolled back to"):
         lake.rollback(to=first.run_id)
     assert load_registry(lake.store, wap.TABLE).current == current
+
+
+# -- 10. splits and dividends are checked like bars ---------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_a_damaged_splits_object_blocks_until_the_splits_are_imported_again(tmp_path, damage):
+    """Before: a deleted or truncated raw splits file silently un-split history (adj_factor
+    back to 1, exit 0)."""
+    source = Lake(tmp_path / "source")
+    source.ingest("2024-06-03")
+    export = tmp_path / "nvda.csv"
+    import_file(export, raw.read_csv(source.store.get_bytes(raw_key("2024-06-03", "NVDA"))))
+    lake = Lake(tmp_path / "lake")
+    day = after_close("2024-06-03")
+    run_import(lake.settings, lake.store, [export], symbol="NVDA", now=lambda: day)
+    splits = tmp_path / "splits.csv"
+    splits.write_text("date,split_factor\n2024-05-15,2\n2024-05-22,3\n")
+    run_import_actions(lake.settings, lake.store, [splits], "splits", "NVDA", now=lambda: day)
+    assert lake.build().status == "published"
+    adjusted = lake.scalar("SELECT max(adj_factor) FROM daily_prices")
+    assert adjusted == 6
+    key = "raw/splits/ingest_date=2024-06-03/NVDA.csv"
+    assert load_landed(lake.store, landed_key(key))[key]["rows"] == 2
+    if damage == "deleted":
+        lake.store.path(key).unlink()
+        problem = "is missing"
+    else:
+        data = lake.store.get_bytes(key)
+        lake.store.path(key).write_bytes(data[: data.rindex(b"\r\n", 0, len(data) - 2) + 2])
+        problem = "changed since it landed"
+    with pytest.raises(BuildBlocked, match=f"raw object {key} {problem}.*--splits FILE"):
+        lake.build(full=True)
+    later = after_close("2024-06-04")
+    run_import_actions(lake.settings, lake.store, [splits], "splits", "NVDA", now=lambda: later)
+    assert lake.build(full=True).status == "published"
+    assert lake.scalar("SELECT max(adj_factor) FROM daily_prices") == adjusted
+    assert key not in load_landed(lake.store, landed_key(key))

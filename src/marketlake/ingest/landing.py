@@ -3,7 +3,6 @@ impossible, write what is new or changed (one object per day and symbol), record
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 
@@ -18,7 +17,6 @@ from marketlake.lake.state import (
     LANDED_PREFIX,
     IngestState,
     bar_digests,
-    forget_landed,
     load_digests,
     load_landed,
     record_landed,
@@ -216,7 +214,7 @@ def settle_shortfalls(store: ObjectStore, symbol: str, result: SymbolResult) -> 
         if (record.get("first") or "") < covered_from:
             continue
         if _damaged(store, key, record):
-            set_aside(store, key)
+            integrity.set_aside(store, key)
 
 
 def _damaged(store: ObjectStore, key: str, record: dict) -> bool:
@@ -238,18 +236,6 @@ def _short(store: ObjectStore, key: str, record: dict) -> bool:
         return True
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
         return True
-
-
-DAMAGED_PREFIX = "quarantine/damaged/"
-
-
-def set_aside(store: ObjectStore, key: str) -> None:
-    """Move a damaged raw object to quarantine/damaged/<its key> (kept for a look, never
-    read by a build) and forget what was recorded of it."""
-    with contextlib.suppress(KeyError):  # gone already: only the record is left to drop
-        store.put_bytes(DAMAGED_PREFIX + key, store.get_bytes(key))
-    store.delete_prefix(key)
-    forget_landed(store, key)
 
 
 def landed_records(store: ObjectStore, symbol: str) -> list:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from marketlake.config import Settings
 from marketlake.errors import MarketlakeError
+from marketlake.ingest.corporate import actions_due, ingest_actions
 from marketlake.ingest.landing import (
     BadBatch,
     bad_share,
@@ -41,11 +42,9 @@ from marketlake.ingest.report import (
     SymbolResult,
     SymbolStatus,
 )
-from marketlake.lake import actions, raw
 from marketlake.lake.state import IngestState, LakeKind, load_state, save_state
 from marketlake.providers import make_provider
 from marketlake.providers.base import (
-    NotOffered,
     Provider,
     QuotaExhausted,
     Retriable,
@@ -141,8 +140,18 @@ def run_ingest(
             limiter,
             refetching,
         )
-        _ingest_actions(
-            settings, store, state, provider, wanted, report, observer, now, out_of_time, limiter
+        ingest_actions(
+            settings,
+            store,
+            state,
+            provider,
+            wanted,
+            report,
+            observer,
+            now,
+            out_of_time,
+            limiter,
+            refetching,
         )
     except BaseException:
         # The run stops (the lake refused it, the key is bad, an interrupt). Keep what it
@@ -242,100 +251,6 @@ def _ingest_all(
 
 
 INVALID_RETRY_DAYS = 7
-
-
-def actions_due(settings: Settings, state: IngestState, symbol: str, today: dt.date) -> bool:
-    """A symbol's splits and dividends are asked when it is new to them, then every
-    MARKETLAKE_ACTIONS_EVERY_DAYS days (0: never)."""
-    if settings.actions_every_days <= 0:
-        return False
-    entry = state.symbols.get(symbol)
-    if entry is None or entry.watermark is None or entry.invalid:
-        return False  # no bars yet (deferred, failed or refused): nothing to adjust
-    if entry.actions_on is None:
-        return True
-    return (today - dt.date.fromisoformat(entry.actions_on)).days >= settings.actions_every_days
-
-
-def _ingest_actions(
-    settings: Settings,
-    store: ObjectStore,
-    state: IngestState,
-    provider: Provider,
-    symbols: list[str],
-    report: IngestReport,
-    observer: IngestObserver,
-    now: Callable[[], dt.datetime],
-    out_of_time: Callable[[float], bool] | None,
-    limiter: RateLimiter | None,
-) -> None:
-    """Splits and dividends of the symbols that are due, after every symbol's bars: when the
-    day's quota is short, bars come first. Two requests a symbol, through the same limiter,
-    refusal handling and redaction as the bars. A premium or unknown-function refusal turns
-    the feature off for this run (said once); the quota running out leaves the rest due."""
-    fetch = provider.fetch_actions
-    if fetch is None:
-        return
-    today = eastern_date(now())
-    due = [s for s in symbols if actions_due(settings, state, s, today)]
-    for position, symbol in enumerate(due):
-        try:
-            next_wait = limiter.peek_wait() if limiter is not None else 0.0
-            if out_of_time is not None and out_of_time(next_wait):
-                raise QuotaExhausted("time budget of this run spent")
-            answers = [(kind, fetch(kind.name, symbol, report.session)) for kind in actions.KINDS]
-        except QuotaExhausted as exc:
-            report.actions_waiting = due[position:]
-            observer.event(
-                "actions",
-                f"splits and dividends of {len(due) - position} symbol(s) wait for the next "
-                f"run ({exc})",
-            )
-            return
-        except NotOffered as exc:
-            report.actions_off = str(exc)
-            report.actions_waiting = due[position:]
-            observer.event(
-                "actions", f"splits and dividends are off for this run: {exc}; bars are unaffected"
-            )
-            return
-        except (UnknownSymbol, Retriable, UnusablePayload) as exc:
-            # This symbol's actions wait for the next run; the others carry on.
-            first = redact((str(exc).splitlines() or [""])[0], settings.api_key)
-            observer.event("actions", f"{symbol}: splits and dividends not fetched ({first})")
-            continue
-        moment = now()
-        stamp = raw.format_timestamp(moment)
-        for kind, rows in answers:
-            valid, rejected = actions.judge_actions(kind, rows)
-            # Held back, not quarantined: an announced event ahead of the last closed session
-            # (Alpha Vantage's DIVIDENDS lists declared ex-dates) is not bad data; it lands
-            # from the first fetch after it has gone ex, and until then it is not in raw, so
-            # no build can apply it early.
-            ahead = [d > report.session for d in valid["date"]]
-            if any(ahead):
-                held = report.actions_held.setdefault(kind.name, 0)
-                report.actions_held[kind.name] = held + sum(ahead)
-                valid = valid.loc[[not a for a in ahead]]
-            if len(rejected):
-                actions.quarantine_actions(
-                    store,
-                    kind,
-                    symbol,
-                    rejected,
-                    provider.name,
-                    report.ingest_date,
-                    quarantine_stamp(moment),
-                )
-                bad = report.actions_quarantined.get(kind.name, 0)
-                report.actions_quarantined[kind.name] = bad + len(rejected)
-            landed = actions.land_actions(
-                store, kind, symbol, valid, provider.name, report.ingest_date, stamp
-            )
-            report.actions_landed[kind.name] = report.actions_landed.get(kind.name, 0) + landed
-        state.entry(symbol).actions_on = today.isoformat()
-        report.actions_asked.append(symbol)
-        save_state(store, state)
 
 
 def _still_invalid(state: IngestState, symbol: str, today: dt.date) -> str | None:

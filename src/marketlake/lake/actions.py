@@ -24,6 +24,8 @@ import pyarrow as pa
 
 from marketlake import fields
 from marketlake.errors import MarketlakeError
+from marketlake.lake import integrity
+from marketlake.lake.state import record_landed
 from marketlake.sessions import last_closed_session
 from marketlake.storage import ObjectStore
 
@@ -200,6 +202,8 @@ def land_actions(
     ingested_at: str,
 ) -> int:
     """Land the rows of `valid` that are new or changed for `symbol`; returns how many."""
+    # A damaged object of the symbol would block every build: its rows land again below.
+    integrity.set_aside_damaged(store, kind.prefix, symbol)
     known = current(store, kind, symbol)
     on_record = {d: v for d, v in zip(known["date"], known["value"])}
     fresh = [on_record.get(d) != float(v) for d, v in zip(valid["date"], valid["value"])]
@@ -226,7 +230,10 @@ def land_actions(
         frame = pd.concat([existing, frame], ignore_index=True)
         frame = frame.drop_duplicates(subset=["symbol", kind.date_column], keep="last")
         frame = frame.sort_values(kind.date_column, kind="stable")
-    store.put_bytes(key, _to_csv(frame, kind))
+    data = _to_csv(frame, kind)
+    digest = store.put_bytes(key, data)
+    # Recorded like the bars' objects: a build checks the object against it before reading.
+    record_landed(store, key, data, frame[kind.date_column], digest)
     return len(rows)
 
 

@@ -13,11 +13,12 @@ published file it needs: it rebuilds from raw.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterable, Mapping
 
 from marketlake.errors import MarketlakeError
-from marketlake.lake.state import LANDED_PREFIX, load_landed
+from marketlake.lake.state import LANDED_PREFIX, forget_landed, load_landed
 from marketlake.storage import ObjectStore
 
 # The raw zones whose objects are recorded as they land, by the word the remedies use.
@@ -26,6 +27,8 @@ RAW_ZONES = {
     "splits": "raw/splits/",
     "dividends": "raw/dividends/",
 }
+# Where a damaged raw object is moved when its data lands again (kept for a look).
+DAMAGED_PREFIX = "quarantine/damaged/"
 PUBLISHED_REMEDY = (
     "switch daily_prices back with `marketlake rollback` (to a version without that file, see "
     "`marketlake status`), or rebuild it from raw with `marketlake build --full`"
@@ -215,3 +218,31 @@ def verify_files(
         ):
             damages.append(Damage(location, "holds no file", PUBLISHED_REMEDY))
     return damages
+
+
+def set_aside(store: ObjectStore, key: str) -> None:
+    """Move a damaged raw object to quarantine/damaged/<its key> (kept for a look, never
+    read by a build) and forget what was recorded of it."""
+    with contextlib.suppress(KeyError):  # gone already: only the record is left to drop
+        store.put_bytes(DAMAGED_PREFIX + key, store.get_bytes(key))
+    store.delete_prefix(key)
+    forget_landed(store, key)
+
+
+def set_aside_damaged(store: ObjectStore, prefix: str, symbol: str) -> list[str]:
+    """Set aside every recorded raw object of `symbol` under `prefix` that is damaged, before
+    its data lands again (an import or a refetch of splits or dividends: the whole list of
+    the symbol's actions). Returns their keys."""
+    records = {}
+    for day in landed_partitions(store):
+        for key, record in load_landed(store, f"{LANDED_PREFIX}ingest_date={day}.json").items():
+            if key.startswith(prefix) and key.endswith(f"/{symbol}.csv"):
+                records[key] = record
+    damaged = [
+        key
+        for key, record in sorted(records.items())
+        if check_raw_object(key, record, store.digests(key).get(key)) is not None
+    ]
+    for key in damaged:
+        set_aside(store, key)
+    return damaged

@@ -106,7 +106,7 @@ def run_build(
     damages, _ = integrity.verify_raw(store, zones=("splits", "dividends"))
     if damages:
         raise BuildBlocked(integrity.raw_blocked(damages, "nothing was built"))
-    corporate = actions.build_frames(store)
+    corporate = actions.build_frames(store, as_of=started)
     build_plan = plan(store, registry, full, corporate, force)
     if build_plan is None:
         assert current is not None, "plan() finds nothing to build only after a version"

@@ -82,7 +82,9 @@ def reconcile_raw(store: ObjectStore, engine: Engine, raw_from: str | None) -> N
     for info in store.list_objects(LANDED_PREFIX):
         day = info.key[len(LANDED_PREFIX) :].split("=", 1)[-1].rsplit(".", 1)[0]
         if raw_from is None or day >= raw_from:
-            landed.update(load_landed(store, info.key))
+            # The bars' records only: splits and dividends share the partition's file.
+            records = load_landed(store, info.key)
+            landed.update({k: r for k, r in records.items() if k.startswith(RAW_PREFIX)})
     if not landed:
         return
     counts = engine.fetch_df(
