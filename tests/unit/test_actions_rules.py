@@ -118,7 +118,7 @@ def test_without_a_time_the_build_frames_filter_by_now(home, monkeypatch):
     assert len(actions.build_frames(store)["corporate_splits"]) == 1
 
 
-def test_a_held_back_split_restates_its_symbol_once_effective(tmp_path, monkeypatch):
+def test_a_held_back_split_restates_its_symbol_once_effective(tmp_path):
     """A split in raw dated Monday (landed by an older version) changes nothing while the
     build runs on Friday evening; the first build after Monday's close applies it and
     restates the symbol's whole history, with no new bar landed in between."""
@@ -126,19 +126,22 @@ def test_a_held_back_split_restates_its_symbol_once_effective(tmp_path, monkeypa
     lake.ingest("2024-06-14")
     land_raw(lake.store, actions.SPLITS, "AMD", "2024-06-17", 2.0)
 
-    # The pipeline hands build_frames no time yet: it filters by now, which is this seam.
+    # The build hands build_frames its own start time.
     clock = {"now": FRIDAY}
-    monkeypatch.setattr(actions, "_utcnow", lambda: clock["now"].astimezone(dt.timezone.utc))
+
+    def build():
+        return lake.build(now=lambda: clock["now"].astimezone(dt.timezone.utc))
+
     sql = "SELECT trade_date, adj_factor, adj_close FROM daily_prices WHERE symbol = 'AMD' "
-    first = lake.build()
+    first = build()
     assert first.status == "published"
     before = lake.rows(sql + "ORDER BY trade_date")
     assert {r["adj_factor"] for r in before} == {1.0}
     # Again on Friday: nothing changed, nothing to build.
-    assert lake.build().status == "skipped"
+    assert build().status == "skipped"
 
     clock["now"] = MONDAY
-    second = lake.build()
+    second = build()
     assert second.status == "published" and second.mode == "incremental"
     assert set(second.restated) == {"AMD"}
     after = lake.rows(sql + "ORDER BY trade_date")
