@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,10 +9,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import sqlglot
-import sqlglot.errors
 from sqlglot import exp
 
 from marketlake.config import default
+from marketlake.engines.confined import READABLE_ZONES, outside, transpile_read
+from marketlake.engines.dialect import transpile
 from marketlake.errors import DamagedFile, MarketlakeError, QueryError
 
 
@@ -57,131 +57,6 @@ def one_line(exc: BaseException) -> str:
     return " ".join(keep)
 
 
-def _parse(sql: str) -> list:
-    # sqlglot logs a warning when it falls back to a bare Command (SHOW, LOAD ...): the
-    # caller decides what to do with those, and a user's stderr keeps one line.
-    sqlglot_log = logging.getLogger("sqlglot")
-    level = sqlglot_log.level
-    sqlglot_log.setLevel(logging.ERROR)
-    try:
-        return [s for s in sqlglot.parse(sql, read="athena") if s is not None]
-    except sqlglot.errors.ParseError as exc:
-        detail = exc.errors[0] if exc.errors else {}
-        where = f" at line {detail.get('line')}, column {detail.get('col')}" if detail else ""
-        message = (detail.get("description") or str(exc).splitlines()[0]).rstrip(".")
-        raise QueryError(f"SQL does not parse as Athena SQL{where}: {message}") from None
-    except sqlglot.errors.SqlglotError as exc:
-        raise QueryError(f"SQL cannot be translated: {str(exc).splitlines()[0]}") from None
-    finally:
-        sqlglot_log.setLevel(level)
-
-
-def _generate(statement) -> str:
-    try:
-        return statement.sql(dialect="duckdb")
-    except sqlglot.errors.SqlglotError as exc:
-        raise QueryError(f"SQL cannot be translated: {str(exc).splitlines()[0]}") from None
-
-
-def transpile(sql: str) -> str:
-    """One Athena-dialect statement in, one DuckDB statement out."""
-    statements = _parse(sql)
-    if len(statements) != 1:
-        raise QueryError(f"expected one SQL statement, got {len(statements)}")
-    return _generate(statements[0])
-
-
-READS = "SELECT, WITH, VALUES or DESCRIBE"
-
-
-def _refused(kind: str) -> QueryError:
-    return QueryError(
-        f"marketlake query is read-only: {kind} statements are refused; it only reads ({READS})"
-    )
-
-
-def _first_word(sql: str) -> str:
-    try:
-        tokens = sqlglot.tokenize(sql, read="athena")
-    except sqlglot.errors.SqlglotError:
-        return ""
-    return tokens[0].text.upper() if tokens else ""
-
-
-# DuckDB statements that are no reads; used only to word a refusal of SQL that does not
-# parse as Athena SQL (ATTACH, EXPORT DATABASE ...), which is refused either way.
-_NOT_READS = frozenset(
-    [
-        "ALTER",
-        "ATTACH",
-        "CALL",
-        "CHECKPOINT",
-        "COPY",
-        "CREATE",
-        "DELETE",
-        "DETACH",
-        "DROP",
-        "EXPORT",
-        "IMPORT",
-        "INSERT",
-        "INSTALL",
-        "LOAD",
-        "MERGE",
-        "PRAGMA",
-        "RESET",
-        "SET",
-        "TRUNCATE",
-        "UPDATE",
-        "USE",
-        "VACUUM",
-    ]
-)
-
-
-def _statement_kind(statement, sql: str) -> str:
-    """What a user would call the statement: COPY, SET, INSTALL..."""
-    if isinstance(statement, exp.Command):
-        return str(statement.this).upper()
-    if any(node.args.get("into") is not None for node in statement.find_all(exp.Select)):
-        return "SELECT ... INTO"
-    if isinstance(statement, (exp.Alias, exp.Column, exp.Identifier)):
-        return _first_word(sql) or "this"  # INSTALL x, CHECKPOINT: not Athena statements
-    return statement.key.upper()
-
-
-def _only_reads(statement) -> bool:
-    if isinstance(statement, exp.Describe):
-        target = statement.this
-        return isinstance(target, exp.Table) or _only_reads(target)
-    if not isinstance(statement, (exp.Query, exp.Values)):
-        return False
-    # SELECT ... INTO creates a table; DuckDB would run it as CREATE TABLE AS.
-    return not any(node.args.get("into") is not None for node in statement.find_all(exp.Select))
-
-
-def transpile_read(sql: str) -> str:
-    """Like transpile, for a statement that only reads (SELECT, WITH, VALUES, DESCRIBE),
-    decided on the parsed statement; anything else is a QueryError saying so."""
-    try:
-        statements = _parse(sql)
-    except QueryError:
-        word = _first_word(sql)
-        if word in _NOT_READS:
-            # ATTACH, EXPORT DATABASE ... are not Athena SQL at all; say why they are refused.
-            raise _refused(word) from None
-        raise
-    if len(statements) != 1:
-        raise QueryError(f"expected one SQL statement, got {len(statements)}")
-    statement = statements[0]
-    if not _only_reads(statement):
-        kind = _statement_kind(statement, sql)
-        raise _refused(kind)
-    return _generate(statement)
-
-
-# What a confined reader may open: the published tables, the audit tables, and the raw zone
-# (raw_daily_prices). Never state/, quarantine/ or anything outside the lake.
-READABLE_ZONES = ("curated", "audit", "raw")
 # Where the raw view's scans record the rows they could not parse (temporary tables).
 REJECTS_TABLES = ("raw_reject_errors", "raw_reject_scans")
 PARQUET_ROW_GROUP_ROWS = 122_880  # DuckDB's Parquet row group size (its default)
@@ -317,20 +192,16 @@ class DuckDBEngine:
     def fetch_read(self, sql: str):
         """A user's statement, refused unless it only reads (see transpile_read); rows as
         an Arrow table."""
-        statement = transpile_read(sql)
+        statement = transpile_read(sql, self.root)
         unreadable = self._reads_unreadable(statement)
         if unreadable is not None:
             raise unreadable
         try:
             return self.con.sql(statement).to_arrow_table()
         except duckdb.PermissionException as exc:
+            # A backstop: confine_paths refuses the paths it sees before DuckDB runs.
             path = re.search(r'"([^"]*)"', str(exc))
-            what = path.group(1) if path else "a file"
-            zones = ", ".join(f"{self.root / z}/" for z in READABLE_ZONES)
-            raise QueryError(
-                f"{what} is outside the lake: marketlake query only reads the lake's tables "
-                f"(files under {zones})"
-            ) from None
+            raise outside(path.group(1) if path else "a file", self.root) from None
         except duckdb.Error as exc:
             raise self._query_error(exc) from None
 
