@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from sqlglot import exp
 from marketlake.config import default
 from marketlake.engines.confined import READABLE_ZONES, outside, transpile_read
 from marketlake.engines.dialect import transpile
+from marketlake.engines.duckdb_errors import PARQUET_DAMAGE, one_line, raw_object
 from marketlake.errors import DamagedFile, MarketlakeError, QueryError
 
 
@@ -23,38 +25,6 @@ def _literal(text: str) -> str:
 
 def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _csv_error(lines: list[str]) -> str | None:
-    """DuckDB's CSV errors put the line number first and the file far below; one line with
-    both, and the reason."""
-    found = re.search(r"CSV Error on Line: (\d+)", lines[0])
-    path = next((ln.split("=", 1)[1].strip() for ln in lines if ln.startswith("file =")), None)
-    if not found or not path:
-        return None
-    reason = ""
-    if "Original Line:" in lines:
-        after = lines[lines.index("Original Line:") + 1 :]
-        # The offending line comes first, then the reason (unless the line was empty).
-        candidates = [ln for ln in after[:2] if not ln.startswith(("Possible", "*"))]
-        reason = candidates[-1] if candidates else ""
-    return f"cannot read line {found.group(1)} of {path}: {reason}".rstrip(": ")
-
-
-def one_line(exc: BaseException) -> str:
-    """DuckDB errors span lines (context, caret); keep the message and any hint."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    csv_error = _csv_error(lines) if lines else None
-    if csv_error:
-        return csv_error
-    keep = [lines[0]] if lines else [type(exc).__name__]
-    # DuckDB's guesses often name its own system tables (pg_enum ...): no help to a user.
-    keep += [
-        line
-        for line in lines[1:]
-        if line.startswith("Did you mean") and not any(s in line for s in ("pg_", "duckdb_"))
-    ]
-    return " ".join(keep)
 
 
 # Where the raw view's scans record the rows they could not parse (temporary tables).
@@ -137,7 +107,7 @@ class DuckDBEngine:
                 # A file it reads is damaged: any statement that reads this view, directly or
                 # through others, fails with the damaged-file remedies (see fetch_read); a
                 # stand-in view would answer count(*) with a number.
-                self._unreadable[name.lower()] = self._query_error(exc)
+                self._unreadable[name.lower()] = self._query_error(exc, absolute)
                 self.con.execute(
                     f"CREATE TEMP VIEW {_identifier(name)} AS "
                     f"SELECT error({_literal(one_line(exc))}) AS unreadable"
@@ -166,10 +136,11 @@ class DuckDBEngine:
 
     def fetch_arrow(self, sql: str):
         """Rows as an Arrow table: dates stay dates and NULLs stay NULL."""
+        statement = transpile(sql)
         try:
-            return self.con.sql(transpile(sql)).to_arrow_table()
+            return self.con.sql(statement).to_arrow_table()
         except duckdb.Error as exc:
-            raise self._query_error(exc) from None
+            raise self._query_error(exc, statement) from None
 
     def _reads_unreadable(self, statement: str) -> QueryError | None:
         """Why `statement` cannot be answered, if it reads a view over a damaged file."""
@@ -203,11 +174,28 @@ class DuckDBEngine:
             path = re.search(r'"([^"]*)"', str(exc))
             raise outside(path.group(1) if path else "a file", self.root) from None
         except duckdb.Error as exc:
-            raise self._query_error(exc) from None
+            raise self._query_error(exc, statement) from None
 
-    def _query_error(self, exc: BaseException) -> QueryError:
+    def _query_error(self, exc: BaseException, statement: str | None = None) -> QueryError:
+        """A DuckDB error as one line naming the lake file at fault, if any, and what to do."""
         message = one_line(exc).replace(f" of {self.root}/", " of lake object ")
+        message = message.replace(f"read {self.root}/", "read lake object ")
+        raw = raw_object(str(exc), self.root)
+        if raw is not None:
+            symbol = raw.rsplit("/", 1)[-1].split(".", 1)[0]
+            reason = re.sub(  # the object is named once, first
+                r"^cannot read (?:line (\d+) of )?lake object .+?: ",
+                lambda m: f"line {m.group(1)}: " if m.group(1) else "",
+                message,
+            )
+            return QueryError(
+                f"raw object {raw} cannot be read ({reason}); re-import it with "
+                f"`marketlake import`, or land it again with `marketlake ingest --refetch "
+                f"{symbol}`, then build again"
+            )
         damaged = self._damaged_file(message)
+        if damaged is None and PARQUET_DAMAGE.search(message):
+            damaged = self._find_damaged(statement)  # DuckDB's thrift errors name no file
         if damaged is not None:
             return DamagedFile(
                 f"{damaged} in the lake is damaged ({message}); switch daily_prices back with "
@@ -229,17 +217,47 @@ class DuckDBEngine:
                 return path.relative_to(self.root).as_posix()
         return None
 
+    def _find_damaged(self, statement: str | None) -> str | None:
+        """The first published Parquet file `statement` reads (through views, or any view's
+        without one) that DuckDB cannot decode: each is read alone, every column, on the
+        failure path only."""
+        views = dict(
+            self.con.execute(
+                "SELECT lower(view_name), sql FROM duckdb_views() WHERE NOT internal "
+                "ORDER BY temporary"  # a session view shadows the catalog's
+            ).fetchall()
+        )
+        todo = [statement] if statement else list(views.values())
+        seen: set[str] = set()
+        files: list[str] = []
+        while todo:
+            body = todo.pop(0)
+            for pattern in re.findall(r"'([^']*\.parquet)'", body):
+                for file in sorted(glob.glob(str(self.root / pattern), recursive=True)):
+                    if file not in files and Path(file).is_relative_to(self.root / "curated"):
+                        files.append(file)
+            for name, sql in views.items():
+                if name not in seen and re.search(rf"\b{re.escape(name)}\b", body, re.I):
+                    seen.add(name)
+                    todo.append(sql)
+        for file in files:
+            try:
+                self.con.execute(f"SELECT count(COLUMNS(*)) FROM read_parquet({_literal(file)})")
+            except duckdb.Error:
+                return Path(file).relative_to(self.root).as_posix()
+        return None
+
     def fetch_native(self, sql: str, params: list | None = None) -> pd.DataFrame:
         try:
             return self.con.execute(sql, params or []).df()
         except duckdb.Error as exc:
-            raise self._query_error(exc) from None
+            raise self._query_error(exc, sql) from None
 
     def execute_native(self, sql: str, params: list | None = None) -> None:
         try:
             self.con.execute(sql, params or [])
         except duckdb.Error as exc:
-            raise self._query_error(exc) from None
+            raise self._query_error(exc, sql) from None
 
     def has_relation(self, name: str) -> bool:
         found = self.con.execute(
@@ -412,7 +430,7 @@ class DuckDBEngine:
         try:
             rows = self.con.execute(sql).fetchall()  # all: see _count
         except duckdb.Error as exc:
-            raise self._query_error(exc) from None
+            raise self._query_error(exc, sql) from None
         return int(rows[0][0]) if rows else 0
 
     def _partitions_select(self, partitions: Sequence[str]) -> str:
