@@ -607,7 +607,9 @@ def query(
     pipeline_runs, dq_results). csv and json go to stdout, so they can be piped.
 
     It only reads: SELECT, WITH, VALUES or DESCRIBE, and only the lake's curated, audit and
-    raw files; anything else is refused."""
+    raw files; anything else is refused. A relative path, as in
+    read_parquet('curated/daily_prices/**/*.parquet') or glob('raw/**'), is read from the
+    lake, whatever the working directory."""
     from marketlake.errors import QueryError
 
     if fmt not in ("table", "csv", "json"):

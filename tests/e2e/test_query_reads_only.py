@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cli_run import marketlake as run_cli
-from cli_run import ok
+from cli_run import ok, one_line_error
 
 pytestmark = pytest.mark.e2e
 SMALL_LAKE = {"MARKETLAKE_TICKERS": "NVDA", "MARKETLAKE_HISTORY_DAYS": "40"}
@@ -107,3 +107,34 @@ def test_the_refusal_names_the_statement_kind(lake):
 def test_reads_of_the_lake_still_work(lake, sql):
     rows = json.loads(ok(marketlake(lake, "query", sql, "--format", "json")))
     assert rows
+
+
+def test_paths_in_the_sql_are_the_lakes_from_any_working_directory(lake, tmp_path):
+    """`--home LAKE query` run elsewhere reads LAKE/curated/..., not ./curated/..."""
+    root = (lake / "lake").resolve()
+    sql = "SELECT count(*) AS n FROM read_parquet('curated/daily_prices/**/*.parquet')"
+    elsewhere = marketlake(tmp_path, "--home", str(root), "query", sql, "--format", "json")
+    assert json.loads(ok(elsewhere)) == json.loads(
+        ok(marketlake(lake, "query", "SELECT count(*) AS n FROM daily_prices", "--format", "json"))
+    )
+    listed = json.loads(
+        ok(
+            marketlake(
+                tmp_path,
+                "--home",
+                str(root),
+                "query",
+                "SELECT file FROM glob('raw/**')",
+                "-f",
+                "json",
+            )
+        )
+    )
+    assert listed and all(row["file"].startswith(f"{root}/raw/") for row in listed)
+
+
+def test_a_refusal_in_a_list_names_the_path_refused_not_the_lake_file(lake):
+    sql = "SELECT count(*) FROM read_parquet(['curated/daily_prices/**/*.parquet', '/etc/passwd'])"
+    error = one_line_error(marketlake(lake, "query", sql))
+    assert error.startswith("error: /etc/passwd is outside the lake: "), error
+    assert "curated/daily_prices" not in error.split(":", 2)[1]

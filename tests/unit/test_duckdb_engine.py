@@ -7,7 +7,9 @@ import inspect
 import pytest
 
 from marketlake.engines.base import Engine
-from marketlake.engines.duckdb import DuckDBEngine, one_line, transpile, transpile_read
+from marketlake.engines.confined import transpile_read
+from marketlake.engines.dialect import transpile
+from marketlake.engines.duckdb import DuckDBEngine, one_line
 from marketlake.errors import MarketlakeError, QueryError
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import glob
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,10 +10,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import sqlglot
-import sqlglot.errors
 from sqlglot import exp
 
 from marketlake.config import default
+from marketlake.engines.confined import READABLE_ZONES, outside, transpile_read
+from marketlake.engines.dialect import transpile
+from marketlake.engines.duckdb_errors import PARQUET_DAMAGE, one_line, raw_object
 from marketlake.errors import DamagedFile, MarketlakeError, QueryError
 
 
@@ -25,163 +27,6 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _csv_error(lines: list[str]) -> str | None:
-    """DuckDB's CSV errors put the line number first and the file far below; one line with
-    both, and the reason."""
-    found = re.search(r"CSV Error on Line: (\d+)", lines[0])
-    path = next((ln.split("=", 1)[1].strip() for ln in lines if ln.startswith("file =")), None)
-    if not found or not path:
-        return None
-    reason = ""
-    if "Original Line:" in lines:
-        after = lines[lines.index("Original Line:") + 1 :]
-        # The offending line comes first, then the reason (unless the line was empty).
-        candidates = [ln for ln in after[:2] if not ln.startswith(("Possible", "*"))]
-        reason = candidates[-1] if candidates else ""
-    return f"cannot read line {found.group(1)} of {path}: {reason}".rstrip(": ")
-
-
-def one_line(exc: BaseException) -> str:
-    """DuckDB errors span lines (context, caret); keep the message and any hint."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    csv_error = _csv_error(lines) if lines else None
-    if csv_error:
-        return csv_error
-    keep = [lines[0]] if lines else [type(exc).__name__]
-    # DuckDB's guesses often name its own system tables (pg_enum ...): no help to a user.
-    keep += [
-        line
-        for line in lines[1:]
-        if line.startswith("Did you mean") and not any(s in line for s in ("pg_", "duckdb_"))
-    ]
-    return " ".join(keep)
-
-
-def _parse(sql: str) -> list:
-    # sqlglot logs a warning when it falls back to a bare Command (SHOW, LOAD ...): the
-    # caller decides what to do with those, and a user's stderr keeps one line.
-    sqlglot_log = logging.getLogger("sqlglot")
-    level = sqlglot_log.level
-    sqlglot_log.setLevel(logging.ERROR)
-    try:
-        return [s for s in sqlglot.parse(sql, read="athena") if s is not None]
-    except sqlglot.errors.ParseError as exc:
-        detail = exc.errors[0] if exc.errors else {}
-        where = f" at line {detail.get('line')}, column {detail.get('col')}" if detail else ""
-        message = (detail.get("description") or str(exc).splitlines()[0]).rstrip(".")
-        raise QueryError(f"SQL does not parse as Athena SQL{where}: {message}") from None
-    except sqlglot.errors.SqlglotError as exc:
-        raise QueryError(f"SQL cannot be translated: {str(exc).splitlines()[0]}") from None
-    finally:
-        sqlglot_log.setLevel(level)
-
-
-def _generate(statement) -> str:
-    try:
-        return statement.sql(dialect="duckdb")
-    except sqlglot.errors.SqlglotError as exc:
-        raise QueryError(f"SQL cannot be translated: {str(exc).splitlines()[0]}") from None
-
-
-def transpile(sql: str) -> str:
-    """One Athena-dialect statement in, one DuckDB statement out."""
-    statements = _parse(sql)
-    if len(statements) != 1:
-        raise QueryError(f"expected one SQL statement, got {len(statements)}")
-    return _generate(statements[0])
-
-
-READS = "SELECT, WITH, VALUES or DESCRIBE"
-
-
-def _refused(kind: str) -> QueryError:
-    return QueryError(
-        f"marketlake query is read-only: {kind} statements are refused; it only reads ({READS})"
-    )
-
-
-def _first_word(sql: str) -> str:
-    try:
-        tokens = sqlglot.tokenize(sql, read="athena")
-    except sqlglot.errors.SqlglotError:
-        return ""
-    return tokens[0].text.upper() if tokens else ""
-
-
-# DuckDB statements that are no reads; used only to word a refusal of SQL that does not
-# parse as Athena SQL (ATTACH, EXPORT DATABASE ...), which is refused either way.
-_NOT_READS = frozenset(
-    [
-        "ALTER",
-        "ATTACH",
-        "CALL",
-        "CHECKPOINT",
-        "COPY",
-        "CREATE",
-        "DELETE",
-        "DETACH",
-        "DROP",
-        "EXPORT",
-        "IMPORT",
-        "INSERT",
-        "INSTALL",
-        "LOAD",
-        "MERGE",
-        "PRAGMA",
-        "RESET",
-        "SET",
-        "TRUNCATE",
-        "UPDATE",
-        "USE",
-        "VACUUM",
-    ]
-)
-
-
-def _statement_kind(statement, sql: str) -> str:
-    """What a user would call the statement: COPY, SET, INSTALL..."""
-    if isinstance(statement, exp.Command):
-        return str(statement.this).upper()
-    if any(node.args.get("into") is not None for node in statement.find_all(exp.Select)):
-        return "SELECT ... INTO"
-    if isinstance(statement, (exp.Alias, exp.Column, exp.Identifier)):
-        return _first_word(sql) or "this"  # INSTALL x, CHECKPOINT: not Athena statements
-    return statement.key.upper()
-
-
-def _only_reads(statement) -> bool:
-    if isinstance(statement, exp.Describe):
-        target = statement.this
-        return isinstance(target, exp.Table) or _only_reads(target)
-    if not isinstance(statement, (exp.Query, exp.Values)):
-        return False
-    # SELECT ... INTO creates a table; DuckDB would run it as CREATE TABLE AS.
-    return not any(node.args.get("into") is not None for node in statement.find_all(exp.Select))
-
-
-def transpile_read(sql: str) -> str:
-    """Like transpile, for a statement that only reads (SELECT, WITH, VALUES, DESCRIBE),
-    decided on the parsed statement; anything else is a QueryError saying so."""
-    try:
-        statements = _parse(sql)
-    except QueryError:
-        word = _first_word(sql)
-        if word in _NOT_READS:
-            # ATTACH, EXPORT DATABASE ... are not Athena SQL at all; say why they are refused.
-            raise _refused(word) from None
-        raise
-    if len(statements) != 1:
-        raise QueryError(f"expected one SQL statement, got {len(statements)}")
-    statement = statements[0]
-    if not _only_reads(statement):
-        kind = _statement_kind(statement, sql)
-        raise _refused(kind)
-    return _generate(statement)
-
-
-# What a confined reader may open: the published tables, the audit tables, and the raw zone
-# (raw_daily_prices). Never state/, quarantine/ or anything outside the lake.
-READABLE_ZONES = ("curated", "audit", "raw")
 # Where the raw view's scans record the rows they could not parse (temporary tables).
 REJECTS_TABLES = ("raw_reject_errors", "raw_reject_scans")
 PARQUET_ROW_GROUP_ROWS = 122_880  # DuckDB's Parquet row group size (its default)
@@ -262,7 +107,7 @@ class DuckDBEngine:
                 # A file it reads is damaged: any statement that reads this view, directly or
                 # through others, fails with the damaged-file remedies (see fetch_read); a
                 # stand-in view would answer count(*) with a number.
-                self._unreadable[name.lower()] = self._query_error(exc)
+                self._unreadable[name.lower()] = self._query_error(exc, absolute)
                 self.con.execute(
                     f"CREATE TEMP VIEW {_identifier(name)} AS "
                     f"SELECT error({_literal(one_line(exc))}) AS unreadable"
@@ -291,10 +136,11 @@ class DuckDBEngine:
 
     def fetch_arrow(self, sql: str):
         """Rows as an Arrow table: dates stay dates and NULLs stay NULL."""
+        statement = transpile(sql)
         try:
-            return self.con.sql(transpile(sql)).to_arrow_table()
+            return self.con.sql(statement).to_arrow_table()
         except duckdb.Error as exc:
-            raise self._query_error(exc) from None
+            raise self._query_error(exc, statement) from None
 
     def _reads_unreadable(self, statement: str) -> QueryError | None:
         """Why `statement` cannot be answered, if it reads a view over a damaged file."""
@@ -317,26 +163,39 @@ class DuckDBEngine:
     def fetch_read(self, sql: str):
         """A user's statement, refused unless it only reads (see transpile_read); rows as
         an Arrow table."""
-        statement = transpile_read(sql)
+        statement = transpile_read(sql, self.root)
         unreadable = self._reads_unreadable(statement)
         if unreadable is not None:
             raise unreadable
         try:
             return self.con.sql(statement).to_arrow_table()
         except duckdb.PermissionException as exc:
+            # A backstop: confine_paths refuses the paths it sees before DuckDB runs.
             path = re.search(r'"([^"]*)"', str(exc))
-            what = path.group(1) if path else "a file"
-            zones = ", ".join(f"{self.root / z}/" for z in READABLE_ZONES)
-            raise QueryError(
-                f"{what} is outside the lake: marketlake query only reads the lake's tables "
-                f"(files under {zones})"
-            ) from None
+            raise outside(path.group(1) if path else "a file", self.root) from None
         except duckdb.Error as exc:
-            raise self._query_error(exc) from None
+            raise self._query_error(exc, statement) from None
 
-    def _query_error(self, exc: BaseException) -> QueryError:
+    def _query_error(self, exc: BaseException, statement: str | None = None) -> QueryError:
+        """A DuckDB error as one line naming the lake file at fault, if any, and what to do."""
         message = one_line(exc).replace(f" of {self.root}/", " of lake object ")
+        message = message.replace(f"read {self.root}/", "read lake object ")
+        raw = raw_object(str(exc), self.root)
+        if raw is not None:
+            symbol = raw.rsplit("/", 1)[-1].split(".", 1)[0]
+            reason = re.sub(  # the object is named once, first
+                r"^cannot read (?:line (\d+) of )?lake object .+?: ",
+                lambda m: f"line {m.group(1)}: " if m.group(1) else "",
+                message,
+            )
+            return QueryError(
+                f"raw object {raw} cannot be read ({reason}); re-import it with "
+                f"`marketlake import`, or land it again with `marketlake ingest --refetch "
+                f"{symbol}`, then build again"
+            )
         damaged = self._damaged_file(message)
+        if damaged is None and PARQUET_DAMAGE.search(message):
+            damaged = self._find_damaged(statement)  # DuckDB's thrift errors name no file
         if damaged is not None:
             return DamagedFile(
                 f"{damaged} in the lake is damaged ({message}); switch daily_prices back with "
@@ -358,17 +217,47 @@ class DuckDBEngine:
                 return path.relative_to(self.root).as_posix()
         return None
 
+    def _find_damaged(self, statement: str | None) -> str | None:
+        """The first published Parquet file `statement` reads (through views, or any view's
+        without one) that DuckDB cannot decode: each is read alone, every column, on the
+        failure path only."""
+        views = dict(
+            self.con.execute(
+                "SELECT lower(view_name), sql FROM duckdb_views() WHERE NOT internal "
+                "ORDER BY temporary"  # a session view shadows the catalog's
+            ).fetchall()
+        )
+        todo = [statement] if statement else list(views.values())
+        seen: set[str] = set()
+        files: list[str] = []
+        while todo:
+            body = todo.pop(0)
+            for pattern in re.findall(r"'([^']*\.parquet)'", body):
+                for file in sorted(glob.glob(str(self.root / pattern), recursive=True)):
+                    if file not in files and Path(file).is_relative_to(self.root / "curated"):
+                        files.append(file)
+            for name, sql in views.items():
+                if name not in seen and re.search(rf"\b{re.escape(name)}\b", body, re.I):
+                    seen.add(name)
+                    todo.append(sql)
+        for file in files:
+            try:
+                self.con.execute(f"SELECT count(COLUMNS(*)) FROM read_parquet({_literal(file)})")
+            except duckdb.Error:
+                return Path(file).relative_to(self.root).as_posix()
+        return None
+
     def fetch_native(self, sql: str, params: list | None = None) -> pd.DataFrame:
         try:
             return self.con.execute(sql, params or []).df()
         except duckdb.Error as exc:
-            raise self._query_error(exc) from None
+            raise self._query_error(exc, sql) from None
 
     def execute_native(self, sql: str, params: list | None = None) -> None:
         try:
             self.con.execute(sql, params or [])
         except duckdb.Error as exc:
-            raise self._query_error(exc) from None
+            raise self._query_error(exc, sql) from None
 
     def has_relation(self, name: str) -> bool:
         found = self.con.execute(
@@ -541,7 +430,7 @@ class DuckDBEngine:
         try:
             rows = self.con.execute(sql).fetchall()  # all: see _count
         except duckdb.Error as exc:
-            raise self._query_error(exc) from None
+            raise self._query_error(exc, sql) from None
         return int(rows[0][0]) if rows else 0
 
     def _partitions_select(self, partitions: Sequence[str]) -> str:

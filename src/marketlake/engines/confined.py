@@ -1,0 +1,205 @@
+"""What `marketlake query` runs: one statement that only reads, and only files of the lake's
+readable zones, a relative path being relative to the lake (not the working directory)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlglot
+import sqlglot.errors
+from sqlglot import exp
+
+from marketlake.engines.dialect import generate, parse
+from marketlake.errors import QueryError
+
+# What a confined reader may open: the published tables, the audit tables, and the raw zone
+# (raw_daily_prices). Never state/, quarantine/ or anything outside the lake.
+READABLE_ZONES = ("curated", "audit", "raw")
+
+READS = "SELECT, WITH, VALUES or DESCRIBE"
+
+# DuckDB's table functions whose first argument names files (a parameter called path, paths,
+# pattern or file); tests/unit/test_confined.py checks the list against duckdb_functions().
+FILE_FUNCTIONS = frozenset(
+    [
+        "glob",
+        "parquet_bloom_probe",
+        "parquet_file_metadata",
+        "parquet_full_metadata",
+        "parquet_kv_metadata",
+        "parquet_metadata",
+        "parquet_scan",
+        "parquet_schema",
+        "read_blob",
+        "read_csv",
+        "read_csv_auto",
+        "read_duckdb",
+        "read_json",
+        "read_json_auto",
+        "read_json_objects",
+        "read_json_objects_auto",
+        "read_ndjson",
+        "read_ndjson_auto",
+        "read_ndjson_objects",
+        "read_parquet",
+        "read_single_csv_file",
+        "read_single_json_file",
+        "read_single_parquet_file",
+        "read_text",
+        "sniff_csv",
+        "which_secret",
+    ]
+)
+
+
+def outside(path: str, root: Path) -> QueryError:
+    """The refusal of a file outside the readable zones, naming it as the user wrote it."""
+    zones = ", ".join(f"{root / zone}/" for zone in READABLE_ZONES)
+    return QueryError(
+        f"{path} is outside the lake: marketlake query only reads the lake's tables and files "
+        f"under {zones} (a relative path is read from {root})"
+    )
+
+
+def in_lake(path: str, root: Path) -> str | None:
+    """The absolute path to open for `path` (relative to the lake root), if it lies in a
+    readable zone. Decided on the text, as DuckDB's allowed_directories does: `..` segments
+    are folded first, so curated/../state/x is state/x; URLs and ~ are never in the lake."""
+    if "://" in path or path.startswith("~"):
+        return None
+    absolute = os.path.normpath(path if os.path.isabs(path) else os.path.join(root, path))
+    if any(absolute.startswith(f"{root / zone}{os.sep}") for zone in READABLE_ZONES):
+        return absolute
+    return None
+
+
+def _function_name(func: exp.Func) -> str:
+    return (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
+
+
+def _file_argument(func: exp.Func):
+    if not isinstance(func, exp.Anonymous) and isinstance(func.this, exp.Expression):
+        return func.this  # read_csv('x', ...) parses as ReadCSV(this='x')
+    first = func.expressions[0] if func.expressions else None
+    # A named parameter first (read_csv(delim = ',')) names no file; DuckDB says what lacks.
+    return None if isinstance(first, (exp.EQ, exp.PropertyEQ, exp.Kwarg)) else first
+
+
+def confine_paths(statement, root: Path) -> None:
+    """Point every file the statement names at the lake, in place: table functions' file
+    arguments (read_parquet, read_csv, glob ...) and tables named like files ("raw/x.csv",
+    which DuckDB reads as that file). DuckDB would resolve a relative path against the working
+    directory before file_search_path, and refuse it under allowed_directories; here it is
+    made absolute from the lake root. A path outside the readable zones is refused by name."""
+    for func in list(statement.find_all(exp.Func)):
+        name = _function_name(func)
+        files = _file_argument(func) if name in FILE_FUNCTIONS else None
+        if files is None:
+            continue
+        for literal in files.expressions if isinstance(files, exp.Array) else [files]:
+            if not (isinstance(literal, exp.Literal) and literal.is_string):
+                raise QueryError(
+                    f"{name}({files.sql(dialect='duckdb')}) names its files by an expression: "
+                    "marketlake query reads files named by quoted paths, relative to the lake "
+                    f"({root}) or absolute"
+                )
+            absolute = in_lake(literal.this, root)
+            if absolute is None:
+                raise outside(literal.this, root)
+            literal.replace(exp.Literal.string(absolute))
+    for table in list(statement.find_all(exp.Table)):
+        named = table.this
+        if isinstance(named, exp.Identifier) and "/" in named.name and not table.db:
+            absolute = in_lake(named.name, root)
+            if absolute is None:
+                raise outside(named.name, root)
+            named.replace(exp.Identifier(this=absolute, quoted=True))
+
+
+def _refused(kind: str) -> QueryError:
+    return QueryError(
+        f"marketlake query is read-only: {kind} statements are refused; it only reads ({READS})"
+    )
+
+
+def _first_word(sql: str) -> str:
+    try:
+        tokens = sqlglot.tokenize(sql, read="athena")
+    except sqlglot.errors.SqlglotError:
+        return ""
+    return tokens[0].text.upper() if tokens else ""
+
+
+# DuckDB statements that are no reads; used only to word a refusal of SQL that does not
+# parse as Athena SQL (ATTACH, EXPORT DATABASE ...), which is refused either way.
+_NOT_READS = frozenset(
+    [
+        "ALTER",
+        "ATTACH",
+        "CALL",
+        "CHECKPOINT",
+        "COPY",
+        "CREATE",
+        "DELETE",
+        "DETACH",
+        "DROP",
+        "EXPORT",
+        "IMPORT",
+        "INSERT",
+        "INSTALL",
+        "LOAD",
+        "MERGE",
+        "PRAGMA",
+        "RESET",
+        "SET",
+        "TRUNCATE",
+        "UPDATE",
+        "USE",
+        "VACUUM",
+    ]
+)
+
+
+def _statement_kind(statement, sql: str) -> str:
+    """What a user would call the statement: COPY, SET, INSTALL..."""
+    if isinstance(statement, exp.Command):
+        return str(statement.this).upper()
+    if any(node.args.get("into") is not None for node in statement.find_all(exp.Select)):
+        return "SELECT ... INTO"
+    if isinstance(statement, (exp.Alias, exp.Column, exp.Identifier)):
+        return _first_word(sql) or "this"  # INSTALL x, CHECKPOINT: not Athena statements
+    return statement.key.upper()
+
+
+def _only_reads(statement) -> bool:
+    if isinstance(statement, exp.Describe):
+        target = statement.this
+        return isinstance(target, exp.Table) or _only_reads(target)
+    if not isinstance(statement, (exp.Query, exp.Values)):
+        return False
+    # SELECT ... INTO creates a table; DuckDB would run it as CREATE TABLE AS.
+    return not any(node.args.get("into") is not None for node in statement.find_all(exp.Select))
+
+
+def transpile_read(sql: str, lake: Path | None = None) -> str:
+    """Like transpile, for a statement that only reads (SELECT, WITH, VALUES, DESCRIBE),
+    decided on the parsed statement; anything else is a QueryError saying so. With `lake`,
+    the files it names are confined to the lake's readable zones (see confine_paths)."""
+    try:
+        statements = parse(sql)
+    except QueryError:
+        word = _first_word(sql)
+        if word in _NOT_READS:
+            # ATTACH, EXPORT DATABASE ... are not Athena SQL at all; say why they are refused.
+            raise _refused(word) from None
+        raise
+    if len(statements) != 1:
+        raise QueryError(f"expected one SQL statement, got {len(statements)}")
+    statement = statements[0]
+    if not _only_reads(statement):
+        kind = _statement_kind(statement, sql)
+        raise _refused(kind)
+    if lake is not None:
+        confine_paths(statement, lake)
+    return generate(statement)
