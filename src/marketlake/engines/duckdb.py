@@ -463,9 +463,13 @@ class DuckDBEngine:
         )
         return frame.drop(columns="path")
 
-    def register_audit(self, name: str, prefix: str, schema, has_data: bool = True) -> None:
+    def register_audit(
+        self, name: str, prefix: str, schema, has_data: bool = True
+    ) -> dict[str, str]:
         """A view over the Parquet objects under `prefix` (one per run); before the first
-        object exists, an empty view of the same columns, so queries and dashboards work."""
+        object exists, an empty view of the same columns, so queries and dashboards work.
+        Returns the objects it cannot read (lake key -> why), for the caller to set aside:
+        one unreadable object fails every read of the view."""
         if has_data:
             pattern = self._pattern(prefix, "*.parquet")
             select = f"SELECT * FROM read_parquet({pattern}, union_by_name = true)"
@@ -478,7 +482,28 @@ class DuckDBEngine:
                 self.con.unregister("_empty")
             columns = ", ".join(f"CAST(NULL AS {kind}) AS {col}" for col, kind, *_ in kinds)
             select = f"SELECT {columns} WHERE false"
-        self.execute_native(f"CREATE OR REPLACE VIEW {name} AS {select}")
+        try:
+            self.execute_native(f"CREATE OR REPLACE VIEW {name} AS {select}")
+            if has_data:
+                self._count(name)  # reads each object's footer only: cheap, what breaks first
+        except (duckdb.Error, QueryError):
+            unreadable = self.unreadable_files(prefix) if has_data else {}
+            if not unreadable:
+                raise
+            return unreadable
+        return {}
+
+    def unreadable_files(self, prefix: str) -> dict[str, str]:
+        """Lake key -> DuckDB's reason, of each Parquet object under `prefix` it cannot read
+        (every row is read: a damaged page fails too)."""
+        folder = self.root / prefix.strip("/")
+        unreadable = {}
+        for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+            try:
+                self.con.execute(f"SELECT * FROM read_parquet({_literal(str(path))})").fetchall()
+            except duckdb.Error as exc:
+                unreadable[path.relative_to(self.root).as_posix()] = one_line(exc)
+        return unreadable
 
     def register_frame(self, name: str, frame: pd.DataFrame) -> None:
         """A reference table kept in the catalog (e.g. the NYSE sessions, which views use)."""

@@ -28,6 +28,7 @@ history. A change in the SQL makes the next run full.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import TYPE_CHECKING, Callable
 
@@ -70,8 +71,10 @@ from marketlake.wap.publish import (  # noqa: F401
 )
 from marketlake.wap.rollback import follow_registry_read_only, rollback  # noqa: F401
 from marketlake.wap.versions import (
+    DamagedRegistry,
     Version,
     load_registry,
+    published_version,
 )
 from marketlake.wap.write import METRICS_SQL, RSI_SEEDED_WINDOWS, write  # noqa: F401
 
@@ -97,20 +100,35 @@ def run_build(
     # wrote the state since (on AWS the Lambda may land bars while the Glue job builds).
     state_seen = read_state_bytes(store)
     registry = load_registry(store, TABLE)
-    current = registry.current_version()
-    # The registry is the truth: a catalog a kill left behind (or ahead) follows it first.
-    # Best effort: a build publishes anew at its end, and readers follow the registry.
-    after_publish([], "the catalog", engine.publish, TABLE, current.partitions if current else {})
+    replaces = None  # a damaged `current` a --full build publishes over
+    try:
+        current = published_version(store, registry)
+    except DamagedRegistry:
+        if not full:
+            raise  # an incremental build builds on the current version: there is none
+        # --full, the documented last resort, rebuilds from raw and needs nothing published:
+        # it builds on nothing (parent None) and replaces the dangling `current`.
+        current, replaces = None, registry.current
+        registry = dataclasses.replace(registry, current=None)
+    if replaces is None:
+        # The registry is the truth: a catalog a kill left behind (or ahead) follows it
+        # first. Best effort: a build publishes anew at its end, and readers follow the
+        # registry.
+        partitions = current.partitions if current else {}
+        after_publish([], "the catalog", engine.publish, TABLE, partitions)
     # Splits and dividends: small, read whole from the raw zone on every build.
     corporate = actions.build_frames(store)
     build_plan = plan(store, registry, full, corporate, force)
     if build_plan is None:
         assert current is not None, "plan() finds nothing to build only after a version"
         return skip(store, engine, run_id, started, now, current)
+    if replaces is not None:
+        build_plan.reason += f"; replaces run {replaces}, a damaged current version"
 
     build = Build(
         settings, store, engine, run_id, started, build_plan, current, state_seen, corporate
     )
+    build.replaces = replaces
     try:
         observer.step("write")
         write(build)
@@ -149,6 +167,9 @@ def skip(
     run = RunRecord(run_id, started, now(), "skipped", version=current.run_id, message=message)
     engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"))
     engine.register_frame("xnys_sessions", nyse_sessions_frame(started))
-    record_run(store, engine, run)
+    warnings: list[str] = []
+    record_run(store, engine, run, warnings)
     create_views(engine)
-    return BuildResult(run_id, "skipped", "none", 0, [], current.run_id, message=message)
+    return BuildResult(
+        run_id, "skipped", "none", 0, [], current.run_id, message=message, warnings=warnings
+    )
