@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import shutil
 
+import duckdb
 import pytest
 from test_failure_paths import Lake
 
 from marketlake.engines.duckdb import DuckDBEngine
+from marketlake.errors import LakeUnreachable
 from marketlake.wap import pipeline as wap
+from marketlake.wap import publish as wap_publish
 from marketlake.wap import rollback as wap_rollback
 from marketlake.wap.versions import DamagedRegistry, load_registry, registry_key
 
@@ -127,3 +130,69 @@ def test_a_build_sets_an_unreadable_audit_file_aside_and_says_so(lake):
     with DuckDBEngine(lake.root, read_only=True) as engine:
         runs = engine.fetch_df("SELECT count(*) AS n FROM pipeline_runs")["n"].iloc[0]
     assert runs == 2  # v2 and this run; v1's record is the one set aside
+
+
+# -- a full disk names the lake file or folder, and leaves no half-written version ----------
+
+
+class FullDisk:
+    """A DuckDB connection whose disk fills up: `when` statements write, then fail as
+    DuckDB fails on ENOSPC."""
+
+    def __init__(self, con, when: str) -> None:
+        self.con, self.when = con, when
+
+    def execute(self, sql, *args):
+        if sql.startswith(self.when):
+            self.con.execute(sql, *args).fetchall()  # some files reach the disk first
+            raise duckdb.IOException(
+                'IO Error: Could not write file "/tmp/x/data_0.parquet": No space left on device'
+            )
+        return self.con.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.con, name)
+
+
+def test_a_full_disk_while_duckdb_writes_a_version_names_it_and_leaves_nothing(lake):
+    lake.ingest("2024-06-03")
+    first = lake.build()
+    lake.ingest("2024-06-10")
+    with DuckDBEngine(lake.root) as engine:
+        engine.con = FullDisk(engine.con, "COPY")
+        with pytest.raises(LakeUnreachable) as caught:
+            wap.run_build(lake.settings, lake.store, engine)
+        engine.con = engine.con.con
+    line = str(caught.value)
+    assert f"{lake.root / wap.CURATED_PREFIX}/version=" in line
+    assert "no space left on device" in line and "free some space" in line
+    # abandon() deleted the half-written version; the published one is untouched.
+    assert lake.store.list_prefixes(wap.CURATED_PREFIX + "/") == [f"version={first.run_id}"]
+    assert load_registry(lake.store, wap.TABLE).current == first.run_id
+
+
+def test_a_full_disk_while_duckdb_writes_the_catalog_names_it(lake):
+    lake.ingest("2024-06-03")
+    with DuckDBEngine(lake.root) as engine:
+        engine.con = FullDisk(engine.con, "CREATE OR REPLACE VIEW")
+        with pytest.raises(LakeUnreachable) as caught:
+            engine.create_or_replace_view("v", "SELECT 1 AS x")
+        engine.con = engine.con.con
+    assert str(caught.value).startswith(f"{lake.root / 'catalog.duckdb'}: no space left")
+
+
+def test_a_run_record_the_full_disk_refuses_does_not_hide_the_runs_error(lake, monkeypatch):
+    lake.ingest("2024-06-03")
+    first = lake.build()
+    lake.ingest("2024-06-10")
+
+    def refuse(*args, **kwargs):
+        raise LakeUnreachable("lake/audit/pipeline_runs/x.parquet", "full", "free space")
+
+    monkeypatch.setattr(wap_publish, "record_run", refuse)
+    with DuckDBEngine(lake.root) as engine:
+        engine.con = FullDisk(engine.con, "COPY")
+        with pytest.raises(LakeUnreachable, match="version="):
+            wap.run_build(lake.settings, lake.store, engine)
+        engine.con = engine.con.con
+    assert lake.store.list_prefixes(wap.CURATED_PREFIX + "/") == [f"version={first.run_id}"]

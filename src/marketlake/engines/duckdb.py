@@ -14,7 +14,8 @@ import sqlglot.errors
 from sqlglot import exp
 
 from marketlake.config import default
-from marketlake.errors import DamagedFile, MarketlakeError, QueryError
+from marketlake.errors import DamagedFile, LakeUnreachable, MarketlakeError, QueryError
+from marketlake.storage import local_unreachable
 
 
 def _literal(text: str) -> str:
@@ -55,6 +56,24 @@ def one_line(exc: BaseException) -> str:
         if line.startswith("Did you mean") and not any(s in line for s in ("pg_", "duckdb_"))
     ]
     return " ".join(keep)
+
+
+# How DuckDB words a full disk (or a spent quota) in its IO errors.
+_DISK_FULL = ("No space left on device", "Disk quota exceeded")
+DISK_FULL_REMEDY = "free some space on the disk holding the lake, then run this again"
+
+
+def disk_full(exc: BaseException, where: Path) -> LakeUnreachable | None:
+    """The one-line error naming `where` (the lake file or folder DuckDB was writing) if
+    `exc` is DuckDB's, or the OS's, full disk; else None. DuckDB's own text names at most a
+    temporary file, and an OSError from a write names none."""
+    if isinstance(exc, OSError):
+        return local_unreachable(exc, where.parent, where)
+    text = str(exc)
+    found = next((s for s in _DISK_FULL if s in text), None)
+    if found is None:
+        return None
+    return LakeUnreachable(str(where), f"{found.lower()} while DuckDB wrote it", DISK_FULL_REMEDY)
 
 
 def _parse(sql: str) -> list:
@@ -219,10 +238,15 @@ class DuckDBEngine:
         }
         if threads:
             config["threads"] = threads
-        self.catalog_path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.catalog_path.parent.mkdir(parents=True, exist_ok=True)
             self.con = duckdb.connect(str(self.catalog_path), read_only=read_only, config=config)
-        except duckdb.Error as exc:
+        except (duckdb.Error, OSError) as exc:
+            full = disk_full(exc, self.catalog_path)
+            if full is not None:
+                raise full from None
+            if isinstance(exc, OSError):
+                raise
             if "lock" in str(exc).lower():
                 raise MarketlakeError(
                     f"{self.catalog_path} is in use by another process (a build, or an open "
@@ -276,7 +300,13 @@ class DuckDBEngine:
         self.con.execute("SET lock_configuration = true")
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()  # checkpoints the catalog's write-ahead log into its file
+        except duckdb.Error as exc:
+            full = disk_full(exc, self.catalog_path)
+            if full is None:
+                raise
+            raise full from None
 
     def __enter__(self) -> DuckDBEngine:
         return self
@@ -362,13 +392,18 @@ class DuckDBEngine:
         try:
             return self.con.execute(sql, params or []).df()
         except duckdb.Error as exc:
-            raise self._query_error(exc) from None
+            raise self._write_error(exc, self.catalog_path) from None
 
     def execute_native(self, sql: str, params: list | None = None) -> None:
         try:
             self.con.execute(sql, params or [])
         except duckdb.Error as exc:
-            raise self._query_error(exc) from None
+            # A statement's writes go to the catalog (and its spill files beside it).
+            raise self._write_error(exc, self.catalog_path) from None
+
+    def _write_error(self, exc: duckdb.Error, where: Path) -> MarketlakeError:
+        full = disk_full(exc, where)
+        return full if full is not None else self._query_error(exc)
 
     def has_relation(self, name: str) -> bool:
         found = self.con.execute(
@@ -549,7 +584,10 @@ class DuckDBEngine:
         target = self.path(location)
         if target.exists():
             raise MarketlakeError(f"{target} already exists; a version is written once")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise (disk_full(exc, target.parent) or exc) from None
         # Doubles are nearly all distinct: past 1,000 distinct values in a row group a column
         # is written PLAIN, which spares DuckDB building dictionaries it throws away (~20% of
         # a full build's write). candle_type keeps its dictionary, and so does symbol while a
@@ -566,7 +604,8 @@ class DuckDBEngine:
         try:
             rows = self.con.execute(sql).fetchall()  # all: see _count
         except duckdb.Error as exc:
-            raise self._query_error(exc) from None
+            # The version folder, not the one file DuckDB names: the build deletes it whole.
+            raise self._write_error(exc, target) from None
         return int(rows[0][0]) if rows else 0
 
     def _partitions_select(self, partitions: Sequence[str]) -> str:

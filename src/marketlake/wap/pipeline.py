@@ -28,6 +28,7 @@ history. A change in the SQL makes the next run full.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 from typing import TYPE_CHECKING, Callable
@@ -140,7 +141,10 @@ def run_build(
         # An interrupt (a Ctrl-C) can land just after the registry's write: then it is
         # published, and stays.
         if not _names(store, run_id):
-            abandon(build, exc, now)
+            # Its version is deleted first; the run record may fail on what failed the run
+            # (a full disk): the run's own error is the one that says what to do.
+            with contextlib.suppress(Exception):
+                abandon(build, exc, now)
         raise
     crash_point("committed")
     # Published. What follows only tidies up: a failure is a warning, not a failed build
