@@ -675,80 +675,9 @@ def status(
 ) -> None:
     """Show the last runs, the published versions, the latest check results and the
     ingest watermarks."""
-    from marketlake.engines.duckdb import DuckDBEngine
-    from marketlake.lake.state import load_state
-    from marketlake.storage import LocalStore
-    from marketlake.wap.pipeline import TABLE
-    from marketlake.wap.versions import load_registry
+    from marketlake.status import show_status
 
-    settings = _settings()
-    store = LocalStore(settings.home)
-    with DuckDBEngine(settings.home, read_only=True) as engine:
-        registry = load_registry(store, TABLE)
-        recent = (
-            engine.fetch_native(
-                "SELECT run_id, started_at, status, mode, rows_written, rows_quarantined, "
-                "checks_passed, checks_failed, checks_warned, message FROM pipeline_runs "
-                "ORDER BY started_at DESC, run_id DESC LIMIT ?",
-                [runs],
-            )
-            if engine.has_relation("pipeline_runs")
-            else None
-        )
-        checks = (
-            engine.fetch_native(
-                "SELECT run_id, check_name, severity, status, failing_rows FROM dq_results "
-                "WHERE run_id = (SELECT max(run_id) FROM dq_results) "
-                "ORDER BY severity, check_name"
-            )
-            if engine.has_relation("dq_results")
-            else None
-        )
-    state = load_state(store)
-
-    out.print(f"lake: {settings.home.resolve()}")
-    table = Table(title="runs (newest first)", title_justify="left")
-    for column in ("run_id", "started (UTC)", "status", "mode", "rows", "quarantined"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("checks ok/fail/warn", no_wrap=True)
-    table.add_column("message", overflow="fold")
-    for row in [] if recent is None else recent.itertuples(index=False):
-        table.add_row(
-            row.run_id,
-            _text(row.started_at)[:19],
-            row.status,
-            row.mode or "",
-            str(row.rows_written),
-            str(row.rows_quarantined),
-            f"{row.checks_passed}/{row.checks_failed}/{row.checks_warned}",
-            _escape(row.message or ""),
-        )
-    out.print(table)
-
-    table = Table(title="versions of daily_prices kept (newest first)", title_justify="left")
-    for column in ("run_id", "published (UTC)", "mode", "years", "current"):
-        table.add_column(column)
-    for version in reversed(registry.versions):
-        years = sorted(version.partitions)
-        span = f"{years[0]}-{years[-1]}" if years else ""
-        current = "yes" if version.run_id == registry.current else ""
-        table.add_row(version.run_id, version.published_at, version.mode, span, current)
-    out.print(table)
-
-    if checks is not None and len(checks):
-        table = Table(title=f"checks of run {checks['run_id'].iloc[0]}", title_justify="left")
-        for column in ("check", "severity", "status", "failing rows"):
-            table.add_column(column)
-        for row in checks.itertuples(index=False):
-            table.add_row(row.check_name, row.severity, row.status, str(row.failing_rows))
-        out.print(table)
-
-    table = Table(title="ingest watermarks", title_justify="left")
-    for column in ("symbol", "last trade_date", "source", "last ingest (UTC)"):
-        table.add_column(column)
-    for symbol, entry in sorted(state.symbols.items()):
-        table.add_row(symbol, entry.watermark or "", entry.source or "", entry.last_ingest or "")
-    out.print(table)
+    show_status(_settings().home, runs, out, err)
 
 
 def main() -> None:

@@ -66,10 +66,21 @@ def _number(env, name, default, whole: bool, minimum=0, maximum=None):
         raise ConfigError(f"{name}={raw!r} is not a finite number; unset it or give a number")
     if value < minimum or (maximum is not None and value > maximum):
         bounds = (
-            f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            f"between {_plain(minimum)} and {_plain(maximum)}"
+            if maximum is not None
+            else f"at least {_plain(minimum)}"
         )
-        raise ConfigError(f"{name}={value:g} must be {bounds}")
+        # The text as given: 99999999999 read back as 1e+11 would not be what the user set.
+        raise ConfigError(
+            f"{name}={raw.strip()} must be {bounds}; set it within those bounds, or unset it "
+            f"for the default ({_plain(default)})"
+        )
     return value
+
+
+def _plain(number: float) -> str:
+    """86400000, not 8.64e+07; 0.5 as 0.5."""
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
 
 
 # What DuckDB's memory_limit reads: a number with a unit (2GB, 512MB, 1.5GiB, 3g) or a share
@@ -147,16 +158,27 @@ class Settings:
     # MARKETLAKE_PROVIDER; unset: alphavantage when a key is set, else synthetic.
     provider: str = "synthetic"
     seed: int = setting(42, env="MARKETLAKE_SEED", kind="int")
-    history_days: int = setting(730, env="MARKETLAKE_HISTORY_DAYS", kind="int", minimum=1)
+    # At most 100 years: the oldest daily US stock prices any vendor sells begin in 1925
+    # (CRSP), so a longer window asks for nothing more, and a date that many days back
+    # overflows Python's calendar (99999999999 days: an OverflowError per symbol).
+    history_days: int = setting(
+        730, env="MARKETLAKE_HISTORY_DAYS", kind="int", minimum=1, maximum=36_500
+    )
     # Days between two asks of a symbol's splits and dividends (a new symbol is asked at
-    # once); 0 never asks.
-    actions_every_days: int = setting(7, env="MARKETLAKE_ACTIONS_EVERY_DAYS", kind="int")
+    # once); 0 never asks. At most a year: dividends come quarterly, and 0 is "never".
+    actions_every_days: int = setting(
+        7, env="MARKETLAKE_ACTIONS_EVERY_DAYS", kind="int", maximum=366
+    )
     duckdb_memory_limit: str = setting("2GB", env="MARKETLAKE_DUCKDB_MEMORY_LIMIT", kind="memory")
     # 0: DuckDB's default, one per core.
     duckdb_threads: int = setting(
         0, env="MARKETLAKE_DUCKDB_THREADS", kind="int", maximum=MAX_THREADS
     )
-    keep_versions: int = setting(5, env="MARKETLAKE_KEEP_VERSIONS", kind="int", minimum=1)
+    # Every kept version is an entry each build rewrites in the registry, and the years it
+    # rebuilt stay on disk: 1,000 is years of daily builds.
+    keep_versions: int = setting(
+        5, env="MARKETLAKE_KEEP_VERSIONS", kind="int", minimum=1, maximum=1000
+    )
     max_bad_row_pct: float = setting(
         5.0, env="MARKETLAKE_MAX_BAD_ROW_PCT", kind="float", maximum=100
     )
@@ -164,13 +186,25 @@ class Settings:
     av_base_url: str = setting(
         "https://www.alphavantage.co/query", env="ALPHAVANTAGE_BASE_URL", kind="raw"
     )
+    # Alpha Vantage's largest plan allows 1,200 a minute; up to 1,000 a second is allowed
+    # for a local stand-in of the API (the tests' fake server), no more: the limiter spaces
+    # calls 60/N seconds apart, and a rate no server keeps is a setting gone wrong.
     av_calls_per_minute: int = setting(
-        5, env="ALPHAVANTAGE_CALLS_PER_MINUTE", kind="int", minimum=1
+        5, env="ALPHAVANTAGE_CALLS_PER_MINUTE", kind="int", minimum=1, maximum=60_000
     )
-    # 0: no daily cap (premium).
-    av_calls_per_day: int = setting(25, env="ALPHAVANTAGE_CALLS_PER_DAY", kind="int")
-    av_max_retries: int = setting(3, env="ALPHAVANTAGE_MAX_RETRIES", kind="int")
-    av_backoff_seconds: float = setting(15.0, env="ALPHAVANTAGE_BACKOFF_SECONDS", kind="float")
+    # 0: no daily cap (premium). At most a whole day at the fastest rate above; ingest_runs
+    # keeps it as a 32-bit integer, which a larger number would overflow.
+    av_calls_per_day: int = setting(
+        25, env="ALPHAVANTAGE_CALLS_PER_DAY", kind="int", maximum=60_000 * 1440
+    )
+    # Retries back off exponentially (up to 120 s each): 10 already wait ~20 minutes on one
+    # symbol, and the backoff 2**n of a huge count overflows.
+    av_max_retries: int = setting(3, env="ALPHAVANTAGE_MAX_RETRIES", kind="int", maximum=10)
+    # The first retry's wait; each wait is capped at 120 s (the provider's
+    # MAX_BACKOFF_SECONDS), so a larger base changes nothing but reads as if it did.
+    av_backoff_seconds: float = setting(
+        15.0, env="ALPHAVANTAGE_BACKOFF_SECONDS", kind="float", maximum=120
+    )
     av_outputsize: str = setting("compact", env="ALPHAVANTAGE_OUTPUTSIZE", kind="text")
     av_datatype: str = setting("json", env="ALPHAVANTAGE_DATATYPE", kind="text")
 

@@ -560,7 +560,7 @@ def test_an_absent_build_setting_is_settings_own_default():
     )
     assert (given.max_bad_row_pct, given.keep_versions) == (2.5, 9)
     bad = job.parse_args(["wap_job.py", *REQUIRED_ARGS, "--keep_versions", "0"])
-    with pytest.raises(ConfigError, match="MARKETLAKE_KEEP_VERSIONS=0 must be at least 1"):
+    with pytest.raises(ConfigError, match="MARKETLAKE_KEEP_VERSIONS=0 must be between 1 and 1000"):
         job.build_settings(bad)
 
 

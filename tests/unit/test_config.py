@@ -128,8 +128,8 @@ def test_no_tickers_at_all_says_how_to_give_them(text):
     [
         ("MARKETLAKE_SEED", "4x2", "MARKETLAKE_SEED='4x2' is not a whole number"),
         ("MARKETLAKE_SEED", "1.5", "MARKETLAKE_SEED='1.5' is not a whole number"),
-        ("MARKETLAKE_HISTORY_DAYS", "0", "MARKETLAKE_HISTORY_DAYS=0 must be at least 1"),
-        ("MARKETLAKE_KEEP_VERSIONS", "-3", "MARKETLAKE_KEEP_VERSIONS=-3 must be at least 1"),
+        ("MARKETLAKE_HISTORY_DAYS", "0", "MARKETLAKE_HISTORY_DAYS=0 must be between 1 and 36500"),
+        ("MARKETLAKE_KEEP_VERSIONS", "-3", "KEEP_VERSIONS=-3 must be between 1 and 1000"),
         ("MARKETLAKE_DUCKDB_THREADS", "many", "MARKETLAKE_DUCKDB_THREADS='many'"),
     ],
 )
@@ -235,3 +235,38 @@ def test_sane_duckdb_settings_pass():
     for memory in ("64MB", "2GB", "1GiB", "50%", "100%"):
         assert Settings.from_env({"MARKETLAKE_DUCKDB_MEMORY_LIMIT": memory}).duckdb_memory_limit
     assert Settings.from_env({"MARKETLAKE_DUCKDB_THREADS": "256"}).duckdb_threads == 256
+
+
+# Issue 20: every integer setting that could overflow or make no sense has bounds, and a
+# value outside them is one line naming the variable, the bounds and what to do.
+BOUNDED = [
+    ("MARKETLAKE_HISTORY_DAYS", 1, 36_500),
+    ("MARKETLAKE_ACTIONS_EVERY_DAYS", 0, 366),
+    ("MARKETLAKE_KEEP_VERSIONS", 1, 1000),
+    ("ALPHAVANTAGE_CALLS_PER_MINUTE", 1, 60_000),
+    ("ALPHAVANTAGE_CALLS_PER_DAY", 0, 86_400_000),
+    ("ALPHAVANTAGE_MAX_RETRIES", 0, 10),
+    ("ALPHAVANTAGE_BACKOFF_SECONDS", 0, 120),
+    ("MARKETLAKE_DUCKDB_THREADS", 0, 256),
+]
+
+
+@pytest.mark.parametrize(("name", "low", "high"), BOUNDED)
+def test_a_setting_outside_its_bounds_names_them_and_the_remedy(name, low, high):
+    for value in (str(low - 1), str(high + 1), "99999999999"):
+        with pytest.raises(ConfigError) as info:
+            Settings.from_env({name: value})
+        message = str(info.value)
+        assert message.startswith(f"{name}={value} must be between {low} and {high}; ")
+        assert "unset it for the default" in message and "\n" not in message
+    assert Settings.from_env({name: str(low)}) and Settings.from_env({name: str(high)})
+
+
+def test_the_history_days_that_overflowed_a_date_is_refused_before_any_fetch():
+    with pytest.raises(ConfigError, match=r"MARKETLAKE_HISTORY_DAYS=99999999999 must be between"):
+        Settings.from_env({"MARKETLAKE_HISTORY_DAYS": "99999999999"})
+    # The largest allowed window is still a date: no OverflowError in the ingest.
+    import datetime as dt
+
+    days = Settings.from_env({"MARKETLAKE_HISTORY_DAYS": "36500"}).history_days
+    assert dt.date(2024, 6, 28) - dt.timedelta(days=days) > dt.date(1900, 1, 1)

@@ -315,10 +315,15 @@ class AthenaEngine:
     def create_or_replace_view(self, name: str, select_sql: str) -> None:
         self.execute(f"CREATE OR REPLACE VIEW {name} AS {self.bind(select_sql)}")
 
-    def register_audit(self, name: str, prefix: str, schema, has_data: bool = True) -> None:
-        """A Glue table over the audit prefix (Athena reads an empty prefix as no rows)."""
+    def register_audit(
+        self, name: str, prefix: str, schema, has_data: bool = True
+    ) -> dict[str, str]:
+        """A Glue table over the audit prefix (Athena reads an empty prefix as no rows). It
+        reads no object (that would cost a query per table and run): it reports none
+        unreadable."""
         if not self._table(name):
             self._put_table(name, _glue_columns(schema), self.uri(prefix), [], by_year=False)
+        return {}
 
     def close(self) -> None:
         """Drop the run's scratch tables and their data; versions stay."""

@@ -34,8 +34,9 @@ class Engine(Protocol):
 
     def register_audit(
         self, name: str, prefix: str, schema: pa.Schema, has_data: bool = True
-    ) -> None:
-        """Make the audit Parquet under `prefix` readable as `name`, empty until written."""
+    ) -> dict[str, str]:
+        """Make the audit Parquet under `prefix` readable as `name`, empty until written;
+        return the objects found unreadable (lake key -> why), which the caller sets aside."""
 
     def materialize(self, name: str, select_sql: str) -> int:
         """Compute a SELECT once into relation `name` for this run; return its row count."""

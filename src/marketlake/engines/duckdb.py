@@ -15,7 +15,7 @@ from sqlglot import exp
 from marketlake.config import default
 from marketlake.engines.confined import READABLE_ZONES, outside, transpile_read
 from marketlake.engines.dialect import transpile
-from marketlake.engines.duckdb_errors import PARQUET_DAMAGE, one_line, raw_object
+from marketlake.engines.duckdb_errors import PARQUET_DAMAGE, disk_full, one_line, raw_object
 from marketlake.errors import DamagedFile, MarketlakeError, QueryError
 
 
@@ -64,10 +64,15 @@ class DuckDBEngine:
         }
         if threads:
             config["threads"] = threads
-        self.catalog_path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.catalog_path.parent.mkdir(parents=True, exist_ok=True)
             self.con = duckdb.connect(str(self.catalog_path), read_only=read_only, config=config)
-        except duckdb.Error as exc:
+        except (duckdb.Error, OSError) as exc:
+            full = disk_full(exc, self.catalog_path)
+            if full is not None:
+                raise full from None
+            if isinstance(exc, OSError):
+                raise
             if "lock" in str(exc).lower():
                 raise MarketlakeError(
                     f"{self.catalog_path} is in use by another process (a build, or an open "
@@ -121,7 +126,13 @@ class DuckDBEngine:
         self.con.execute("SET lock_configuration = true")
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()  # checkpoints the catalog's write-ahead log into its file
+        except duckdb.Error as exc:
+            full = disk_full(exc, self.catalog_path)
+            if full is None:
+                raise
+            raise full from None
 
     def __enter__(self) -> DuckDBEngine:
         return self
@@ -251,13 +262,18 @@ class DuckDBEngine:
         try:
             return self.con.execute(sql, params or []).df()
         except duckdb.Error as exc:
-            raise self._query_error(exc, sql) from None
+            raise self._write_error(exc, self.catalog_path, sql) from None
 
     def execute_native(self, sql: str, params: list | None = None) -> None:
         try:
             self.con.execute(sql, params or [])
         except duckdb.Error as exc:
-            raise self._query_error(exc, sql) from None
+            # A statement's writes go to the catalog (and its spill files beside it).
+            raise self._write_error(exc, self.catalog_path, sql) from None
+
+    def _write_error(self, exc: duckdb.Error, where: Path, sql: str) -> MarketlakeError:
+        full = disk_full(exc, where)
+        return full if full is not None else self._query_error(exc, sql)
 
     def has_relation(self, name: str) -> bool:
         found = self.con.execute(
@@ -352,9 +368,13 @@ class DuckDBEngine:
         )
         return frame.drop(columns="path")
 
-    def register_audit(self, name: str, prefix: str, schema, has_data: bool = True) -> None:
+    def register_audit(
+        self, name: str, prefix: str, schema, has_data: bool = True
+    ) -> dict[str, str]:
         """A view over the Parquet objects under `prefix` (one per run); before the first
-        object exists, an empty view of the same columns, so queries and dashboards work."""
+        object exists, an empty view of the same columns, so queries and dashboards work.
+        Returns the objects it cannot read (lake key -> why), for the caller to set aside:
+        one unreadable object fails every read of the view."""
         if has_data:
             pattern = self._pattern(prefix, "*.parquet")
             select = f"SELECT * FROM read_parquet({pattern}, union_by_name = true)"
@@ -367,7 +387,28 @@ class DuckDBEngine:
                 self.con.unregister("_empty")
             columns = ", ".join(f"CAST(NULL AS {kind}) AS {col}" for col, kind, *_ in kinds)
             select = f"SELECT {columns} WHERE false"
-        self.execute_native(f"CREATE OR REPLACE VIEW {name} AS {select}")
+        try:
+            self.execute_native(f"CREATE OR REPLACE VIEW {name} AS {select}")
+            if has_data:
+                self._count(name)  # reads each object's footer only: cheap, what breaks first
+        except (duckdb.Error, QueryError):
+            unreadable = self.unreadable_files(prefix) if has_data else {}
+            if not unreadable:
+                raise
+            return unreadable
+        return {}
+
+    def unreadable_files(self, prefix: str) -> dict[str, str]:
+        """Lake key -> DuckDB's reason, of each Parquet object under `prefix` it cannot read
+        (every row is read: a damaged page fails too)."""
+        folder = self.root / prefix.strip("/")
+        unreadable = {}
+        for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+            try:
+                self.con.execute(f"SELECT * FROM read_parquet({_literal(str(path))})").fetchall()
+            except duckdb.Error as exc:
+                unreadable[path.relative_to(self.root).as_posix()] = one_line(exc)
+        return unreadable
 
     def register_frame(self, name: str, frame: pd.DataFrame) -> None:
         """A reference table kept in the catalog (e.g. the NYSE sessions, which views use)."""
@@ -413,7 +454,10 @@ class DuckDBEngine:
         target = self.path(location)
         if target.exists():
             raise MarketlakeError(f"{target} already exists; a version is written once")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise (disk_full(exc, target.parent) or exc) from None
         # Doubles are nearly all distinct: past 1,000 distinct values in a row group a column
         # is written PLAIN, which spares DuckDB building dictionaries it throws away (~20% of
         # a full build's write). candle_type keeps its dictionary, and so does symbol while a
@@ -430,7 +474,8 @@ class DuckDBEngine:
         try:
             rows = self.con.execute(sql).fetchall()  # all: see _count
         except duckdb.Error as exc:
-            raise self._query_error(exc, sql) from None
+            # The version folder, not the one file DuckDB names: the build deletes it whole.
+            raise self._write_error(exc, target, sql) from None
         return int(rows[0][0]) if rows else 0
 
     def _partitions_select(self, partitions: Sequence[str]) -> str:

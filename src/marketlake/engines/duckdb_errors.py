@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from marketlake.errors import LakeUnreachable
+from marketlake.storage import local_unreachable
+
 # DuckDB's words for a Parquet file it cannot decode; its thrift errors name no file.
 PARQUET_DAMAGE = re.compile(
     r"parquet|magic bytes|thrift|Variable-length int|don't know what type|decompression|corrupt",
@@ -54,3 +57,21 @@ def raw_object(error: str, root: Path) -> str | None:
         if path.is_relative_to(root / "raw"):
             return path.relative_to(root).as_posix()
     return None
+
+
+# How DuckDB words a full disk (or a spent quota) in its IO errors.
+_DISK_FULL = ("No space left on device", "Disk quota exceeded")
+DISK_FULL_REMEDY = "free some space on the disk holding the lake, then run this again"
+
+
+def disk_full(exc: BaseException, where: Path) -> LakeUnreachable | None:
+    """The one-line error naming `where` (the lake file or folder DuckDB was writing) if
+    `exc` is DuckDB's, or the OS's, full disk; else None. DuckDB's own text names at most a
+    temporary file, and an OSError from a write names none."""
+    if isinstance(exc, OSError):
+        return local_unreachable(exc, where.parent, where)
+    text = str(exc)
+    found = next((s for s in _DISK_FULL if s in text), None)
+    if found is None:
+        return None
+    return LakeUnreachable(str(where), f"{found.lower()} while DuckDB wrote it", DISK_FULL_REMEDY)

@@ -215,6 +215,17 @@ def write_ingest_run(store: ObjectStore, row: dict) -> None:
     store.put_bytes(f"{INGEST_RUNS_PREFIX}/{row['run_id']}.parquet", _parquet_bytes(table))
 
 
+def set_aside(store: ObjectStore, key: str) -> str:
+    """Move an audit object that cannot be read to quarantine/KEY (e.g.
+    quarantine/audit/pipeline_runs/RUN.parquet): left in place, it fails every read of its
+    table, and so `marketlake status` and the build's views, run after run. Moved, not
+    deleted: it may be restored from a backup or inspected. Returns where it went."""
+    target = f"quarantine/{key}"
+    store.put_bytes(target, store.get_bytes(key))
+    store.delete_prefix(key)
+    return target
+
+
 # Every audit table: its prefix in the lake and its schema (Glue or DuckDB create them
 # from this, whether or not a run has written a file yet).
 AUDIT_TABLES = {

@@ -20,6 +20,7 @@ from marketlake.lake.audit import (
     CheckResult,
     CheckStatus,
     RunRecord,
+    set_aside,
     write_run,
 )
 from marketlake.sessions import last_closed_session, sessions_between
@@ -118,6 +119,9 @@ class Build:
     partitions: Partitions = dataclasses.field(default_factory=dict)  # what it publishes
     warnings: list[str] = dataclasses.field(default_factory=list)
     verified: set[str] = dataclasses.field(default_factory=set)  # published locations checked
+    # The registry's `current` when it names a damaged version (current is None then): a
+    # --full build publishes over it, so its commit expects that id.
+    replaces: str | None = None
 
     @property
     def location(self) -> str:
@@ -164,10 +168,28 @@ def after_publish(warnings: list[str], what: str, step: Callable[..., object], *
         )
 
 
-def record_run(store: ObjectStore, engine: Engine, record: RunRecord) -> None:
+def record_run(
+    store: ObjectStore, engine: Engine, record: RunRecord, warnings: list[str] | None = None
+) -> None:
+    """Write the run record and make every audit table readable. An audit object the engine
+    cannot read is set aside to quarantine/ (a warning names it), so it fails no later
+    read: `marketlake status` leaves such a file out until a build moves it."""
     write_run(store, record)
     for name, (prefix, schema) in AUDIT_TABLES.items():
-        engine.register_audit(name, prefix, schema, has_data=bool(store.list_objects(prefix + "/")))
+        has_data = bool(store.list_objects(prefix + "/"))
+        unreadable = engine.register_audit(name, prefix, schema, has_data=has_data)
+        if not unreadable:
+            continue
+        for key, why in unreadable.items():
+            moved = set_aside(store, key)
+            if warnings is not None:
+                warnings.append(
+                    f"{key} cannot be read ({why}); moved to {moved}, out of {name}, which "
+                    "reads the other runs' files: restore it from a backup if you need it, "
+                    "else delete it"
+                )
+        has_data = bool(store.list_objects(prefix + "/"))
+        engine.register_audit(name, prefix, schema, has_data=has_data)
 
 
 def create_views(engine: Engine) -> None:

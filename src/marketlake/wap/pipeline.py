@@ -28,6 +28,8 @@ history. A change in the SQL makes the next run full.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 from typing import TYPE_CHECKING, Callable
 
@@ -71,8 +73,10 @@ from marketlake.wap.publish import (  # noqa: F401
 )
 from marketlake.wap.rollback import follow_registry_read_only, rollback  # noqa: F401
 from marketlake.wap.versions import (
+    DamagedRegistry,
     Version,
     load_registry,
+    published_version,
 )
 from marketlake.wap.write import METRICS_SQL, RSI_SEEDED_WINDOWS, write  # noqa: F401
 
@@ -98,10 +102,22 @@ def run_build(
     # wrote the state since (on AWS the Lambda may land bars while the Glue job builds).
     state_seen = read_state_bytes(store)
     registry = load_registry(store, TABLE)
-    current = registry.current_version()
-    # The registry is the truth: a catalog a kill left behind (or ahead) follows it first.
-    # Best effort: a build publishes anew at its end, and readers follow the registry.
-    after_publish([], "the catalog", engine.publish, TABLE, current.partitions if current else {})
+    replaces = None  # a damaged `current` a --full build publishes over
+    try:
+        current = published_version(store, registry)
+    except DamagedRegistry:
+        if not full:
+            raise  # an incremental build builds on the current version: there is none
+        # --full, the documented last resort, rebuilds from raw and needs nothing published:
+        # it builds on nothing (parent None) and replaces the dangling `current`.
+        current, replaces = None, registry.current
+        registry = dataclasses.replace(registry, current=None)
+    if replaces is None:
+        # The registry is the truth: a catalog a kill left behind (or ahead) follows it
+        # first. Best effort: a build publishes anew at its end, and readers follow the
+        # registry.
+        partitions = current.partitions if current else {}
+        after_publish([], "the catalog", engine.publish, TABLE, partitions)
     # Splits and dividends: small, checked and read whole from the raw zone on every build.
     damages, _ = integrity.verify_raw(store, zones=("splits", "dividends"))
     if damages:
@@ -111,10 +127,13 @@ def run_build(
     if build_plan is None:
         assert current is not None, "plan() finds nothing to build only after a version"
         return skip(store, engine, run_id, started, now, current)
+    if replaces is not None:
+        build_plan.reason += f"; replaces run {replaces}, a damaged current version"
 
     build = Build(
         settings, store, engine, run_id, started, build_plan, current, state_seen, corporate
     )
+    build.replaces = replaces
     try:
         observer.step("write")
         write(build)
@@ -126,7 +145,10 @@ def run_build(
         # An interrupt (a Ctrl-C) can land just after the registry's write: then it is
         # published, and stays.
         if not _names(store, run_id):
-            abandon(build, exc, now)
+            # Its version is deleted first; the run record may fail on what failed the run
+            # (a full disk): the run's own error is the one that says what to do.
+            with contextlib.suppress(Exception):
+                abandon(build, exc, now)
         raise
     crash_point("committed")
     # Published. What follows only tidies up: a failure is a warning, not a failed build
@@ -153,6 +175,9 @@ def skip(
     run = RunRecord(run_id, started, now(), "skipped", version=current.run_id, message=message)
     engine.register_raw(RAW_TABLE, RAW_PREFIX.rstrip("/"))
     engine.register_frame("xnys_sessions", nyse_sessions_frame(started))
-    record_run(store, engine, run)
+    warnings: list[str] = []
+    record_run(store, engine, run, warnings)
     create_views(engine)
-    return BuildResult(run_id, "skipped", "none", 0, [], current.run_id, message=message)
+    return BuildResult(
+        run_id, "skipped", "none", 0, [], current.run_id, message=message, warnings=warnings
+    )

@@ -143,7 +143,8 @@ def publish(build: Build) -> Registry:
     )
     # The publish: one conditional write, refused if another build or a rollback
     # switched the table since this run read the registry (its version builds on that).
-    return _commit(build.store, current.run_id if current else None, build.run_id, version)
+    expected = current.run_id if current else build.replaces
+    return _commit(build.store, expected, build.run_id, version)
 
 
 class PublishConflict(MarketlakeError):
@@ -297,7 +298,9 @@ def record(build: Build, now: Callable[[], dt.datetime]) -> BuildResult:
         rows_quarantined=counts["bad"],
         message=message,
     )
-    after_publish(build.warnings, "the run record", record_run, build.store, build.engine, run)
+    after_publish(
+        build.warnings, "the run record", record_run, build.store, build.engine, run, build.warnings
+    )
     crash_point("recorded")
     after_publish(build.warnings, "the views", create_views, build.engine)
     return BuildResult(

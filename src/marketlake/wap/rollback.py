@@ -16,8 +16,11 @@ from marketlake.wap.build import TABLE, after_publish, create_views, record_run
 from marketlake.wap.publish import _commit
 from marketlake.wap.verify import published_damage
 from marketlake.wap.versions import (
+    DamagedRegistry,
     Version,
     load_registry,
+    missing_partitions,
+    published_version,
     registry_key,
 )
 
@@ -37,10 +40,17 @@ def rollback(
     """Switch daily_prices back to an earlier version: the one the current version was built
     on, or `to`. What fails after the switch is appended to `warnings`."""
     registry = load_registry(store, TABLE)
-    current = registry.current_version()
-    if current is None:
+    try:
+        current = published_version(store, registry)
+    except DamagedRegistry:
+        if to is None:
+            raise  # no parent to go back to: the line names the versions for --to
+        # --to is the repair of a damaged registry: the switch needs only a target.
+        current = None
+    if registry.current is None:
         raise MarketlakeError("nothing is published yet; run `marketlake build` first")
     if to is None:
+        assert current is not None
         # The version the current one was built on, not merely the one published before it:
         # after a rollback and a rebuild, those differ.
         if not current.parent:
@@ -51,8 +61,7 @@ def rollback(
         target = registry.get(current.parent)
     else:
         target = registry.get(to)
-    missing = [loc for loc in target.partitions.values() if not store.list_objects(loc + "/")]
-    if missing:
+    if missing_partitions(store, [target])[target.run_id]:
         raise MarketlakeError(
             f"version {target.run_id} is no longer kept (MARKETLAKE_KEEP_VERSIONS); "
             "pick a newer one from `marketlake status`"
@@ -64,8 +73,9 @@ def rollback(
             "from `marketlake status`"
         )
     started = now()
-    # The switch: one conditional write; the catalog follows it.
-    _commit(store, current.run_id, target.run_id)
+    # The switch: one conditional write from the `current` read above, damaged or not; the
+    # catalog follows it.
+    _commit(store, registry.current, target.run_id)
     warnings = [] if warnings is None else warnings
     after_publish(warnings, "the catalog", engine.publish, TABLE, target.partitions)
     record = RunRecord(
@@ -75,9 +85,10 @@ def rollback(
         "rolled_back",
         version=target.run_id,
         mode="rollback",
-        message=f"daily_prices switched from run {current.run_id} to {target.run_id}",
+        message=f"daily_prices switched from run {registry.current} to {target.run_id}"
+        + ("" if current else " (the registry's current version was damaged)"),
     )
-    after_publish(warnings, "the run record", record_run, store, engine, record)
+    after_publish(warnings, "the run record", record_run, store, engine, record, warnings)
     after_publish(warnings, "the views", create_views, engine)
     return target
 
@@ -87,7 +98,7 @@ def follow_registry_read_only(store: ObjectStore, engine: DuckDBEngine) -> Versi
     even if a kill stopped the catalog from following it (a session view then shadows the
     catalog's, and the views over daily_prices read it). A reader never gets a number from
     a file that is not what the build published: a damaged one is refused (DamagedFile)."""
-    current = load_registry(store, TABLE).current_version()
+    current = published_version(store, load_registry(store, TABLE))
     if current is not None:
         damaged = published_damage(store, current)
         if damaged is not None:

@@ -56,7 +56,19 @@ class Registry:
         raise MarketlakeError(f"no version {run_id} of {self.table}; recent versions: {known}")
 
     def current_version(self) -> Version | None:
-        return self.get(self.current) if self.current else None
+        """The version `current` names; DamagedRegistry if it names none this lists (use
+        published_version to check its files too)."""
+        if not self.current:
+            return None
+        found = self.find(self.current)
+        if found is None:
+            raise DamagedRegistry(
+                damage_line(self, "which it does not list", self.versions, checked=False)
+            )
+        return found
+
+    def find(self, run_id: str) -> Version | None:
+        return next((v for v in self.versions if v.run_id == run_id), None)
 
     def locations_in_use(self, keep: int) -> set[str]:
         """Partition locations the newest `keep` versions and the current one refer to."""
@@ -70,6 +82,72 @@ class Registry:
             "versions": [dataclasses.asdict(v) for v in self.versions],
         }
         return (json.dumps(body, indent=1, sort_keys=True) + "\n").encode()
+
+
+class DamagedRegistry(MarketlakeError):
+    """The registry's `current` names a version it does not list, or one whose partition
+    folders are gone: nothing can build on it, but `rollback --to` repairs it."""
+
+
+# How many intact versions a damage line lists (newest first): enough to pick one.
+LISTED_VERSIONS = 5
+
+
+def damage_line(
+    registry: Registry, problem: str, candidates: list[Version], checked: bool = True
+) -> str:
+    """One line: what is wrong with `current`, which versions are left, and the remedy."""
+    newest = list(reversed(candidates))[:LISTED_VERSIONS]
+    kind = "versions whose files are all there" if checked else "versions it lists"
+    if newest:
+        left = ", ".join(f"{v.run_id} ({v.published_at})" for v in newest)
+        remedy = (
+            f"{kind}: {left}; switch to one with `marketlake rollback --to RUN_ID`, or "
+            "rebuild from raw with `marketlake build --full`"
+        )
+    else:
+        remedy = "no version's files are left; rebuild from raw with `marketlake build --full`"
+    return (
+        f"{registry_key(registry.table)} is damaged: `current` names version "
+        f"{registry.current}, {problem}; {remedy}"
+    )
+
+
+def missing_partitions(store: ObjectStore, versions: list[Version]) -> dict[str, list[str]]:
+    """run_id -> the partition locations of that version with no file left. Each version
+    folder is listed once, however many versions share its partitions."""
+    listed: dict[str, list[str]] = {}
+    missing: dict[str, list[str]] = {}
+    for version in versions:
+        gone = []
+        for location in version.partitions.values():
+            folder = location.rsplit("/", 1)[0]
+            if folder not in listed:
+                listed[folder] = [o.key for o in store.list_objects(folder + "/")]
+            if not any(key.startswith(location + "/") for key in listed[folder]):
+                gone.append(location)
+        missing[version.run_id] = gone
+    return missing
+
+
+def published_version(store: ObjectStore, registry: Registry) -> Version | None:
+    """The current version, with its files checked: DamagedRegistry (one line naming the
+    versions left and the remedy) if `current` names a version not listed, or one whose
+    partition folders are gone. A build would fail on it further in, naming no remedy."""
+    if not registry.current:
+        return None
+    version = registry.find(registry.current)
+    # Only the current version's folders are listed unless it is damaged.
+    gone = missing_partitions(store, [version])[version.run_id] if version else []
+    if version is not None and not gone:
+        return version
+    if version is None:
+        problem = "which it does not list"
+    else:
+        problem = f"whose files are gone ({gone[0]}/ is empty or missing)"
+    checked = missing_partitions(store, registry.versions)
+    intact = [v for v in registry.versions if not checked[v.run_id]]
+    raise DamagedRegistry(damage_line(registry, problem, intact))
 
 
 def registry_key(table: str) -> str:

@@ -1,0 +1,134 @@
+"""`marketlake status`: the last runs, the versions kept, the latest checks and the ingest
+watermarks. It only reads, and it reads a damaged lake too: what it cannot read (a registry
+whose current version is gone, an audit file that is not Parquet) becomes a warning line
+naming the file and the remedy, and the rest is shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from marketlake.engines.duckdb import DuckDBEngine
+from marketlake.errors import MarketlakeError
+from marketlake.lake.audit import AUDIT_TABLES
+from marketlake.lake.state import load_state
+from marketlake.storage import LocalStore
+from marketlake.wap.build import TABLE
+from marketlake.wap.versions import DamagedRegistry, load_registry, published_version
+
+RUNS_SQL = (
+    "SELECT run_id, started_at, status, mode, rows_written, rows_quarantined, "
+    "checks_passed, checks_failed, checks_warned, message FROM pipeline_runs "
+    "ORDER BY started_at DESC, run_id DESC LIMIT ?"
+)
+CHECKS_SQL = (
+    "SELECT run_id, check_name, severity, status, failing_rows FROM dq_results "
+    "WHERE run_id = (SELECT max(run_id) FROM dq_results) ORDER BY severity, check_name"
+)
+
+
+def read_audit(
+    engine: DuckDBEngine, name: str, sql: str, params: list, warnings: list[str]
+) -> pd.DataFrame | None:
+    """`sql` over the audit table `name`, or None if the catalog has no such table. An
+    object of the table that cannot be read is left out (a warning names it): status is a
+    reader, so it moves nothing; the next build sets the object aside to quarantine/."""
+    if not engine.has_relation(name):
+        return None
+    try:
+        return engine.fetch_native(sql, params)
+    except MarketlakeError:
+        prefix = AUDIT_TABLES[name][0]
+        unreadable = engine.unreadable_files(prefix)
+        if not unreadable:
+            raise
+    for key, why in unreadable.items():
+        warnings.append(
+            f"{key} cannot be read ({why}); status leaves it out of {name}, and the next "
+            f"`marketlake build` moves it to quarantine/{key}"
+        )
+    folder = engine.path(prefix)
+    readable = [
+        "'" + str(p).replace("'", "''") + "'"
+        for p in sorted(folder.glob("*.parquet"))
+        if p.relative_to(engine.root).as_posix() not in unreadable
+    ]
+    if not readable:
+        return None
+    # A session view shadows the catalog's for this read only: the catalog is not changed.
+    files = ", ".join(readable)
+    engine.execute_native(
+        f"CREATE OR REPLACE TEMP VIEW {name} AS "
+        f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
+    )
+    return engine.fetch_native(sql, params)
+
+
+def show_status(home: Path, runs: int, out: Console, err: Console) -> None:
+    store = LocalStore(home)
+    warnings: list[str] = []
+    registry = load_registry(store, TABLE)
+    damaged = False
+    try:
+        published_version(store, registry)
+    except DamagedRegistry as exc:
+        damaged = True
+        warnings.append(str(exc))
+    with DuckDBEngine(home, read_only=True) as engine:
+        recent = read_audit(engine, "pipeline_runs", RUNS_SQL, [runs], warnings)
+        checks = read_audit(engine, "dq_results", CHECKS_SQL, [], warnings)
+    state = load_state(store)
+
+    for warning in warnings:
+        err.print(f"warning: {escape(warning)}", soft_wrap=True)
+    out.print(f"lake: {home.resolve()}")
+    table = Table(title="runs (newest first)", title_justify="left")
+    for column in ("run_id", "started (UTC)", "status", "mode", "rows", "quarantined"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("checks ok/fail/warn", no_wrap=True)
+    table.add_column("message", overflow="fold")
+    for row in [] if recent is None else recent.itertuples(index=False):
+        table.add_row(
+            row.run_id,
+            str(row.started_at)[:19],
+            row.status,
+            row.mode or "",
+            str(row.rows_written),
+            str(row.rows_quarantined),
+            f"{row.checks_passed}/{row.checks_failed}/{row.checks_warned}",
+            escape(row.message or ""),
+        )
+    out.print(table)
+
+    table = Table(title="versions of daily_prices kept (newest first)", title_justify="left")
+    for column in ("run_id", "published (UTC)", "mode", "years", "current"):
+        table.add_column(column)
+    for version in reversed(registry.versions):
+        years = sorted(version.partitions)
+        span = f"{years[0]}-{years[-1]}" if years else ""
+        current = ""
+        if version.run_id == registry.current:
+            current = "DAMAGED (files gone)" if damaged else "yes"
+        table.add_row(version.run_id, version.published_at, version.mode, span, current)
+    if damaged and registry.find(registry.current or "") is None:
+        table.add_row(registry.current, "", "", "", "DAMAGED (not listed)")
+    out.print(table)
+
+    if checks is not None and len(checks):
+        table = Table(title=f"checks of run {checks['run_id'].iloc[0]}", title_justify="left")
+        for column in ("check", "severity", "status", "failing rows"):
+            table.add_column(column)
+        for row in checks.itertuples(index=False):
+            table.add_row(row.check_name, row.severity, row.status, str(row.failing_rows))
+        out.print(table)
+
+    table = Table(title="ingest watermarks", title_justify="left")
+    for column in ("symbol", "last trade_date", "source", "last ingest (UTC)"):
+        table.add_column(column)
+    for symbol, entry in sorted(state.symbols.items()):
+        table.add_row(symbol, entry.watermark or "", entry.source or "", entry.last_ingest or "")
+    out.print(table)
