@@ -674,10 +674,13 @@ def status(
     runs: int = typer.Option(10, "--runs", help="How many recent runs to list."),
 ) -> None:
     """Show the last runs, the published versions, the latest check results and the
-    ingest watermarks."""
+    ingest watermarks. Exits 1, naming the file, when a file of the current version is not
+    what its build published."""
     from marketlake.status import show_status
 
-    show_status(_settings().home, runs, out, err)
+    damaged = show_status(_settings().home, runs, out, err)
+    if damaged is not None:
+        _fail(damaged)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from marketlake.lake.audit import AUDIT_TABLES
 from marketlake.lake.state import load_state
 from marketlake.storage import LocalStore
 from marketlake.wap.build import TABLE
+from marketlake.wap.verify import published_damage
 from marketlake.wap.versions import DamagedRegistry, load_registry, published_version
 
 RUNS_SQL = (
@@ -68,16 +69,22 @@ def read_audit(
     return engine.fetch_native(sql, params)
 
 
-def show_status(home: Path, runs: int, out: Console, err: Console) -> None:
+def show_status(home: Path, runs: int, out: Console, err: Console) -> str | None:
+    """Print the lake's status. Returns the error line when the current version's files are
+    not what its build published (the caller exits 1 with it): the runs, versions and
+    watermarks are still shown, since none of them is read from those files."""
     store = LocalStore(home)
     warnings: list[str] = []
     registry = load_registry(store, TABLE)
     damaged = False
+    unreadable = None
     try:
-        published_version(store, registry)
+        published = published_version(store, registry)
     except DamagedRegistry as exc:
         damaged = True
         warnings.append(str(exc))
+    else:
+        unreadable = published_damage(store, published) if published is not None else None
     with DuckDBEngine(home, read_only=True) as engine:
         recent = read_audit(engine, "pipeline_runs", RUNS_SQL, [runs], warnings)
         checks = read_audit(engine, "dq_results", CHECKS_SQL, [], warnings)
@@ -113,6 +120,7 @@ def show_status(home: Path, runs: int, out: Console, err: Console) -> None:
         current = ""
         if version.run_id == registry.current:
             current = "DAMAGED (files gone)" if damaged else "yes"
+            current = "DAMAGED (a file changed)" if unreadable is not None else current
         table.add_row(version.run_id, version.published_at, version.mode, span, current)
     if damaged and registry.find(registry.current or "") is None:
         table.add_row(registry.current, "", "", "", "DAMAGED (not listed)")
@@ -132,3 +140,4 @@ def show_status(home: Path, runs: int, out: Console, err: Console) -> None:
     for symbol, entry in sorted(state.symbols.items()):
         table.add_row(symbol, entry.watermark or "", entry.source or "", entry.last_ingest or "")
     out.print(table)
+    return None if unreadable is None else str(unreadable)
