@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,35 @@ def test_list_prefixes_names_the_folders_directly_under_a_prefix(lake_store):
         "ingest_date=2024-07-03",
     ]
     assert lake_store.list_prefixes("nothing/") == []
+
+
+def test_a_reader_reuses_a_digest_only_while_the_file_is_untouched(tmp_path, monkeypatch):
+    store = LocalStore(tmp_path)
+    store.put_bytes("curated/t/version=1/year=2024/data_0.parquet", b"a" * 1000)
+    store.put_bytes("curated/t/version=1/year=2024/data_1.parquet", b"b" * 1000)
+    prefix = "curated/t/version=1/"
+    first = store.digests(prefix, reuse=True)
+    reads = []
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if self.suffix == ".parquet":  # the files, not the cache of their digests
+            reads.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    assert store.digests(prefix, reuse=True) == first
+    assert reads == []  # both reused: nothing changed since they were hashed
+    # The same size, and the old mtime put back: the ctime still tells the write.
+    path = tmp_path / "curated/t/version=1/year=2024/data_1.parquet"
+    before = path.stat()
+    path.write_bytes(b"c" * 1000)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    again = store.digests(prefix, reuse=True)
+    assert reads == ["data_1.parquet"]
+    assert again[prefix + "year=2024/data_1.parquet"] != first[prefix + "year=2024/data_1.parquet"]
+    # Builds and verify never reuse: every file is read.
+    reads.clear()
+    assert store.digests(prefix) == again
+    assert sorted(reads) == ["data_0.parquet", "data_1.parquet"]
+    assert all(not k.startswith(".") for k in store.digests(""))  # the cache is not an object

@@ -179,16 +179,22 @@ def verify_raw(
     return damages, len(records)
 
 
-def partition_files(store: ObjectStore, partitions: Mapping[str, str]) -> dict[str, str]:
-    """The digest of every file of these partitions (value -> location), by key."""
+def partition_files(
+    store: ObjectStore, partitions: Mapping[str, str], reuse: bool = False
+) -> dict[str, str]:
+    """The digest of every file of these partitions (value -> location), by key; `reuse`
+    (readers): see ObjectStore.digests."""
     files: dict[str, str] = {}
     for location in sorted(set(partitions.values())):
-        files.update(store.digests(location.rstrip("/") + "/"))
+        files.update(store.digests(location.rstrip("/") + "/", reuse=reuse))
     return files
 
 
 def verify_files(
-    store: ObjectStore, recorded: Mapping[str, str] | None, partitions: Mapping[str, str]
+    store: ObjectStore,
+    recorded: Mapping[str, str] | None,
+    partitions: Mapping[str, str],
+    reuse: bool = False,
 ) -> list[Damage]:
     """The files of these published partitions that differ from `recorded` (a version's
     files, by key): changed, missing, or a file the build never wrote (the engine would read
@@ -196,7 +202,7 @@ def verify_files(
     if recorded is None:
         return []
     locations = sorted({loc.rstrip("/") + "/" for loc in partitions.values()})
-    now = partition_files(store, partitions)
+    now = partition_files(store, partitions, reuse)
     damages = []
     for key, digest in sorted(recorded.items()):
         if not key.startswith(tuple(locations)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -49,9 +50,11 @@ class ObjectStore(Protocol):
     def make_durable(self, prefix: str) -> None:
         """Make every object under `prefix`, written by anyone, survive a power cut."""
 
-    def digests(self, prefix: str) -> dict[str, str]:
+    def digests(self, prefix: str, reuse: bool = False) -> dict[str, str]:
         """The digest of every object under `prefix`, by key, as cheaply as the store can tell
-        it: what put_bytes returned when it wrote the object, while its bytes are unchanged."""
+        it: what put_bytes returned when it wrote the object, while its bytes are unchanged.
+        `reuse` (readers): a store that hashes may reuse a digest it computed before for a
+        file whose metadata shows no write since."""
 
     def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
         """The object at `key` and a tag of this exact content (an ETag), or (None, None)."""
@@ -118,6 +121,9 @@ def _check_key(key: str) -> None:
 
 # Threads hashing a local lake's files (LocalStore.digests): the machines have 2 to 8 cores.
 HASH_THREADS = min(4, os.cpu_count() or 1)
+# Digests readers may reuse (LocalStore.digests, reuse=True): key -> [inode, size, mtime_ns,
+# ctime_ns, digest]. A hidden file at the lake's root: no listing or zone holds it.
+DIGEST_CACHE = ".digests-seen.json"
 # A write in flight is a hidden temp file beside its target: `.NAME.<random>.tmp`.
 TEMP_SUFFIX = ".tmp"
 # The zones put_bytes writes into (curated Parquet is written by the engine, never here).
@@ -188,16 +194,30 @@ class LocalStore:
             self._put_bytes(key, data)
         return sha256_digest(data)
 
-    def digests(self, prefix: str) -> dict[str, str]:
+    def digests(self, prefix: str, reuse: bool = False) -> dict[str, str]:
         """The sha256 of each file's bytes: a local lake has no checksum the disk keeps.
-        Files are hashed on a few threads (hashlib lets go of the GIL on large buffers)."""
+        Files are hashed on a few threads (hashlib lets go of the GIL on large buffers).
 
-        def digest(key: str) -> tuple[str, str | None]:
+        `reuse`: a digest hashed before is reused while the file's inode, size, mtime and
+        ctime are what they were then (DIGEST_CACHE, at the lake's root). Any write, truncate
+        or rename changes ctime, which no user tool can set back; bytes that rot on the disk
+        without a write are not seen, and `marketlake verify` and every build hash afresh."""
+        seen = self._digest_cache() if reuse else {}
+
+        def digest(key: str) -> tuple[str, str | None, list | None]:
             try:
                 with self._reaching(key):
-                    return key, sha256_digest(self.path(key).read_bytes())
+                    path = self.path(key)
+                    before = _stat_key(path)
+                    cached = seen.get(key)
+                    if cached is not None and cached[:-1] == before:
+                        return key, cached[-1], None
+                    value = sha256_digest(path.read_bytes())
+                    # Only a file that did not change while it was read is remembered.
+                    keep = [*before, value] if _stat_key(path) == before else None
+                    return key, value, keep
             except FileNotFoundError:
-                return key, None  # deleted since the listing: absent, as it is now
+                return key, None, None  # deleted since the listing: absent, as it is now
 
         keys = [info.key for info in self.list_objects(prefix)]
         if len(keys) < 2:
@@ -205,7 +225,29 @@ class LocalStore:
         else:
             with ThreadPoolExecutor(min(HASH_THREADS, len(keys))) as pool:
                 found = list(pool.map(digest, keys))
-        return {key: d for key, d in found if d is not None}
+        fresh = {key: keep for key, _, keep in found if keep is not None}
+        if reuse and fresh:
+            self._save_digest_cache({**seen, **fresh})
+        return {key: d for key, d, _ in found if d is not None}
+
+    def _digest_cache(self) -> dict[str, list]:
+        try:
+            body = json.loads((self.root / DIGEST_CACHE).read_bytes())
+        except (OSError, ValueError):
+            return {}  # none yet, or unreadable: hash afresh
+        return body if isinstance(body, dict) else {}
+
+    def _save_digest_cache(self, entries: dict[str, list]) -> None:
+        # Only files still there: the cache never outgrows the lake.
+        kept = {k: v for k, v in entries.items() if self.path(k).is_file()}
+        target = self.root / DIGEST_CACHE
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f"{DIGEST_CACHE}.", suffix=TEMP_SUFFIX, dir=self.root)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(kept, fh)
+            os.replace(tmp, target)
+        except OSError:
+            pass  # a read-only lake: readers hash every time
 
     def _put_bytes(self, key: str, data: bytes) -> None:
         target = self.path(key)
@@ -348,6 +390,11 @@ class LocalStore:
 
 def _content_tag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _stat_key(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
 
 
 def sha256_digest(data: bytes) -> str:

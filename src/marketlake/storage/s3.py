@@ -99,7 +99,7 @@ class S3Store:
             answer = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
         return etag_digest(answer["ETag"])
 
-    def digests(self, prefix: str) -> dict[str, str]:
+    def digests(self, prefix: str, reuse: bool = False) -> dict[str, str]:
         """ETags from the listing: no object is read. S3 gives an object a new ETag whenever
         its bytes are written, and checks them against their checksum on every read."""
         return {info.key: etag_digest(info.version) for info in self.list_objects(prefix)}
