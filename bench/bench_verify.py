@@ -130,13 +130,13 @@ def _verify_incremental(lake: str, since: str) -> None:
 def _reader_check(lake: str, first: str = "first") -> None:
     """What `marketlake query` and `dashboards` check before they read: the first read after
     a build hashes every file of the version; later reads reuse the digests of files whose
-    metadata shows no write since (storage.DIGEST_CACHE)."""
-    from marketlake.storage import DIGEST_CACHE
+    metadata shows no write since (storage.digest_cache_path)."""
+    from marketlake.storage import digest_cache_path
     from marketlake.wap.verify import published_damage
 
     store, current = _current(lake)
     if first == "first":
-        (Path(lake) / DIGEST_CACHE).unlink(missing_ok=True)
+        digest_cache_path(store.root).unlink(missing_ok=True)
     started = time.perf_counter()
     damaged = published_damage(store, current)
     _timed(started, files=len(current.files or {}))

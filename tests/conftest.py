@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from moto import mock_aws
 
 from marketlake.config import Settings
 from marketlake.storage import LocalStore
+
+
+@pytest.fixture(autouse=True, scope="session")
+def digest_cache(tmp_path_factory):
+    """Readers keep the digests they hashed in the user's cache folder: the tests' readers
+    (and the CLI they start, which inherits the environment) keep theirs under tmp."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
 
 
 @pytest.fixture

@@ -144,7 +144,8 @@ def test_list_prefixes_names_the_folders_directly_under_a_prefix(lake_store):
 
 
 def test_a_reader_reuses_a_digest_only_while_the_file_is_untouched(tmp_path, monkeypatch):
-    store = LocalStore(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    store = LocalStore(tmp_path / "lake")
     store.put_bytes("curated/t/version=1/year=2024/data_0.parquet", b"a" * 1000)
     store.put_bytes("curated/t/version=1/year=2024/data_1.parquet", b"b" * 1000)
     prefix = "curated/t/version=1/"
@@ -161,7 +162,7 @@ def test_a_reader_reuses_a_digest_only_while_the_file_is_untouched(tmp_path, mon
     assert store.digests(prefix, reuse=True) == first
     assert reads == []  # both reused: nothing changed since they were hashed
     # The same size, and the old mtime put back: the ctime still tells the write.
-    path = tmp_path / "curated/t/version=1/year=2024/data_1.parquet"
+    path = tmp_path / "lake/curated/t/version=1/year=2024/data_1.parquet"
     before = path.stat()
     path.write_bytes(b"c" * 1000)
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -172,4 +173,5 @@ def test_a_reader_reuses_a_digest_only_while_the_file_is_untouched(tmp_path, mon
     reads.clear()
     assert store.digests(prefix) == again
     assert sorted(reads) == ["data_0.parquet", "data_1.parquet"]
-    assert all(not k.startswith(".") for k in store.digests(""))  # the cache is not an object
+    assert list((tmp_path / "cache" / "marketlake").iterdir())  # kept outside the lake
+    assert sorted(store.digests("")) == sorted(first)

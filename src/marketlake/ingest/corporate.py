@@ -10,7 +10,7 @@ from marketlake.config import Settings
 from marketlake.ingest.landing import quarantine_stamp
 from marketlake.ingest.ratelimit import RateLimiter
 from marketlake.ingest.report import IngestObserver, IngestReport
-from marketlake.lake import actions, raw
+from marketlake.lake import actions, integrity, raw
 from marketlake.lake.state import IngestState, save_state
 from marketlake.providers.base import (
     NotOffered,
@@ -51,16 +51,21 @@ def ingest_actions(
     limiter: RateLimiter | None,
     refetch: frozenset[str] = frozenset(),
 ) -> None:
-    """Splits and dividends of the symbols that are due (and of those refetched: a refetch
-    is the remedy for a damaged raw object of theirs too), after every symbol's bars: when the
-    day's quota is short, bars come first. Two requests a symbol, through the same limiter,
-    refusal handling and redaction as the bars. A premium or unknown-function refusal turns
-    the feature off for this run (said once); the quota running out leaves the rest due."""
+    """Splits and dividends of the symbols that are due (and of those refetched whose
+    splits or dividends object is damaged: a refetch is the remedy for those too), after
+    every symbol's bars: when the day's quota is short, bars come first. Two requests a
+    symbol, through the same limiter, refusal handling and redaction as the bars. A premium
+    or unknown-function refusal turns the feature off for this run (said once); the quota
+    running out leaves the rest due."""
     fetch = provider.fetch_actions
     if fetch is None:
         return
     today = eastern_date(now())
-    due = [s for s in symbols if s in refetch or actions_due(settings, state, s, today)]
+    due = [
+        s
+        for s in symbols
+        if actions_due(settings, state, s, today) or (s in refetch and _damaged(store, s))
+    ]
     for position, symbol in enumerate(due):
         try:
             next_wait = limiter.peek_wait() if limiter is not None else 0.0
@@ -119,3 +124,7 @@ def ingest_actions(
         state.entry(symbol).actions_on = today.isoformat()
         report.actions_asked.append(symbol)
         save_state(store, state)
+
+
+def _damaged(store: ObjectStore, symbol: str) -> bool:
+    return any(integrity.damaged_objects(store, kind.prefix, symbol) for kind in actions.KINDS)

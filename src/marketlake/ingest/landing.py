@@ -239,12 +239,13 @@ def _short(store: ObjectStore, key: str, record: dict) -> bool:
 
 
 def landed_records(store: ObjectStore, symbol: str) -> list:
-    """(raw key, what was landed in it) of every raw object of `symbol`."""
+    """(raw key, what was landed in it) of every raw bar object of `symbol` (its splits and
+    dividends are recorded in the same files, and are not bars)."""
     return [
         (key, record)
         for info in store.list_objects(LANDED_PREFIX)
         for key, record in load_landed(store, info.key).items()
-        if key.endswith(f"/{symbol}.csv")
+        if key.startswith(raw.RAW_PREFIX) and key.endswith(f"/{symbol}.csv")
     ]
 
 

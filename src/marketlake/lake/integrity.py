@@ -239,16 +239,21 @@ def set_aside_damaged(store: ObjectStore, prefix: str, symbol: str) -> list[str]
     """Set aside every recorded raw object of `symbol` under `prefix` that is damaged, before
     its data lands again (an import or a refetch of splits or dividends: the whole list of
     the symbol's actions). Returns their keys."""
+    damaged = damaged_objects(store, prefix, symbol)
+    for key in damaged:
+        set_aside(store, key)
+    return damaged
+
+
+def damaged_objects(store: ObjectStore, prefix: str, symbol: str) -> list[str]:
+    """The recorded raw objects of `symbol` under `prefix` that are gone or changed."""
     records = {}
     for day in landed_partitions(store):
         for key, record in load_landed(store, f"{LANDED_PREFIX}ingest_date={day}.json").items():
             if key.startswith(prefix) and key.endswith(f"/{symbol}.csv"):
                 records[key] = record
-    damaged = [
+    return [
         key
         for key, record in sorted(records.items())
         if check_raw_object(key, record, store.digests(key).get(key)) is not None
     ]
-    for key in damaged:
-        set_aside(store, key)
-    return damaged

@@ -122,8 +122,17 @@ def _check_key(key: str) -> None:
 # Threads hashing a local lake's files (LocalStore.digests): the machines have 2 to 8 cores.
 HASH_THREADS = min(4, os.cpu_count() or 1)
 # Digests readers may reuse (LocalStore.digests, reuse=True): key -> [inode, size, mtime_ns,
-# ctime_ns, digest]. A hidden file at the lake's root: no listing or zone holds it.
-DIGEST_CACHE = ".digests-seen.json"
+# ctime_ns, digest], one file per lake in the user's cache folder: a reader writes nothing
+# into the lake, and a lake it may only read benefits too.
+DIGEST_CACHE_DIR = "marketlake"
+
+
+def digest_cache_path(root: Path) -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    name = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    return Path(base) / DIGEST_CACHE_DIR / f"digests-{name}.json"
+
+
 # A write in flight is a hidden temp file beside its target: `.NAME.<random>.tmp`.
 TEMP_SUFFIX = ".tmp"
 # The zones put_bytes writes into (curated Parquet is written by the engine, never here).
@@ -199,7 +208,7 @@ class LocalStore:
         Files are hashed on a few threads (hashlib lets go of the GIL on large buffers).
 
         `reuse`: a digest hashed before is reused while the file's inode, size, mtime and
-        ctime are what they were then (DIGEST_CACHE, at the lake's root). Any write, truncate
+        ctime are what they were then (digest_cache_path). Any write, truncate
         or rename changes ctime, which no user tool can set back; bytes that rot on the disk
         without a write are not seen, and `marketlake verify` and every build hash afresh."""
         seen = self._digest_cache() if reuse else {}
@@ -232,7 +241,7 @@ class LocalStore:
 
     def _digest_cache(self) -> dict[str, list]:
         try:
-            body = json.loads((self.root / DIGEST_CACHE).read_bytes())
+            body = json.loads(digest_cache_path(self.root).read_bytes())
         except (OSError, ValueError):
             return {}  # none yet, or unreadable: hash afresh
         return body if isinstance(body, dict) else {}
@@ -240,14 +249,15 @@ class LocalStore:
     def _save_digest_cache(self, entries: dict[str, list]) -> None:
         # Only files still there: the cache never outgrows the lake.
         kept = {k: v for k, v in entries.items() if self.path(k).is_file()}
-        target = self.root / DIGEST_CACHE
+        target = digest_cache_path(self.root)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f"{DIGEST_CACHE}.", suffix=TEMP_SUFFIX, dir=self.root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
             with os.fdopen(fd, "w") as fh:
                 json.dump(kept, fh)
             os.replace(tmp, target)
         except OSError:
-            pass  # a read-only lake: readers hash every time
+            pass  # no cache folder to write: readers hash every time
 
     def _put_bytes(self, key: str, data: bytes) -> None:
         target = self.path(key)
