@@ -131,12 +131,14 @@ def _reader_check(lake: str, first: str = "first") -> None:
     """What `marketlake query` and `dashboards` check before they read: the first read after
     a build hashes every file of the version; later reads reuse the digests of files whose
     metadata shows no write since (storage.digest_cache_path)."""
-    from marketlake.storage import digest_cache_path
+    from marketlake.storage import LocalStore, digest_cache_path
     from marketlake.wap.verify import published_damage
 
-    store, current = _current(lake)
+    _, current = _current(lake)
+    store = LocalStore(lake, digest_cache_path(lake, os.environ))  # as the readers have it
     if first == "first":
-        digest_cache_path(store.root).unlink(missing_ok=True)
+        assert store.digest_cache is not None
+        store.digest_cache.unlink(missing_ok=True)
     started = time.perf_counter()
     damaged = published_damage(store, current)
     _timed(started, files=len(current.files or {}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -485,12 +486,13 @@ def _reader(settings: Settings, confined: bool = False) -> DuckDBEngine:
     """A read-only catalog whose daily_prices is what the version registry publishes;
     `confined`, it can open no file outside the lake's readable zones (query)."""
     from marketlake.engines.duckdb import DuckDBEngine
-    from marketlake.storage import LocalStore
+    from marketlake.storage import LocalStore, digest_cache_path
     from marketlake.wap.pipeline import follow_registry_read_only
 
     engine = DuckDBEngine(settings.home, read_only=True, confined=confined)
     try:
-        follow_registry_read_only(LocalStore(settings.home), engine)
+        store = LocalStore(settings.home, digest_cache_path(settings.home, os.environ))
+        follow_registry_read_only(store, engine)
     except BaseException:
         engine.close()
         raise

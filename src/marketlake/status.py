@@ -5,6 +5,7 @@ naming the file and the remedy, and the rest is shown."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,7 @@ from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import MarketlakeError
 from marketlake.lake.audit import AUDIT_TABLES
 from marketlake.lake.state import load_state
-from marketlake.storage import LocalStore
+from marketlake.storage import LocalStore, digest_cache_path
 from marketlake.wap.build import TABLE
 from marketlake.wap.verify import published_damage
 from marketlake.wap.versions import DamagedRegistry, load_registry, published_version
@@ -73,7 +74,7 @@ def show_status(home: Path, runs: int, out: Console, err: Console) -> str | None
     """Print the lake's status. Returns the error line when the current version's files are
     not what its build published (the caller exits 1 with it): the runs, versions and
     watermarks are still shown, since none of them is read from those files."""
-    store = LocalStore(home)
+    store = LocalStore(home, digest_cache_path(home, os.environ))
     warnings: list[str] = []
     registry = load_registry(store, TABLE)
     damaged = False

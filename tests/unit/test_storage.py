@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from marketlake.storage import LocalStore
+from marketlake.storage import LocalStore, digest_cache_path
 
 
 def test_put_get_exists(lake_store):
@@ -144,8 +144,8 @@ def test_list_prefixes_names_the_folders_directly_under_a_prefix(lake_store):
 
 
 def test_a_reader_reuses_a_digest_only_while_the_file_is_untouched(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    store = LocalStore(tmp_path / "lake")
+    cache = digest_cache_path(tmp_path / "lake", {"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    store = LocalStore(tmp_path / "lake", cache)
     store.put_bytes("curated/t/version=1/year=2024/data_0.parquet", b"a" * 1000)
     store.put_bytes("curated/t/version=1/year=2024/data_1.parquet", b"b" * 1000)
     prefix = "curated/t/version=1/"
@@ -173,5 +173,9 @@ def test_a_reader_reuses_a_digest_only_while_the_file_is_untouched(tmp_path, mon
     reads.clear()
     assert store.digests(prefix) == again
     assert sorted(reads) == ["data_0.parquet", "data_1.parquet"]
-    assert list((tmp_path / "cache" / "marketlake").iterdir())  # kept outside the lake
+    assert cache.is_file() and cache.is_relative_to(tmp_path / "cache")  # outside the lake
+    # A store without a cache (builds, the Glue job) never reuses.
+    reads.clear()
+    assert LocalStore(tmp_path / "lake").digests(prefix, reuse=True) == again
+    assert sorted(reads) == ["data_0.parquet", "data_1.parquet"]
     assert sorted(store.digests("")) == sorted(first)

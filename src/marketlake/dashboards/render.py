@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -437,7 +438,7 @@ def render_dashboards(
     Symbols: the given ones, else All.
     """
     from marketlake.engines.duckdb import DuckDBEngine
-    from marketlake.storage import LocalStore
+    from marketlake.storage import LocalStore, digest_cache_path
     from marketlake.wap.pipeline import follow_registry_read_only
 
     home = Path(home)
@@ -447,7 +448,7 @@ def render_dashboards(
     symbols = [s.strip() for s in symbols or [] if s.strip()] or None
     sections = []
     with DuckDBEngine(home, read_only=True) as engine:
-        follow_registry_read_only(LocalStore(home), engine)
+        follow_registry_read_only(LocalStore(home, digest_cache_path(home, os.environ)), engine)
         runner = Runner(engine)
         for dashboard in dashboards:
             time_range = time_range_for(runner, dashboard, date_from, date_to)

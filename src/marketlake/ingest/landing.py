@@ -14,9 +14,9 @@ from marketlake.ingest.report import FETCHED, NO_NEW_BARS, IngestReport, SymbolR
 from marketlake.ingest.validate import split_valid
 from marketlake.lake import integrity, raw
 from marketlake.lake.state import (
-    LANDED_PREFIX,
     IngestState,
     bar_digests,
+    landed_files,
     load_digests,
     load_landed,
     record_landed,
@@ -243,8 +243,8 @@ def landed_records(store: ObjectStore, symbol: str) -> list:
     dividends are recorded in the same files, and are not bars)."""
     return [
         (key, record)
-        for info in store.list_objects(LANDED_PREFIX)
-        for key, record in load_landed(store, info.key).items()
+        for _, landed in landed_files(store, "daily_prices")
+        for key, record in load_landed(store, landed).items()
         if key.startswith(raw.RAW_PREFIX) and key.endswith(f"/{symbol}.csv")
     ]
 

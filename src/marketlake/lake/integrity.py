@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 from marketlake.errors import MarketlakeError
-from marketlake.lake.state import LANDED_PREFIX, forget_landed, load_landed
+from marketlake.lake.state import forget_landed, landed_files, load_landed
 from marketlake.storage import ObjectStore
 
 # The raw zones whose objects are recorded as they land, by the word the remedies use.
@@ -112,16 +112,6 @@ def raw_remedy(key: str) -> str:
     )
 
 
-def landed_partitions(store: ObjectStore, since: str | None = None) -> list[str]:
-    """The ingest_date values with landing records, from `since` on."""
-    days = []
-    for info in store.list_objects(LANDED_PREFIX):
-        day = info.key[len(LANDED_PREFIX) :].split("=", 1)[-1].rsplit(".", 1)[0]
-        if since is None or day >= since:
-            days.append(day)
-    return sorted(days)
-
-
 def check_raw_object(key: str, record: Mapping, digest: str | None) -> Damage | None:
     """Whether the raw object at `key` (its digest now, None if it is gone) is what landed."""
     rows = int(record.get("rows") or 0)
@@ -149,27 +139,29 @@ def verify_raw(
     object without a record (landed before records were kept, or put there by hand) is not
     checked here: the build reconciles what it can read of it. An unreadable landing record
     raises, unless `skip_unreadable` (`marketlake verify`, which reports it on its own)."""
-    prefixes = [RAW_ZONES[z] for z in zones]
-    days = landed_partitions(store, since)
     records: dict[str, Mapping] = {}
-    for day in days:
-        try:
-            landed = load_landed(store, f"{LANDED_PREFIX}ingest_date={day}.json")
-        except MarketlakeError:
-            if not skip_unreadable:
-                raise
-            continue
-        for key, record in landed.items():
-            if key.startswith(tuple(prefixes)) and isinstance(record, Mapping):
-                records[key] = record
+    days: dict[str, list[str]] = {}
+    for zone in zones:
+        for day, key in landed_files(store, zone, since):
+            days.setdefault(zone, []).append(day)
+            try:
+                landed = load_landed(store, key)
+            except MarketlakeError:
+                if not skip_unreadable:
+                    raise
+                continue
+            for raw_key, record in landed.items():
+                if raw_key.startswith(RAW_ZONES[zone]) and isinstance(record, Mapping):
+                    records[raw_key] = record
     if not records:
         return [], 0
     digests: dict[str, str] = {}
-    for prefix in prefixes:
+    for zone, zone_days in days.items():
+        prefix = RAW_ZONES[zone]
         if since is None:
             digests.update(store.digests(prefix))  # one listing of the zone
         else:
-            for day in days:
+            for day in zone_days:
                 digests.update(store.digests(f"{prefix}ingest_date={day}/"))
     damages = [
         damage
@@ -248,8 +240,9 @@ def set_aside_damaged(store: ObjectStore, prefix: str, symbol: str) -> list[str]
 def damaged_objects(store: ObjectStore, prefix: str, symbol: str) -> list[str]:
     """The recorded raw objects of `symbol` under `prefix` that are gone or changed."""
     records = {}
-    for day in landed_partitions(store):
-        for key, record in load_landed(store, f"{LANDED_PREFIX}ingest_date={day}.json").items():
+    zone = zone_of(prefix) or "daily_prices"
+    for _, landed in landed_files(store, zone):
+        for key, record in load_landed(store, landed).items():
             if key.startswith(prefix) and key.endswith(f"/{symbol}.csv"):
                 records[key] = record
     return [

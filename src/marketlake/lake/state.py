@@ -268,10 +268,32 @@ def save_digests(store: ObjectStore, symbol: str, digests: dict) -> None:
 LANDED_PREFIX = "state/raw_landed/"
 
 
+def landed_prefix(zone: str) -> str:
+    """Where the records of a raw zone's objects are: the bars' at state/raw_landed/ itself,
+    the others' (splits, dividends) in a folder each, so a build reads only the zone it
+    checks."""
+    return LANDED_PREFIX if zone == "daily_prices" else f"{LANDED_PREFIX}{zone}/"
+
+
 def landed_key(raw_key: str) -> str:
-    """state/raw_landed/ingest_date=D.json for raw/daily_prices/ingest_date=D/SYMBOL.csv."""
-    partition = raw_key.rstrip("/").split("/")[-2]
-    return f"{LANDED_PREFIX}{partition}.json"
+    """state/raw_landed/ingest_date=D.json for raw/daily_prices/ingest_date=D/SYMBOL.csv;
+    state/raw_landed/splits/ingest_date=D.json for raw/splits/ingest_date=D/SYMBOL.csv."""
+    parts = raw_key.rstrip("/").split("/")
+    return f"{landed_prefix(parts[1])}{parts[-2]}.json"
+
+
+def landed_files(store: ObjectStore, zone: str, since: str | None = None) -> list[tuple[str, str]]:
+    """(ingest_date, key) of each record file of `zone`, oldest first, from `since` on."""
+    prefix = landed_prefix(zone)
+    found = []
+    for info in store.list_objects(prefix):
+        name = info.key[len(prefix) :]
+        if "/" in name or not name.startswith("ingest_date="):
+            continue  # another zone's folder
+        day = name.split("=", 1)[1].rsplit(".", 1)[0]
+        if since is None or day >= since:
+            found.append((day, info.key))
+    return sorted(found)
 
 
 def load_landed(store: ObjectStore, key: str) -> dict:

@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,9 +127,11 @@ HASH_THREADS = min(4, os.cpu_count() or 1)
 DIGEST_CACHE_DIR = "marketlake"
 
 
-def digest_cache_path(root: Path) -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    name = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+def digest_cache_path(root: os.PathLike, environ: Mapping[str, str]) -> Path:
+    """The cache file of the lake at `root`, under XDG_CACHE_HOME (or ~/.cache). The caller
+    hands the environment: the Glue job's code reads none."""
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    name = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
     return Path(base) / DIGEST_CACHE_DIR / f"digests-{name}.json"
 
 
@@ -179,8 +181,10 @@ def _walk_error(exc: OSError) -> None:
 class LocalStore:
     """The lake directory standing in for S3."""
 
-    def __init__(self, root: os.PathLike) -> None:
+    def __init__(self, root: os.PathLike, digest_cache: Path | None = None) -> None:
+        """`digest_cache` (readers, see digests): where digests hashed before are kept."""
         self.root = Path(root).resolve()
+        self.digest_cache = digest_cache
 
     def path(self, key: str) -> Path:
         _check_key(key)
@@ -208,9 +212,10 @@ class LocalStore:
         Files are hashed on a few threads (hashlib lets go of the GIL on large buffers).
 
         `reuse`: a digest hashed before is reused while the file's inode, size, mtime and
-        ctime are what they were then (digest_cache_path). Any write, truncate
+        ctime are what they were then (in self.digest_cache; none: no reuse). Any write, truncate
         or rename changes ctime, which no user tool can set back; bytes that rot on the disk
         without a write are not seen, and `marketlake verify` and every build hash afresh."""
+        reuse = reuse and self.digest_cache is not None
         seen = self._digest_cache() if reuse else {}
 
         def digest(key: str) -> tuple[str, str | None, list | None]:
@@ -240,8 +245,9 @@ class LocalStore:
         return {key: d for key, d, _ in found if d is not None}
 
     def _digest_cache(self) -> dict[str, list]:
+        assert self.digest_cache is not None
         try:
-            body = json.loads(digest_cache_path(self.root).read_bytes())
+            body = json.loads(self.digest_cache.read_bytes())
         except (OSError, ValueError):
             return {}  # none yet, or unreadable: hash afresh
         return body if isinstance(body, dict) else {}
@@ -249,7 +255,8 @@ class LocalStore:
     def _save_digest_cache(self, entries: dict[str, list]) -> None:
         # Only files still there: the cache never outgrows the lake.
         kept = {k: v for k, v in entries.items() if self.path(k).is_file()}
-        target = digest_cache_path(self.root)
+        target = self.digest_cache
+        assert target is not None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
@@ -435,6 +442,7 @@ __all__ = [
     "ObjectStore",
     "S3Store",
     "WriteConflict",
+    "digest_cache_path",
     "require_conditional_writes",
     "s3_unreachable",
     "sha256_digest",

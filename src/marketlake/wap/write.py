@@ -21,7 +21,7 @@ from marketlake.lake.audit import (
 )
 from marketlake.lake.raw import RAW_PREFIX, format_timestamp
 from marketlake.lake.state import (
-    LANDED_PREFIX,
+    landed_files,
     load_landed,
 )
 from marketlake.storage import ObjectStore
@@ -79,12 +79,9 @@ def reconcile_raw(store: ObjectStore, engine: Engine, raw_from: str | None) -> N
     """Block when a raw object this run reads holds fewer rows than ingest or import landed
     in it (state/raw_landed/): its bars would silently vanish from the published table."""
     landed = {}
-    for info in store.list_objects(LANDED_PREFIX):
-        day = info.key[len(LANDED_PREFIX) :].split("=", 1)[-1].rsplit(".", 1)[0]
-        if raw_from is None or day >= raw_from:
-            # The bars' records only: splits and dividends share the partition's file.
-            records = load_landed(store, info.key)
-            landed.update({k: r for k, r in records.items() if k.startswith(RAW_PREFIX)})
+    for _, key in landed_files(store, "daily_prices", raw_from):
+        records = load_landed(store, key)
+        landed.update({k: r for k, r in records.items() if k.startswith(RAW_PREFIX)})
     if not landed:
         return
     counts = engine.fetch_df(
