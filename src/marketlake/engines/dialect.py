@@ -29,6 +29,16 @@ def _glob_calls_anonymous(tokens: list[Token]) -> list[Token]:
     return tokens
 
 
+def literal(text: str) -> str:
+    """A SQL string literal of `text`."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def identifier(name: str) -> str:
+    """A quoted SQL identifier of `name`."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def parse(sql: str) -> list:
     """The statements of Athena-dialect `sql`; a QueryError saying where it does not parse."""
     # sqlglot logs a warning when it falls back to a bare Command (SHOW, LOAD ...): the

@@ -14,21 +14,18 @@ from sqlglot import exp
 
 from marketlake.config import default
 from marketlake.engines.confined import READABLE_ZONES, outside, transpile_read
-from marketlake.engines.dialect import transpile
+from marketlake.engines.dialect import identifier, literal, transpile
 from marketlake.engines.duckdb_errors import PARQUET_DAMAGE, disk_full, one_line, raw_object
+from marketlake.engines.duckdb_raw import (
+    EMPTY_RAW_SQL,
+    REJECTS_SQL,
+    REJECTS_TABLES,
+    read_raw_sql,
+    rejects_by_object,
+)
 from marketlake.errors import DamagedFile, MarketlakeError, QueryError
 
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 # Where the raw view's scans record the rows they could not parse (temporary tables).
-REJECTS_TABLES = ("raw_reject_errors", "raw_reject_scans")
 PARQUET_ROW_GROUP_ROWS = 122_880  # DuckDB's Parquet row group size (its default)
 
 
@@ -102,7 +99,7 @@ class DuckDBEngine:
         ).fetchall()
         for name, sql in views:
             absolute = relative.sub(
-                lambda found: _literal(str(self.root / found.group(1).replace("''", "'"))), sql
+                lambda found: literal(str(self.root / found.group(1).replace("''", "'"))), sql
             )
             if absolute == sql:
                 continue
@@ -114,14 +111,14 @@ class DuckDBEngine:
                 # stand-in view would answer count(*) with a number.
                 self._unreadable[name.lower()] = self._query_error(exc, absolute)
                 self.con.execute(
-                    f"CREATE TEMP VIEW {_identifier(name)} AS "
-                    f"SELECT error({_literal(one_line(exc))}) AS unreadable"
+                    f"CREATE TEMP VIEW {identifier(name)} AS "
+                    f"SELECT error({literal(one_line(exc))}) AS unreadable"
                 )
         self._view_sql = {name.lower(): sql for name, sql in views}
         # Order matters: the directories are set before external access goes off, and the
         # lock comes last, so no statement can undo either.
         allowed = [str(self.root / zone) + "/" for zone in READABLE_ZONES]
-        self.con.execute(f"SET allowed_directories = [{', '.join(map(_literal, allowed))}]")
+        self.con.execute(f"SET allowed_directories = [{', '.join(map(literal, allowed))}]")
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")
 
@@ -253,7 +250,7 @@ class DuckDBEngine:
                     todo.append(sql)
         for file in files:
             try:
-                self.con.execute(f"SELECT count(COLUMNS(*)) FROM read_parquet({_literal(file)})")
+                self.con.execute(f"SELECT count(COLUMNS(*)) FROM read_parquet({literal(file)})")
             except duckdb.Error:
                 return Path(file).relative_to(self.root).as_posix()
         return None
@@ -292,7 +289,7 @@ class DuckDBEngine:
         """A lake-relative file pattern for a view (resolved through file_search_path); an
         absolute one on a confined reader, whose session views DuckDB checks as written."""
         relative = f"{prefix.strip('/')}/{glob}"
-        return _literal(str(self.root / relative) if self.confined else relative)
+        return literal(str(self.root / relative) if self.confined else relative)
 
     def register_raw(self, name: str, prefix: str, since: str | None = None) -> None:
         """A view over CSV objects under `prefix`, every column text, Hive partitions as text:
@@ -304,14 +301,12 @@ class DuckDBEngine:
         matches before it prunes partitions, so a daily build over `*/*.csv` would list every
         raw object ever landed (2,000 a day at 2,000 symbols); the catalog's view, which
         users query, still reads them all (made anew only without `since`)."""
-        from marketlake.lake.raw import RAW_COLUMNS
-
         # Rows the reader cannot parse (an unclosed quote, extra fields, bytes that are not
         # UTF-8) are skipped, as Athena's SerDe never stops on a row, and recorded in this
         # session's rejects tables, which raw_rejects() reads after the build's scan.
         for table in REJECTS_TABLES:
             self.con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
-        every_day = self._read_raw(self._pattern(prefix, "*/*.csv"))
+        every_day = read_raw_sql(self._pattern(prefix, "*/*.csv"))
         if since is None:
             self.execute_native(f"CREATE OR REPLACE VIEW {name} AS {every_day}")
             return
@@ -326,47 +321,20 @@ class DuckDBEngine:
             f for f in folders if f.startswith("ingest_date=") and f.split("=", 1)[1] >= since
         )
         if days:
-            recent = self._read_raw(
+            recent = read_raw_sql(
                 "[" + ", ".join(self._pattern(prefix, f"{day}/*.csv") for day in days) + "]"
             )
         else:  # nothing landed since: the same columns, no rows
-            text = ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in [*RAW_COLUMNS, "ingest_date"])
-            recent = f"SELECT {text} WHERE FALSE"
+            recent = EMPTY_RAW_SQL
         self.execute_native(f"CREATE OR REPLACE TEMP VIEW {name} AS {recent}")
-
-    @staticmethod
-    def _read_raw(files: str) -> str:
-        from marketlake.lake.raw import RAW_COLUMNS
-
-        columns = ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS)
-        return (
-            f"SELECT * FROM read_csv({files}, "
-            "header = true, auto_detect = false, columns = {" + columns + "}, "
-            "delim = ',', quote = '\"', escape = '\"', null_padding = true, "
-            "hive_partitioning = true, hive_types_autocast = false, store_rejects = true, "
-            f"rejects_table = '{REJECTS_TABLES[0]}', rejects_scan = '{REJECTS_TABLES[1]}')"
-        )
 
     def raw_rejects(self) -> pd.DataFrame:
         """The raw rows the scans of the raw view since register_raw could not parse: the
         object (lake key), its line (the header is line 1) and DuckDB's reason."""
-        errors, scans = REJECTS_TABLES
-        if not self.has_relation(errors):
+        if not self.has_relation(REJECTS_TABLES[0]):
             return pd.DataFrame({"raw_object": [], "raw_line": [], "reason": []})
-        frame = self.fetch_native(
-            # One row per line: two scans of the same file (the raw reconciliation's count,
-            # then the build's read) word a line's error differently.
-            f"SELECT s.file_path AS path, e.line AS raw_line, "
-            f"arg_min(e.error_type || ': ' || e.error_message, e.scan_id) AS reason "
-            f"FROM {errors} AS e "
-            f"JOIN {scans} AS s ON e.scan_id = s.scan_id AND e.file_id = s.file_id "
-            "GROUP BY path, raw_line ORDER BY path, raw_line"
-        )
-        root = str(self.root) + "/"
-        frame.insert(
-            0, "raw_object", [p[len(root) :] if p.startswith(root) else p for p in frame["path"]]
-        )
-        return frame.drop(columns="path")
+        frame = self.fetch_native(REJECTS_SQL)
+        return rejects_by_object(frame, self.root)
 
     def register_audit(
         self, name: str, prefix: str, schema, has_data: bool = True
@@ -405,7 +373,7 @@ class DuckDBEngine:
         unreadable = {}
         for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
             try:
-                self.con.execute(f"SELECT * FROM read_parquet({_literal(str(path))})").fetchall()
+                self.con.execute(f"SELECT * FROM read_parquet({literal(str(path))})").fetchall()
             except duckdb.Error as exc:
                 unreadable[path.relative_to(self.root).as_posix()] = one_line(exc)
         return unreadable
@@ -470,7 +438,7 @@ class DuckDBEngine:
         ]
         if partitioned_by:
             options.append(f"PARTITION_BY ({', '.join(partitioned_by)})")
-        sql = f"COPY ({transpile(select_sql)}) TO {_literal(str(target))} ({', '.join(options)})"
+        sql = f"COPY ({transpile(select_sql)}) TO {literal(str(target))} ({', '.join(options)})"
         try:
             rows = self.con.execute(sql).fetchall()  # all: see _count
         except duckdb.Error as exc:
