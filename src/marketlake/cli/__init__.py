@@ -1,0 +1,17 @@
+"""The `marketlake` command: ingest, build, query and inspect the lake. One module per kind
+of command; importing them registers their commands on the app (common.py)."""
+
+from __future__ import annotations
+
+# Importing a module registers its commands; `--help` lists them in that order (building
+# imports ingesting first): ingest, import, build, rollback, run, then the readers.
+from marketlake.cli import building, ingesting, reading  # noqa: F401
+from marketlake.cli.common import app
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""`marketlake ingest` and `marketlake import`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from marketlake.cli.common import (
+    AsOfOpt,
+    ProviderOpt,
+    SeedOpt,
+    TickersOpt,
+    _escape,
+    _IngestProgress,
+    _progress,
+    _settings,
+    app,
+    err,
+    guarded,
+    out,
+)
+from marketlake.config import Settings
+from marketlake.errors import MarketlakeError
+
+if TYPE_CHECKING:  # the commands import these when they run: `--help` stays fast
+    from marketlake.ingest.runner import IngestReport
+    from marketlake.lake.actions import ActionName
+
+
+def _do_ingest(
+    settings: Settings, as_of: str | None, refetch: tuple[str, ...] = ()
+) -> IngestReport:
+    from marketlake.ingest.runner import run_ingest
+    from marketlake.lock import lake_lock
+    from marketlake.sessions import parse_as_of
+    from marketlake.storage import LocalStore
+
+    moment = parse_as_of(as_of)
+    with lake_lock(settings.home), _progress() as progress:
+        store = LocalStore(settings.home)
+        report = run_ingest(
+            settings, store, None, moment, observer=_IngestProgress(progress), refetch=refetch
+        )
+    _print_ingest(report)
+    return report
+
+
+def _print_ingest(report: IngestReport) -> None:
+    from marketlake.ingest.runner import (
+        DEFERRED,
+        FAILED,
+        FETCHED,
+        INVALID,
+        NO_NEW_BARS,
+        UP_TO_DATE,
+    )
+    from marketlake.sessions import EASTERN
+
+    as_of = report.as_of.astimezone(EASTERN).strftime("%Y-%m-%d %H:%M")
+    out.print(
+        f"ingest ({report.provider}): as of {as_of} US/Eastern, "
+        f"last closed session {report.session}"
+    )
+    fetched = report.with_status(FETCHED)
+    if fetched:
+        span = ", ".join(f"{r.symbol} {r.new_bars}" for r in fetched)
+        out.print(f"  new bars: {report.new_bars} ({span})")
+    current = report.with_status(UP_TO_DATE) + report.with_status(NO_NEW_BARS)
+    if current:
+        out.print(f"  already up to date: {', '.join(r.symbol for r in current)}")
+    if report.quarantined:
+        out.print(f"  quarantined: {report.quarantined} (see lake/quarantine/)")
+    for r in report.with_status(INVALID):
+        out.print(f"  skipped {r.symbol}: {_escape(r.message)}")
+    deferred = report.with_status(DEFERRED)
+    if deferred:
+        out.print(
+            f"  deferred to the next run (fetched first then): "
+            f"{', '.join(r.symbol for r in deferred)} — {_escape(deferred[0].message)}"
+        )
+    for r in report.with_status(FAILED):
+        err.print(f"  failed: {r.symbol}: {_escape(r.message)} (tried again next run)")
+    if report.actions_asked:
+        landed = ", ".join(f"{n} {k}" for k, n in sorted(report.actions_landed.items()))
+        out.print(
+            f"  splits and dividends: asked for {len(report.actions_asked)} symbol(s), "
+            f"new or changed: {landed or 'none'}"
+        )
+    if report.actions_held:
+        held = ", ".join(f"{n} {k}" for k, n in sorted(report.actions_held.items()))
+        out.print(
+            f"  not yet effective, not landed: {held} dated after {report.session} "
+            "(landed by a fetch after their date)"
+        )
+    if report.actions_quarantined:
+        bad = ", ".join(f"{n} {k}" for k, n in sorted(report.actions_quarantined.items()))
+        out.print(f"  splits and dividends quarantined: {bad} (see lake/quarantine/)")
+    if report.actions_off:
+        out.print(f"  splits and dividends off this run: {_escape(report.actions_off)}")
+    elif report.actions_waiting:
+        out.print(
+            "  splits and dividends wait for the next run: " + ", ".join(report.actions_waiting)
+        )
+
+
+@app.command()
+@guarded
+def ingest(
+    tickers: str | None = TickersOpt,
+    as_of: str | None = AsOfOpt,
+    provider: str | None = ProviderOpt,
+    seed: int | None = SeedOpt,
+    refetch: str | None = typer.Option(
+        None,
+        "--refetch",
+        help="Comma-separated symbols to ask for their whole window again (within the quota), "
+        "landing every bar: the remedy when a build says a raw object lost rows.",
+    ),
+) -> None:
+    """Fetch new daily bars into the raw zone (lake/raw/daily_prices/ingest_date=.../SYMBOL.csv).
+
+    Incremental: each symbol's watermark (lake/state/ingest_state.json) makes a second run on
+    the same day fetch nothing. Bars of a session that has not closed yet are not stored.
+    """
+    from marketlake.config import parse_tickers
+
+    settings = _settings(tickers=tickers, provider=provider, seed=seed)
+    report = _do_ingest(settings, as_of, tuple(parse_tickers(refetch)) if refetch else ())
+    if any(r.status == "failed" for r in report.results):
+        raise typer.Exit(1)
+
+
+@app.command("import")
+@guarded
+def import_(
+    files: list[Path] = typer.Argument(..., help="CSV files with daily bars.", show_default=False),
+    symbol: str | None = typer.Option(
+        None, "--symbol", "-s", help="The symbol of the bars. Default: from the file name."
+    ),
+    splits: bool = typer.Option(
+        False, "--splits", help="The files hold splits: date,split_factor (10 for 10:1)."
+    ),
+    dividends: bool = typer.Option(
+        False, "--dividends", help="The files hold dividends: date (ex-dividend),amount."
+    ),
+    replace: bool = typer.Option(
+        False,
+        "--replace",
+        help="With --splits / --dividends: land a split_factor or amount that differs from "
+        "the one already on record for its symbol and date (a correction). Without it such "
+        "a file is refused and nothing lands. The next build restates the symbol.",
+    ),
+) -> None:
+    """Import daily bars (or, with --splits / --dividends, corporate actions) from CSV files
+    into the raw zone (source 'import').
+
+    The header needs a date column named date or timestamp (any case) and open, high, low,
+    close, volume; other columns (e.g. "Adj Close") are ignored and rows may come in any
+    order. The symbol is --symbol or the file name (nvda.csv -> NVDA). Impossible bars go to
+    quarantine. Use it to bring history older than the API's 100 compact sessions.
+    """
+    from marketlake.ingest.importer import run_import
+    from marketlake.lock import lake_lock
+    from marketlake.storage import LocalStore
+
+    settings = _settings()
+    if splits and dividends:
+        raise MarketlakeError("--splits and --dividends: import one kind at a time")
+    if replace and not (splits or dividends):
+        raise MarketlakeError(
+            "--replace corrects splits or dividends on record; add --splits or --dividends "
+            "(bars need no flag: the latest copy of a bar wins)"
+        )
+    if splits or dividends:
+        from marketlake.ingest.importer import run_import_actions
+
+        kind: ActionName = "splits" if splits else "dividends"
+        with lake_lock(settings.home):
+            landed = run_import_actions(
+                settings, LocalStore(settings.home), files, kind, symbol, replace=replace
+            )
+        for name, count, rejected in landed:
+            extra = f"; {rejected} row(s) quarantined" if rejected else ""
+            out.print(f"import: {name}: {count} {kind} row(s) landed{extra}")
+        out.print("next: marketlake build")
+        return
+    with lake_lock(settings.home):
+        report = run_import(settings, LocalStore(settings.home), files, symbol)
+    for r in report.results:
+        span = f" ({r.first_date} .. {r.last_written})" if r.new_bars else ""
+        extra = f"; {r.message}" if r.message else ""
+        out.print(f"import: {r.symbol}: {r.new_bars} bar(s) landed{span}{extra}")
+    out.print("next: marketlake build")
+
+
+# -- build -------------------------------------------------------------------------------

@@ -1,0 +1,157 @@
+"""`marketlake dashboards`, `query`, `verify` and `status`: the commands that read the lake."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from marketlake.cli.common import (
+    _escape,
+    _fail,
+    _progress,
+    _reader,
+    _render,
+    _settings,
+    _text,
+    app,
+    err,
+    guarded,
+    out,
+)
+
+if TYPE_CHECKING:  # the commands import these when they run: `--help` stays fast
+    pass
+
+
+def _day(text: str | None, flag: str) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        from marketlake.errors import ConfigError
+
+        raise ConfigError(f"{flag} {text!r} is not a date like 2024-06-28") from None
+
+
+@app.command()
+@guarded
+def dashboards(
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Where index.html goes. Default: LAKE/dashboards/."
+    ),
+    date_from: str | None = typer.Option(
+        None, "--from", help="First day shown (YYYY-MM-DD). Default: 90 days before the newest."
+    ),
+    date_to: str | None = typer.Option(
+        None, "--to", help="Last day shown (YYYY-MM-DD). Default: the newest data."
+    ),
+    symbols: list[str] | None = typer.Option(
+        None, "--symbol", "-s", help="A symbol to show; repeat for more. Default: all."
+    ),
+) -> None:
+    """Render the Grafana dashboards (grafana/dashboards/*.json) from the local lake.
+
+    Every panel's Athena SQL is expanded the way Grafana's Athena plugin expands it
+    ($__timeFilter, $__dateFilter, ${symbol:sqlstring}, ...), run on DuckDB, and drawn in
+    one self-contained page (no network needed) that opens from disk in any browser.
+    """
+    settings = _settings()
+    page = _render(settings, out_dir, _day(date_from, "--from"), _day(date_to, "--to"), symbols)
+    out.print(f"dashboards: {page}")
+
+
+@app.command()
+@guarded
+def query(
+    sql: str = typer.Argument(..., help="One SQL statement in Athena (Trino) dialect."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+    max_rows: int = typer.Option(
+        100, "--max-rows", help="Rows shown by --format table (csv and json print all)."
+    ),
+) -> None:
+    """Run Athena-dialect SQL against the lake (tables: daily_prices, raw_daily_prices,
+    pipeline_runs, dq_results). csv and json go to stdout, so they can be piped.
+
+    It only reads: SELECT, WITH, VALUES or DESCRIBE, and only the lake's curated, audit and
+    raw files; anything else is refused. A relative path, as in
+    read_parquet('curated/daily_prices/**/*.parquet') or glob('raw/**'), is read from the
+    lake, whatever the working directory."""
+    from marketlake.errors import QueryError
+
+    if fmt not in ("table", "csv", "json"):
+        raise QueryError(f"--format {fmt!r} is unknown; use table, csv or json")
+    settings = _settings()
+    with _reader(settings, confined=True) as engine:
+        arrow = engine.fetch_read(sql)
+    columns = arrow.column_names
+    rows = [tuple(r.values()) for r in arrow.to_pylist()]
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_text(v) for v in row] for row in rows)
+    elif fmt == "json":
+        records = [dict(zip(columns, row)) for row in rows]
+        sys.stdout.write(json.dumps(records, default=_text, allow_nan=False) + "\n")
+    else:
+        table = Table(*columns)
+        for row in rows[:max_rows]:
+            # People read 10 significant digits; csv and json keep every digit.
+            table.add_row(*[f"{v:.10g}" if isinstance(v, float) else _text(v) for v in row])
+        out.print(table)
+        more = len(rows) - max_rows
+        out.print(f"{len(rows)} row(s)" + (f"; {more} not shown (--max-rows)" if more > 0 else ""))
+
+
+# -- verify ------------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def verify() -> None:
+    """Check the whole lake against what was recorded when it was written: every raw object
+    (bars, splits, dividends) against its landing record, every kept version's published
+    files against the digests the registry holds, the registry, the audit and the state
+    files. Prints each damaged object with what to run, and exits 1 if any is damaged."""
+    from marketlake.storage import LocalStore
+    from marketlake.wap.verify import verify_lake
+
+    settings = _settings()
+    if not settings.home.is_dir():
+        _fail(f"no lake at {settings.home}; run `marketlake run` to build one")
+    with _progress() as progress:
+        progress.add_task("verifying the lake", total=None, symbol="")
+        report = verify_lake(LocalStore(settings.home))
+    checked = ", ".join(f"{n} {what}" for what, n in report.checked.items())
+    out.print(f"verify: checked {checked}")
+    for line in report.damaged:
+        out.print(f"damaged: {_escape(line)}", soft_wrap=True)
+    if not report.ok:
+        out.print(f"{len(report.damaged)} damaged object(s); nothing was changed")
+        raise typer.Exit(1)
+    out.print("no damage found")
+
+
+# -- status ------------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def status(
+    runs: int = typer.Option(10, "--runs", help="How many recent runs to list."),
+) -> None:
+    """Show the last runs, the published versions, the latest check results and the
+    ingest watermarks. Exits 1, naming the file, when a file of the current version is not
+    what its build published."""
+    from marketlake.status import show_status
+
+    damaged = show_status(_settings().home, runs, out, err)
+    if damaged is not None:
+        _fail(damaged)
