@@ -27,13 +27,22 @@ DEFAULT_TICKERS: tuple[str, ...] = (
     "ASML",
     "AMAT",
 )
-PROVIDERS = ("synthetic", "alphavantage")
+PROVIDERS = ("synthetic", "alphavantage", "polygon")
 # Exchange symbols as Alpha Vantage spells them: BRK.B, RDS-A, SHOP.TRT, ^ is not one.
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,14}$")
 
 
+# MARKETLAKE_TICKERS=ALL / --tickers ALL: every ticker of the US market, as the provider's
+# whole-market answer lists them (Polygon's grouped daily). Held as "*", which no symbol can
+# be: Allstate trades as ALL, and is followed alone with a list of one, `--tickers ALL,`.
+WHOLE_MARKET = "*"
+
+
 def parse_tickers(text: str) -> tuple[str, ...]:
-    """Comma-separated symbols, upper-cased, first occurrence kept."""
+    """Comma-separated symbols, upper-cased, first occurrence kept; `ALL` alone is the whole
+    market (WHOLE_MARKET)."""
+    if text.strip().upper() in ("ALL", WHOLE_MARKET):
+        return (WHOLE_MARKET,)
     seen = []
     for raw in text.split(","):
         symbol = raw.strip().upper()
@@ -207,6 +216,17 @@ class Settings:
     )
     av_outputsize: str = setting("compact", env="ALPHAVANTAGE_OUTPUTSIZE", kind="text")
     av_datatype: str = setting("json", env="ALPHAVANTAGE_DATATYPE", kind="text")
+    # Polygon (Massive); the defaults are the free plan's: 5 a minute, no daily cap.
+    polygon_api_key: str | None = setting(None, env="POLYGON_API_KEY", kind="raw")
+    polygon_base_url: str = setting("https://api.polygon.io", env="POLYGON_BASE_URL", kind="raw")
+    # 0: no pacing (paid plans).
+    polygon_calls_per_minute: int = setting(
+        5, env="POLYGON_CALLS_PER_MINUTE", kind="int", maximum=60_000
+    )
+    polygon_max_retries: int = setting(3, env="POLYGON_MAX_RETRIES", kind="int", maximum=10)
+    polygon_backoff_seconds: float = setting(
+        15.0, env="POLYGON_BACKOFF_SECONDS", kind="float", maximum=120
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -236,6 +256,11 @@ class Settings:
         settings.validate()
         return settings
 
+    @property
+    def whole_market(self) -> bool:
+        """--tickers ALL: every ticker of the provider's whole-market answer."""
+        return self.tickers == (WHOLE_MARKET,)
+
     def validate(self) -> None:
         for place in (self.home, *self.home.parents):
             if place.exists() and not place.is_dir():
@@ -260,6 +285,13 @@ class Settings:
             )
         if self.av_datatype not in ("json", "csv"):
             raise ConfigError(f"ALPHAVANTAGE_DATATYPE={self.av_datatype!r}: use json or csv")
+        if self.whole_market and self.provider != "polygon":
+            raise ConfigError(
+                f"--tickers ALL (MARKETLAKE_TICKERS=ALL) needs the polygon provider, whose "
+                f"grouped-daily answer lists the whole market; {self.provider} is asked one "
+                "symbol at a time: give the symbols (--tickers NVDA,AMD) or use --provider "
+                "polygon with POLYGON_API_KEY"
+            )
         if self.provider == "alphavantage" and not self.api_key:
             raise ConfigError(
                 "the alphavantage provider needs a key: export ALPHAVANTAGE_API_KEY=... "

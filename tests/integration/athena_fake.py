@@ -497,6 +497,9 @@ class FakeAthena:
         skip = int(serde.get("Parameters", {}).get("skip.header.line.count", "0"))
         if is_csv:
             schema = pa.schema([(c["Name"], pa.string()) for c in columns])  # OpenCSVSerDe
+            # Athena's "$path" pseudo-column (the object a row came from). Athena leaves it
+            # out of SELECT *; here it is one more column, which no build query selects by *.
+            schema = schema.append(pa.field(PATH, pa.string()))
         else:
             schema = pa.schema([(c["Name"], _arrow_type(c["Type"])) for c in columns])
         pieces = []
@@ -533,10 +536,12 @@ class FakeAthena:
                 except pd.errors.EmptyDataError:  # a header and no rows
                     continue
                 # OpenCSVSerDe maps fields to columns by position.
-                frame = frame.iloc[:, : len(schema)]
-                frame.columns = schema.names[: frame.shape[1]]
-                for missing in schema.names[frame.shape[1] :]:
+                names = [n for n in schema.names if n != PATH]
+                frame = frame.iloc[:, : len(names)]
+                frame.columns = names[: frame.shape[1]]
+                for missing in names[frame.shape[1] :]:
                     frame[missing] = None
+                frame[PATH] = f"s3://{bucket}/{key}"
                 piece = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
             else:
                 piece = _conform(pq.read_table(io.BytesIO(body)), schema, key)
@@ -605,6 +610,7 @@ def _conform(table: pa.Table, schema: pa.Schema, key: str) -> pa.Table:
 
 
 RAW_TABLE = "raw_daily_prices"
+PATH = "$path"
 
 
 def raw_table_input(bucket: str, prefix: str = "raw/daily_prices/") -> dict:

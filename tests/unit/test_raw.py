@@ -130,7 +130,7 @@ def test_a_raw_view_since_a_day_lists_no_older_partition_and_the_catalog_keeps_t
         assert "ingest_date=2024-07-01" not in " ".join(sql) and "*/*.csv" not in " ".join(sql)
         engine.register_raw("raw_daily_prices", raw.RAW_PREFIX.rstrip("/"), since="2024-07-04")
         empty = engine.fetch_df("SELECT * FROM raw_daily_prices")
-        assert empty.empty and list(empty.columns) == [*raw.RAW_COLUMNS, "ingest_date"]
+        assert empty.empty and list(empty.columns) == [*raw.RAW_COLUMNS, "ingest_date", "$path"]
     with DuckDBEngine(tmp_path, read_only=True) as engine:
         every = list(engine.fetch_df(days)["ingest_date"])
         assert every == ["2024-07-01", "2024-07-02", "2024-07-03"]

@@ -9,13 +9,17 @@ import pandas as pd
 
 from marketlake.lake.raw import RAW_COLUMNS
 
+# Athena's pseudo-column naming the object a row was read from (s3://bucket/key); DuckDB's
+# read_csv gives it as `filename`. The build reconciles rows per object with it.
+PATH = "$path"
+
 # Where the raw view's scans record the rows they could not parse (temporary tables).
 REJECTS_TABLES = ("raw_reject_errors", "raw_reject_scans")
 
 # Nothing landed since: the raw view's columns, no rows.
 EMPTY_RAW_SQL = (
     "SELECT "
-    + ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in [*RAW_COLUMNS, "ingest_date"])
+    + ", ".join(f'CAST(NULL AS VARCHAR) AS "{c}"' for c in [*RAW_COLUMNS, "ingest_date", PATH])
     + " WHERE FALSE"
 )
 
@@ -36,7 +40,8 @@ def read_raw_sql(files: str) -> str:
     SerDe never stops on a row, and recorded in the REJECTS_TABLES."""
     columns = ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS)
     return (
-        f"SELECT * FROM read_csv({files}, "
+        f'SELECT * EXCLUDE (filename), filename AS "{PATH}" '
+        f"FROM read_csv({files}, filename = true, "
         "header = true, auto_detect = false, columns = {" + columns + "}, "
         "delim = ',', quote = '\"', escape = '\"', null_padding = true, "
         "hive_partitioning = true, hive_types_autocast = false, store_rejects = true, "

@@ -99,10 +99,13 @@ def quarantine_stamp(moment: dt.datetime) -> str:
 
 
 def quarantine_rejected(store, report, symbol, rejected, source, moment) -> str:
-    """The rejected bars with their reasons, as one CSV object; returns its key."""
+    """The rejected bars with their reasons, as one CSV object; returns its key. Bars of
+    many symbols (a whole-market answer) keep their own symbol column; `symbol` then names
+    the object."""
     key = raw.quarantine_key(report.ingest_date, symbol, quarantine_stamp(moment), "csv")
     rejected = rejected.assign(source=source)
-    rejected.insert(0, "symbol", symbol)
+    if "symbol" not in rejected.columns:
+        rejected.insert(0, "symbol", symbol)
     store.put_bytes(key, rejected.to_csv(index=False).encode())
     return key
 

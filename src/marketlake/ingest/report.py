@@ -43,7 +43,7 @@ class IngestReport:
 
     @property
     def quarantined(self) -> int:
-        return sum(r.quarantined for r in self.results)
+        return sum(r.quarantined for r in self.results) + self.market_quarantined
 
     def with_status(self, status: SymbolStatus) -> list[SymbolResult]:
         return [r for r in self.results if r.status == status]
@@ -57,6 +57,15 @@ class IngestReport:
     actions_asked: list = dataclasses.field(default_factory=list)
     actions_waiting: list = dataclasses.field(default_factory=list)
     actions_off: str = ""
+    # A whole-market provider (Polygon): the sessions whose grouped answer waits for the next
+    # run and why (failed: a request failed, not the clock or the quota), rows quarantined
+    # from grouped answers, and where the plan's history starts when it refused older days.
+    market_waiting: list = dataclasses.field(default_factory=list)
+    market_why: str = ""
+    market_failed: bool = False
+    market_quarantined: int = 0
+    plan_history: str = ""
+    requests: int = 0  # HTTP requests the provider sent (its own count), when it keeps one
 
 
 class IngestObserver(Protocol):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 from collections.abc import Sequence
 from typing import Any, Callable
 
@@ -15,6 +16,7 @@ import pandas as pd
 
 from marketlake.config import Settings
 from marketlake.errors import MarketlakeError
+from marketlake.ingest import market, market_actions
 from marketlake.ingest.corporate import actions_due, ingest_actions
 from marketlake.ingest.landing import (
     BadBatch,
@@ -45,6 +47,7 @@ from marketlake.ingest.report import (
 from marketlake.lake.state import IngestState, LakeKind, load_state, save_state
 from marketlake.providers import make_provider
 from marketlake.providers.base import (
+    BeyondPlan,
     Provider,
     QuotaExhausted,
     Retriable,
@@ -98,6 +101,7 @@ def run_ingest(
     clock: Callable[[], float] | None = None,
     sleep: Callable[[float], None] | None = None,
     refetch: Sequence[str] = (),
+    refetch_days: Sequence[dt.date] = (),
 ) -> IngestReport:
     """Fetch what each symbol lacks, stalest first. With provider None, the settings'
     provider is made here, with a rate limiter on the ingest state's daily count.
@@ -109,6 +113,8 @@ def run_ingest(
 
     A symbol in `refetch` is asked for its whole window again (history_days), within the
     quota, and every bar of the answer lands: the remedy for a raw object that lost rows.
+    A day in `refetch_days` is asked again market-wide (a provider with a whole-market
+    answer): the remedy for a damaged whole-market object.
     """
     observer = observer or QuietObserver()
     state = load_state(store)
@@ -126,7 +132,28 @@ def run_ingest(
     symbols = _stalest_first(wanted, state)
     started = now()
     used_before = limiter.used_today if limiter is not None else 0
+    if refetch_days and not hasattr(provider, "fetch_grouped"):
+        raise MarketlakeError(
+            f"--refetch-days asks whole-market answers again, which {provider.name} does not "
+            "give; use the polygon provider (--provider polygon with POLYGON_API_KEY)"
+        )
     try:
+        if hasattr(provider, "fetch_grouped"):
+            _ingest_market(
+                settings,
+                store,
+                state,
+                provider,
+                symbols,
+                report,
+                observer,
+                now,
+                out_of_time,
+                limiter,
+                refetching,
+                refetch_days,
+            )
+            return _finish(store, state, report, limiter, used_before, started, now, settings)
         _ingest_all(
             settings,
             store,
@@ -162,9 +189,74 @@ def run_ingest(
         with contextlib.suppress(Exception):
             _log_run(store, state, report, limiter, used_before, started, now(), settings)
         raise
+    return _finish(store, state, report, limiter, used_before, started, now, settings)
+
+
+def _finish(store, state, report, limiter, used_before, started, now, settings) -> IngestReport:
     save_state(store, state)
     _log_run(store, state, report, limiter, used_before, started, now(), settings)
     return report
+
+
+def _ingest_market(
+    settings: Settings,
+    store: ObjectStore,
+    state: IngestState,
+    provider: Provider,
+    wanted: list[str],
+    report: IngestReport,
+    observer: IngestObserver,
+    now: Callable[[], dt.datetime],
+    out_of_time: Callable[[float], bool] | None,
+    limiter: RateLimiter | None,
+    refetch: frozenset[str],
+    refetch_days: Sequence[dt.date] = (),
+) -> None:
+    """A provider with a whole-market answer (ingest.market): the fewest requests, grouped
+    sessions landed one object each, splits and dividends asked market-wide."""
+    if settings.whole_market:  # every ticker the answers list: none named but those refetched
+        wanted = sorted(refetch)
+    plan, current = market.plan_run(settings, state, wanted, report.session, refetch)
+    run = market.MarketRun(
+        settings,
+        store,
+        state,
+        provider,
+        report,
+        observer,
+        now,
+        out_of_time,
+        limiter,
+        None if settings.whole_market else frozenset(wanted),
+        frozenset(plan.per_ticker),
+    )
+    again = market.refetch_days(run, refetch_days)
+    run.forced = frozenset(again)
+    plan.grouped = sorted({*plan.grouped, *again})
+    pace = limiter.calls_per_minute if limiter is not None else math.inf
+    if plan.requests >= market.ANNOUNCE_REQUESTS:
+        observer.event("plan", market.describe(plan, pace))
+    observer.started(plan.requests + (2 if market_actions.actions_since(run) is not None else 0))
+    stopped = _ask_each(
+        settings,
+        store,
+        state,
+        provider,
+        plan.per_ticker,
+        report,
+        observer,
+        now,
+        out_of_time,
+        limiter,
+        refetch,
+    )
+    if stopped:
+        market.defer(run, plan.grouped, stopped)
+    else:
+        market.ingest_grouped(run, plan.grouped)
+    market.settle(run, wanted, current)
+    market_actions.ingest_market_actions(run)
+    report.requests = getattr(provider, "requests_made", 0)
 
 
 def _ingest_all(
@@ -201,23 +293,58 @@ def _ingest_all(
         state.deferred = [s for s in state.deferred if s != symbol]
         report.results.append(result)
         observer.symbol_done(result)
+    _ask_each(
+        settings,
+        store,
+        state,
+        provider,
+        waiting,
+        report,
+        observer,
+        now,
+        out_of_time,
+        limiter,
+        refetch,
+    )
+
+
+def _ask_each(
+    settings: Settings,
+    store: ObjectStore,
+    state: IngestState,
+    provider: Provider,
+    waiting: list[str],
+    report: IngestReport,
+    observer: IngestObserver,
+    now: Callable[[], dt.datetime],
+    out_of_time: Callable[[float], bool] | None,
+    limiter: RateLimiter | None,
+    refetch: frozenset[str],
+) -> str:
+    """Ask for each symbol in turn and settle it; returns why the rest were deferred (the
+    quota, the time budget), or "" when every symbol was asked."""
+    today = eastern_date(now())
     for position, symbol in enumerate(waiting):
         try:
             next_wait = limiter.peek_wait() if limiter is not None else 0.0
         except QuotaExhausted as exc:  # the day's budget was spent before this symbol
             _defer(report, state, waiting[position:], str(exc), observer)
-            break
+            return str(exc)
         if out_of_time is not None and out_of_time(next_wait):
-            _defer(report, state, waiting[position:], "time budget of this run spent", observer)
-            break
+            why = "time budget of this run spent"
+            _defer(report, state, waiting[position:], why, observer)
+            return why
         observer.symbol_started(symbol)
         try:
             result = _ingest_symbol(
-                settings, store, state, provider, symbol, report, now, symbol in refetch
+                settings, store, state, provider, symbol, report, now, symbol in refetch, observer
             )
         except QuotaExhausted as exc:
             _defer(report, state, waiting[position:], str(exc), observer)
-            break
+            return str(exc)
+        except BeyondPlan as exc:
+            # Not even the newest sessions are in the plan: asking again will not help.
+            result = SymbolResult(symbol, FAILED, message=str(exc))
         except UnknownSymbol as exc:
             entry = state.entry(symbol)
             entry.invalid = str(exc)
@@ -248,6 +375,7 @@ def _ingest_all(
         report.results.append(result)
         save_state(store, state)
         observer.symbol_done(result)
+    return ""
 
 
 INVALID_RETRY_DAYS = 7
@@ -315,8 +443,23 @@ def make_limiter(
     clock: Callable[[], float] | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> RateLimiter:
-    """The run's limiter, starting from the calls already made today (persisted)."""
+    """The run's limiter, starting from the calls already made today (persisted). Polygon
+    has no daily cap: its limiter only paces (POLYGON_CALLS_PER_MINUTE, 0 for none), and
+    the calls are not persisted one by one (a PUT per request for a count nothing caps)."""
     used = state.used_on(today)
+    extra: dict[str, Any] = {}  # unset: the limiter's own clock and sleep
+    if clock is not None:
+        extra["clock"] = clock
+    if sleep is not None:
+        extra["sleep"] = sleep
+    if settings.provider == "polygon":
+        return RateLimiter(
+            calls_per_minute=settings.polygon_calls_per_minute or math.inf,
+            calls_per_day=0,
+            used_today=used,
+            on_wait=observer.waiting,
+            **extra,
+        )
 
     def persist(count: int) -> None:
         # Saved before each request goes out: a crash never forgets a call it made.
@@ -324,11 +467,6 @@ def make_limiter(
         state.quota_used = count
         save_state(store, state)
 
-    extra: dict[str, Any] = {}  # unset: the limiter's own clock and sleep
-    if clock is not None:
-        extra["clock"] = clock
-    if sleep is not None:
-        extra["sleep"] = sleep
     return RateLimiter(
         calls_per_minute=settings.av_calls_per_minute,
         calls_per_day=settings.av_calls_per_day,
@@ -385,6 +523,7 @@ def _ingest_symbol(
     report: IngestReport,
     now: Callable[[], dt.datetime],
     refetch: bool = False,
+    observer: IngestObserver | None = None,
 ) -> SymbolResult:
     watermark = state.watermark(symbol)
     if watermark is None or refetch:
@@ -397,8 +536,9 @@ def _ingest_symbol(
         since = None  # compare what it sends again against what landed
     else:
         since = watermark + dt.timedelta(days=1)
-    bars = provider.fetch_daily(symbol, since, report.session)
-    unparsed = provider.last_rejected
+    bars, unparsed = market.fetch_within_plan(
+        provider, state, symbol, since, report.session, report, observer or QuietObserver()
+    )
     if len(unparsed):
         # Rows the parser could not read go through validation too, and so to quarantine.
         bars = pd.concat([bars.astype(object), unparsed[bars.columns].astype(object)])

@@ -32,11 +32,15 @@ def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     Valid bars have a real date, finite prices > 0, high >= max(open, close, low),
     low <= min(open, close), and a whole volume >= 0; a date seen twice is rejected whole,
     since there is no telling which copy is right.
+
+    Bars of many symbols (a whole-market answer) carry a `symbol` column, kept first in both
+    frames: then a date is seen twice only within one symbol.
     """
+    columns = (["symbol"] if "symbol" in bars.columns else []) + BAR_COLUMNS
     if bars.empty:
-        rejected = pd.DataFrame(columns=[*BAR_COLUMNS, "reason"])
-        return bars.reindex(columns=BAR_COLUMNS), rejected
-    frame = bars.reindex(columns=BAR_COLUMNS).reset_index(drop=True)
+        rejected = pd.DataFrame(columns=[*columns, "reason"])
+        return bars.reindex(columns=columns), rejected
+    frame = bars.reindex(columns=columns).reset_index(drop=True)
     dates = frame["trade_date"].map(fields.date_or_none)
     prices = frame[PRICE_COLUMNS].apply(lambda c: c.map(_price)).astype("float64")
     # Parsed exactly: through float64, a volume above 2**53 would change and one above
@@ -69,12 +73,15 @@ def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
     flag(problem == fields.NOT_WHOLE, "volume is not a whole number")
     flag(problem == fields.TOO_LARGE, "volume is too large")
-    duplicated = dates.notna() & dates.duplicated(keep=False)
+    keys = pd.DataFrame({"symbol": frame["symbol"], "date": dates}) if "symbol" in frame else dates
+    duplicated = dates.notna() & keys.duplicated(keep=False)
     flag(duplicated, "trade_date appears more than once")
 
     bad = reasons != ""
+    symbols = {"symbol": frame.loc[~bad, "symbol"].astype(str)} if "symbol" in frame else {}
     valid = pd.DataFrame(
         {
+            **symbols,
             "trade_date": dates[~bad].astype(object),
             "open": prices.loc[~bad, "open"],
             "high": prices.loc[~bad, "high"],
@@ -83,6 +90,7 @@ def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "volume": volume[~bad].astype("int64"),
         }
     )
-    valid = valid.sort_values("trade_date", kind="stable").reset_index(drop=True)
+    order = [*symbols, "trade_date"]
+    valid = valid.sort_values(order, kind="stable").reset_index(drop=True)
     rejected = frame.loc[bad].astype(str).assign(reason=reasons[bad]).reset_index(drop=True)
     return valid, rejected

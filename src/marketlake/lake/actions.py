@@ -25,6 +25,7 @@ import pyarrow as pa
 from marketlake import fields
 from marketlake.errors import MarketlakeError
 from marketlake.lake import integrity
+from marketlake.lake.raw import MARKET_OBJECT, is_market_object
 from marketlake.lake.state import record_landed
 from marketlake.sessions import last_closed_session
 from marketlake.storage import ObjectStore
@@ -51,6 +52,11 @@ class ActionKind:
 
     def key(self, ingest_date: dt.date, symbol: str) -> str:
         return f"{self.prefix}ingest_date={ingest_date.isoformat()}/{symbol}.csv"
+
+    def market_key(self, ingest_date: dt.date) -> str:
+        """The day's object of market-wide actions (Polygon asks them by date, not symbol)."""
+        day = ingest_date.isoformat()
+        return f"{self.prefix}ingest_date={day}/{MARKET_OBJECT}{day}.csv"
 
     def quarantine_key(self, ingest_date: dt.date, symbol: str, stamp: str) -> str:
         return f"quarantine/{self.name}/ingest_date={ingest_date.isoformat()}/{symbol}.{stamp}.csv"
@@ -152,7 +158,8 @@ def stored(
     cannot see would restate a symbol's whole history without it."""
     frames = []
     for info in store.list_objects(kind.prefix):
-        if symbol is not None and not info.key.endswith(f"/{symbol}.csv"):
+        market = is_market_object(info.key)
+        if symbol is not None and not (market or info.key.endswith(f"/{symbol}.csv")):
             continue
         day = info.key[len(kind.prefix) :].split("/", 1)[0].split("=", 1)[-1]
         try:
@@ -168,6 +175,8 @@ def stored(
                     "or the next ingest fetches them)"
                 ) from None
             continue  # the ingest compares with what it can read, and lands the rest again
+        if market and symbol is not None:
+            frame = frame[frame["symbol"] == symbol]
         frames.append(frame.assign(ingest_date=day))
     if not frames:
         return pd.DataFrame(columns=[*kind.columns, "ingest_date"], dtype=object)
@@ -183,7 +192,9 @@ def current(
     frame = frame.drop_duplicates(subset=["symbol", kind.date_column], keep="last")
     out = pd.DataFrame(
         {
-            "symbol": frame["symbol"].astype(str).str.strip().str.upper(),
+            # As landed: ingest and import spell symbols as the vendor does (Polygon has
+            # lowercase letters in some, KIMpL), and the bars carry the same spelling.
+            "symbol": frame["symbol"].astype(str).str.strip(),
             "date": [fields.date_or_none(d) for d in frame[kind.date_column]],
             "value": [_stored_value(kind, v) for v in frame[kind.value_column]],
         }
@@ -233,6 +244,50 @@ def land_actions(
     data = _to_csv(frame, kind)
     digest = store.put_bytes(key, data)
     # Recorded like the bars' objects: a build checks the object against it before reading.
+    record_landed(store, key, data, frame[kind.date_column], digest)
+    return len(rows)
+
+
+def land_market_actions(
+    store: ObjectStore,
+    kind: ActionKind,
+    rows: pd.DataFrame,
+    source: str,
+    ingest_date: dt.date,
+    ingested_at: str,
+) -> int:
+    """Land the valid rows (`symbol`, `date`, `value`) of many symbols that are new or
+    changed, as the day's one market-wide object of `kind`; returns how many."""
+    known = current(store, kind)
+    on_record = {(s, d): v for s, d, v in zip(known["symbol"], known["date"], known["value"])}
+    fresh = [
+        on_record.get((s, d)) != float(v)
+        for s, d, v in zip(rows["symbol"], rows["date"], rows["value"])
+    ]
+    rows = rows[fresh]
+    if not len(rows):
+        return 0
+    frame = pd.DataFrame(
+        {
+            "symbol": list(rows["symbol"]),
+            kind.date_column: [d.isoformat() for d in rows["date"]],
+            kind.value_column: [number_text(v) for v in rows["value"]],
+            "source": source,
+            "ingested_at": ingested_at,
+        },
+        columns=kind.columns,
+    )
+    key = kind.market_key(ingest_date)
+    try:
+        existing = _read(store.get_bytes(key), kind)
+    except KeyError:
+        existing = None
+    if existing is not None:
+        frame = pd.concat([existing, frame], ignore_index=True)
+        frame = frame.drop_duplicates(subset=["symbol", kind.date_column], keep="last")
+    frame = frame.sort_values(["symbol", kind.date_column], kind="stable")
+    data = _to_csv(frame, kind)
+    digest = store.put_bytes(key, data)
     record_landed(store, key, data, frame[kind.date_column], digest)
     return len(rows)
 

@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 from marketlake.errors import MarketlakeError
+from marketlake.lake.raw import MARKET_OBJECT, is_market_object
 from marketlake.lake.state import forget_landed, landed_files, load_landed
 from marketlake.storage import ObjectStore
 
@@ -79,24 +80,46 @@ def raw_blocked(damages: list[Damage], outcome: str = "nothing was published") -
     and one remedy naming every symbol."""
     first = damages[0]
     more = f" (and {len(damages) - 1} more raw object(s))" if len(damages) > 1 else ""
-    symbols = ",".join(sorted({symbol_of(d.key) for d in damages}))
-    zones = sorted({zone_of(d.key) or "daily_prices" for d in damages})
+    keys = [d.key for d in damages]
+    zones = sorted({zone_of(k) or "daily_prices" for k in keys if not is_market_object(k)})
     imports = " or ".join(
         "`marketlake import FILE --symbol SYM`"
         if zone == "daily_prices"
         else f"`marketlake import --{zone} FILE --symbol SYM`"
         for zone in zones
     )
+    again = f" (or re-import: {imports})" if imports else ""
     return (
         f"raw object {first.key} {first.problem}{more}; {outcome}. Restore it from S3 "
-        f"versioning (or a backup), or run `marketlake ingest --refetch {symbols}` (or re-import: "
-        f"{imports}), which sets the damaged object aside; then build again"
+        f"versioning (or a backup), or {refetch_remedy(keys)}{again}, which sets the damaged "
+        "object aside; then build again"
     )
+
+
+def session_of(key: str) -> str:
+    """The session (bars) or ingest day (splits, dividends) of a whole-market object."""
+    return key.rsplit("/", 1)[-1][len(MARKET_OBJECT) :].rsplit(".", 1)[0]
+
+
+def refetch_remedy(keys: list[str]) -> str:
+    """How to land the data of damaged raw objects again: their symbols asked again, and
+    for a whole-market object (every ticker of one session, or of one day's splits or
+    dividends) that day asked again."""
+    symbols = sorted({symbol_of(k) for k in keys if not is_market_object(k)})
+    days = sorted({session_of(k) for k in keys if is_market_object(k)})
+    steps = []
+    if symbols:
+        steps.append(f"run `marketlake ingest --refetch {','.join(symbols)}`")
+    if days:
+        steps.append(f"run `marketlake ingest --refetch-days {','.join(days)}`")
+    return " and ".join(steps)
 
 
 def raw_remedy(key: str) -> str:
     symbol, zone = symbol_of(key), zone_of(key)
-    if zone == "daily_prices":
+    if is_market_object(key):
+        land = refetch_remedy([key])
+    elif zone == "daily_prices":
         land = (
             f"run `marketlake ingest --refetch {symbol}`, or re-import {symbol}'s bars "
             f"(`marketlake import FILE --symbol {symbol}`)"

@@ -1,4 +1,7 @@
-"""The raw zone: one CSV object per (ingest day, symbol), never edited once the day is over."""
+"""The raw zone: one CSV object per (ingest day, symbol), never edited once the day is over;
+and, from a whole-market answer (Polygon's grouped daily), one object per (ingest day,
+session) holding every symbol's bar of that session: 1 object and 1 PUT for 10,000 symbols.
+The columns are the same, so the crawler's table and both readers see no difference."""
 
 from __future__ import annotations
 
@@ -27,6 +30,21 @@ def raw_key(ingest_date: dt.date, symbol: str) -> str:
     return f"{RAW_PREFIX}ingest_date={ingest_date.isoformat()}/{symbol}.csv"
 
 
+# The name of a whole-market object starts with this; no symbol does (config._SYMBOL, and
+# Polygon's tickers are letters, digits and dots). Not "_": Hive, so Athena, skips objects
+# whose name starts with "_" or ".".
+MARKET_OBJECT = "market~"
+
+
+def market_key(ingest_date: dt.date, session: dt.date) -> str:
+    """The object of one session's whole-market answer, landed on `ingest_date`."""
+    return f"{RAW_PREFIX}ingest_date={ingest_date.isoformat()}/{MARKET_OBJECT}{session}.csv"
+
+
+def is_market_object(key: str) -> bool:
+    return key.rsplit("/", 1)[-1].startswith(MARKET_OBJECT)
+
+
 def quarantine_key(ingest_date: dt.date, symbol: str, stamp: str, suffix: str) -> str:
     return f"{QUARANTINE_PREFIX}ingest_date={ingest_date.isoformat()}/{symbol}.{stamp}.{suffix}"
 
@@ -45,11 +63,12 @@ def _number(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def bars_to_frame(symbol: str, bars: pd.DataFrame, source: str, ingested_at: str) -> pd.DataFrame:
-    """Validated bars as the raw zone's text columns."""
+def bars_to_frame(symbol, bars: pd.DataFrame, source: str, ingested_at: str) -> pd.DataFrame:
+    """Validated bars as the raw zone's text columns: of `symbol`, or with symbol=None of
+    the symbols in the bars' own `symbol` column (a whole-market answer)."""
     return pd.DataFrame(
         {
-            "symbol": symbol,
+            "symbol": list(bars["symbol"]) if symbol is None else symbol,
             "trade_date": [d.isoformat() for d in bars["trade_date"]],
             **{c: [_number(v) for v in bars[c]] for c in ("open", "high", "low", "close")},
             "volume": [str(int(v)) for v in bars["volume"]],

@@ -38,6 +38,13 @@ class IngestState:
     # Set when raw lands in an ingest_date older than that (an --as-of in the past): an
     # incremental build reads only newer partitions, so the next build must be full.
     rebuild_needed: bool = False
+    # A provider with a whole-market answer (Polygon): the newest session whose answer
+    # landed for --tickers ALL (every older one in the window landed before it: oldest
+    # first); the last day market-wide splits and dividends were asked through; and the
+    # first session the vendor's plan served when it refused older history.
+    market_through: str | None = None
+    actions_through: str | None = None
+    plan_edge: str | None = None
     # The state as last read from or written to the store (to_json's body): a save writes
     # only what this run changed since then, on top of whatever the store holds now.
     base: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
@@ -65,6 +72,9 @@ class IngestState:
             "deferred": self.deferred,
             "newest_ingest_date": self.newest_ingest_date,
             "rebuild_needed": self.rebuild_needed,
+            "market_through": self.market_through,
+            "actions_through": self.actions_through,
+            "plan_edge": self.plan_edge,
             "symbols": {k: dataclasses.asdict(v) for k, v in sorted(self.symbols.items())},
         }
 
@@ -87,7 +97,8 @@ class IngestState:
             raise ValueError(f"unknown state version {body.get('version')!r}")
         quota = body.get("quota") or {}
         _check_day(quota.get("date"), "quota.date")
-        _check_day(body.get("newest_ingest_date"), "newest_ingest_date")
+        for name in ("newest_ingest_date", "market_through", "actions_through", "plan_edge"):
+            _check_day(body.get(name), name)
         for symbol, entry in (body.get("symbols") or {}).items():
             if isinstance(entry, dict):
                 _check_day(entry.get("watermark"), f"the watermark of {symbol}")
@@ -101,6 +112,9 @@ class IngestState:
             deferred=list(body.get("deferred") or []),
             newest_ingest_date=body.get("newest_ingest_date"),
             rebuild_needed=bool(body.get("rebuild_needed", False)),
+            market_through=body.get("market_through"),
+            actions_through=body.get("actions_through"),
+            plan_edge=body.get("plan_edge"),
         )
         state.base = state.body()
         return state

@@ -11,6 +11,7 @@ which vendor raised them:
                    is asked again next run, the others carry on
 ``QuotaExhausted`` the day's API budget is spent: the remaining symbols wait
 ``UnknownSymbol``  the provider does not know the symbol: skipped, recorded
+``BeyondPlan``     the plan's history does not reach the dates asked: land from its edge
 ``UnusablePayload`` an answer that cannot be used: kept in quarantine with ``payload``
 =================  ===========================================================
 
@@ -74,6 +75,16 @@ class NotOffered(Fatal):
 
 class Retriable(ProviderError):
     """The provider could not be reached, or kept throttling, after every retry."""
+
+
+class BeyondPlan(ProviderError):
+    """The account's plan does not reach back to the dates asked (Polygon's 403
+    NOT_AUTHORIZED): asking again will not help; ingest finds where the plan's history
+    starts and lands from there."""
+
+    def __init__(self, message: str, asked_from: dt.date | None = None) -> None:
+        super().__init__(message)
+        self.asked_from = asked_from
 
 
 class QuotaExhausted(MarketlakeError):

@@ -87,10 +87,11 @@ def reconcile_raw(store: ObjectStore, engine: Engine, raw_from: str | None) -> N
     counts = engine.fetch_df(
         sqlfiles.bind(sqlfiles.load("wap/raw_counts.sql"), {}, {"raw_from": raw_from})
     )
-    read = {
-        f"{RAW_PREFIX}ingest_date={day}/{symbol}.csv": int(n)
-        for day, symbol, n in counts[["ingest_date", "symbol", "n"]].itertuples(index=False)
-    }
+    read: dict[str, int] = {}
+    for path, n in counts[["raw_path", "n"]].itertuples(index=False):
+        # s3://bucket/prefix/raw/daily_prices/... on Athena, a file path locally.
+        key = RAW_PREFIX + str(path).split(RAW_PREFIX, 1)[-1]
+        read[key] = read.get(key, 0) + int(n)
     # A row the CSV reader could not parse is not lost: the build keeps it in
     # quarantined_rows, where it counts toward the bad-row gate.
     for key in engine.raw_rejects()["raw_object"]:
@@ -102,12 +103,11 @@ def reconcile_raw(store: ObjectStore, engine: Engine, raw_from: str | None) -> N
     ]
     if short:
         key, recorded, found = short[0]
-        symbols = sorted({k.rsplit("/", 1)[-1].rsplit(".", 1)[0] for k, _, _ in short})
         more = f" (and {len(short) - 1} more raw object(s))" if len(short) > 1 else ""
         raise BuildBlocked(
             f"raw object {key} holds {found} of the {recorded} rows landed in it "
             f"({recorded - found} missing){more}; nothing was published. Restore it from S3 "
-            f"versioning (or a backup), or run `marketlake ingest --refetch {','.join(symbols)}`,"
+            f"versioning (or a backup), or {integrity.refetch_remedy([k for k, _, _ in short])},"
             " then build again"
         )
 
