@@ -18,6 +18,7 @@ from typing import Callable
 from marketlake.aws.runtime import sdk_versions
 from marketlake.config import Settings
 from marketlake.errors import ConfigError, LakeUnreachable, MarketlakeError, Unreachable
+from marketlake.ingest.report import SymbolStatus
 from marketlake.ingest.runner import DEFERRED, FAILED, FETCHED, INVALID, run_ingest
 from marketlake.providers.alphavantage import MAX_BACKOFF_SECONDS, TIMEOUT_SECONDS
 from marketlake.redaction import redact
@@ -27,19 +28,23 @@ from marketlake.storage import S3Store, require_conditional_writes
 
 # Seconds kept free at the end: saving state and returning the summary.
 SAFETY_SECONDS = 15.0
+# Symbols named per list in the run's summary (the log line); more are counted.
+SUMMARY_SYMBOLS = 50
 
 
 def worst_case_symbol_seconds(settings: Settings) -> float:
-    """The longest one symbol can take beyond the limiter's first wait: every attempt timing
-    out (the provider's TIMEOUT_SECONDS), with the backoff between attempts (capped at the
-    provider's MAX_BACKOFF_SECONDS)."""
-    attempts = settings.av_max_retries + 1
-    interval = 60.0 / settings.av_calls_per_minute  # every retry waits for the limiter too
-    backoffs = sum(
-        max(min(settings.av_backoff_seconds * 2**n, MAX_BACKOFF_SECONDS), interval)
-        for n in range(settings.av_max_retries)
-    )
-    return attempts * TIMEOUT_SECONDS + backoffs
+    """The longest one request (a symbol, or a whole-market session) can take beyond the
+    limiter's first wait: every attempt timing out (TIMEOUT_SECONDS), with the backoff
+    between attempts (capped at MAX_BACKOFF_SECONDS), at the provider's settings."""
+    if settings.provider == "polygon":
+        retries, backoff = settings.polygon_max_retries, settings.polygon_backoff_seconds
+        per_minute = settings.polygon_calls_per_minute
+    else:
+        retries, backoff = settings.av_max_retries, settings.av_backoff_seconds
+        per_minute = settings.av_calls_per_minute
+    interval = 60.0 / per_minute if per_minute else 0.0  # each retry waits for the limiter
+    backoffs = sum(max(min(backoff * 2**n, MAX_BACKOFF_SECONDS), interval) for n in range(retries))
+    return (retries + 1) * TIMEOUT_SECONDS + backoffs
 
 
 _SECRET_CACHE: dict = {}  # secret id -> key, kept across warm invocations
@@ -86,9 +91,18 @@ def _read_secret(secret_id: str, client) -> str:
     return answer.get("SecretString") or ""  # a binary secret holds no key either
 
 
-def api_key_from_secret(secret_id: str, client) -> str:
-    """The Alpha Vantage key: the secret string itself, or its JSON field
-    ALPHAVANTAGE_API_KEY / api_key."""
+# Each provider's key: the environment variable the settings read, and the one naming the
+# Secrets Manager secret that holds it in the deployed stack (terraform/secrets.tf).
+KEY_SECRETS = {
+    "alphavantage": ("ALPHAVANTAGE_API_KEY", "ALPHAVANTAGE_SECRET_ID"),
+    "polygon": ("POLYGON_API_KEY", "POLYGON_SECRET_ID"),
+}
+
+
+def api_key_from_secret(secret_id: str, client, field: str = "ALPHAVANTAGE_API_KEY") -> str:
+    """The provider's key: the secret string itself, or its JSON field `field`
+    (ALPHAVANTAGE_API_KEY, POLYGON_API_KEY) or api_key."""
+    vendor = "Polygon" if field.startswith("POLYGON") else "Alpha Vantage"
     if secret_id not in _SECRET_CACHE:
         text = _read_secret(secret_id, client).strip()
         try:
@@ -96,10 +110,10 @@ def api_key_from_secret(secret_id: str, client) -> str:
         except ValueError:
             body = text
         if isinstance(body, dict):
-            body = body.get("ALPHAVANTAGE_API_KEY") or body.get("api_key") or ""
+            body = body.get(field) or body.get("api_key") or ""
         if not isinstance(body, str) or not body.strip():
             raise ConfigError(
-                f"secret {secret_id} holds no Alpha Vantage key; set it with: aws "
+                f"secret {secret_id} holds no {vendor} key; set it with: aws "
                 "secretsmanager put-secret-value --secret-id <id> --secret-string <key>"
             )
         _SECRET_CACHE[secret_id] = body.strip()
@@ -150,10 +164,11 @@ def run(
         return _run(event, context, env, s3, secrets, glue, now, clock, sleep, log)
     except MarketlakeError as exc:
         # Redacted: a message may quote what the vendor answered, and that can echo the key.
-        key = env.get("ALPHAVANTAGE_API_KEY") or _SECRET_CACHE.get(
-            env.get("ALPHAVANTAGE_SECRET_ID") or ""
-        )
-        log_error(redact(" ".join(str(exc).split()), key))
+        line = " ".join(str(exc).split())
+        for key_name, secret_name in KEY_SECRETS.values():
+            key = env.get(key_name) or _SECRET_CACHE.get(env.get(secret_name) or "")
+            line = redact(line, key)
+        log_error(line)
         raise
 
 
@@ -184,9 +199,12 @@ def _run(
     require_conditional_writes(s3)
     log("sdk", sdk_versions())
     environ = dict(env)
-    secret_id = env.get("ALPHAVANTAGE_SECRET_ID")
-    if secret_id and not environ.get("ALPHAVANTAGE_API_KEY"):
-        environ["ALPHAVANTAGE_API_KEY"] = api_key_from_secret(secret_id, secrets)
+    # Only the chosen provider's secret is read: the other may have no value.
+    chosen = (env.get("MARKETLAKE_PROVIDER") or "alphavantage").strip().lower()
+    key_name, secret_name = KEY_SECRETS.get(chosen, KEY_SECRETS["alphavantage"])
+    secret_id = env.get(secret_name)
+    if secret_id and not environ.get(key_name):
+        environ[key_name] = api_key_from_secret(secret_id, secrets, key_name)
     tickers = (event or {}).get("tickers")
     settings = Settings.from_env(
         environ, tickers=",".join(tickers) if isinstance(tickers, list) else tickers
@@ -205,14 +223,25 @@ def _run(
     )
     summary = {
         "session": report.session.isoformat(),
-        "fetched": [r.symbol for r in report.with_status(FETCHED)],
+        "provider": report.provider,
+        "requests": report.requests,
         "new_bars": report.new_bars,
-        "skipped": [r.symbol for r in report.with_status(INVALID)],
-        "deferred": [r.symbol for r in report.with_status(DEFERRED)],
-        "failed": [r.symbol for r in report.with_status(FAILED)],
         "quarantined": report.quarantined,
+        "sessions_waiting": report.market_waiting,
         "workflow_run_id": None,
     }
+    statuses: tuple[tuple[str, SymbolStatus], ...] = (
+        ("fetched", FETCHED),
+        ("skipped", INVALID),
+        ("deferred", DEFERRED),
+        ("failed", FAILED),
+    )
+    for name, status in statuses:
+        # A whole-market day fetches 10,000 symbols: the log line names a few and counts.
+        symbols = [r.symbol for r in report.with_status(status)]
+        summary[name] = symbols[:SUMMARY_SYMBOLS]
+        if len(symbols) > SUMMARY_SYMBOLS:
+            summary[f"{name}_count"] = len(symbols)
     workflow = env.get("GLUE_WORKFLOW_NAME")
     if workflow and (report.new_bars or _unbuilt_raw(store)):
         # Also when an earlier invocation landed data but died before starting the build.

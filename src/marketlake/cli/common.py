@@ -48,7 +48,11 @@ class Globals:
 GLOBALS = Globals()
 
 TickersOpt = typer.Option(
-    None, "--tickers", "-t", help="Comma-separated symbols. [env: MARKETLAKE_TICKERS]"
+    None,
+    "--tickers",
+    "-t",
+    help="Comma-separated symbols, or ALL: every ticker of the US market (polygon only; one "
+    "request a session). Allstate alone is `ALL,`. [env: MARKETLAKE_TICKERS]",
 )
 AsOfOpt = typer.Option(
     None,
@@ -59,8 +63,9 @@ AsOfOpt = typer.Option(
 ProviderOpt = typer.Option(
     None,
     "--provider",
-    help="synthetic or alphavantage. Default: alphavantage when ALPHAVANTAGE_API_KEY is set, "
-    "else synthetic. [env: MARKETLAKE_PROVIDER]",
+    help="synthetic, alphavantage or polygon. Default: alphavantage when ALPHAVANTAGE_API_KEY "
+    "is set, else polygon when POLYGON_API_KEY is set, else synthetic. "
+    "[env: MARKETLAKE_PROVIDER]",
 )
 SeedOpt = typer.Option(
     None, "--seed", help="Seed of the synthetic market. [env: MARKETLAKE_SEED, default 42]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,10 @@ if TYPE_CHECKING:  # the commands import these when they run: `--help` stays fas
 
 
 def _do_ingest(
-    settings: Settings, as_of: str | None, refetch: tuple[str, ...] = ()
+    settings: Settings,
+    as_of: str | None,
+    refetch: tuple[str, ...] = (),
+    refetch_days: tuple[dt.date, ...] = (),
 ) -> IngestReport:
     from marketlake.ingest.runner import run_ingest
     from marketlake.lock import lake_lock
@@ -41,7 +45,13 @@ def _do_ingest(
     with lake_lock(settings.home), _progress() as progress:
         store = LocalStore(settings.home)
         report = run_ingest(
-            settings, store, None, moment, observer=_IngestProgress(progress), refetch=refetch
+            settings,
+            store,
+            None,
+            moment,
+            observer=_IngestProgress(progress),
+            refetch=refetch,
+            refetch_days=refetch_days,
         )
     _print_ingest(report)
     return report
@@ -63,24 +73,36 @@ def _print_ingest(report: IngestReport) -> None:
         f"ingest ({report.provider}): as of {as_of} US/Eastern, "
         f"last closed session {report.session}"
     )
+    if report.requests:
+        out.print(f"  requests: {report.requests}")
     fetched = report.with_status(FETCHED)
     if fetched:
-        span = ", ".join(f"{r.symbol} {r.new_bars}" for r in fetched)
+        span = _some(f"{r.symbol} {r.new_bars}" for r in fetched)
         out.print(f"  new bars: {report.new_bars} ({span})")
     current = report.with_status(UP_TO_DATE) + report.with_status(NO_NEW_BARS)
     if current:
-        out.print(f"  already up to date: {', '.join(r.symbol for r in current)}")
+        out.print(f"  already up to date: {_some(r.symbol for r in current)}")
+    if report.plan_history:
+        out.print(f"  plan: {_escape(report.plan_history)}")
+    if report.market_waiting:
+        waiting = report.market_waiting
+        span = waiting[0] if len(waiting) == 1 else f"{waiting[0]} .. {waiting[-1]}"
+        line = (
+            f"  {len(waiting)} session(s) wait for the next run ({span}): "
+            f"{_escape(report.market_why)}"
+        )
+        (err if report.market_failed else out).print(line)
     if report.quarantined:
         out.print(f"  quarantined: {report.quarantined} (see lake/quarantine/)")
-    for r in report.with_status(INVALID):
+    for r in report.with_status(INVALID)[:SHOWN]:
         out.print(f"  skipped {r.symbol}: {_escape(r.message)}")
     deferred = report.with_status(DEFERRED)
     if deferred:
         out.print(
             f"  deferred to the next run (fetched first then): "
-            f"{', '.join(r.symbol for r in deferred)} — {_escape(deferred[0].message)}"
+            f"{_some(r.symbol for r in deferred)} — {_escape(deferred[0].message)}"
         )
-    for r in report.with_status(FAILED):
+    for r in report.with_status(FAILED)[:SHOWN]:
         err.print(f"  failed: {r.symbol}: {_escape(r.message)} (tried again next run)")
     if report.actions_asked:
         landed = ", ".join(f"{n} {k}" for k, n in sorted(report.actions_landed.items()))
@@ -105,6 +127,16 @@ def _print_ingest(report: IngestReport) -> None:
         )
 
 
+# A whole-market run settles 10,000 symbols: the lines name the first few and count the rest.
+SHOWN = 20
+
+
+def _some(names) -> str:
+    names = list(names)
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    return ", ".join(names[:SHOWN]) + more
+
+
 @app.command()
 @guarded
 def ingest(
@@ -118,18 +150,48 @@ def ingest(
         help="Comma-separated symbols to ask for their whole window again (within the quota), "
         "landing every bar: the remedy when a build says a raw object lost rows.",
     ),
+    refetch_days: str | None = typer.Option(
+        None,
+        "--refetch-days",
+        help="Comma-separated days (2024-06-03) whose whole-market objects are asked again "
+        "(polygon): every ticker's bars of the session, and the day's splits and dividends. "
+        "The remedy when a build names a damaged market~DAY.csv object.",
+    ),
 ) -> None:
     """Fetch new daily bars into the raw zone (lake/raw/daily_prices/ingest_date=.../SYMBOL.csv).
 
     Incremental: each symbol's watermark (lake/state/ingest_state.json) makes a second run on
     the same day fetch nothing. Bars of a session that has not closed yet are not stored.
+
+    With polygon the run asks the fewest requests for what the lake lacks: one grouped-daily
+    request per missing session (every ticker at once; one object
+    lake/raw/daily_prices/ingest_date=.../market~SESSION.csv each), or one per-ticker request
+    per symbol for any range, whichever is cheaper; splits and dividends are asked market-wide.
+    Before a long backfill it prints the plan (requests, and time at the pace).
     """
     from marketlake.config import parse_tickers
 
     settings = _settings(tickers=tickers, provider=provider, seed=seed)
-    report = _do_ingest(settings, as_of, tuple(parse_tickers(refetch)) if refetch else ())
+    report = _do_ingest(
+        settings,
+        as_of,
+        tuple(parse_tickers(refetch)) if refetch else (),
+        _days(refetch_days) if refetch_days else (),
+    )
     if any(r.status == "failed" for r in report.results):
         raise typer.Exit(1)
+
+
+def _days(text: str) -> tuple[dt.date, ...]:
+    days = []
+    for part in text.split(","):
+        try:
+            days.append(dt.date.fromisoformat(part.strip()))
+        except ValueError:
+            raise MarketlakeError(
+                f"--refetch-days: {part.strip()!r} is not a day like 2024-06-03"
+            ) from None
+    return tuple(days)
 
 
 @app.command("import")
