@@ -1,9 +1,11 @@
 -- Raw text -> typed bars, one per (symbol, trade_date) (Athena/Trino dialect).
 -- Input: raw_daily_prices, every column varchar as OpenCSVSerDe reads it, partitioned by
 -- ingest_date. try_cast leaves NULL where a value cannot be read; the audit catches it.
+-- A symbol is kept as landed (ingest and import spell it as the vendor does): Polygon's
+-- KIMpL, a preferred share, is not KIMPL.
 WITH typed AS (
     SELECT
-        upper(trim(symbol)) AS symbol,
+        trim(symbol) AS symbol,
         try_cast(trade_date AS DATE) AS trade_date,
         try_cast(open AS DOUBLE) AS open,
         try_cast(high AS DOUBLE) AS high,
