@@ -40,6 +40,7 @@ bench: install ## Benchmarks: ratios measured side by side in one run (not tests
 	$(BIN)/python bench/bench_raw_listing.py
 	$(BIN)/python bench/bench_build.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_verify.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench_market_day.py $(BENCH_ARGS)  # 12,000 / 2,000 symbols x 2 years
 
 lint: install ## ruff check + ruff format --check, the import layers, mypy on src/
 	$(BIN)/ruff check .
