@@ -8,7 +8,7 @@ It makes two lakes of bench_build.py's synthetic history (one raw object per sym
 ingest_date, YEARS of sessions), of --symbols (the small day) and --symbols-large (the whole
 market; six times the small one unless given) symbols, runs a full build on each (setup, not
 timed), and lands the next session as Polygon's grouped-daily ingest lands it: ONE object for
-the session, raw/daily_prices/ingest_date=D/_market.<session>.csv, every symbol's bar in it,
+the session, raw/daily_prices/ingest_date=D/market~<session>.csv, every symbol's bar in it,
 sorted by symbol, source `polygon`. Then it times the incremental build of that session on
 each lake, --repeat rounds interleaved (small, large, small, large...), each in a fresh
 process (bench_build.py's build step) and each rolled back afterwards, so every round does the
@@ -37,18 +37,13 @@ import numpy as np
 import pandas as pd
 from bench_build import MEMORY_LIMIT, make_raw, measure_report, ratio
 
-from marketlake.lake.raw import RAW_COLUMNS, RAW_PREFIX, frame_to_csv
+from marketlake.lake.raw import RAW_COLUMNS, RAW_PREFIX, frame_to_csv, market_key
 
 SESSION = dt.date(2025, 1, 2)  # the session after make_raw's last (2024-12-31)
 # Polygon's grouped-daily bars for a session are fetched after the close, on the same day.
 INGEST_DATE = SESSION
 INGESTED_AT = f"{SESSION.isoformat()} 22:00:00.000"
 HISTORY_INGEST_DATE = "2025-01-01"  # make_raw's one ingest_date
-
-
-def market_key(ingest_date: dt.date, session: dt.date) -> str:
-    """Where ingest lands one session's grouped-daily bars: one object for every symbol."""
-    return f"{RAW_PREFIX}ingest_date={ingest_date.isoformat()}/_market.{session.isoformat()}.csv"
 
 
 def last_closes(lake: Path) -> dict[str, float]:

@@ -39,7 +39,7 @@ def test_the_day_lands_as_one_grouped_daily_object_sorted_by_symbol(bench, tmp_p
     path = bench.add_market_day(tmp_path)
 
     assert path.relative_to(tmp_path).as_posix() == (
-        "raw/daily_prices/ingest_date=2025-01-02/_market.2025-01-02.csv"
+        "raw/daily_prices/ingest_date=2025-01-02/market~2025-01-02.csv"
     )
     rows = list(csv.reader(io.StringIO(path.read_text())))
     assert rows[0] == RAW_COLUMNS
