@@ -10,8 +10,12 @@ from pathlib import Path
 
 def marketlake(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `python -m marketlake ARGS` in `cwd`, with none of the caller's MARKETLAKE_* or
-    ALPHAVANTAGE_* settings, plus `env`."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MARKETLAKE_", "ALPHA"))}
+    ALPHAVANTAGE_* or POLYGON_* settings, plus `env`."""
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MARKETLAKE_", "ALPHA", "POLYGON_"))
+    }
     environ.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "marketlake", *args],

@@ -43,7 +43,9 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 def environment(server: FakeAlphaVantage, tickers: str, **extra: str) -> dict:
     environ = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MARKETLAKE_", "ALPHAVANTAGE_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MARKETLAKE_", "ALPHAVANTAGE_", "POLYGON_"))
     }
     environ.update(
         {
