@@ -28,8 +28,17 @@ DEFAULT_TICKERS: tuple[str, ...] = (
     "AMAT",
 )
 PROVIDERS = ("synthetic", "alphavantage", "polygon")
+# Said when the polygon provider has no key (before any request) and when Polygon refuses
+# the key (HTTP 401): the same remedy either way.
+POLYGON_KEY_HELP = (
+    "export POLYGON_API_KEY=<your key> (free at https://polygon.io, now massive.com), "
+    "or use --provider synthetic"
+)
+# The settings that hold a secret: never printed.
+_SECRETS = ("api_key", "polygon_api_key")
 # Exchange symbols as Alpha Vantage spells them: BRK.B, RDS-A, SHOP.TRT, ^ is not one.
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,14}$")
+_HTTP_URL = re.compile(r"^https?://[^\s/]+\S*$")
 
 
 # MARKETLAKE_TICKERS=ALL / --tickers ALL: every ticker of the US market, as the provider's
@@ -132,6 +141,11 @@ def _text(env: Mapping[str, str], name: str, default: str) -> str:
     return (env.get(name) or default).strip().lower()
 
 
+def _secret(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    # Blank is unset: an empty export must not count as a key.
+    return (env.get(name) or "").strip() or default
+
+
 # How each kind of setting is read: (env, name, field metadata, default) -> value.
 _READERS = {
     "int": lambda env, name, meta, default: _number(
@@ -143,13 +157,14 @@ _READERS = {
     "memory": lambda env, name, meta, default: _memory(env, name, default),
     "text": lambda env, name, meta, default: _text(env, name, default),
     "raw": lambda env, name, meta, default: env.get(name) or default,
+    "secret": lambda env, name, meta, default: _secret(env, name, default),
 }
 
 
 def setting(
     default: Any,
     env: str,
-    kind: Literal["int", "float", "memory", "text", "raw"],
+    kind: Literal["int", "float", "memory", "text", "raw", "secret"],
     minimum: float = 0,
     maximum: float | None = None,
 ) -> Any:
@@ -164,7 +179,8 @@ class Settings:
     home: Path = Path("lake")  # MARKETLAKE_HOME
     tickers: tuple[str, ...] = DEFAULT_TICKERS  # MARKETLAKE_TICKERS
     api_key: str | None = None  # ALPHAVANTAGE_API_KEY
-    # MARKETLAKE_PROVIDER; unset: alphavantage when a key is set, else synthetic.
+    # MARKETLAKE_PROVIDER; unset: alphavantage when its key is set, else polygon when its key
+    # is set, else synthetic.
     provider: str = "synthetic"
     seed: int = setting(42, env="MARKETLAKE_SEED", kind="int")
     # At most 100 years: the oldest daily US stock prices any vendor sells begin in 1925
@@ -216,13 +232,16 @@ class Settings:
     )
     av_outputsize: str = setting("compact", env="ALPHAVANTAGE_OUTPUTSIZE", kind="text")
     av_datatype: str = setting("json", env="ALPHAVANTAGE_DATATYPE", kind="text")
-    # Polygon (Massive); the defaults are the free plan's: 5 a minute, no daily cap.
-    polygon_api_key: str | None = setting(None, env="POLYGON_API_KEY", kind="raw")
+    # Polygon.io (Massive since October 2025; api.polygon.io still answers). The defaults are
+    # the free plan's: 5 requests a minute, no daily cap, about two years of daily history.
+    polygon_api_key: str | None = setting(None, env="POLYGON_API_KEY", kind="secret")
     polygon_base_url: str = setting("https://api.polygon.io", env="POLYGON_BASE_URL", kind="raw")
-    # 0: no pacing (paid plans).
+    # 0: no pacing (paid plans are unlimited). The same ceiling as Alpha Vantage's: a rate
+    # no server keeps is a setting gone wrong.
     polygon_calls_per_minute: int = setting(
         5, env="POLYGON_CALLS_PER_MINUTE", kind="int", maximum=60_000
     )
+    # The same bounds as Alpha Vantage's, for the same reasons (capped exponential backoff).
     polygon_max_retries: int = setting(3, env="POLYGON_MAX_RETRIES", kind="int", maximum=10)
     polygon_backoff_seconds: float = setting(
         15.0, env="POLYGON_BACKOFF_SECONDS", kind="float", maximum=120
@@ -239,14 +258,15 @@ class Settings:
             if env.get("MARKETLAKE_TICKERS")
             else DEFAULT_TICKERS,
             "api_key": api_key,
-            "provider": (env.get("MARKETLAKE_PROVIDER") or "").strip().lower()
-            or ("alphavantage" if api_key else "synthetic"),
         }
         for field in dataclasses.fields(cls):
             meta = field.metadata
             if "env" in meta:
                 read = _READERS[meta["kind"]]
                 values[field.name] = read(env, meta["env"], meta, field.default)
+        values["provider"] = (env.get("MARKETLAKE_PROVIDER") or "").strip().lower() or (
+            "alphavantage" if api_key else "polygon" if values["polygon_api_key"] else "synthetic"
+        )
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["provider"] = str(values["provider"]).strip().lower()
         if isinstance(values["tickers"], str):
@@ -278,11 +298,12 @@ class Settings:
                 f"ALPHAVANTAGE_OUTPUTSIZE={self.av_outputsize!r}: use compact (the last 100 "
                 "sessions, free) or full (the whole history, premium)"
             )
-        if not re.match(r"^https?://[^\s/]+\S*$", self.av_base_url):
-            raise ConfigError(
-                f"ALPHAVANTAGE_BASE_URL={self.av_base_url!r} is not an http(s) URL "
-                "(e.g. https://www.alphavantage.co/query)"
-            )
+        for name, url, example in (
+            ("ALPHAVANTAGE_BASE_URL", self.av_base_url, "https://www.alphavantage.co/query"),
+            ("POLYGON_BASE_URL", self.polygon_base_url, "https://api.polygon.io"),
+        ):
+            if not _HTTP_URL.match(url):
+                raise ConfigError(f"{name}={url!r} is not an http(s) URL (e.g. {example})")
         if self.av_datatype not in ("json", "csv"):
             raise ConfigError(f"ALPHAVANTAGE_DATATYPE={self.av_datatype!r}: use json or csv")
         if self.whole_market and self.provider != "polygon":
@@ -297,13 +318,16 @@ class Settings:
                 "the alphavantage provider needs a key: export ALPHAVANTAGE_API_KEY=... "
                 "(free at alphavantage.co), or use --provider synthetic"
             )
+        if self.provider == "polygon" and not self.polygon_api_key:
+            raise ConfigError(f"the polygon provider needs a key: {POLYGON_KEY_HELP}")
 
-    def __repr__(self) -> str:  # never print the key
-        fields = ", ".join(
-            f"{f.name}={'***' if f.name == 'api_key' and self.api_key else getattr(self, f.name)!r}"
-            for f in dataclasses.fields(self)
-        )
+    def __repr__(self) -> str:  # never print a key
+        fields = ", ".join(f"{f.name}={self._shown(f.name)!r}" for f in dataclasses.fields(self))
         return f"Settings({fields})"
+
+    def _shown(self, name: str) -> Any:
+        value = getattr(self, name)
+        return "***" if name in _SECRETS and value else value
 
 
 def default(name: str):

@@ -28,6 +28,20 @@ NOT_ON_THE_LAMBDA = {
     "MARKETLAKE_MAX_BAD_ROW_PCT": "a build setting: the Glue job gets it as --max_bad_row_pct",
     "ALPHAVANTAGE_BASE_URL": "points the tests at their loopback server; the default is the API",
 }
+# The Lambda runs the alphavantage provider; deploying Polygon is a change of its own (its key
+# would come from Secrets Manager too, never a literal).
+NOT_ON_THE_LAMBDA.update(
+    {
+        name: "the polygon provider's; the deployed Lambda runs alphavantage"
+        for name in (
+            "POLYGON_API_KEY",
+            "POLYGON_BASE_URL",
+            "POLYGON_CALLS_PER_MINUTE",
+            "POLYGON_MAX_RETRIES",
+            "POLYGON_BACKOFF_SECONDS",
+        )
+    }
+)
 
 
 def lambda_reads() -> set[str]:

@@ -12,8 +12,8 @@ from infra_contract import (
 )
 
 AWS = SRC / "aws" / "lambda_ingest.py"
-# The provider's own constants, which the Lambda's time budget is computed from.
-AV = SRC / "providers" / "alphavantage"
+# The providers' shared HTTP constants, which the Lambda's time budget is computed from.
+HTTP = SRC / "providers" / "http.py"
 
 
 def function() -> dict:
@@ -62,8 +62,8 @@ def test_the_time_budget_in_terraform_is_the_codes():
 
     tf = terraform()
     for local, path, constant in (
-        ("ingest_request_timeout_seconds", AV / "client.py", "TIMEOUT_SECONDS"),
-        ("ingest_backoff_cap_seconds", AV / "provider.py", "MAX_BACKOFF_SECONDS"),
+        ("ingest_request_timeout_seconds", HTTP, "TIMEOUT_SECONDS"),
+        ("ingest_backoff_cap_seconds", HTTP, "MAX_BACKOFF_SECONDS"),
         ("ingest_safety_seconds", AWS, "SAFETY_SECONDS"),
     ):
         assert tf.locals[local] == module_constant(path, constant), f"{local} != {constant}"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from marketlake.config import Settings, parse_tickers
+from marketlake.config import POLYGON_KEY_HELP, Settings, parse_tickers
 from marketlake.errors import ConfigError
 
 DEFAULTS = ("NVDA", "AMD", "INTC", "TSM", "AVGO", "QCOM", "TXN", "MU", "ASML", "AMAT")
@@ -145,6 +145,7 @@ def test_unknown_provider_lists_the_known_ones():
     assert "'yahoo'" in str(info.value)
     assert "synthetic" in str(info.value)
     assert "alphavantage" in str(info.value)
+    assert "polygon" in str(info.value)
 
 
 def test_alphavantage_without_a_key_says_how_to_set_one():
@@ -248,6 +249,9 @@ BOUNDED = [
     ("ALPHAVANTAGE_MAX_RETRIES", 0, 10),
     ("ALPHAVANTAGE_BACKOFF_SECONDS", 0, 120),
     ("MARKETLAKE_DUCKDB_THREADS", 0, 256),
+    ("POLYGON_CALLS_PER_MINUTE", 0, 60_000),
+    ("POLYGON_MAX_RETRIES", 0, 10),
+    ("POLYGON_BACKOFF_SECONDS", 0, 120),
 ]
 
 
@@ -270,3 +274,84 @@ def test_the_history_days_that_overflowed_a_date_is_refused_before_any_fetch():
 
     days = Settings.from_env({"MARKETLAKE_HISTORY_DAYS": "36500"}).history_days
     assert dt.date(2024, 6, 28) - dt.timedelta(days=days) > dt.date(1900, 1, 1)
+
+
+# -- Polygon (Massive) ------------------------------------------------------------------
+
+POLYGON_SECRET = "PG-Also_Secret-456"
+
+
+def test_polygon_defaults_are_the_free_plans():
+    settings = Settings.from_env({})
+    assert settings.polygon_api_key is None
+    assert settings.polygon_base_url == "https://api.polygon.io"
+    assert settings.polygon_calls_per_minute == 5
+    assert (settings.polygon_max_retries, settings.polygon_backoff_seconds) == (3, 15.0)
+
+
+def test_polygon_settings_are_read_from_the_environment():
+    settings = Settings.from_env(
+        {
+            "POLYGON_API_KEY": f" {POLYGON_SECRET} ",
+            "POLYGON_BASE_URL": "http://127.0.0.1:8080",
+            "POLYGON_CALLS_PER_MINUTE": "0",
+            "POLYGON_MAX_RETRIES": "5",
+            "POLYGON_BACKOFF_SECONDS": "2.5",
+        }
+    )
+    assert settings.polygon_api_key == POLYGON_SECRET
+    assert settings.polygon_base_url == "http://127.0.0.1:8080"
+    # 0: no pacing, for paid plans.
+    assert settings.polygon_calls_per_minute == 0
+    assert (settings.polygon_max_retries, settings.polygon_backoff_seconds) == (5, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("env", "provider"),
+    [
+        ({"POLYGON_API_KEY": POLYGON_SECRET}, "polygon"),
+        ({"POLYGON_API_KEY": POLYGON_SECRET, "ALPHAVANTAGE_API_KEY": SECRET}, "alphavantage"),
+        ({"POLYGON_API_KEY": "   "}, "synthetic"),
+        ({"POLYGON_API_KEY": POLYGON_SECRET, "MARKETLAKE_PROVIDER": "synthetic"}, "synthetic"),
+    ],
+    ids=["polygon-key", "both-keys", "blank-key", "explicit-provider"],
+)
+def test_the_provider_follows_the_keys_unless_one_is_named(env, provider):
+    assert Settings.from_env(env).provider == provider
+
+
+@pytest.mark.parametrize("how", ["env", "flag"])
+def test_polygon_without_a_key_is_one_line_saying_what_to_do(how):
+    with pytest.raises(ConfigError) as info:
+        if how == "env":
+            Settings.from_env({"MARKETLAKE_PROVIDER": "polygon", "ALPHAVANTAGE_API_KEY": SECRET})
+        else:
+            Settings.from_env({"POLYGON_API_KEY": " "}, provider="Polygon")
+    message = str(info.value)
+    assert message == f"the polygon provider needs a key: {POLYGON_KEY_HELP}"
+    assert "export POLYGON_API_KEY=" in message and "--provider synthetic" in message
+    assert "\n" not in message and SECRET not in message
+
+
+def test_polygon_with_its_key_is_selected_by_the_flag():
+    settings = Settings.from_env({"POLYGON_API_KEY": POLYGON_SECRET}, provider="polygon")
+    assert settings.provider == "polygon" and settings.polygon_api_key == POLYGON_SECRET
+
+
+@pytest.mark.parametrize("url", ["api.polygon.io", "https://api.poly gon.io", "ftp://x"])
+def test_a_polygon_base_url_that_is_not_http_is_a_config_error(url):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"POLYGON_BASE_URL": url})
+    assert str(info.value).startswith(f"POLYGON_BASE_URL={url!r} is not an http(s) URL")
+
+
+def test_repr_never_shows_either_key():
+    settings = Settings.from_env(
+        {"ALPHAVANTAGE_API_KEY": SECRET, "POLYGON_API_KEY": POLYGON_SECRET}
+    )
+    for text in (repr(settings), str(settings), f"{[settings]}"):
+        for secret in (SECRET, POLYGON_SECRET):
+            assert secret.lower() not in text.lower()
+        assert "api_key='***'" in text and "polygon_api_key='***'" in text
+    assert "polygon_api_key=None" in repr(Settings.from_env({}))
+    assert "polygon_base_url='https://api.polygon.io'" in repr(settings)

@@ -19,10 +19,23 @@ def make_provider(
         from marketlake.providers.synthetic import SyntheticProvider
 
         return SyntheticProvider(seed=settings.seed)
-    from marketlake.providers.alphavantage import AlphaVantageProvider
-
     # Unset: the provider's own default (time.sleep).
     extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
+    if settings.provider == "polygon":
+        from marketlake.providers.polygon import PolygonProvider
+
+        # Pacing is the limiter's (ingest builds it from POLYGON_CALLS_PER_MINUTE).
+        return PolygonProvider(
+            settings.polygon_api_key,
+            base_url=settings.polygon_base_url,
+            max_retries=settings.polygon_max_retries,
+            backoff_seconds=settings.polygon_backoff_seconds,
+            limiter=limiter,
+            on_event=on_event,
+            **extra,
+        )
+    from marketlake.providers.alphavantage import AlphaVantageProvider
+
     return AlphaVantageProvider(
         settings.api_key,
         base_url=settings.av_base_url,

@@ -11,8 +11,9 @@ which vendor raised them:
                    is asked again next run, the others carry on
 ``QuotaExhausted`` the day's API budget is spent: the remaining symbols wait
 ``UnknownSymbol``  the provider does not know the symbol: skipped, recorded
-``BeyondPlan``     the plan's history does not reach the dates asked: land from its edge
 ``UnusablePayload`` an answer that cannot be used: kept in quarantine with ``payload``
+``BeyondPlan``     the account's plan does not reach the dates asked (``asked_from``):
+                   ingest finds and reports the plan's history edge
 =================  ===========================================================
 
 Python 3.9-compatible: the Glue job imports it (through ingest.validate).
@@ -20,6 +21,7 @@ Python 3.9-compatible: the Glue job imports it (through ingest.validate).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Callable, Protocol
 
@@ -33,6 +35,9 @@ from marketlake.errors import MarketlakeError
 BAR_COLUMNS = ["trade_date", "open", "high", "low", "close", "volume"]
 # Rows a provider could not parse: every value a string as received, plus why.
 REJECTED_COLUMNS = [*BAR_COLUMNS, "reason"]
+# A market-wide answer (one session, every symbol): the same, with the symbol first.
+GROUPED_COLUMNS = ["symbol", *BAR_COLUMNS]
+GROUPED_REJECTED_COLUMNS = ["symbol", *REJECTED_COLUMNS]
 _EXCERPT = 160
 
 
@@ -52,6 +57,10 @@ def empty_bars() -> pd.DataFrame:
 def empty_rejected() -> pd.DataFrame:
     """A ``rejected`` frame with no rows."""
     return pd.DataFrame({name: pd.Series([], dtype=object) for name in REJECTED_COLUMNS})
+
+
+def empty_grouped_rejected() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series([], dtype=object) for name in GROUPED_REJECTED_COLUMNS})
 
 
 def one_line(text: str) -> str:
@@ -75,16 +84,6 @@ class NotOffered(Fatal):
 
 class Retriable(ProviderError):
     """The provider could not be reached, or kept throttling, after every retry."""
-
-
-class BeyondPlan(ProviderError):
-    """The account's plan does not reach back to the dates asked (Polygon's 403
-    NOT_AUTHORIZED): asking again will not help; ingest finds where the plan's history
-    starts and lands from there."""
-
-    def __init__(self, message: str, asked_from: dt.date | None = None) -> None:
-        super().__init__(message)
-        self.asked_from = asked_from
 
 
 class QuotaExhausted(MarketlakeError):
@@ -125,6 +124,38 @@ class UnusablePayload(ProviderError):
         self.reason = reason
         self.payload = payload
         self.symbol = symbol
+
+
+class BeyondPlan(ProviderError):
+    """The account's plan does not reach the dates asked for (a free plan keeps about two
+    years of history). Not retried: the same request gets the same refusal.
+
+    ``asked_from`` is the oldest date the request asked for (None when it asked for no
+    date); ``vendor_message`` is the vendor's own words, redacted."""
+
+    def __init__(self, message: str, asked_from: dt.date | None, vendor_message: str = "") -> None:
+        super().__init__(message)
+        self.asked_from = asked_from
+        self.vendor_message = vendor_message
+
+
+# -- what a market-wide provider answers ------------------------------------------------
+
+
+@dataclasses.dataclass
+class GroupedDay:
+    """Every symbol's bar for one session, from one market-wide answer.
+
+    ``bars``: GROUPED_COLUMNS (trade_date datetime.date, prices float64, volume int64), one
+    row per symbol, symbols spelled as the vendor sends them. ``rejected``:
+    GROUPED_REJECTED_COLUMNS, every value a string as received, plus ``reason``.
+    ``payload``: the body as received, redacted; ingest quarantines it only when the whole
+    answer is unusable (each rejected row carries its own values)."""
+
+    session: dt.date
+    bars: pd.DataFrame
+    rejected: pd.DataFrame
+    payload: str = ""
 
 
 # -- what a provider is handed and what it offers ------------------------------------------

@@ -3,8 +3,8 @@
 errors.py    what its trouble is raised as (each one of providers.base's neutral errors)
 answers.py   what a body is: data, which refusal, or garbage (``classify``)
 parse.py     bars and corporate actions out of a data answer (``parse_json``, ``parse_csv``)
-client.py    one HTTP GET on a requests Session, and what a failed attempt is raised as
-provider.py  AlphaVantageProvider: requests, retries (tenacity), fallbacks, redaction
+client.py    what an HTTP status means (the GET itself is providers.http's, shared)
+provider.py  AlphaVantageProvider: requests, retries (providers.http), fallbacks
 
 Python 3.9-compatible, like the rest of the library's lower layers.
 """

@@ -1,6 +1,7 @@
 """AlphaVantageProvider: ``TIME_SERIES_DAILY`` (and SPLITS, DIVIDENDS) per symbol, each answer
-classified (answers.py) before it is parsed (parse.py), retried with tenacity where another
-attempt can help, every text redacted before it leaves.
+classified (answers.py) before it is parsed (parse.py), retried where another attempt can
+help, every text redacted before it leaves (requests, retries, pacing and redaction are
+providers.http's, shared with the other vendors).
 
 What the provider does with each answer class (``classify(text).kind``):
 
@@ -31,7 +32,6 @@ import urllib.parse
 from typing import Any, Callable
 
 import pandas as pd
-import tenacity
 
 from marketlake.config import default
 from marketlake.providers.alphavantage.answers import (
@@ -48,15 +48,7 @@ from marketlake.providers.alphavantage.answers import (
     UNKNOWN_FUNCTION,
     classify,
 )
-from marketlake.providers.alphavantage.client import (
-    TIMEOUT_SECONDS,
-    HttpClient,
-    _Garbled,
-    _PremiumRefusal,
-    _Retryable,
-    _Throttled,
-    _Transport,
-)
+from marketlake.providers.alphavantage.client import _PremiumRefusal, body_of
 from marketlake.providers.alphavantage.errors import (
     KEY_HELP,
     DailyLimitReached,
@@ -74,17 +66,30 @@ from marketlake.providers.alphavantage.parse import (
     parse_actions,
     parse_csv,
 )
-from marketlake.providers.base import Limiter, one_line
-from marketlake.redaction import redact
+from marketlake.providers.base import Limiter
+from marketlake.providers.http import (
+    MAX_BACKOFF_SECONDS,
+    TIMEOUT_SECONDS,
+    Garbled,
+    KeyedClient,
+    Throttled,
+    Transport,
+    Unrequestable,
+)
 
 log = logging.getLogger("marketlake.providers.alphavantage")
 
 DEFAULT_BASE_URL = default("av_base_url")
 OUTPUTSIZES = ("compact", "full")
 DATATYPES = ("json", "csv")
-# The longest wait between two attempts, whatever the backoff or Retry-After says. The
-# Lambda's time budget (aws.lambda_ingest) is computed from it.
-MAX_BACKOFF_SECONDS = 120.0
+__all__ = [
+    "DATATYPES",
+    "DEFAULT_BASE_URL",
+    "MAX_BACKOFF_SECONDS",
+    "OUTPUTSIZES",
+    "AlphaVantageProvider",
+    "FetchResult",
+]
 
 
 @dataclasses.dataclass
@@ -146,26 +151,32 @@ class AlphaVantageProvider:
             raise ValueError(f"outputsize must be one of {OUTPUTSIZES}, not {outputsize!r}")
         if datatype not in DATATYPES:
             raise ValueError(f"datatype must be one of {DATATYPES}, not {datatype!r}")
-        if max_retries < 0 or backoff_seconds < 0 or jitter_seconds < 0 or timeout <= 0:
-            raise ValueError("max_retries, backoff and jitter must be >= 0, timeout > 0")
         self._api_key = api_key.strip()
         self.base_url = base_url
         self.outputsize = outputsize  # becomes "compact" after a premium fallback
         self.datatype = datatype
-        self.max_retries = int(max_retries)
-        self.backoff_seconds = float(backoff_seconds)
-        self.max_backoff_seconds = float(max_backoff_seconds)
-        self.jitter_seconds = float(jitter_seconds)
-        self.timeout = float(timeout)
-        self._http = HttpClient(self.timeout, self._redact)
+        # Requests, pacing, retries and redaction: shared with the other vendors.
+        self._client = KeyedClient(
+            self._api_key,
+            log=log,
+            timeout=timeout,
+            limiter=limiter,
+            sleep=sleep,
+            on_event=on_event,
+            max_retries=max_retries,
+            backoff_seconds=backoff_seconds,
+            max_backoff_seconds=max_backoff_seconds,
+            jitter_seconds=jitter_seconds,
+            rng=rng,
+        )
         self.limiter = limiter
-        self._sleep = sleep
-        self.on_event = on_event
-        # A seeded generator keeps jittered waits reproducible; jitter is off by default.
-        self._rng = rng if rng is not None else random.Random()
-        self._attempts = 0
         self.last_result: FetchResult | None = None
         self.last_rejected: pd.DataFrame = empty_rejected()
+
+    @property
+    def requests_made(self) -> int:
+        """HTTP attempts sent, retries included."""
+        return self._client.requests_made
 
     def __repr__(self) -> str:  # never show the key
         return f"AlphaVantageProvider(base_url={self.base_url!r}, outputsize={self.outputsize!r})"
@@ -180,7 +191,7 @@ class AlphaVantageProvider:
         (date, value) rows as received. ``PremiumOnly`` or ``UnknownFunction`` when this key
         cannot ask for them."""
         function = "SPLITS" if kind == "splits" else "DIVIDENDS"
-        self._attempts = 0
+        self._client.attempts = 0
         try:
             _, parsed = self._call(symbol, "compact", function)
         except _PremiumRefusal as refusal:
@@ -191,7 +202,7 @@ class AlphaVantageProvider:
         return parsed
 
     def fetch(self, symbol: str, since: dt.date | None, until: dt.date) -> FetchResult:
-        self._attempts = 0
+        self._client.attempts = 0
         outputsize = self.outputsize
         try:
             text, parsed = self._call(symbol, outputsize)
@@ -225,7 +236,7 @@ class AlphaVantageProvider:
             rejected=parsed.rejected,
             payload=self._redact(text),
             outputsize=outputsize,
-            attempts=self._attempts,
+            attempts=self._client.attempts,
         )
         self.last_result = result
         self.last_rejected = result.rejected
@@ -234,16 +245,13 @@ class AlphaVantageProvider:
     # -- internals ------------------------------------------------------------------
 
     def _redact(self, text: str | None) -> str:
-        return redact(text, self._api_key)
+        return self._client.redact(text)
 
     def _excerpt(self, text: str) -> str:
-        return one_line(self._redact(text))[:300]
+        return self._client.excerpt(text)
 
     def _event(self, kind: str, message: str) -> None:
-        message = self._redact(message)
-        log.info("%s: %s", kind, message)
-        if self.on_event is not None:
-            self.on_event(kind, message)
+        self._client.event(kind, message)
 
     def _url(self, symbol: str, outputsize: str, function: str = FUNCTION) -> str:
         params = {"function": function, "symbol": symbol}
@@ -253,66 +261,33 @@ class AlphaVantageProvider:
         query = urllib.parse.urlencode(params)
         return f"{self.base_url}{'&' if '?' in self.base_url else '?'}{query}"
 
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exponential = tenacity.wait_exponential(
-            multiplier=self.backoff_seconds, max=self.max_backoff_seconds
-        )
-        seconds = float(exponential(state))
-        if self.jitter_seconds:
-            seconds += self._rng.uniform(0.0, self.jitter_seconds)
-        exc = state.outcome.exception() if state.outcome is not None else None
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:  # the server knows better, within our ceiling
-            seconds = max(seconds, min(retry_after, self.max_backoff_seconds))
-        return seconds
-
     def _call(self, symbol: str, outputsize: str, function: str = FUNCTION) -> tuple[str, Any]:
         url = self._url(symbol, outputsize, function)
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome is not None else None
-            wait = state.next_action.sleep if state.next_action is not None else 0.0
-            self._event(
-                "retry",
-                f"{symbol}: {getattr(exc, 'reason', exc)}; retry "
-                f"{state.attempt_number}/{self.max_retries} in {wait:.1f}s",
-            )
-
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_retries + 1),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(_Retryable),
-            sleep=self._sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        attempts = self.max_retries + 1
+        attempts = self._client.max_retries + 1
         try:
-            return retrying(self._attempt, url, symbol, function)
-        except _Throttled as exc:
+            return self._client.retry(lambda: self._attempt(url, symbol, function), symbol)
+        except Unrequestable as exc:
+            raise FetchFailed(f"{exc}; check ALPHAVANTAGE_BASE_URL") from None
+        except Throttled as exc:
             raise RateLimited(
                 f"Alpha Vantage still throttles after {attempts} attempts for {symbol} "
                 f"({self._excerpt(exc.reason)}); lower the call rate or retry later"
             ) from None
-        except _Garbled as exc:
+        except Garbled as exc:
             raise PayloadError(
                 f"unusable answer for {symbol} after {attempts} attempts: "
                 f"{self._excerpt(exc.reason)}",
                 self._redact(exc.payload),
                 symbol=symbol,
             ) from None
-        except _Transport as exc:
+        except Transport as exc:
             raise FetchFailed(
                 f"could not fetch {symbol} from Alpha Vantage after {attempts} attempts: "
                 f"{self._excerpt(exc.reason)}; check the network and retry"
             ) from None
 
     def _attempt(self, url: str, symbol: str, function: str = FUNCTION) -> tuple[str, Any]:
-        if self.limiter is not None:
-            self.limiter.acquire()
-        self._attempts += 1
-        log.debug("GET %s", self._redact(url))
-        text = self._http.get(url)
+        text = body_of(self._client.get(url), url, self._redact)
         answer = classify(text, function)
         kind = answer.kind
         if kind == OK_JSON and function != FUNCTION:
@@ -321,16 +296,16 @@ class AlphaVantageProvider:
             try:
                 return text, _series_to_bars(answer.data[SERIES_KEY])
             except PayloadError as exc:  # defensive: classify already checked the shape
-                raise _Garbled(exc.reason, text) from None
+                raise Garbled(exc.reason, text) from None
         if kind == OK_CSV:
             try:
                 return text, parse_csv(text)
             except PayloadError as exc:
-                raise _Garbled(exc.reason, text) from None
+                raise Garbled(exc.reason, text) from None
         if kind == THROTTLED:
-            raise _Throttled(f"throttled: {answer.message}")
+            raise Throttled(f"throttled: {answer.message}")
         if kind == GARBLED:
-            raise _Garbled(answer.message, text)
+            raise Garbled(answer.message, text)
         if kind == PREMIUM_ONLY:
             raise _PremiumRefusal(answer.message)
         if kind == DAILY_LIMIT:
