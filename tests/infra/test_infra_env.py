@@ -46,12 +46,13 @@ NOT_ON_THE_LAMBDA.update(
 
 def lambda_reads() -> set[str]:
     """The Lambda's code path: marketlake.aws.lambda_ingest.run (which logs and re-raises)
-    and _run (the work), and Settings.from_env they call, which reads what its fields
-    declare."""
+    and _run (the work), key_secrets they both call (where each provider's key is), and
+    Settings.from_env, which reads what its fields declare."""
     module = SRC / "aws" / "lambda_ingest.py"
     return (
         env_reads(function_node(module, "run"))
         | env_reads(function_node(module, "_run"))
+        | env_reads(function_node(module, "key_secrets"))
         | env_reads(function_node(SRC / "config.py", "Settings"))
     )
 

@@ -91,12 +91,14 @@ def _read_secret(secret_id: str, client) -> str:
     return answer.get("SecretString") or ""  # a binary secret holds no key either
 
 
-# Each provider's key: the environment variable the settings read, and the one naming the
-# Secrets Manager secret that holds it in the deployed stack (terraform/secrets.tf).
-KEY_SECRETS = {
-    "alphavantage": ("ALPHAVANTAGE_API_KEY", "ALPHAVANTAGE_SECRET_ID"),
-    "polygon": ("POLYGON_API_KEY", "POLYGON_SECRET_ID"),
-}
+def key_secrets(env: Mapping[str, str]) -> dict[str, tuple[str, str | None]]:
+    """Each provider's key: the variable the settings read it from, and the Secrets Manager
+    secret that holds it in the deployed stack (terraform/secrets.tf). Read here, literally,
+    so the contract tests between Terraform and code see every variable the Lambda reads."""
+    return {
+        "alphavantage": ("ALPHAVANTAGE_API_KEY", env.get("ALPHAVANTAGE_SECRET_ID")),
+        "polygon": ("POLYGON_API_KEY", env.get("POLYGON_SECRET_ID")),
+    }
 
 
 def api_key_from_secret(secret_id: str, client, field: str = "ALPHAVANTAGE_API_KEY") -> str:
@@ -165,9 +167,8 @@ def run(
     except MarketlakeError as exc:
         # Redacted: a message may quote what the vendor answered, and that can echo the key.
         line = " ".join(str(exc).split())
-        for key_name, secret_name in KEY_SECRETS.values():
-            key = env.get(key_name) or _SECRET_CACHE.get(env.get(secret_name) or "")
-            line = redact(line, key)
+        for key_name, secret_id in key_secrets(env).values():
+            line = redact(line, env.get(key_name) or _SECRET_CACHE.get(secret_id or ""))
         log_error(line)
         raise
 
@@ -201,8 +202,8 @@ def _run(
     environ = dict(env)
     # Only the chosen provider's secret is read: the other may have no value.
     chosen = (env.get("MARKETLAKE_PROVIDER") or "alphavantage").strip().lower()
-    key_name, secret_name = KEY_SECRETS.get(chosen, KEY_SECRETS["alphavantage"])
-    secret_id = env.get(secret_name)
+    secrets_of = key_secrets(env)
+    key_name, secret_id = secrets_of.get(chosen, secrets_of["alphavantage"])
     if secret_id and not environ.get(key_name):
         environ[key_name] = api_key_from_secret(secret_id, secrets, key_name)
     tickers = (event or {}).get("tickers")
