@@ -104,6 +104,12 @@ def _print_ingest(report: IngestReport) -> None:
         )
     for r in report.with_status(FAILED)[:SHOWN]:
         err.print(f"  failed: {r.symbol}: {_escape(r.message)} (tried again next run)")
+    if report.actions_market:
+        landed = ", ".join(f"{n} {k}" for k, n in sorted(report.actions_landed.items()))
+        out.print(
+            f"  splits and dividends: asked market-wide from {report.actions_market}, "
+            f"new or changed: {landed or 'none'}"
+        )
     if report.actions_asked:
         landed = ", ".join(f"{n} {k}" for k, n in sorted(report.actions_landed.items()))
         out.print(

@@ -267,14 +267,20 @@ def fetch_within_plan(
     if found is not None:
         state.plan_edge = found[0].isoformat()
     message = (
-        f"the {provider.name} plan's history {where} ({symbol} from {first} was refused: "
-        f"{refused}); older history needs a bigger plan, or `marketlake import`"
+        f"the {provider.name} plan's history {where} (it refused {symbol} from {first}: "
+        f"{_words(refused)}); older history needs a bigger plan, or `marketlake import`"
     )
     report.plan_history = message
     observer.event("plan", message)
     if found is None:
         raise refused
     return found[1], found[2]
+
+
+def _words(exc: BeyondPlan) -> str:
+    """The vendor's own words for a refusal (its first sentence), else our message."""
+    words = getattr(exc, "vendor_message", "") or str(exc)
+    return words.split(". ", 1)[0].rstrip(".")
 
 
 def _grouped_edge(run: MarketRun, later: list[dt.date], cached: dict) -> dt.date | None:
@@ -301,8 +307,8 @@ def _plan_edge(run: MarketRun, exc: BeyondPlan, refused: dt.date, edge: dt.date 
     else:
         where = "serves none of the sessions asked"
     message = (
-        f"the {run.provider.name} plan's history {where} ({refused} was refused: {exc}); "
-        "older history needs a bigger plan, or `marketlake import`"
+        f"the {run.provider.name} plan's history {where} (it refused {refused}: "
+        f"{_words(exc)}); older history needs a bigger plan, or `marketlake import`"
     )
     run.report.plan_history = message
     run.observer.event("plan", message)

@@ -87,7 +87,7 @@ def ingest_market_actions(run: MarketRun) -> None:
         )
         report.actions_landed[kind.name] = report.actions_landed.get(kind.name, 0) + landed
     run.state.actions_through = until.isoformat()
-    report.actions_asked.append(f"every ticker since {since}")
+    report.actions_market = since.isoformat()
     save_state(run.store, run.state)
 
 

@@ -57,6 +57,7 @@ class IngestReport:
     actions_asked: list = dataclasses.field(default_factory=list)
     actions_waiting: list = dataclasses.field(default_factory=list)
     actions_off: str = ""
+    actions_market: str = ""  # asked market-wide (Polygon), from this day on
     # A whole-market provider (Polygon): the sessions whose grouped answer waits for the next
     # run and why (failed: a request failed, not the clock or the quota), rows quarantined
     # from grouped answers, and where the plan's history starts when it refused older days.
