@@ -135,10 +135,50 @@ def show_status(home: Path, runs: int, out: Console, err: Console) -> str | None
             table.add_row(row.check_name, row.severity, row.status, str(row.failing_rows))
         out.print(table)
 
-    table = Table(title="ingest watermarks", title_justify="left")
-    for column in ("symbol", "last trade_date", "source", "last ingest (UTC)"):
-        table.add_column(column)
-    for symbol, entry in sorted(state.symbols.items()):
-        table.add_row(symbol, entry.watermark or "", entry.source or "", entry.last_ingest or "")
-    out.print(table)
+    if len(state.symbols) > WATERMARKS_LISTED:
+        _watermarks_by_day(out, state)
+    else:
+        table = Table(title="ingest watermarks", title_justify="left")
+        for column in ("symbol", "last trade_date", "source", "last ingest (UTC)"):
+            table.add_column(column)
+        for symbol, entry in sorted(state.symbols.items()):
+            table.add_row(
+                symbol, entry.watermark or "", entry.source or "", entry.last_ingest or ""
+            )
+        out.print(table)
+    for label, value in (
+        ("whole market landed through", state.market_through),
+        ("splits and dividends asked market-wide through", state.actions_through),
+        ("the provider's plan serves history from", state.plan_edge),
+    ):
+        if value:
+            out.print(f"{label} {value}")
     return None if unreadable is None else str(unreadable)
+
+
+# Past this many symbols (a whole-market lake holds 10,000) the watermarks are counted by
+# day, the stalest named, instead of one row each.
+WATERMARKS_LISTED = 50
+
+
+def _watermarks_by_day(out, state) -> None:
+    by_day: dict[str, list[str]] = {}
+    for symbol, entry in state.symbols.items():
+        by_day.setdefault(entry.watermark or "never", []).append(symbol)
+    table = Table(
+        title=f"ingest watermarks of {len(state.symbols):,} symbols, by last trade_date",
+        title_justify="left",
+    )
+    for column in ("last trade_date", "symbols", "for example"):
+        table.add_column(column)
+    days = sorted(by_day, reverse=True)
+    shown = days if len(days) <= 6 else [*days[:5], "…", days[-1]]
+    for day in shown:
+        if day == "…":
+            table.add_row("…", f"{sum(len(by_day[d]) for d in days[5:-1]):,}", "")
+            continue
+        names = sorted(by_day[day])
+        table.add_row(
+            day, f"{len(names):,}", ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+        )
+    out.print(table)

@@ -57,6 +57,9 @@ def test_the_whole_market_ingests_builds_and_answers_queries(tmp_path):
             )
         )
         assert json.loads(answer)[0]["n"] == 250
+        status = ok(marketlake(tmp_path, "status", env=env(server)))
+        assert "ingest watermarks of 250 symbols, by last trade_date" in status
+        assert "whole market landed through 2024-06-13" in status
         weekday = ok(
             marketlake(
                 tmp_path, "ingest", "--tickers", "ALL", "--as-of", "2024-06-14", env=env(server)

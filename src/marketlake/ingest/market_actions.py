@@ -11,6 +11,7 @@ import pandas as pd
 
 from marketlake.ingest.landing import quarantine_stamp
 from marketlake.ingest.market import MarketRun, window_sessions
+from marketlake.ingest.report import FETCHED, SymbolResult
 from marketlake.lake import actions, raw
 from marketlake.lake.state import save_state
 from marketlake.providers.base import (
@@ -48,8 +49,10 @@ def ingest_market_actions(run: MarketRun) -> None:
         try:
             if run.out_of_time is not None and run.out_of_time(run.next_wait()):
                 raise QuotaExhausted("time budget of this run spent")
-            run.observer.symbol_started(f"{kind.name} since {since}")
+            label = f"{kind.name} since {since}"
+            run.observer.symbol_started(label)
             answers.append((kind, run.provider.fetch_market_actions(kind.name, since, until)))
+            run.observer.symbol_done(SymbolResult(label, FETCHED))  # the progress bar's step
         except (QuotaExhausted, Retriable, UnusablePayload) as exc:
             report.actions_waiting = ["every ticker"]
             first = redact((str(exc).splitlines() or [""])[0], run.settings.polygon_api_key)
