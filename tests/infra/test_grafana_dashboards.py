@@ -62,7 +62,7 @@ def test_every_dashboards_symbol_default_is_the_watchlist_and_nothing_else_chang
 
 
 @needs_terraform
-def test_no_watchlist_and_no_variables_provision_the_files_as_they_are(tmp_path):
+def test_no_watchlist_the_whole_market_or_no_variables_keep_the_files_as_they_are(tmp_path):
     bare = tmp_path / "bare"
     bare.mkdir()
     for file in FILES:
@@ -74,6 +74,9 @@ def test_no_watchlist_and_no_variables_provision_the_files_as_they_are(tmp_path)
         assert found[file] == as_in_repo(file)
     changed = provisioned(tmp_path / "again", ["AMD"], bare, [*FILES, "plain.json"])
     assert changed["plain.json"] == found["plain.json"]  # no templating: nothing to set
+    # tickers = ["ALL"] is the whole market: no watchlist, never Allstate alone.
+    whole = provisioned(tmp_path / "whole", ["ALL"], bare, FILES)
+    assert whole == {file: as_in_repo(file) for file in FILES}
 
 
 def test_the_files_default_is_the_default_watchlist_never_all():

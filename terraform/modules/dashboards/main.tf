@@ -14,14 +14,18 @@ variable "files" {
 }
 
 variable "watchlist" {
-  description = "Symbols the symbol variables select by default; empty keeps each file's own default."
+  description = "Symbols the symbol variables select by default; empty (or [\"ALL\"], the whole market) keeps each file's own default."
   type        = list(string)
   default     = []
 }
 
 locals {
   decoded = { for file in var.files : file => jsondecode(file("${var.dashboards_dir}/${file}")) }
-  current = { selected = true, text = var.watchlist, value = var.watchlist }
+  # tickers = ["ALL"] is the whole market (MARKETLAKE_TICKERS=ALL): no watchlist to open on,
+  # so the files keep their own default (a default of "ALL" would open on Allstate alone).
+  whole_market = contains(["ALL", "*"], upper(trimspace(join(",", var.watchlist))))
+  watchlist    = local.whole_market ? [] : var.watchlist
+  current      = { selected = true, text = local.watchlist, value = local.watchlist }
 
   # merge() with a for-filtered object rather than a conditional: both results of a conditional
   # must have one type, and a variable given `current` is another object type than one without.
@@ -33,7 +37,7 @@ locals {
           list = [
             for variable in dashboard.templating.list : merge(variable, {
               for key, value in { current = local.current } : key => value
-              if length(var.watchlist) > 0 && try(variable.name, "") == "symbol"
+              if length(local.watchlist) > 0 && try(variable.name, "") == "symbol"
             })
           ]
         })
