@@ -104,6 +104,8 @@ def grafana_variables(inputs: dict) -> list[str]:
         "results_bucket": inputs["results_bucket"],
         "datasource_uid": inputs["datasource_uid"],
         "athena_auth_type": inputs["athena_auth_type"],
+        # A list, as HCL (JSON is HCL); missing from the outputs of a stack applied before it.
+        "watchlist": json.dumps(inputs.get("watchlist") or []),
     }
     return [f"-var={name}={value}" for name, value in values.items()]
 

@@ -63,6 +63,8 @@ output "grafana_stack_inputs" {
     glue_database      = aws_glue_catalog_database.lake.name
     athena_workgroup   = aws_athena_workgroup.lake.name
     results_bucket     = aws_s3_bucket.athena_results.id
+    # The dashboards' default symbols: the ingest's tickers (terraform/modules/dashboards).
+    watchlist = var.tickers
     # make deploy installs this version of the Athena plugin in a workspace it created (managed).
     athena_plugin_version = var.grafana_athena_plugin_version
   }

@@ -32,9 +32,17 @@ resource "grafana_folder" "marketlake" {
   uid   = "${var.name}-dashboards"
 }
 
+# Each dashboard file with its symbol variable defaulting to the watchlist (var.watchlist).
+module "dashboards" {
+  source         = "../modules/dashboards"
+  dashboards_dir = module.artifacts.dashboards_dir
+  files          = module.artifacts.dashboard_files
+  watchlist      = var.watchlist
+}
+
 resource "grafana_dashboard" "this" {
   for_each    = toset(module.artifacts.dashboard_files)
   folder      = grafana_folder.marketlake.uid
-  config_json = file("${module.artifacts.dashboards_dir}/${each.value}")
+  config_json = module.dashboards.config_json[each.value]
   overwrite   = true
 }

@@ -64,3 +64,9 @@ variable "athena_auth_type" {
     error_message = "athena_auth_type must be ec2_iam_role, default, keys or credentials."
   }
 }
+
+variable "watchlist" {
+  description = "tickers of the AWS stack: the symbols the dashboards' symbol variable selects by default (never All: a whole-market lake holds ~10,000). Empty: the dashboard files' own default."
+  type        = list(string)
+  default     = []
+}

@@ -134,7 +134,7 @@ def page(tmp_path_factory) -> Path:
     frame = raw.bars_to_frame("NVDA", bars, "synthetic", raw.format_timestamp(now))
     LocalStore(cwd / "lake").put_bytes(raw.raw_key(now.date(), "NVDA"), raw.frame_to_csv(frame))
     marketlake(cwd, "build", env={"MARKETLAKE_MAX_BAD_ROW_PCT": "50"})
-    return render_dashboards(cwd / "lake")
+    return render_dashboards(cwd / "lake", watchlist=("NVDA", "AMD"))  # as `run` passes them
 
 
 def test_every_panel_draws_in_chromium_with_no_error_and_no_request(page, tmp_path):
@@ -158,7 +158,12 @@ def test_every_panel_draws_in_chromium_with_no_error_and_no_request(page, tmp_pa
     result = json.loads(html.unescape(found.group(1)))
     assert "error" not in result, result.get("error")
 
-    expected = [(p["title"], p["type"]) for d in load_dashboards(DASHBOARDS) for p in panels_of(d)]
+    expected = [
+        (p["title"], p["type"])
+        for d in load_dashboards(DASHBOARDS)
+        for p in panels_of(d)
+        if p["type"] != "row"  # a row is a heading of the grid, not a panel section
+    ]
     assert [(p["title"], p["type"]) for p in result["panels"]] == expected
     for panel in result["panels"]:
         title = panel["title"]
@@ -179,6 +184,10 @@ def test_every_panel_draws_in_chromium_with_no_error_and_no_request(page, tmp_pa
     assert re.search(r"NVDA\s+2024-05-10\s+dividend\s+\$8\.00", actions["text"]), actions["text"]
     assert "NVDA close, split-adjusted" in shown["Close with SMA 20 and SMA 50"]["text"]
     assert "dividend_yield_ttm" in shown["Latest bar per symbol"]["text"]
+    # The breadth row: its heading, and its movers: NVDA alone has a bar on the last session.
+    assert "Market breadth" in result["text"]
+    movers = shown["Top movers, last session"]
+    assert movers["rows"] == 1 and re.search(r"(gainer|loser)\s+1\s+NVDA", movers["text"])
 
 
 def test_the_request_check_sees_a_page_that_fetches(tmp_path):

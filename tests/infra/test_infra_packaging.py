@@ -208,6 +208,8 @@ def test_the_dashboards_come_from_the_repo_and_an_empty_folder_is_fine():
     assert stack.modules["artifacts"]["repo_root"] == "${path.module}/../.."
     dashboards = stack.resource("grafana_dashboard", "this")
     assert dashboards["for_each"] == "${toset(module.artifacts.dashboard_files)}"
-    assert (
-        dashboards["config_json"] == '${file("${module.artifacts.dashboards_dir}/${each.value}")}'
-    )
+    # The files, read from there by modules/dashboards (which sets their symbol default).
+    assert dashboards["config_json"] == "${module.dashboards.config_json[each.value]}"
+    assert stack.modules["dashboards"]["dashboards_dir"] == "${module.artifacts.dashboards_dir}"
+    module_text = (TERRAFORM / "modules" / "dashboards" / "main.tf").read_text(encoding="utf-8")
+    assert 'file("${var.dashboards_dir}/${file}")' in module_text

@@ -18,6 +18,7 @@ from sqlglot.errors import ErrorLevel
 
 import cli_run
 from cli_run import ok
+from marketlake.config import DEFAULT_TICKERS
 from marketlake.dashboards import draw
 from marketlake.dashboards.grafana import (
     MacroError,
@@ -55,6 +56,11 @@ EXTRA_DAYS = [dt.date(2024, 7, 1), dt.date(2024, 7, 2), dt.date(2024, 7, 3), dt.
 NEWEST = dt.date(2024, 7, 3)
 NEWEST_CLOSE = 126.0  # NVDA's close that day, below
 NVDA_SPLIT = dt.date(2024, 6, 10)  # the synthetic market's 10:1 split of NVDA
+# What `marketlake run --tickers NVDA,AMD` passes the renderer: its symbols' default.
+WATCHLIST = ("NVDA", "AMD")
+# The breadth row reads the whole lake: its panels ignore the symbol selection.
+BREADTH_VIEWS = {"market_breadth", "breadth_above_sma50", "top_movers"}
+ROWS = {"Market overview": ["Market breadth"], "Pipeline health": []}
 
 # The issue's panels, each with the view it reads and the columns it draws.
 PANELS = {
@@ -105,6 +111,18 @@ PANELS = {
             "corporate_actions",
             ["symbol", "ex_date", "kind", "split_factor", "dividend", "previous_close", "close"],
         ),
+        "Advancing and declining symbols": (
+            "market_breadth",
+            ["trade_date", "advancing", "declining", "unchanged"],
+        ),
+        "Symbols above their 50-day average": (
+            "breadth_above_sma50",
+            ["trade_date", "share_above"],
+        ),
+        "Top movers, last session": (
+            "top_movers",
+            ["side", "rank", "symbol", "price_change_pct", "close", "volume", "trade_date"],
+        ),
     },
     "Pipeline health": {
         "Build runs per day, by status": ("pipeline_health", ["run_day", "status", "runs"]),
@@ -149,6 +167,7 @@ ALL_PANELS = [
     (dashboard["title"], panel)
     for dashboard in load_dashboards(DASHBOARDS)
     for panel in panels_of(dashboard)
+    if panel["type"] != "row"
 ]
 
 
@@ -208,8 +227,35 @@ def variables_for(symbols: list[str]) -> dict[str, Variable]:
 def test_both_dashboards_hold_exactly_the_issue_panels():
     found = {d["title"]: [p["title"] for p in panels_of(d)] for d in load_dashboards(DASHBOARDS)}
     assert {title: sorted(panels) for title, panels in found.items()} == {
-        title: sorted(panels) for title, panels in PANELS.items()
+        title: sorted([*panels, *ROWS[title]]) for title, panels in PANELS.items()
     }
+
+
+def test_the_breadth_row_heads_its_three_panels():
+    """A Grafana row, open (its panels follow it at the top level), below every other
+    panel; its three panels are the ones reading the breadth views, and none overlap."""
+    dashboard = next(d for d in load_dashboards(DASHBOARDS) if d["uid"] == "marketlake-market")
+    ordered = panels_of(dashboard)
+    (row,) = [p for p in ordered if p["type"] == "row"]
+    assert row["title"] == "Market breadth" and row["collapsed"] is False
+    assert row["gridPos"]["w"] == 24 and row["gridPos"]["h"] == 1
+    below = ordered[ordered.index(row) + 1 :]
+    assert {relations(targets_of(p)[0]["rawSQL"])[0] for p in below} == BREADTH_VIEWS
+    assert [p["type"] for p in below] == ["timeseries", "timeseries", "table"]
+    assert all(p["gridPos"]["y"] > row["gridPos"]["y"] for p in below)
+    cells = [
+        (x, y)
+        for p in ordered
+        for x in range(p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"])
+        for y in range(p["gridPos"]["y"], p["gridPos"]["y"] + p["gridPos"]["h"])
+    ]
+    assert len(cells) == len(set(cells)), "panels overlap"
+    assert len({p["id"] for p in ordered}) == len(ordered)
+    units = {p["title"]: p["fieldConfig"]["defaults"].get("unit") for p in below}
+    assert units["Symbols above their 50-day average"] == "percentunit"  # the view's 0..1
+    for panel in below:
+        view = relations(targets_of(panel)[0]["rawSQL"])[0]
+        assert f"View: {view}." in panel["description"] and "Unit" in panel["description"]
 
 
 @pytest.mark.parametrize("dashboard", load_dashboards(DASHBOARDS), ids=lambda d: d["uid"])
@@ -228,7 +274,9 @@ def test_dashboard_settings(dashboard):
     assert source["type"] == "datasource" and source["query"] == "grafana-athena-datasource"
     symbol = variables["symbol"]
     assert symbol["type"] == "query" and symbol["multi"] and symbol["includeAll"]
-    assert symbol["current"]["value"] == ["$__all"]
+    # The default is the watchlist (on AWS Terraform writes var.tickers here), never All.
+    assert symbol["current"]["value"] == list(DEFAULT_TICKERS)
+    assert symbol["current"]["text"] == list(DEFAULT_TICKERS)
     assert symbol["datasource"] == {"type": "grafana-athena-datasource", "uid": "${datasource}"}
     query = symbol["query"]
     assert query["rawSQL"] and query["format"] == 1 and query["refId"]
@@ -260,7 +308,9 @@ def test_every_panel_reads_its_small_view_and_filters_as_the_rules_say(item):
     sql = targets_of(panel)[0]["rawSQL"]
     assert relations(expand(sql, variables_for(["NVDA"]), TimeRange.days(NEWEST, NEWEST))) == [view]
     assert view in VIEWS, "panels read the views of sql/views, not raw tables"
-    if "symbol" in columns or view in ("volatility_comparison",):
+    if view in BREADTH_VIEWS:
+        assert "${symbol" not in sql and "$symbol" not in sql  # the whole lake
+    elif "symbol" in columns or view in ("volatility_comparison",):
         assert "symbol IN (${symbol:sqlstring})" in sql
     if panel["type"] == "timeseries":
         assert "$__dateFilter(" in sql or "$__timeFilter(" in sql
@@ -468,7 +518,7 @@ def panels_in(page: str) -> dict[str, str]:
 
 
 def test_render_draws_every_panel_into_a_self_contained_page(lake, tmp_path):
-    page_path = render_dashboards(lake, out_dir=tmp_path / "out")
+    page_path = render_dashboards(lake, out_dir=tmp_path / "out", watchlist=WATCHLIST)
     assert page_path == tmp_path / "out" / "index.html"
     page = page_path.read_text(encoding="utf-8")
     panels = panels_in(page)
@@ -491,9 +541,11 @@ def test_render_draws_every_panel_into_a_self_contained_page(lake, tmp_path):
         assert banned not in lowered, banned
     for reference in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page):
         assert reference.startswith("#"), reference
-    # The defaults: All symbols, 90 days up to the newest bar.
+    # The defaults: the watchlist's symbols, 90 days up to the newest bar.
     assert f"{NEWEST - dt.timedelta(days=90)} to {NEWEST}" in page
-    assert "All: AMD, NVDA" in page
+    assert "<b>Symbol</b>AMD, NVDA<" in page and "All:" not in page
+    assert "<b>Symbol chosen by</b>the watchlist (MARKETLAKE_TICKERS): 2 of its 2" in page
+    assert '<h2 class="row-title"' in page and ">Market breadth</h2>" in page
 
 
 def test_render_with_a_range_and_a_symbol(lake, tmp_path):
@@ -531,7 +583,9 @@ def test_the_splits_and_dividends_panel_lists_the_actions_of_the_range(lake, tmp
     """The synthetic market's own splits and dividends (what the ingest landed) going ex in
     the default range, each with the traded closes around it, newest first."""
     assert SPLITS["NVDA"] == ((NVDA_SPLIT, 10.0),)
-    page = render_dashboards(lake, out_dir=tmp_path).read_text(encoding="utf-8")
+    page = render_dashboards(lake, out_dir=tmp_path, watchlist=WATCHLIST).read_text(
+        encoding="utf-8"
+    )
     first, as_of = NEWEST - dt.timedelta(days=90), dt.date.fromisoformat(AS_OF)
     market = SyntheticProvider()
     expected = []
@@ -564,7 +618,9 @@ def test_the_close_panel_adds_the_split_adjusted_close(lake, tmp_path, engine):
     for row in rows:
         factor = 10.0 if row["trade_date"] < NVDA_SPLIT else 1.0
         assert row["adj_close"] == pytest.approx(row["close"] / factor, rel=1e-12)
-    page = render_dashboards(lake, out_dir=tmp_path).read_text(encoding="utf-8")
+    page = render_dashboards(lake, out_dir=tmp_path, watchlist=WATCHLIST).read_text(
+        encoding="utf-8"
+    )
     body = panels_in(page)["Close with SMA 20 and SMA 50"]
     assert body.count('class="series"') == 8  # close, adjusted close and two SMAs, per symbol
     assert "<title>AMD close, split-adjusted</title>" in body
@@ -582,7 +638,9 @@ def test_the_latest_bar_shows_the_trailing_dividend_yield(lake, tmp_path):
     ]
     assert len(window) == 4
     nvda_yield = sum(window) / 10.0 / NEWEST_CLOSE
-    page = render_dashboards(lake, out_dir=tmp_path).read_text(encoding="utf-8")
+    page = render_dashboards(lake, out_dir=tmp_path, watchlist=WATCHLIST).read_text(
+        encoding="utf-8"
+    )
     body = panels_in(page)["Latest bar per symbol"]
     assert ">dividend_yield_ttm</th>" in body
     rows = {row[0]: row for row in table_rows(body)}

@@ -215,7 +215,10 @@ def _render(
 ) -> Path:
     from marketlake.dashboards.render import render_dashboards
 
-    return render_dashboards(settings.home, out_dir, date_from, date_to, symbols or None)
+    # The configured tickers are the watchlist: the symbols the dashboards select by default.
+    return render_dashboards(
+        settings.home, out_dir, date_from, date_to, symbols or None, watchlist=settings.tickers
+    )
 
 
 # -- query -------------------------------------------------------------------------------

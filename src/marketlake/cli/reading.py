@@ -54,7 +54,11 @@ def dashboards(
         None, "--to", help="Last day shown (YYYY-MM-DD). Default: the newest data."
     ),
     symbols: list[str] | None = typer.Option(
-        None, "--symbol", "-s", help="A symbol to show; repeat for more. Default: all."
+        None,
+        "--symbol",
+        "-s",
+        help="A symbol to show; repeat for more. Default: the watchlist (MARKETLAKE_TICKERS) "
+        "symbols in the lake, else the 10 most traded on the last session.",
     ),
 ) -> None:
     """Render the Grafana dashboards (grafana/dashboards/*.json) from the local lake.

@@ -13,18 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import sqlglot
-import sqlglot.errors
-from sqlglot import exp
-
-from marketlake import sqlfiles
 from marketlake.dashboards import draw
 from marketlake.dashboards.files import (
-    DATASOURCE_TYPE,
     FORMATS,
     check_target,
     default_dashboards_dir,
@@ -32,20 +26,22 @@ from marketlake.dashboards.files import (
     panels_of,
     targets_of,
 )
-from marketlake.dashboards.grafana import (
-    ALL_VALUE,
-    MacroError,
-    TimeRange,
-    Variable,
-    expand,
-    span_days,
-)
+from marketlake.dashboards.grafana import TimeRange, Variable, span_days
+from marketlake.dashboards.runner import Runner, expand_at, relations
+from marketlake.dashboards.variables import resolve_variables
 from marketlake.errors import MarketlakeError
 
-if TYPE_CHECKING:  # imported where a page is drawn: DuckDB loads only then
-    import pyarrow as pa
-
-    from marketlake.engines.duckdb import DuckDBEngine
+# Re-exported: the names tests and callers import from here.
+__all__ = [
+    "Runner",
+    "check_target",
+    "load_dashboards",
+    "panels_of",
+    "relations",
+    "render_dashboards",
+    "resolve_variables",
+    "targets_of",
+]
 
 PAGE_WIDTH = 1500  # nominal pixels of the 24 grid columns, for the SVG viewBoxes
 ROW_HEIGHT = 30  # Grafana's grid: 30 px rows, 8 px gaps
@@ -58,60 +54,6 @@ ANCHORS = {
     "marketlake-pipeline": [("pipeline_runs", "started_at"), ("ingest_runs", "started_at")],
 }
 DEFAULT_ANCHOR = [("daily_prices", "trade_date")]
-
-
-# -- running SQL --------------------------------------------------------------------------
-
-
-def relations(sql: str) -> list[str]:
-    tree = sqlglot.parse_one(sql, read="athena")
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    return sorted({t.name for t in tree.find_all(exp.Table) if t.name not in ctes})
-
-
-class Runner:
-    """Runs a panel's expanded SQL as `marketlake query` does, after checking that it parses
-    as Trino SQL and that every relation it reads exists in this lake."""
-
-    def __init__(self, engine: DuckDBEngine) -> None:
-        self.engine = engine
-        self.views = sqlfiles.sql_root() / "views"
-
-    def check(self, sql: str, where: str) -> None:
-        try:
-            sqlglot.parse(sql, read="trino", error_level=sqlglot.errors.ErrorLevel.RAISE)
-        except sqlglot.errors.ParseError as exc:
-            first = (str(exc).splitlines() or [""])[0]
-            raise MarketlakeError(
-                f"{where}: the SQL does not parse as Athena SQL: {first}"
-            ) from None
-        for name in relations(sql):
-            if self.engine.has_relation(name):
-                continue
-            if not self.engine.has_relation("daily_prices"):
-                raise MarketlakeError(
-                    f"{where}: nothing is published in this lake yet; run `marketlake run` first"
-                )
-            if (self.views / f"{name}.sql").is_file():
-                raise MarketlakeError(
-                    f"{where}: the view {name} is missing from this lake (sql/views/{name}.sql "
-                    "is newer than the last build); run `marketlake build --force` to create it"
-                )
-            raise MarketlakeError(f"{where}: the panel reads {name}, which this lake does not have")
-
-    def fetch(self, sql: str, where: str) -> pa.Table:
-        self.check(sql, where)
-        try:
-            return self.engine.fetch_arrow(sql)
-        except MarketlakeError as exc:
-            raise MarketlakeError(f"{where}: {exc}") from None
-
-
-def _expand(sql: str, variables: dict, time_range: TimeRange, target: dict, where: str) -> str:
-    try:
-        return expand(sql, variables, time_range, target)
-    except MacroError as exc:
-        raise MacroError(f"{where}: {exc}") from None
 
 
 # -- time range and variables -------------------------------------------------------------
@@ -141,108 +83,6 @@ def time_range_for(
         raise MarketlakeError("daily_prices has no rows yet; run `marketlake run` first")
     start = date_from or end - dt.timedelta(days=span_days(dashboard))
     return TimeRange.days(start, end)
-
-
-def _options(table) -> list[str]:
-    """A variable query's values: its __value column if there is one, else the first."""
-    names = table.column_names
-    column = table.column("__value" if "__value" in names else names[0]).to_pylist()
-    seen: dict[str, None] = {}
-    for value in column:
-        if value is not None:
-            seen.setdefault(draw.format_cell(value), None)
-    return list(seen)
-
-
-def _sorted(options: list[str], how: int) -> list[str]:
-    if how in (1, 2):
-        return sorted(options, reverse=how == 2)
-    if how in (3, 4):
-
-        def number(text: str) -> float:
-            try:
-                return float(text)
-            except ValueError:
-                return float("inf")
-
-        return sorted(options, key=number, reverse=how == 4)
-    if how in (5, 6):
-        return sorted(options, key=str.lower, reverse=how == 6)
-    return options
-
-
-def _selection(spec: dict, options: list[str], wanted: list[str] | None, where: str):
-    name = spec["name"]
-    if wanted:
-        by_key = {o.upper(): o for o in options}
-        unknown = [w for w in wanted if w.upper() not in by_key]
-        if unknown:
-            raise MarketlakeError(
-                f"{where}: unknown {name} {', '.join(unknown)}; this lake has "
-                f"{', '.join(options) or 'none'}"
-            )
-        if len(wanted) > 1 and not spec.get("multi"):
-            raise MarketlakeError(f"{where}: the {name} variable takes one value")
-        return [by_key[w.upper()] for w in wanted], False
-    current = (spec.get("current") or {}).get("value")
-    current = current if isinstance(current, list) else [current] if current else []
-    if (ALL_VALUE in current or not current) and spec.get("includeAll"):
-        return options, True
-    kept = [c for c in current if c in options]
-    return (kept or options[:1]), False
-
-
-def resolve_variables(
-    runner: Runner,
-    dashboard: dict,
-    time_range: TimeRange,
-    symbols: list[str] | None,
-) -> tuple[dict[str, Variable], list[tuple[str, str]]]:
-    """The dashboard's variables with their values, and (label, shown value) for the page."""
-    title = dashboard.get("title", dashboard.get("_file"))
-    variables: dict[str, Variable] = {}
-    shown = []
-    for spec in (dashboard.get("templating") or {}).get("list") or []:
-        name, kind = spec["name"], spec.get("type")
-        where = f"dashboard '{title}', variable '{name}'"
-        if kind == "datasource":
-            value = (spec.get("current") or {}).get("value") or spec.get("query", "")
-            variables[name] = Variable(name, [str(value)])
-            continue
-        if kind in ("constant", "textbox"):
-            variables[name] = Variable(name, [str(spec.get("query", ""))])
-            continue
-        if kind == "custom":
-            options = [o.strip() for o in str(spec.get("query", "")).split(",") if o.strip()]
-        elif kind == "query":
-            query = spec.get("query")
-            query = query if isinstance(query, dict) else {"rawSQL": str(query or "")}
-            source = spec.get("datasource")
-            if isinstance(source, dict) and source.get("type") not in (None, DATASOURCE_TYPE):
-                raise MarketlakeError(f"{where}: its data source is not {DATASOURCE_TYPE}")
-            if not query.get("rawSQL"):
-                raise MarketlakeError(f"{where}: the variable query has no rawSQL")
-            sql = _expand(query["rawSQL"], variables, time_range, query, where)
-            options = _sorted(_options(runner.fetch(sql, where)), int(spec.get("sort") or 0))
-        else:
-            raise MarketlakeError(f"{where}: variables of type {kind} are not supported locally")
-        if not options:
-            raise MarketlakeError(
-                f"{where}: its query returned no values (is daily_prices empty?); "
-                "run `marketlake run` first"
-            )
-        wanted = symbols if name == "symbol" else None
-        values, everything = _selection(spec, options, wanted, where)
-        variables[name] = Variable(
-            name,
-            values,
-            is_list=bool(spec.get("multi") or spec.get("includeAll")),
-            all_selected=everything,
-            custom_all=spec.get("allValue") or None,
-        )
-        label = spec.get("label") or name
-        shown.append((label, ("All: " if everything else "") + ", ".join(values)))
-    return variables, shown
 
 
 # -- the page -----------------------------------------------------------------------------
@@ -303,7 +143,7 @@ def render_panel(
     queries, tables = [], []
     for target in targets:
         check_target(panel, target, where)
-        sql = _expand(target["rawSQL"], variables, time_range, target, where)
+        sql = expand_at(target["rawSQL"], variables, time_range, target, where)
         queries.append((target["refId"], sql))
         tables.append(runner.fetch(sql, where))
     width, height = _panel_size(grid)
@@ -355,13 +195,16 @@ def render_dashboards(
     date_to: dt.date | None = None,
     symbols: list[str] | None = None,
     dashboards_dir: Path | None = None,
+    watchlist: Sequence[str] = (),
 ) -> Path:
     """Run every panel of grafana/dashboards/*.json on the lake at `home` and write
     OUT_DIR/index.html (default: home/dashboards). Returns the page's path.
 
     Time range: --from/--to, else each dashboard's default span (now-90d) up to its newest
     data: the newest trade_date in daily_prices (the pipeline dashboard: the newest run).
-    Symbols: the given ones, else All.
+    Symbols: the given ones, else the `watchlist` symbols in the lake (the configured
+    tickers), else All up to variables.MAX_ALL_SYMBOLS, else the most traded on the last
+    session (variables.py); the page says which rule chose them.
     """
     from marketlake.engines.duckdb import DuckDBEngine
     from marketlake.storage import LocalStore, digest_cache_path
@@ -378,7 +221,7 @@ def render_dashboards(
         runner = Runner(engine)
         for dashboard in dashboards:
             time_range = time_range_for(runner, dashboard, date_from, date_to)
-            variables, shown = resolve_variables(runner, dashboard, time_range, symbols)
+            variables, shown = resolve_variables(runner, dashboard, time_range, symbols, watchlist)
             panels: list[str] = []
             queries: list[tuple[str, str, str]] = []  # (panel title, refId, SQL run)
             for panel in panels_of(dashboard):
