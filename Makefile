@@ -41,6 +41,7 @@ bench: install ## Benchmarks: ratios measured side by side in one run (not tests
 	$(BIN)/python bench/bench_build.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_verify.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_market_day.py $(BENCH_ARGS)  # 12,000 / 2,000 symbols x 2 years
+	$(BIN)/python bench/bench_lambda_market_day.py  # the Lambda's peak memory, whole market
 
 lint: install ## ruff check + ruff format --check, the import layers, mypy on src/
 	$(BIN)/ruff check .

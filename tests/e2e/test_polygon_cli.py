@@ -60,6 +60,10 @@ def test_the_whole_market_ingests_builds_and_answers_queries(tmp_path):
         status = ok(marketlake(tmp_path, "status", env=env(server)))
         assert "ingest watermarks of 250 symbols, by last trade_date" in status
         assert "whole market landed through 2024-06-13" in status
+        shown = ok(marketlake(tmp_path, "dashboards", env=env(server, MARKETLAKE_TICKERS="ALL")))
+        page = (tmp_path / shown.split("dashboards: ", 1)[1].strip()).read_text()
+        assert "Market breadth" in page
+        assert "MARKETLAKE_TICKERS=ALL follows the whole market): the 10 with the most" in page
         weekday = ok(
             marketlake(
                 tmp_path, "ingest", "--tickers", "ALL", "--as-of", "2024-06-14", env=env(server)

@@ -215,9 +215,11 @@ def _render(
 ) -> Path:
     from marketlake.dashboards.render import render_dashboards
 
-    # The configured tickers are the watchlist: the symbols the dashboards select by default.
+    # The configured tickers are the watchlist: the symbols the dashboards select by default
+    # (none with --tickers ALL: then the most traded).
+    watchlist = () if settings.whole_market else settings.tickers
     return render_dashboards(
-        settings.home, out_dir, date_from, date_to, symbols or None, watchlist=settings.tickers
+        settings.home, out_dir, date_from, date_to, symbols or None, watchlist=watchlist
     )
 
 

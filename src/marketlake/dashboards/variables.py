@@ -128,7 +128,11 @@ def default_symbols(
     top = set(traded[:TOP_BY_VOLUME])
     chosen = [o for o in options if o in top] or options[:1]
     day = rows[0]["trade_date"] if rows else "the last session"
-    why = "no watchlist symbol is in the lake" if listed else "no watchlist was given"
+    why = (
+        "no watchlist symbol is in the lake"
+        if listed
+        else "no watchlist was given (MARKETLAKE_TICKERS=ALL follows the whole market)"
+    )
     return Choice(chosen, rule=f"{why}: the {len(chosen)} with the most volume on {day}")
 
 
