@@ -119,6 +119,10 @@ def test_history_beyond_the_plan_lands_from_its_edge(tmp_path):
             sessions_between(edge, AS_OF.date())
         )
         assert 1 <= refused <= 8  # the first refusal, then a bisection
+        # A day with no session is never asked: Memorial Day, and no weekend.
+        asked = {r.path.rsplit("/", 1)[1] for r in server.requests if r.endpoint == "grouped"}
+        assert "2024-05-27" not in asked
+        assert all(dt.date.fromisoformat(d).weekday() < 5 for d in asked)
 
 
 def test_a_bad_key_stops_at_once_naming_polygon_api_key(tmp_path):
