@@ -10,8 +10,13 @@
      a loopback Alpha Vantage stand-in; the Glue workflow run it starts, the crawler's pass,
      the Glue job's entry point with the job's DefaultArguments, and daily_prices and every
      view queried through the project's DuckDB-backed Athena fake;
-  5. a second plan, which may show only the differences the emulator is known to cause;
-  6. terraform destroy.
+  5. the stack applied again with data_provider = "polygon" and tickers = ["ALL"], which
+     must change only the Polygon secret, the function and its role's policy; then the
+     Lambda against a loopback Polygon of a few hundred tickers, a short backfill and a
+     weekday of one grouped-daily request, each built (infra/weekday_polygon.py);
+  6. a second plan, which may show only the differences the emulator is known to cause
+     (drift.py);
+  7. terraform destroy.
 
 Every stage prints its seconds; a failure names the stage and the first error. The emulator
 and the stand-ins are stopped on exit, failure included. Run with the project's venv Python
@@ -29,6 +34,8 @@ from zoneinfo import ZoneInfo
 
 import aws_calls
 import tf
+import weekday_polygon
+from drift import EXPECTED_DRIFT, changed_attributes, unexpected_changes  # noqa: F401
 from emulated import (  # noqa: F401  (GAPS, SERVICES, override_text: the tests read them here)
     GAPS,
     REGION,
@@ -59,48 +66,6 @@ from weekday import (
 
 REPO = tf.REPO
 
-EXPECTED_DRIFT = {
-    "aws_glue_trigger.start_build": (
-        {"enabled"},
-        "moto reports an ON_DEMAND trigger as disabled; AWS has no state to keep for it",
-    ),
-    'aws_s3_bucket_notification.this["lake"]': (
-        {"eventbridge"},
-        "moto does not return the bucket's EventBridge notification setting",
-    ),
-    'aws_s3_bucket_notification.this["athena_results"]': (
-        {"eventbridge"},
-        "moto does not return the bucket's EventBridge notification setting",
-    ),
-    "aws_lambda_function.ingest": (
-        {"dead_letter_config"},
-        "moto does not return the function's dead-letter queue",
-    ),
-    "aws_iam_role_policy.scheduler": (
-        {"policy (known after apply)"},
-        "knock-on of the Lambda's drift: its document names the function, so it is re-read at "
-        "apply and the policy shows as known after apply; the text is the same",
-    ),
-    "aws_kms_key.main": (
-        {"rotation_period_in_days"},
-        "moto keeps a key's rotation on but not its period (GetKeyRotationStatus answers no "
-        "RotationPeriodInDays)",
-    ),
-    **{
-        f"aws_iam_role_policy.{name}": (
-            {"policy (known after apply)"},
-            "knock-on of the key's drift: the document names the key, so it is re-read at "
-            "apply and the policy shows as known after apply; the text is the same",
-        )
-        for name in ("ingest", "glue_job", "crawler")
-    },
-    "aws_glue_job.wap": (
-        {"execution_class"},
-        "moto returns execution_class STANDARD for a Python shell job, which has none",
-    ),
-}
-
-
 # -- Terraform --------------------------------------------------------------------------------
 
 
@@ -108,37 +73,6 @@ def managed_resources(state_list: str) -> int:
     return sum(
         1 for line in state_list.split() if not (line.startswith("data.") or ".data." in line)
     )
-
-
-def changed_attributes(change: dict) -> set:
-    """The attributes an update changes; one only known after apply is 'NAME (known after
-    apply)', so a drift allowed for that reason never lets a known new value through."""
-    before = change.get("before") or {}
-    after = change.get("after") or {}
-    unknown = change.get("after_unknown") or {}
-    changed = set()
-    for name in set(before) | set(after) | set(unknown):
-        if unknown.get(name) is True:
-            changed.add(f"{name} (known after apply)")
-        elif before.get(name) != after.get(name):
-            changed.add(name)
-    return changed
-
-
-def unexpected_changes(plan: dict) -> list[str]:
-    """Changes in a second plan that the emulator's known gaps (EXPECTED_DRIFT) do not
-    explain: another resource, another action than an update, or another attribute."""
-    found = []
-    for resource in plan.get("resource_changes", []):
-        change = resource["change"]
-        actions = change["actions"]
-        if actions in (["no-op"], ["read"]):
-            continue
-        attributes = changed_attributes(change) if actions == ["update"] else {"/".join(actions)}
-        allowed, _ = EXPECTED_DRIFT.get(resource["address"], (set(), ""))
-        if not attributes <= allowed:
-            found.append(f"{resource['address']} ({', '.join(sorted(attributes - allowed))})")
-    return found
 
 
 def arguments(argv: list[str] | None):
@@ -256,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
             tally["calls"] = timed("iam", lambda: check_calls(deployed, calls))
             reader = FakeAthena(deployed.glue, deployed.s3)
             tally["rows"] = timed("result", lambda: check_result(deployed, reader, summary))
+            # The same stack switched to Polygon and the whole market by its variables.
+            deployed, tally["polygon"] = weekday_polygon.rehearse(
+                timed, work, env, log, variables, as_of, check_calls
+            )
+            tally["runs"] += 2  # the backfill's build and the weekday's
 
             def plan_again() -> None:
                 tf.run(
@@ -294,10 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rehearse: interrupted at {stage}; the emulator was stopped", file=sys.stderr)
         return 130
     say(f"done in {time.monotonic() - started:.0f} s")
+    polygon = tally["polygon"]
     print(
-        f"rehearsal: {tally['applied']} resources applied, {tally['runs']} workflow run, "
-        f"{tally['calls']} AWS calls checked against their roles, "
-        f"{tally['rows']} rows published, {tally['destroyed']} destroyed"
+        f"rehearsal: {tally['applied']} resources applied, {tally['runs']} workflow runs, "
+        f"{tally['calls'] + polygon['calls']} AWS calls checked against their roles, "
+        f"{tally['rows']} rows published, {tally['destroyed']} destroyed; polygon weekday: "
+        f"{polygon['tickers']} tickers in {polygon['weekday_requests']} requests (1 for the "
+        f"bars), {polygon['weekday_puts']} S3 PUTs, {polygon['weekday_rows']} rows published"
     )
     return 0
 

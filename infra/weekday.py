@@ -142,40 +142,57 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def run_lambda(deployed: Deployed, event: dict, as_of: dt.date, log: Path) -> dict:
+def check_code(deployed: Deployed) -> None:
+    """The deployed function runs handler.handler from dist/aws's zip."""
     check(deployed.function["Handler"] == "handler.handler", "handler is not handler.handler")
     built = (REPO / "dist" / "aws" / "ingest_lambda.zip").read_bytes()
     digest = base64.b64encode(hashlib.sha256(built).digest()).decode()
     check(deployed.function["CodeSha256"] == digest, "the deployed zip is not dist/aws's")
+
+
+def invoke(deployed: Deployed, env: dict, event: dict, as_of: dt.date, log: Path) -> tuple:
+    """lambdas/ingest/handler.py, in-process, with the deployed function's environment (plus
+    `env`: the stand-in's URL) and context; returns (its summary, its log)."""
+    env = {**deployed.env, **env, **aws_environment(deployed.endpoint)}
+    # The caller's own settings (a developer's key) must not reach the handler.
+    mine = ("MARKETLAKE_", "ALPHAVANTAGE_", "POLYGON_", "LAKE_", "GLUE_")
+    with patched_environ(env, mine):
+        import boto3
+
+        boto3.setup_default_session()
+        handler_dir = REPO / "lambdas" / "ingest"
+        sys.path.insert(0, str(handler_dir))
+        logs = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(logs):  # powertools logs JSON to stdout
+                module = runpy.run_path(str(handler_dir / "handler.py"))
+                # Powertools keeps the stream of the logger's first creation: an earlier
+                # invocation's buffer, from the second on.
+                module["logger"].registered_handler.stream = logs
+                summary = module["handler"](
+                    {**event, "as_of": as_of.isoformat()}, LambdaContext(deployed.function)
+                )
+        finally:
+            sys.path.remove(str(handler_dir))
+            boto3.DEFAULT_SESSION = None
+            with log.open("a") as out:
+                out.write(f"--- the Lambda's log ({as_of})\n{logs.getvalue()}\n")
+    text = logs.getvalue()
+    check(TEST_KEY not in text, "the Lambda's log holds the API key")
+    check('"ingest finished"' in text, "the Lambda logged no summary")
+    return summary, text
+
+
+def run_lambda(deployed: Deployed, event: dict, as_of: dt.date, log: Path) -> dict:
+    check_code(deployed)
     deployed.secrets.put_secret_value(
         SecretId=deployed.env["ALPHAVANTAGE_SECRET_ID"], SecretString=TEST_KEY
     )
     with alpha_vantage_stand_in(as_of) as server:
-        env = dict(deployed.env, ALPHAVANTAGE_BASE_URL=server.url)
-        env.update(aws_environment(deployed.endpoint))
-        with patched_environ(env, ("MARKETLAKE_", "ALPHAVANTAGE_", "LAKE_", "GLUE_")):
-            import boto3
-
-            boto3.setup_default_session()
-            handler_dir = REPO / "lambdas" / "ingest"
-            sys.path.insert(0, str(handler_dir))
-            logs = io.StringIO()
-            try:
-                with contextlib.redirect_stdout(logs):  # powertools logs JSON to stdout
-                    handler = runpy.run_path(str(handler_dir / "handler.py"))["handler"]
-                    summary = handler(
-                        {**event, "as_of": as_of.isoformat()}, LambdaContext(deployed.function)
-                    )
-            finally:
-                sys.path.remove(str(handler_dir))
-                boto3.DEFAULT_SESSION = None
-                with log.open("a") as out:
-                    out.write(f"--- the Lambda's log\n{logs.getvalue()}\n")
+        summary, _ = invoke(deployed, {"ALPHAVANTAGE_BASE_URL": server.url}, event, as_of, log)
         asked = {query["symbol"] for query in server.requests}
     tickers = deployed.env["MARKETLAKE_TICKERS"].split(",")
     check(asked == set(tickers), f"the Lambda asked for {sorted(asked)}, deployed {tickers}")
-    check(TEST_KEY not in logs.getvalue(), "the Lambda's log holds the API key")
-    check('"ingest finished"' in logs.getvalue(), "the Lambda logged no summary")
     check(not summary["failed"], f"symbols failed: {summary['failed']}")
     check(summary["new_bars"] > 0, "the Lambda landed no bars")
     return summary
@@ -269,13 +286,29 @@ def crawl(deployed: Deployed, calls) -> str:
     return RAW_TABLE
 
 
-def run_glue_job(deployed: Deployed, job_name: str, athena, log: Path) -> None:
-    """glue/wap_job.py as Glue would start it: argv from the job's DefaultArguments, the
-    script and the wheels read back from S3; Athena is the DuckDB-backed fake."""
+def check_installable(deployed: Deployed, uris: list, names: list, built: dict) -> None:
+    """The deployed wheels are dist/aws's, and install in the job's order with no index."""
     import tempfile
 
     import glue_wheels  # the install checks of make package, on what was deployed
 
+    with tempfile.TemporaryDirectory() as tmp:
+        wheels = [Path(tmp) / name for name in names]
+        for uri, wheel in zip(uris, wheels):
+            wheel.write_bytes(deployed.object_bytes(uri))
+            check(wheel.read_bytes() == built[wheel.name].read_bytes(), f"{uri} is not dist/aws's")
+        problems = glue_wheels.closure_errors(wheels)
+        python39 = not problems and glue_wheels.python39()  # pip's own, where there is one
+        said = python39 and glue_wheels.offline_install_errors(wheels, python39)
+        check(not problems and not said, f"the job's wheels need an index: {problems} {said}")
+
+
+def run_glue_job(
+    deployed: Deployed, job_name: str, athena, log: Path, check_wheels: bool = True
+) -> None:
+    """glue/wap_job.py as Glue would start it: argv from the job's DefaultArguments, the
+    script and the wheels read back from S3; Athena is the DuckDB-backed fake. A later run
+    of the same deployment may skip the wheels' install check (`check_wheels`)."""
     job = deployed.glue.get_job(JobName=job_name)["Job"]
     check(job["Command"]["Name"] == "pythonshell", f"job command is {job['Command']['Name']}")
     script = deployed.object_bytes(job["Command"]["ScriptLocation"])
@@ -292,15 +325,8 @@ def run_glue_job(deployed: Deployed, job_name: str, athena, log: Path) -> None:
     built = {p.name: p for p in [*dist.glob("marketlake-*.whl"), *dist.glob("glue-wheels/*.whl")]}
     names = [uri.rsplit("/", 1)[-1] for uri in uris]
     check(sorted(names) == sorted(built), f"the job installs {names}, not {sorted(built)}")
-    with tempfile.TemporaryDirectory() as tmp:
-        wheels = [Path(tmp) / name for name in names]
-        for uri, wheel in zip(uris, wheels):
-            wheel.write_bytes(deployed.object_bytes(uri))
-            check(wheel.read_bytes() == built[wheel.name].read_bytes(), f"{uri} is not dist/aws's")
-        problems = glue_wheels.closure_errors(wheels)
-        python39 = not problems and glue_wheels.python39()  # pip's own, where there is one
-        said = python39 and glue_wheels.offline_install_errors(wheels, python39)
-        check(not problems and not said, f"the job's wheels need an index: {problems} {said}")
+    if check_wheels:
+        check_installable(deployed, uris, names, built)
     argv = [str(REPO / "glue" / "wap_job.py")]
     for name, value in arguments.items():
         argv += [name, value]
@@ -330,12 +356,11 @@ def run_glue_job(deployed: Deployed, job_name: str, athena, log: Path) -> None:
                 out.write(f"--- the Glue job's log\n{logs.getvalue()}\n")
 
 
-def check_result(deployed: Deployed, athena, summary: dict) -> int:
-    """daily_prices and every view, queried as Grafana would: the query workgroup."""
+def query_engine(deployed: Deployed, athena):
+    """An AthenaEngine in the dashboards' workgroup, as Grafana queries the lake."""
     from marketlake.engines.athena import AthenaEngine
-    from marketlake.providers.synthetic import SyntheticProvider
 
-    engine = AthenaEngine(
+    return AthenaEngine(
         deployed.outputs["glue_database"],
         deployed.outputs["athena_workgroup"],
         f"s3://{deployed.outputs['lake_bucket']}",
@@ -344,6 +369,13 @@ def check_result(deployed: Deployed, athena, summary: dict) -> int:
         glue=deployed.glue,
         sleep=lambda seconds: None,
     )
+
+
+def check_result(deployed: Deployed, athena, summary: dict) -> int:
+    """daily_prices and every view, queried as Grafana would: the query workgroup."""
+    from marketlake.providers.synthetic import SyntheticProvider
+
+    engine = query_engine(deployed, athena)
     counts = engine.fetch_df(
         "SELECT count(*) AS n, count(DISTINCT symbol) AS symbols FROM daily_prices"
     )

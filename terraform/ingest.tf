@@ -6,7 +6,7 @@
 
 resource "aws_lambda_function" "ingest" {
   function_name = local.function_name
-  description   = "Fetches daily bars from Alpha Vantage into s3://${local.lake_bucket_name}/raw/ and starts the Glue build when new bars landed."
+  description   = "Fetches daily bars from ${local.provider_names[var.data_provider]} into s3://${local.lake_bucket_name}/raw/ and starts the Glue build when new bars landed."
   role          = aws_iam_role.ingest.arn
   # The newest runtime with both an AWS SDK for pandas and a Powertools layer that this
   # provider line (hashicorp/aws 5.x) accepts; python3.14 needs provider 6.
@@ -26,21 +26,9 @@ resource "aws_lambda_function" "ingest" {
   reserved_concurrent_executions = var.lambda_reserved_concurrency == null ? -1 : var.lambda_reserved_concurrency
 
   environment {
-    variables = {
-      LAKE_BUCKET                   = aws_s3_bucket.lake.id
-      ALPHAVANTAGE_SECRET_ID        = aws_secretsmanager_secret.alphavantage.arn
-      GLUE_WORKFLOW_NAME            = aws_glue_workflow.build.name
-      MARKETLAKE_PROVIDER           = "alphavantage"
-      MARKETLAKE_TICKERS            = join(",", var.tickers)
-      MARKETLAKE_HISTORY_DAYS       = tostring(var.history_days)
-      MARKETLAKE_ACTIONS_EVERY_DAYS = tostring(var.corporate_actions_every_days)
-      ALPHAVANTAGE_CALLS_PER_MINUTE = tostring(var.alphavantage_calls_per_minute)
-      ALPHAVANTAGE_CALLS_PER_DAY    = tostring(var.alphavantage_calls_per_day)
-      ALPHAVANTAGE_MAX_RETRIES      = tostring(var.alphavantage_max_retries)
-      ALPHAVANTAGE_BACKOFF_SECONDS  = tostring(var.alphavantage_backoff_seconds)
-      ALPHAVANTAGE_OUTPUTSIZE       = var.alphavantage_outputsize
-      ALPHAVANTAGE_DATATYPE         = "json"
-    }
+    # The settings of every run, then the chosen provider's only: an Alpha Vantage
+    # deployment keeps the environment it had before Polygon was offered.
+    variables = merge(local.ingest_environment, local.provider_environment[var.data_provider])
   }
 
   tracing_config {
@@ -56,6 +44,12 @@ resource "aws_lambda_function" "ingest" {
       condition     = var.lambda_timeout_seconds >= local.ingest_reserve_seconds + 60
       error_message = "lambda_timeout_seconds leaves less than a minute of work: the ingest keeps ${local.ingest_reserve_seconds} s in reserve with these rate-limit and retry settings."
     }
+    # Two variables' agreement, checked here: a validation block naming another variable
+    # needs Terraform 1.9, and the stack allows 1.5.
+    precondition {
+      condition     = var.data_provider == "polygon" || join(",", var.tickers) != "ALL"
+      error_message = "tickers = [\"ALL\"] is the whole market, which only data_provider = \"polygon\" answers (one request a session); with alphavantage list the symbols."
+    }
   }
 
   depends_on = [
@@ -64,17 +58,57 @@ resource "aws_lambda_function" "ingest" {
   ]
 }
 
-# The time budget of marketlake.aws.lambda_ingest, mirrored: before each symbol the Lambda stops
-# when less than the limiter's next wait + one symbol's worst case (every attempt timing
-# out, with capped backoffs between) + SAFETY_SECONDS is left. The timeout must exceed it.
 locals {
-  ingest_request_timeout_seconds = 30  # providers.alphavantage TIMEOUT_SECONDS
-  ingest_backoff_cap_seconds     = 120 # providers.alphavantage MAX_BACKOFF_SECONDS
+  provider_names = { alphavantage = "Alpha Vantage", polygon = "Polygon (Massive)" }
+
+  ingest_environment = {
+    LAKE_BUCKET                   = aws_s3_bucket.lake.id
+    GLUE_WORKFLOW_NAME            = aws_glue_workflow.build.name
+    MARKETLAKE_PROVIDER           = var.data_provider
+    MARKETLAKE_TICKERS            = join(",", var.tickers)
+    MARKETLAKE_HISTORY_DAYS       = tostring(var.history_days)
+    MARKETLAKE_ACTIONS_EVERY_DAYS = tostring(var.corporate_actions_every_days)
+  }
+  # The key's secret id and the pacing, per provider. one(): the Polygon secret exists only
+  # with data_provider = "polygon", and this map is evaluated either way.
+  provider_environment = {
+    alphavantage = {
+      ALPHAVANTAGE_SECRET_ID        = aws_secretsmanager_secret.alphavantage.arn
+      ALPHAVANTAGE_CALLS_PER_MINUTE = tostring(var.alphavantage_calls_per_minute)
+      ALPHAVANTAGE_CALLS_PER_DAY    = tostring(var.alphavantage_calls_per_day)
+      ALPHAVANTAGE_MAX_RETRIES      = tostring(var.alphavantage_max_retries)
+      ALPHAVANTAGE_BACKOFF_SECONDS  = tostring(var.alphavantage_backoff_seconds)
+      ALPHAVANTAGE_OUTPUTSIZE       = var.alphavantage_outputsize
+      ALPHAVANTAGE_DATATYPE         = "json"
+    }
+    polygon = {
+      POLYGON_SECRET_ID        = one(aws_secretsmanager_secret.polygon[*].arn)
+      POLYGON_CALLS_PER_MINUTE = tostring(var.polygon_calls_per_minute)
+      POLYGON_MAX_RETRIES      = tostring(var.polygon_max_retries)
+      POLYGON_BACKOFF_SECONDS  = tostring(var.polygon_backoff_seconds)
+    }
+  }
+}
+
+# The time budget of marketlake.aws.lambda_ingest (worst_case_symbol_seconds), mirrored for
+# the chosen provider: before each request the Lambda stops when less than the limiter's
+# next wait + one request's worst case (every attempt timing out, with capped backoffs
+# between, each at least the pace's interval) + SAFETY_SECONDS is left. The timeout must
+# exceed it.
+locals {
+  ingest_request_timeout_seconds = 30  # providers.http TIMEOUT_SECONDS
+  ingest_backoff_cap_seconds     = 120 # providers.http MAX_BACKOFF_SECONDS
   ingest_safety_seconds          = 15  # SAFETY_SECONDS
-  ingest_worst_symbol_seconds = (var.alphavantage_max_retries + 1) * local.ingest_request_timeout_seconds + sum(concat([0], [
-    for n in range(var.alphavantage_max_retries) : min(var.alphavantage_backoff_seconds * pow(2, n), local.ingest_backoff_cap_seconds)
+  ingest_polygon                 = var.data_provider == "polygon"
+  ingest_max_retries             = local.ingest_polygon ? var.polygon_max_retries : var.alphavantage_max_retries
+  ingest_backoff_seconds         = local.ingest_polygon ? var.polygon_backoff_seconds : var.alphavantage_backoff_seconds
+  ingest_calls_per_minute        = local.ingest_polygon ? var.polygon_calls_per_minute : var.alphavantage_calls_per_minute
+  # 0: Polygon unpaced (paid plans).
+  ingest_interval_seconds = local.ingest_calls_per_minute == 0 ? 0 : 60 / local.ingest_calls_per_minute
+  ingest_worst_symbol_seconds = (local.ingest_max_retries + 1) * local.ingest_request_timeout_seconds + sum(concat([0], [
+    for n in range(local.ingest_max_retries) : max(min(local.ingest_backoff_seconds * pow(2, n), local.ingest_backoff_cap_seconds), local.ingest_interval_seconds)
   ]))
-  ingest_reserve_seconds = ceil(60 / var.alphavantage_calls_per_minute) + local.ingest_worst_symbol_seconds + local.ingest_safety_seconds
+  ingest_reserve_seconds = ceil(local.ingest_interval_seconds) + local.ingest_worst_symbol_seconds + local.ingest_safety_seconds
 }
 
 # Asynchronous invocations (the schedule): one retry, then the event goes to the DLQ above.
@@ -96,7 +130,7 @@ resource "aws_sqs_queue" "ingest_dlq" {
   message_retention_seconds = 1209600 # 14 days
 }
 
-# -- IAM: only its prefixes, its secret, its workflow, its logs ------------------------------
+# -- IAM: only its prefixes, its provider's secret, its workflow, its logs ------------------
 
 data "aws_iam_policy_document" "lambda_assume" {
   statement {
@@ -147,10 +181,11 @@ data "aws_iam_policy_document" "ingest" {
     resources = [aws_s3_bucket.lake.arn]
   }
 
+  # The chosen provider's key only (secrets.tf): the code reads no other.
   statement {
     sid       = "TheApiKey"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [aws_secretsmanager_secret.alphavantage.arn]
+    resources = [local.api_key_secret_arn]
   }
 
   statement {

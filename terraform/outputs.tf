@@ -33,6 +33,11 @@ output "alphavantage_secret_arn" {
   value       = aws_secretsmanager_secret.alphavantage.arn
 }
 
+output "polygon_secret_arn" {
+  description = "With data_provider = polygon, put the Polygon key here: aws secretsmanager put-secret-value --secret-id <this> --secret-string KEY (null otherwise)."
+  value       = one(aws_secretsmanager_secret.polygon[*].arn)
+}
+
 output "glue_workflow_name" {
   description = "The build workflow (crawler, then the WAP job): aws glue start-workflow-run --name <this>."
   value       = aws_glue_workflow.build.name

@@ -30,8 +30,19 @@ variable "tags" {
   default     = {}
 }
 
+variable "data_provider" {
+  description = "Where the scheduled ingest gets its bars (MARKETLAKE_PROVIDER): alphavantage (one request per symbol) or polygon (Polygon, now Massive: one grouped-daily request a session for the whole US market). polygon creates its key's secret (output polygon_secret_arn)."
+  type        = string
+  default     = "alphavantage"
+
+  validation {
+    condition     = contains(["alphavantage", "polygon"], var.data_provider)
+    error_message = "data_provider must be alphavantage or polygon."
+  }
+}
+
 variable "tickers" {
-  description = "Symbols the scheduled ingest fetches (MARKETLAKE_TICKERS), as Alpha Vantage spells them."
+  description = "Symbols the scheduled ingest fetches (MARKETLAKE_TICKERS), as the provider spells them; [\"ALL\"] is every ticker of the US market (data_provider = \"polygon\" only)."
   type        = list(string)
   default     = ["NVDA", "AMD", "INTC", "TSM", "AVGO", "QCOM", "TXN", "MU", "ASML", "AMAT"]
 
@@ -144,10 +155,46 @@ variable "alphavantage_backoff_seconds" {
   }
 }
 
+# -- Polygon rate limits (data_provider = "polygon"; defaults: the free plan) ----------------
+# The Lambda's pacing comes from these; the bounds are marketlake.config's.
+
+variable "polygon_calls_per_minute" {
+  description = "Requests per minute the ingest paces itself to (POLYGON_CALLS_PER_MINUTE): 5 on the free plan; 0 for no pacing (paid plans are unlimited)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.polygon_calls_per_minute >= 0 && var.polygon_calls_per_minute <= 60000 && floor(var.polygon_calls_per_minute) == var.polygon_calls_per_minute
+    error_message = "polygon_calls_per_minute must be a whole number from 0 (no pacing) to 60000."
+  }
+}
+
+variable "polygon_max_retries" {
+  description = "Retries of a throttled (429), failed (5xx) or garbled answer before the request is given up for the run (POLYGON_MAX_RETRIES)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.polygon_max_retries >= 0 && var.polygon_max_retries <= 10 && floor(var.polygon_max_retries) == var.polygon_max_retries
+    error_message = "polygon_max_retries must be a whole number from 0 to 10."
+  }
+}
+
+variable "polygon_backoff_seconds" {
+  description = "First wait before a retry, doubled each time, each at most 120 s (POLYGON_BACKOFF_SECONDS)."
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = var.polygon_backoff_seconds >= 0 && var.polygon_backoff_seconds <= 120
+    error_message = "polygon_backoff_seconds must be between 0 and 120."
+  }
+}
+
 # -- ingest Lambda -------------------------------------------------------------------------
 
 variable "lambda_timeout_seconds" {
-  description = "Ingest Lambda timeout. Before each symbol the code stops when less than the limiter's wait + one symbol's worst case + 15 s is left (about 250 s with the default retries); a precondition checks the timeout leaves a minute beyond that."
+  description = "Ingest Lambda timeout. Before each request the code stops when less than the limiter's wait + one request's worst case + 15 s is left (about 250 s with either provider's default retries); a precondition checks the timeout leaves a minute beyond that. What is left waits for the next run, oldest first."
   type        = number
   default     = 900
 

@@ -4,6 +4,7 @@ Terraform sets nothing they do not read. The reads are collected with `ast`."""
 from __future__ import annotations
 
 import ast
+import json
 
 from infra_contract import (
     GLUE_SCRIPT,
@@ -15,33 +16,26 @@ from infra_contract import (
     terraform,
 )
 
+from marketlake.aws import lambda_ingest as aws
+
 # Read by the code, deliberately not set on the Lambda. Each with its reason.
 NOT_ON_THE_LAMBDA = {
     "ALPHAVANTAGE_API_KEY": "the key comes from Secrets Manager via ALPHAVANTAGE_SECRET_ID; "
     "a literal would sit in Terraform state and in the function's configuration",
     "LAKE_PREFIX": "the bucket is the lake's own: its root is the lake root",
     "MARKETLAKE_HOME": "the local lake directory; on AWS the lake is the bucket (S3Store)",
-    "MARKETLAKE_SEED": "seeds the synthetic market; the Lambda runs the alphavantage provider",
+    "MARKETLAKE_SEED": "seeds the synthetic market; the Lambda runs alphavantage or polygon",
     "MARKETLAKE_DUCKDB_MEMORY_LIMIT": "DuckDB runs the local build only",
     "MARKETLAKE_DUCKDB_THREADS": "DuckDB runs the local build only",
     "MARKETLAKE_KEEP_VERSIONS": "a build setting: the Glue job gets it as --keep_versions",
     "MARKETLAKE_MAX_BAD_ROW_PCT": "a build setting: the Glue job gets it as --max_bad_row_pct",
     "ALPHAVANTAGE_BASE_URL": "points the tests at their loopback server; the default is the API",
+    "POLYGON_API_KEY": "the key comes from Secrets Manager via POLYGON_SECRET_ID; a literal "
+    "would sit in Terraform state and in the function's configuration",
+    "POLYGON_BASE_URL": "points the tests at their loopback server; the default is the API",
 }
-# The Lambda runs the alphavantage provider; deploying Polygon is a change of its own (its key
-# would come from Secrets Manager too, never a literal).
-NOT_ON_THE_LAMBDA.update(
-    {
-        name: "the polygon provider's; the deployed Lambda runs alphavantage"
-        for name in (
-            "POLYGON_API_KEY",
-            "POLYGON_BASE_URL",
-            "POLYGON_CALLS_PER_MINUTE",
-            "POLYGON_MAX_RETRIES",
-            "POLYGON_BACKOFF_SECONDS",
-        )
-    }
-)
+# Which provider's settings a deployment gets: the variables each one's code reads.
+PROVIDER_PREFIXES = {"alphavantage": "ALPHAVANTAGE_", "polygon": "POLYGON_"}
 
 
 def lambda_reads() -> set[str]:
@@ -57,15 +51,31 @@ def lambda_reads() -> set[str]:
     )
 
 
+def lambda_environments() -> dict[str, dict]:
+    """The function's environment with each data_provider: the settings of every run merged
+    with the chosen provider's (terraform/ingest.tf)."""
+    tf = terraform()
+    (block,) = tf.resource("aws_lambda_function", "ingest")["environment"]
+    assert block["variables"] == (
+        "${merge(local.ingest_environment, local.provider_environment[var.data_provider])}"
+    ), "the contract reads the environment as that merge: keep it, or teach the contract"
+    common = tf.locals["ingest_environment"]
+    return {name: {**common, **own} for name, own in tf.locals["provider_environment"].items()}
+
+
 def lambda_environment() -> dict:
-    (block,) = terraform().resource("aws_lambda_function", "ingest")["environment"]
-    return block["variables"]
+    """Every variable Terraform may set on the function, whichever the provider."""
+    merged: dict = {}
+    for environment in lambda_environments().values():
+        merged.update(environment)
+    return merged
 
 
 def test_the_code_reads_what_the_contract_expects_to_find():
     # Guards the collector itself: if it found nothing, every test below would pass vacuously.
     reads = lambda_reads()
     assert {"LAKE_BUCKET", "ALPHAVANTAGE_SECRET_ID", "GLUE_WORKFLOW_NAME"} <= reads
+    assert {"POLYGON_SECRET_ID", "POLYGON_CALLS_PER_MINUTE"} <= reads
     assert {"MARKETLAKE_TICKERS", "ALPHAVANTAGE_CALLS_PER_DAY"} <= reads
 
 
@@ -91,21 +101,53 @@ def test_the_exemptions_are_read_by_the_code_and_not_set():
     assert not both, f"{sorted(both)} are exempted yet set by Terraform"
 
 
-def test_the_api_key_never_sits_in_terraform():
-    environment = lambda_environment()
-    assert "ALPHAVANTAGE_API_KEY" not in environment
-    assert environment["ALPHAVANTAGE_SECRET_ID"] == "${aws_secretsmanager_secret.alphavantage.arn}"
-    assert not terraform().of_type("aws_secretsmanager_secret_version"), (
+def test_each_provider_gets_its_own_settings_and_no_other():
+    """One map per value of data_provider, whose validation lists exactly those; the common
+    map names no provider's setting, and each provider's map only its own."""
+    tf = terraform()
+    environments = lambda_environments()
+    (validation,) = tf.variables["data_provider"]["validation"]
+    listed = json.dumps(sorted(environments))
+    assert validation["condition"] == f"${{contains({listed}, var.data_provider)}}"
+    assert set(environments) == set(PROVIDER_PREFIXES) == set(aws.key_secrets({}))
+    assert not [n for n in tf.locals["ingest_environment"] if n.startswith(("ALPHA", "POLY"))]
+    for name, own in tf.locals["provider_environment"].items():
+        foreign = [n for n in own if not n.startswith(PROVIDER_PREFIXES[name])]
+        assert not foreign, f"the {name} deployment gets {foreign}"
+        # The Lambda finds the chosen provider's secret, and that deployment names no other.
+        secrets = aws.key_secrets({n: f"<{n}>" for n in environments[name]})
+        assert {p for p, (_, secret) in secrets.items() if secret} == {name}
+
+
+def test_the_api_keys_never_sit_in_terraform():
+    tf = terraform()
+    for environment in lambda_environments().values():
+        assert not {"ALPHAVANTAGE_API_KEY", "POLYGON_API_KEY"} & set(environment)
+    alphavantage, polygon = (tf.locals["provider_environment"][p] for p in PROVIDER_PREFIXES)
+    assert alphavantage["ALPHAVANTAGE_SECRET_ID"] == "${aws_secretsmanager_secret.alphavantage.arn}"
+    # The Polygon secret exists only with data_provider = "polygon" (count): one() of it.
+    assert polygon["POLYGON_SECRET_ID"] == "${one(aws_secretsmanager_secret.polygon[*].arn)}"
+    assert tf.resource("aws_secretsmanager_secret", "polygon")["count"] == (
+        '${var.data_provider == "polygon" ? 1 : 0}'
+    )
+    assert not tf.of_type("aws_secretsmanager_secret_version"), (
         "a secret version in Terraform puts the key in state; set it with "
         "aws secretsmanager put-secret-value"
     )
+    for name in PROVIDER_PREFIXES:
+        secret = tf.resource("aws_secretsmanager_secret", name)
+        assert secret["kms_key_id"] == "${aws_kms_key.main.arn}"
+        assert "put-secret-value" in secret["description"]
+        assert "put-secret-value" in tf.outputs[f"{name}_secret_arn"]["description"]
 
 
 def test_the_lambda_points_at_the_stack_it_belongs_to():
+    tf = terraform()
     environment = lambda_environment()
     assert environment["LAKE_BUCKET"] == "${aws_s3_bucket.lake.id}"
     assert environment["GLUE_WORKFLOW_NAME"] == "${aws_glue_workflow.build.name}"
-    assert environment["MARKETLAKE_PROVIDER"] == "alphavantage"
+    assert environment["MARKETLAKE_PROVIDER"] == "${var.data_provider}"
+    assert tf.variables["data_provider"]["default"] == "alphavantage"
     assert environment["MARKETLAKE_TICKERS"] == '${join(",", var.tickers)}'
 
 

@@ -86,9 +86,14 @@ def test_the_lambda_starts_only_its_workflow_and_reads_only_its_secret():
     (workflow_arn,) = resources_for("ingest", "glue:StartWorkflowRun")
     assert workflow_arn.endswith(":workflow/${local.workflow_name}")
     assert tf.resource("aws_glue_workflow", "build")["name"] == "${local.workflow_name}"
+    # The chosen provider's key, no other (secrets.tf).
     assert resources_for("ingest", "secretsmanager:GetSecretValue") == [
-        "${aws_secretsmanager_secret.alphavantage.arn}"
+        "${local.api_key_secret_arn}"
     ]
+    assert tf.locals["api_key_secret_arn"] == (
+        '${var.data_provider == "polygon" ? one(aws_secretsmanager_secret.polygon[*].arn) : '
+        "aws_secretsmanager_secret.alphavantage.arn}"
+    )
 
 
 def test_the_build_never_writes_raw_and_stays_in_its_workgroup_and_topic():

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+
+import pytest
 from infra_contract import (
     LAMBDA_HANDLER,
     SRC,
@@ -53,12 +58,30 @@ def test_runtime_concurrency_tracing_and_dead_letters():
     assert group["retention_in_days"] == "${var.log_retention_days}"
 
 
-def test_the_time_budget_in_terraform_is_the_codes():
-    """aws.py stops taking symbols when less than the limiter's wait + one symbol's worst
-    case + SAFETY_SECONDS is left; Terraform mirrors that sum to refuse a timeout that
-    leaves no time to work. Its constants are the code's, and the defaults leave room."""
-    from marketlake.aws.lambda_ingest import worst_case_symbol_seconds
+def lambda_settings(variables: dict):
+    """The Settings the deployed Lambda reads with these Terraform variables (defaults for
+    the rest), and the pace's interval in seconds."""
     from marketlake.config import Settings
+
+    values = {name: body.get("default") for name, body in terraform().variables.items()}
+    values.update(variables)
+    provider = values["data_provider"]
+    prefix, short = (
+        ("POLYGON", "polygon") if provider == "polygon" else ("ALPHAVANTAGE", "alphavantage")
+    )
+    env = {"MARKETLAKE_PROVIDER": provider, f"{prefix}_API_KEY": "k"}
+    for setting in ("calls_per_minute", "max_retries", "backoff_seconds"):
+        env[f"{prefix}_{setting.upper()}"] = str(values[f"{short}_{setting}"])
+    per_minute = values[f"{short}_calls_per_minute"]
+    return Settings.from_env(env), 60 / per_minute if per_minute else 0.0
+
+
+def test_the_time_budget_in_terraform_is_the_codes():
+    """aws.py stops taking requests when less than the limiter's wait + one request's worst
+    case + SAFETY_SECONDS is left; Terraform mirrors that sum, for the chosen provider, to
+    refuse a timeout that leaves no time to work. Its constants are the code's, and either
+    provider's defaults leave room."""
+    from marketlake.aws.lambda_ingest import worst_case_symbol_seconds
 
     tf = terraform()
     for local, path, constant in (
@@ -67,26 +90,91 @@ def test_the_time_budget_in_terraform_is_the_codes():
         ("ingest_safety_seconds", AWS, "SAFETY_SECONDS"),
     ):
         assert tf.locals[local] == module_constant(path, constant), f"{local} != {constant}"
-    (check,) = function()["lifecycle"][0]["precondition"]
+    check = function()["lifecycle"][0]["precondition"][0]
     assert "var.lambda_timeout_seconds >= local.ingest_reserve_seconds" in check["condition"]
 
-    variables = tf.variables
-    settings = Settings.from_env(
-        {
-            "ALPHAVANTAGE_MAX_RETRIES": str(variables["alphavantage_max_retries"]["default"]),
-            "ALPHAVANTAGE_BACKOFF_SECONDS": str(
-                variables["alphavantage_backoff_seconds"]["default"]
-            ),
-        }
-    )
-    wait = 60 / variables["alphavantage_calls_per_minute"]["default"]
-    reserve = wait + worst_case_symbol_seconds(settings) + module_constant(AWS, "SAFETY_SECONDS")
-    timeout = variables["lambda_timeout_seconds"]["default"]
+    timeout = tf.variables["lambda_timeout_seconds"]["default"]
     assert function()["timeout"] == "${var.lambda_timeout_seconds}"
-    assert timeout <= 900 and timeout - reserve >= 300, (
-        f"with the default settings a {timeout} s Lambda keeps {reserve:.0f} s in reserve"
-    )
+    for provider in ("alphavantage", "polygon"):
+        settings, wait = lambda_settings({"data_provider": provider})
+        reserve = (
+            wait + worst_case_symbol_seconds(settings) + module_constant(AWS, "SAFETY_SECONDS")
+        )
+        assert timeout <= 900 and timeout - reserve >= 300, (
+            f"with {provider}'s default settings a {timeout} s Lambda keeps {reserve:.0f} s "
+            "in reserve"
+        )
     assert "get_remaining_time_in_millis" in AWS.read_text(encoding="utf-8")
+
+
+needs_terraform = pytest.mark.skipif(
+    shutil.which(os.environ.get("TF", "terraform")) is None, reason="needs Terraform on PATH"
+)
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {},
+        {"data_provider": "polygon"},
+        # Unpaced (0): no interval, and no division by zero in Terraform.
+        {"data_provider": "polygon", "polygon_calls_per_minute": 0, "polygon_max_retries": 2},
+        # A retry waits for the limiter too: at 1 a minute the interval outlasts the backoffs.
+        {"data_provider": "polygon", "polygon_calls_per_minute": 1, "polygon_backoff_seconds": 0.5},
+        {"alphavantage_max_retries": 10, "alphavantage_backoff_seconds": 120},
+    ],
+    ids=["alphavantage", "polygon", "polygon-unpaced", "polygon-slow", "alphavantage-long"],
+)
+def test_terraform_computes_the_codes_budget_for_either_provider(tmp_path, variables):
+    """ingest.tf's budget locals, evaluated by Terraform itself with these variables, equal
+    worst_case_symbol_seconds of the settings the Lambda then reads."""
+    import math
+    import subprocess
+
+    from marketlake.aws.lambda_ingest import SAFETY_SECONDS, worst_case_symbol_seconds
+
+    text = (TERRAFORM / "ingest.tf").read_text(encoding="utf-8")
+    start = text.index("locals {", text.index("# The time budget of"))
+    block = text[start : text.index("\n}\n", start) + 3]
+    (tmp_path / "budget.tf").write_text(block)
+    shutil.copy(TERRAFORM / "variables.tf", tmp_path / "variables.tf")
+    (tmp_path / "cli.tfrc").write_text("")
+    flags = [f"-var={name}={value}" for name, value in variables.items()]
+    answer = subprocess.run(
+        [os.environ.get("TF", "terraform"), "console", *flags],
+        input="jsonencode([local.ingest_worst_symbol_seconds, local.ingest_reserve_seconds])",
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "TF_CLI_CONFIG_FILE": str(tmp_path / "cli.tfrc"),
+            "CHECKPOINT_DISABLE": "1",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    worst, reserve = json.loads(json.loads(answer.stdout))
+    settings, wait = lambda_settings(variables)
+    assert worst == pytest.approx(worst_case_symbol_seconds(settings))
+    assert reserve == pytest.approx(math.ceil(wait) + worst + SAFETY_SECONDS)
+
+
+def test_whole_market_tickers_need_polygon():
+    """tickers = ["ALL"] is the whole market (config.parse_tickers), which only Polygon
+    answers: the variable's checks let it through, and the function refuses it with
+    alphavantage at plan."""
+    import re
+
+    from marketlake.config import WHOLE_MARKET, parse_tickers
+
+    assert parse_tickers(",".join(["ALL"])) == (WHOLE_MARKET,)
+    (symbols, length) = terraform().variables["tickers"]["validation"]
+    pattern = re.search(r'regex\("(.+?)", t\)', symbols["condition"]).group(1)
+    assert re.search(pattern.replace("\\\\", "\\"), "ALL")
+    assert "<= 3000" in length["condition"]
+    conditions = [c["condition"] for c in function()["lifecycle"][0]["precondition"]]
+    assert '${var.data_provider == "polygon" || join(",", var.tickers) != "ALL"}' in conditions
 
 
 def test_the_schedule_is_weekdays_at_22_utc_with_retries_and_a_dlq():

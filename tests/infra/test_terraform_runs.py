@@ -195,6 +195,23 @@ def test_every_gap_is_named_with_its_reason_in_the_override():
         assert attributes and why, address
 
 
+def test_the_rehearsals_switch_to_polygon_names_what_terraform_has():
+    """What the rehearsal's second apply sets and expects to change is in terraform/: a
+    rename there fails here, not three minutes into make rehearse."""
+    import weekday_polygon
+    from infra_contract import terraform
+
+    tf_ = terraform()
+    switched = weekday_polygon.variables({"force_destroy_buckets": True})
+    assert set(switched) <= set(tf_.variables)
+    assert switched["data_provider"] == "polygon" and switched["tickers"] == ["ALL"]
+    for address in weekday_polygon.SWITCH:
+        kind, name = address.split("[")[0].split(".")
+        tf_.resource(kind, name)
+    assert tf_.resource("aws_secretsmanager_secret", "polygon")["count"]  # hence [0]
+    assert "polygon_secret_arn" in tf_.outputs
+
+
 # -- make plan / deploy / destroy: both stacks, in order ------------------------------------------
 
 FAKE_TERRAFORM = textwrap.dedent(

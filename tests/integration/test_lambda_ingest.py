@@ -1,5 +1,6 @@
 """The ingest Lambda (lambdas/ingest/handler.py) under moto (S3, Secrets Manager, Glue), a
-fake Lambda context, and the loopback Alpha Vantage fake. No internet, no real AWS.
+fake Lambda context, and the loopback Alpha Vantage and Polygon fakes. No internet, no real
+AWS.
 
 The handler runs on the real clock; ALPHAVANTAGE_CALLS_PER_MINUTE=6000 keeps its waits at
 10 ms. Events pin the session with "as_of" (real events do not carry it).
@@ -32,6 +33,7 @@ from av_fake_server import (
     daily_reply,
 )
 from moto import mock_aws
+from polygon_fake_server import FakePolygon
 
 from marketlake.aws import lambda_ingest as aws
 from marketlake.config import Settings
@@ -367,3 +369,87 @@ def test_logs_are_structured_json_and_never_hold_the_key(cloud):
     everything = [cloud.logs.getvalue(), json.dumps(summary)]
     everything += [cloud.get(k).decode("utf-8", "replace") for k in cloud.object_keys()]
     assert [text for text in everything if KEY.lower() in text.lower()] == []
+
+
+# -- Polygon: the whole market, and a backfill across runs ----------------------------------
+
+POLYGON_SECRET = "marketlake/polygon-api-key"
+
+
+@pytest.fixture
+def polygon_cloud(lambda_module, monkeypatch):
+    """moto and the loopback Polygon, with the Lambda configured as terraform/ingest.tf does
+    for data_provider = "polygon" and tickers = ["ALL"] (its key in its own secret)."""
+    for name in list(os.environ):
+        if name.startswith(("MARKETLAKE_", "ALPHAVANTAGE_", "POLYGON_", "AWS_", "LAKE_", "GLUE_")):
+            monkeypatch.delenv(name)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(aws, "_SECRET_CACHE", {})
+    monkeypatch.setattr(lambda_module.logger.registered_handler, "stream", io.StringIO())
+    with mock_aws(), FakePolygon(KEY, tickers=40) as server:
+        boto3.setup_default_session()
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        boto3.client("secretsmanager").create_secret(Name=POLYGON_SECRET, SecretString=KEY)
+        glue = boto3.client("glue")
+        glue.create_workflow(Name=WORKFLOW)
+        env = {
+            "LAKE_BUCKET": BUCKET,
+            "GLUE_WORKFLOW_NAME": WORKFLOW,
+            "MARKETLAKE_PROVIDER": "polygon",
+            "MARKETLAKE_TICKERS": "ALL",
+            "MARKETLAKE_HISTORY_DAYS": "14",  # 10 sessions: 2024-06-20 .. 2024-07-03
+            "POLYGON_SECRET_ID": POLYGON_SECRET,
+            "POLYGON_BASE_URL": server.url,
+            "POLYGON_CALLS_PER_MINUTE": "0",
+            "POLYGON_MAX_RETRIES": "0",  # one request's worst case: one 30 s timeout
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield Cloud(lambda_module, server, s3, glue, None, [], io.StringIO())
+        boto3.DEFAULT_SESSION = None
+
+
+def _grouped_days(server: FakePolygon) -> list[str]:
+    return [r.path.rsplit("/", 1)[-1] for r in server.requests if r.endpoint == "grouped"]
+
+
+def test_a_backfill_stops_before_the_deadline_and_the_next_run_goes_on_oldest_first(
+    polygon_cloud,
+):
+    """A Lambda run stops before its deadline and leaves the rest of a backfill to the next
+    run: the oldest sessions land first, the summary says which wait, and the next
+    invocation asks only those, so no session is asked twice and none is missing."""
+    cloud, server = polygon_cloud, polygon_cloud.server
+    window = [d.isoformat() for d in sessions_between(dt.date(2024, 6, 19), S1)]
+    assert len(window) == 10
+    # Time for three sessions; then 40 s, less than one request (30 s) + the margin (15 s).
+    context = FakeContext(remaining=lambda: 900_000 if server.count("grouped") < 3 else 40_000)
+    first = cloud.invoke(context=context)
+
+    assert _grouped_days(server) == window[:3]
+    assert first["sessions_waiting"] == window[3:]
+    assert first["provider"] == "polygon" and first["new_bars"] == 3 * 40
+    assert first["workflow_run_id"] in cloud.workflow_runs()  # what landed gets built
+    raw_keys = cloud.object_keys("raw/daily_prices/")
+    assert raw_keys == [f"raw/daily_prices/ingest_date={AS_OF}/market~{d}.csv" for d in window[:3]]
+    assert cloud.state().market_through == window[2]
+    json.dumps(first)  # what the Lambda runtime serialises
+
+    second = cloud.invoke()  # the next run, with time enough
+    assert _grouped_days(server) == window  # each session asked once, oldest first
+    assert server.count("aggs") == 0  # never one ticker at a time
+    assert second["sessions_waiting"] == [] and second["new_bars"] == 7 * 40
+    assert cloud.state().market_through == window[-1]
+    landed = pd.concat(
+        pd.read_csv(io.BytesIO(cloud.get(k))) for k in cloud.object_keys("raw/daily_prices/")
+    )
+    # No hole: every ticker has every session of the window, once.
+    per_symbol = landed.groupby("symbol")["trade_date"].apply(sorted)
+    assert len(per_symbol) == 40
+    assert all(days == window for days in per_symbol)
