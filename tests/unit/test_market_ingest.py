@@ -387,3 +387,35 @@ def test_the_build_reads_market_objects_and_a_damaged_one_names_its_day(tmp_path
         run_build(settings, store, engine, full=True, now=lambda: later)
         rebuilt = engine.fetch_df("SELECT count(*) AS n FROM daily_prices")
     assert int(rebuilt["n"][0]) == 30 * len(window)
+
+
+def test_a_long_first_ask_of_actions_goes_a_month_at_a_time_and_resumes(tmp_path):
+    from marketlake.ingest.market_actions import ACTIONS_CHUNK_DAYS
+
+    provider = Market(TICKERS[:5], dividends=[("T001", dt.date(2023, 9, 15), 0.3)])
+    store = LocalStore(tmp_path / "lake")
+    settings = settings_for(tmp_path, days=400)
+    asked = []
+
+    def out_of_time(_wait: float) -> bool:
+        # The bars come first; time runs out once three spans of dividends were asked.
+        asked.append(len([a for a in provider.asked if a[0] == "dividends"]))
+        return asked[-1] >= 3
+
+    report = run_ingest(settings, store, provider, AS_OF, out_of_time=out_of_time)
+    spans = [a[1] for a in provider.asked if a[0] == "dividends"]
+    first = sessions_between(AS_OF.date() - dt.timedelta(days=400), AS_OF.date())[0]
+    step = dt.timedelta(days=ACTIONS_CHUNK_DAYS)
+    assert spans == [first, first + step, first + 2 * step]
+    assert report.actions_waiting == [f"every ticker from {first + 3 * step}"]
+    assert (
+        load_state(store).actions_through == (first + 3 * step - dt.timedelta(days=1)).isoformat()
+    )
+    provider.asked.clear()
+    run_ingest(settings, store, provider, AS_OF)
+    spans = [a[1] for a in provider.asked if a[0] == "dividends"]
+    assert spans[0] == first + 3 * step - dt.timedelta(days=1)  # the last day asked, again
+    assert load_state(store).actions_through == AS_OF.date().isoformat()
+    from marketlake.lake import actions
+
+    assert list(actions.current(store, actions.DIVIDENDS)["value"]) == [0.3]

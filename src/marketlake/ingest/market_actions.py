@@ -38,32 +38,57 @@ def actions_since(run: MarketRun) -> dt.date | None:
     return window[0] if window else run.report.session
 
 
+# Market-wide lists are asked this many days at a time. Two years of the market's dividends
+# are about 40 pages of 1,000 at 12 s each on the free plan: asked whole, the request could
+# outlast a Lambda run, and the next run would ask it whole again. A month is a page or two,
+# the deadline is checked between months, and the day asked through moves with each.
+ACTIONS_CHUNK_DAYS = 30
+
+
 def ingest_market_actions(run: MarketRun) -> None:
-    """Ask, judge and land the market's splits and dividends since the last day asked."""
+    """Ask, judge and land the market's splits and dividends since the last day asked, a
+    month at a time, oldest first; what the run has no time for waits for the next."""
     since = actions_since(run)
     if since is None:
         return
-    report, until = run.report, run.report.session
+    run.report.actions_market = since.isoformat()
+    until = run.report.session
+    while True:
+        through = min(since + dt.timedelta(days=ACTIONS_CHUNK_DAYS - 1), until)
+        if not _ask_and_land(run, since, through):
+            return
+        run.state.actions_through = through.isoformat()
+        save_state(run.store, run.state)
+        if through >= until:
+            return
+        since = through + dt.timedelta(days=1)
+
+
+def _ask_and_land(run: MarketRun, since: dt.date, until: dt.date) -> bool:
+    """One span of days: both kinds asked, then landed; False when the run must stop."""
+    report = run.report
     answers = []
     for kind in actions.KINDS:
         try:
             if run.out_of_time is not None and run.out_of_time(run.next_wait()):
                 raise QuotaExhausted("time budget of this run spent")
-            label = f"{kind.name} since {since}"
+            label = f"{kind.name} {since} .. {until}"
             run.observer.symbol_started(label)
             answers.append((kind, run.provider.fetch_market_actions(kind.name, since, until)))
             run.observer.symbol_done(SymbolResult(label, FETCHED))  # the progress bar's step
         except (QuotaExhausted, Retriable, UnusablePayload) as exc:
-            report.actions_waiting = ["every ticker"]
+            report.actions_waiting = [f"every ticker from {since}"]
             first = redact((str(exc).splitlines() or [""])[0], run.settings.polygon_api_key)
-            run.observer.event("actions", f"splits and dividends wait for the next run ({first})")
-            return
+            run.observer.event(
+                "actions", f"splits and dividends from {since} wait for the next run ({first})"
+            )
+            return False
         except (NotOffered, BeyondPlan) as exc:
             report.actions_off = str(exc)
             run.observer.event(
                 "actions", f"splits and dividends are off for this run: {exc}; bars are unaffected"
             )
-            return
+            return False
     moment = run.now()
     stamp = raw.format_timestamp(moment)
     for kind, rows in answers:
@@ -71,14 +96,14 @@ def ingest_market_actions(run: MarketRun) -> None:
             rows = rows[rows["symbol"].isin(run.universe)]
         valid, rejected = judge_market(kind, rows)
         # Held back like Alpha Vantage's declared ex-dates: not effective yet, not landed.
-        ahead = [d > until for d in valid["date"]]
+        ahead = [d > run.report.session for d in valid["date"]]
         if any(ahead):
             report.actions_held[kind.name] = report.actions_held.get(kind.name, 0) + sum(ahead)
             valid = valid.loc[[not a for a in ahead]]
         if len(rejected):
             key = kind.quarantine_key(
                 report.ingest_date,
-                raw.MARKET_OBJECT + report.ingest_date.isoformat(),
+                raw.MARKET_OBJECT + since.isoformat(),  # one object per span asked
                 quarantine_stamp(moment),
             )
             body = rejected.assign(source=run.provider.name)
@@ -89,9 +114,7 @@ def ingest_market_actions(run: MarketRun) -> None:
             run.store, kind, valid, run.provider.name, report.ingest_date, stamp
         )
         report.actions_landed[kind.name] = report.actions_landed.get(kind.name, 0) + landed
-    run.state.actions_through = until.isoformat()
-    report.actions_market = since.isoformat()
-    save_state(run.store, run.state)
+    return True
 
 
 def judge_market(kind: actions.ActionKind, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
