@@ -158,12 +158,13 @@ def save_state(store: ObjectStore, state: IngestState) -> None:
     mine = state.body()
     base = state.base or IngestState().body()  # never read: it was the empty state
 
-    def change(current: bytes | None) -> bytes:
+    def change(current: bytes | None) -> bytes | None:
         merged = merge_state(_parse_state(current).body(), base, mine)
-        return (json.dumps(merged, indent=2) + "\n").encode("utf-8")
+        data = (json.dumps(merged, indent=2) + "\n").encode("utf-8")
+        return None if data == current else data  # nothing new: no write (no S3 PUT)
 
     written = store.update_bytes(STATE_KEY, change)
-    assert written is not None, "change() always answers the bytes to write"
+    assert written is not None, "the state was written, or is already what it would be"
     state.adopt(IngestState.from_json(written))
 
 
