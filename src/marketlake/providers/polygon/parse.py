@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -246,9 +246,9 @@ def split_value(split_from: Any, split_to: Any) -> Any:
     return high / low
 
 
-def parse_splits(results: Iterable[Any]) -> ParsedActions:
-    rows: list[tuple[str, str, Any]] = []
-    skipped: list[str] = []
+def _with_tickers(results: Iterable[Any], skipped: list[str]) -> Iterator[tuple[dict, str]]:
+    """(entry, its ticker) of each reference entry that is a JSON object with a usable
+    ticker; why each other one was skipped goes to `skipped`."""
     for entry in results:
         if not isinstance(entry, dict):
             skipped.append("an entry that is not a JSON object")
@@ -258,6 +258,13 @@ def parse_splits(results: Iterable[Any]) -> ParsedActions:
         if problem is not None:
             skipped.append(problem)
             continue
+        yield entry, str(ticker)
+
+
+def parse_splits(results: Iterable[Any]) -> ParsedActions:
+    rows: list[tuple[str, str, Any]] = []
+    skipped: list[str] = []
+    for entry, ticker in _with_tickers(results, skipped):
         value = split_value(entry.get("split_from"), entry.get("split_to"))
         rows.append((str(ticker), fields.as_text(entry.get("execution_date")), value))
     return ParsedActions(_actions_frame(rows), skipped)
@@ -271,15 +278,7 @@ def parse_dividends(results: Iterable[Any]) -> ParsedActions:
     set against them); one without a currency is taken as USD, Polygon's US market's."""
     rows: list[tuple[str, str, Any]] = []
     skipped: list[str] = []
-    for entry in results:
-        if not isinstance(entry, dict):
-            skipped.append("an entry that is not a JSON object")
-            continue
-        ticker = entry.get("ticker")
-        problem = ticker_problem(ticker)
-        if problem is not None:
-            skipped.append(problem)
-            continue
+    for entry, ticker in _with_tickers(results, skipped):
         currency = entry.get("currency")
         if currency is not None and str(currency).strip().upper() != LAKE_CURRENCY:
             skipped.append(f"{ticker}: a dividend in {fields.as_text(currency)[:10]!r}")
