@@ -39,6 +39,44 @@ _SECRETS = ("api_key", "polygon_api_key")
 # Exchange symbols as Alpha Vantage spells them: BRK.B, RDS-A, SHOP.TRT, ^ is not one.
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,14}$")
 _HTTP_URL = re.compile(r"^https?://[^\s/]+\S*$")
+# Anything that starts like a URL is one: never a folder name (Path("s3://b") is "s3:/b").
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$", re.IGNORECASE)
+# S3's rules for bucket names, loosely: what cannot be a bucket is refused before any call.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+HOME_HELP = "a directory (a local lake) or s3://bucket[/prefix] (the deployed lake)"
+
+
+@dataclasses.dataclass(frozen=True)
+class S3Lake:
+    """--home s3://bucket[/prefix]: the deployed lake, in a bucket (and key prefix)."""
+
+    bucket: str
+    prefix: str = ""
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix + '/' if self.prefix else ''}"
+
+
+def parse_home(text: str | os.PathLike | None) -> Path | S3Lake:
+    """--home / MARKETLAKE_HOME: a lake directory, or s3://bucket[/prefix]. Any other URL is
+    refused: taken as a path, `gs://b` would become a local folder `gs:/b`."""
+    raw = str(text) if text is not None and str(text) else "lake"
+    found = _URL.match(raw.strip()) if isinstance(text, str) else None
+    if found is None:
+        return Path(raw)
+    scheme, rest = found.group(1).lower(), found.group(2)
+    if scheme != "s3":
+        raise ConfigError(
+            f"--home / MARKETLAKE_HOME {raw!r}: {scheme}:// lakes are not supported; use "
+            f"{HOME_HELP}"
+        )
+    bucket, _, prefix = rest.partition("/")
+    if not _BUCKET.match(bucket):
+        raise ConfigError(
+            f"--home / MARKETLAKE_HOME {raw!r}: {bucket!r} is not an S3 bucket name; use "
+            f"{HOME_HELP}"
+        )
+    return S3Lake(bucket, prefix.strip("/"))
 
 
 # MARKETLAKE_TICKERS=ALL / --tickers ALL: every ticker of the US market, as the provider's
@@ -176,7 +214,10 @@ def setting(
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    home: Path = Path("lake")  # MARKETLAKE_HOME
+    home: Path = Path("lake")  # MARKETLAKE_HOME, when it names a directory
+    # MARKETLAKE_HOME=s3://bucket[/prefix]: the deployed lake. `home` is then unused, and the
+    # CLI refuses every command that does not read the S3 lake (cli/common.py).
+    lake_url: S3Lake | None = None
     tickers: tuple[str, ...] = DEFAULT_TICKERS  # MARKETLAKE_TICKERS
     api_key: str | None = None  # ALPHAVANTAGE_API_KEY
     # MARKETLAKE_PROVIDER; unset: alphavantage when its key is set, else polygon when its key
@@ -253,7 +294,7 @@ class Settings:
         api_key = (env.get("ALPHAVANTAGE_API_KEY") or "").strip() or None
         # Field name -> value, of each field's own type (overrides come from the CLI's flags).
         values: dict[str, Any] = {
-            "home": Path(env.get("MARKETLAKE_HOME") or "lake"),
+            "home": env.get("MARKETLAKE_HOME") or "lake",
             "tickers": parse_tickers(env["MARKETLAKE_TICKERS"])
             if env.get("MARKETLAKE_TICKERS")
             else DEFAULT_TICKERS,
@@ -271,7 +312,10 @@ class Settings:
         values["provider"] = str(values["provider"]).strip().lower()
         if isinstance(values["tickers"], str):
             values["tickers"] = parse_tickers(values["tickers"])
-        values["home"] = Path(values["home"])
+        home = parse_home(values["home"])
+        values["home"], values["lake_url"] = (
+            (Path("lake"), home) if isinstance(home, S3Lake) else (home, None)
+        )
         settings = cls(**values)
         settings.validate()
         return settings
@@ -282,7 +326,7 @@ class Settings:
         return self.tickers == (WHOLE_MARKET,)
 
     def validate(self) -> None:
-        for place in (self.home, *self.home.parents):
+        for place in () if self.lake_url else (self.home, *self.home.parents):
             if place.exists() and not place.is_dir():
                 raise ConfigError(
                     f"the lake directory {self.home} (--home or MARKETLAKE_HOME) cannot be "

@@ -17,7 +17,8 @@ from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.errors import MarketlakeError
 from marketlake.lake.audit import AUDIT_TABLES
 from marketlake.lake.state import load_state
-from marketlake.storage import LocalStore, digest_cache_path
+from marketlake.lakes import RemoteLake
+from marketlake.storage import LocalStore, ObjectStore, digest_cache_path
 from marketlake.wap.build import TABLE
 from marketlake.wap.verify import published_damage
 from marketlake.wap.versions import DamagedRegistry, load_registry, published_version
@@ -76,6 +77,41 @@ def show_status(home: Path, runs: int, out: Console, err: Console) -> str | None
     watermarks are still shown, since none of them is read from those files."""
     store = LocalStore(home, digest_cache_path(home, os.environ))
     warnings: list[str] = []
+    with DuckDBEngine(home, read_only=True) as engine:
+        recent = read_audit(engine, "pipeline_runs", RUNS_SQL, [runs], warnings)
+        checks = read_audit(engine, "dq_results", CHECKS_SQL, [], warnings)
+    return _report(str(home.resolve()), store, recent, checks, warnings, out, err)
+
+
+def show_remote_status(lake: RemoteLake, runs: int, out: Console, err: Console) -> str | None:
+    """show_status of the deployed lake: the registry, state and file listing from S3, the
+    audit tables from Athena (two small queries, each billed Athena's 10 MB minimum)."""
+    if lake.is_empty():
+        raise MarketlakeError(
+            f"no lake yet at {lake.url}: nothing ingested or built; the scheduled ingest "
+            f"starts it, then the Glue workflow {lake.deployment.glue_workflow} builds it"
+        )
+    warnings: list[str] = []
+    with lake.engine() as engine:
+        recent, checks = (
+            engine.fetch_df(sql) if engine.has_relation(name) else None
+            for name, sql in (
+                ("pipeline_runs", RUNS_SQL.replace("LIMIT ?", f"LIMIT {int(runs)}")),
+                ("dq_results", CHECKS_SQL),
+            )
+        )
+    return _report(str(lake.url), lake.store, recent, checks, warnings, out, err)
+
+
+def _report(
+    where: str,
+    store: ObjectStore,
+    recent: pd.DataFrame | None,
+    checks: pd.DataFrame | None,
+    warnings: list[str],
+    out: Console,
+    err: Console,
+) -> str | None:
     registry = load_registry(store, TABLE)
     damaged = False
     unreadable = None
@@ -83,17 +119,14 @@ def show_status(home: Path, runs: int, out: Console, err: Console) -> str | None
         published = published_version(store, registry)
     except DamagedRegistry as exc:
         damaged = True
-        warnings.append(str(exc))
+        warnings.insert(0, str(exc))  # first, as before the audit tables' warnings
     else:
         unreadable = published_damage(store, published) if published is not None else None
-    with DuckDBEngine(home, read_only=True) as engine:
-        recent = read_audit(engine, "pipeline_runs", RUNS_SQL, [runs], warnings)
-        checks = read_audit(engine, "dq_results", CHECKS_SQL, [], warnings)
     state = load_state(store)
 
     for warning in warnings:
         err.print(f"warning: {escape(warning)}", soft_wrap=True)
-    out.print(f"lake: {home.resolve()}")
+    out.print(f"lake: {where}")
     table = Table(title="runs (newest first)", title_justify="left")
     for column in ("run_id", "started (UTC)", "status", "mode", "rows", "quarantined"):
         table.add_column(column, no_wrap=True)
@@ -146,6 +179,12 @@ def show_status(home: Path, runs: int, out: Console, err: Console) -> str | None
                 symbol, entry.watermark or "", entry.source or "", entry.last_ingest or ""
             )
         out.print(table)
+    if state.quota_date:
+        deferred = f"; {len(state.deferred)} symbol(s) deferred" if state.deferred else ""
+        out.print(
+            f"provider requests used on {state.quota_date} (US/Eastern): "
+            f"{state.quota_used}{deferred}"
+        )
     for label, value in (
         ("whole market landed through", state.market_through),
         ("splits and dividends asked market-wide through", state.actions_through),

@@ -41,8 +41,13 @@ app = typer.Typer(
 
 @dataclass
 class Globals:
-    home: Path | None = None
+    home: str | None = None  # as typed: a directory, or s3://bucket[/prefix]
     debug: bool = False
+
+
+# What runs on the deployed lake (--home s3://...) so far; every other command is refused
+# before it touches anything (issue 22 brings the rest).
+REMOTE_COMMANDS = ("status", "query")
 
 
 GLOBALS = Globals()
@@ -82,22 +87,55 @@ FullOpt = typer.Option(
 
 @app.callback()
 def _root(
-    home: Path | None = typer.Option(
-        None, "--home", help="The lake directory. [env: MARKETLAKE_HOME, default ./lake]"
+    ctx: typer.Context,
+    # A str, not a Path: Path("s3://b") is the folder "s3:/b".
+    home: str | None = typer.Option(
+        None,
+        "--home",
+        help="The lake: a directory, or s3://bucket[/prefix] for the deployed lake (status "
+        "and query). [env: MARKETLAKE_HOME, default ./lake]",
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
 ) -> None:
     GLOBALS.home = home
     GLOBALS.debug = debug
-    import os
+    if ctx.invoked_subcommand is not None:
+        _refuse_remote(ctx.invoked_subcommand)
 
     from marketlake import faults
 
     faults.arm(os.environ.get(faults.FAULT_ENV))  # crash tests only
 
 
-def _settings(**overrides) -> Settings:
-    return Settings.from_env(home=GLOBALS.home, **overrides)
+def _refuse_remote(command: str) -> None:
+    """One line, before anything is touched, for a home that is another URL scheme, or an S3
+    lake given to a command that does not run there yet."""
+    from marketlake.config import S3Lake, parse_home
+
+    try:
+        home = parse_home(GLOBALS.home or os.environ.get("MARKETLAKE_HOME") or None)
+    except MarketlakeError as exc:
+        _fail(str(exc))
+    if isinstance(home, S3Lake) and command not in REMOTE_COMMANDS:
+        _fail(
+            f"`marketlake {command}` does not run on an S3 lake ({home}) yet; only "
+            f"{' and '.join(REMOTE_COMMANDS)} do. On the deployed lake, ingest and build "
+            "run from the scheduled ingest Lambda and the Glue workflow: `aws glue "
+            "start-workflow-run --name <glue_workflow in "
+            f"{home}state/deployment.json>` (the rest of issue 22 brings them here)"
+        )
+
+
+def _settings(remote: bool = False, **overrides) -> Settings:
+    """The settings of a command; `remote`, it may be given an S3 lake (settings.lake_url)."""
+    settings = Settings.from_env(home=GLOBALS.home, **overrides)
+    if settings.lake_url is not None and not remote:
+        # The root callback refused already; a command called some other way is refused too.
+        import click
+
+        ctx = click.get_current_context(silent=True)
+        _refuse_remote(ctx.info_name if ctx and ctx.info_name else "this command")
+    return settings
 
 
 def _fail(message: str) -> NoReturn:

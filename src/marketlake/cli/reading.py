@@ -82,7 +82,8 @@ def query(
     ),
 ) -> None:
     """Run Athena-dialect SQL against the lake (tables: daily_prices, raw_daily_prices,
-    pipeline_runs, dq_results). csv and json go to stdout, so they can be piped.
+    pipeline_runs, dq_results). csv and json go to stdout, so they can be piped. On an S3
+    lake (--home s3://bucket) it runs on Athena, in the deployment's workgroup.
 
     It only reads: SELECT, WITH, VALUES or DESCRIBE, and only the lake's curated, audit and
     raw files; anything else is refused. A relative path, as in
@@ -92,11 +93,14 @@ def query(
 
     if fmt not in ("table", "csv", "json"):
         raise QueryError(f"--format {fmt!r} is unknown; use table, csv or json")
-    settings = _settings()
-    with _reader(settings, confined=True) as engine:
-        arrow = engine.fetch_read(sql)
-    columns = arrow.column_names
-    rows = [tuple(r.values()) for r in arrow.to_pylist()]
+    settings = _settings(remote=True)
+    if settings.lake_url is not None:
+        columns, rows = _athena_rows(settings, sql)
+    else:
+        with _reader(settings, confined=True) as engine:
+            arrow = engine.fetch_read(sql)
+        columns = arrow.column_names
+        rows = [tuple(r.values()) for r in arrow.to_pylist()]
     if fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
@@ -112,6 +116,19 @@ def query(
         out.print(table)
         more = len(rows) - max_rows
         out.print(f"{len(rows)} row(s)" + (f"; {more} not shown (--max-rows)" if more > 0 else ""))
+
+
+def _athena_rows(settings, sql: str) -> tuple[list[str], list[tuple]]:
+    """`sql` on the deployed lake's Athena, after the same read-only check as locally (before
+    the bucket or Athena is reached); a NULL is None, as in the local rows."""
+    from marketlake.engines.confined import athena_read
+    from marketlake.lakes import open_remote
+
+    statement = athena_read(sql)
+    with open_remote(settings.lake_url).engine() as engine:
+        frame = engine.fetch_df(statement)
+    values = frame.astype(object).where(frame.notna(), None)
+    return [str(c) for c in frame.columns], [tuple(row) for row in values.itertuples(index=False)]
 
 
 # -- verify ------------------------------------------------------------------------------
@@ -154,8 +171,14 @@ def status(
     """Show the last runs, the published versions, the latest check results and the
     ingest watermarks. Exits 1, naming the file, when a file of the current version is not
     what its build published."""
-    from marketlake.status import show_status
+    from marketlake.status import show_remote_status, show_status
 
-    damaged = show_status(_settings().home, runs, out, err)
+    settings = _settings(remote=True)
+    if settings.lake_url is not None:
+        from marketlake.lakes import open_remote
+
+        damaged = show_remote_status(open_remote(settings.lake_url), runs, out, err)
+    else:
+        damaged = show_status(settings.home, runs, out, err)
     if damaged is not None:
         _fail(damaged)

@@ -144,6 +144,10 @@ class AthenaEngine:
             frame[column["Name"]] = _convert(frame[column["Name"]], column["Type"].lower())
         return frame
 
+    def has_relation(self, name: str) -> bool:
+        """A Glue table or view of that name (status asks before reading an audit table)."""
+        return self._table(name) is not None
+
     # -- relations -----------------------------------------------------------------------
 
     def register_raw(self, name: str, prefix: str, since: str | None = None) -> None:

@@ -182,10 +182,10 @@ def _only_reads(statement) -> bool:
     return not any(node.args.get("into") is not None for node in statement.find_all(exp.Select))
 
 
-def transpile_read(sql: str, lake: Path | None = None) -> str:
-    """Like transpile, for a statement that only reads (SELECT, WITH, VALUES, DESCRIBE),
-    decided on the parsed statement; anything else is a QueryError saying so. With `lake`,
-    the files it names are confined to the lake's readable zones (see confine_paths)."""
+def read_statement(sql: str):
+    """The one statement of `sql`, parsed as Athena SQL, if it only reads (SELECT, WITH,
+    VALUES, DESCRIBE); anything else is a QueryError saying so. Local and Athena queries
+    alike pass here before anything runs."""
     try:
         statements = parse(sql)
     except QueryError:
@@ -200,6 +200,19 @@ def transpile_read(sql: str, lake: Path | None = None) -> str:
     if not _only_reads(statement):
         kind = _statement_kind(statement, sql)
         raise _refused(kind)
+    return statement
+
+
+def athena_read(sql: str) -> str:
+    """The statement to send Athena for a query: the parsed one, checked by read_statement,
+    written back in Athena's dialect, so Athena runs exactly what was checked."""
+    return read_statement(sql).sql(dialect="athena")
+
+
+def transpile_read(sql: str, lake: Path | None = None) -> str:
+    """Like transpile, for a statement that only reads (read_statement). With `lake`, the
+    files it names are confined to the lake's readable zones (see confine_paths)."""
+    statement = read_statement(sql)
     if lake is not None:
         confine_paths(statement, lake)
     return generate(statement)
