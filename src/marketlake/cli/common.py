@@ -92,8 +92,9 @@ def _root(
     home: str | None = typer.Option(
         None,
         "--home",
-        help="The lake: a directory, or s3://bucket[/prefix] for the deployed lake (status "
-        "and query). [env: MARKETLAKE_HOME, default ./lake]",
+        # No [/prefix] here: help text is rich markup, where that is a closing tag.
+        help="The lake: a directory, or s3://bucket (or s3://bucket/prefix) for the deployed "
+        "lake (status and query). [env: MARKETLAKE_HOME, default ./lake]",
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
 ) -> None:
