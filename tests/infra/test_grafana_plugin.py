@@ -24,7 +24,8 @@ import pytest
 import stacks
 import tf
 from infra_contract import TERRAFORM
-from test_terraform_runs import FAKE_TERRAFORM, MANAGED, grafana_client, lay_mirror
+from test_deploy_stacks import FAKE_TERRAFORM, MANAGED, grafana_client
+from test_terraform_runs import lay_mirror
 
 PINNED = "3.1.10"
 TOKEN = "glsa_secret"
