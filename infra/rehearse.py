@@ -14,9 +14,12 @@
      must change only the Polygon secret, the function and its role's policy; then the
      Lambda against a loopback Polygon of a few hundred tickers, a short backfill and a
      weekday of one grouped-daily request, each built (infra/weekday_polygon.py);
-  6. a second plan, which may show only the differences the emulator is known to cause
+  6. the operator's CLI on the deployed bucket, `marketlake --home s3://...`: status, query,
+     import of a small file (its build run), rollback, and status again, which must show
+     daily_prices switched back (infra/weekday_cli.py);
+  7. a second plan, which may show only the differences the emulator is known to cause
      (drift.py);
-  7. terraform destroy.
+  8. terraform destroy.
 
 Every stage prints its seconds; a failure names the stage and the first error. The emulator
 and the stand-ins are stopped on exit, failure included. Run with the project's venv Python
@@ -34,6 +37,7 @@ from zoneinfo import ZoneInfo
 
 import aws_calls
 import tf
+import weekday_cli
 import weekday_polygon
 from drift import EXPECTED_DRIFT, changed_attributes, unexpected_changes  # noqa: F401
 from emulated import (  # noqa: F401  (GAPS, SERVICES, override_text: the tests read them here)
@@ -195,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
                 timed, work, env, log, variables, as_of, check_calls
             )
             tally["runs"] += 2  # the backfill's build and the weekday's
+            # The operator's CLI on the deployed bucket: status, query, import, rollback.
+            operator = FakeAthena(deployed.glue, deployed.s3)
+            tally["operator"] = timed(
+                "operator", lambda: weekday_cli.rehearse(deployed, job, operator, as_of, log)
+            )
+            tally["runs"] += 1  # the import's build
 
             def plan_again() -> None:
                 tf.run(
@@ -239,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{tally['calls'] + polygon['calls']} AWS calls checked against their roles, "
         f"{tally['rows']} rows published, {tally['destroyed']} destroyed; polygon weekday: "
         f"{polygon['tickers']} tickers in {polygon['weekday_requests']} requests (1 for the "
-        f"bars), {polygon['weekday_puts']} S3 PUTs, {polygon['weekday_rows']} rows published"
+        f"bars), {polygon['weekday_puts']} S3 PUTs, {polygon['weekday_rows']} rows published; "
+        f"operator: {tally['operator']['commands']} CLI commands on the bucket, daily_prices "
+        f"rolled back from run {tally['operator']['from']} to {tally['operator']['rolled_back_to']}"
     )
     return 0
 

@@ -6,12 +6,14 @@ Credentials come from the usual AWS chain; the region from the descriptor."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from marketlake.config import S3Lake
+from marketlake.config import S3Lake, Settings, env_name
 from marketlake.engines.athena import AthenaEngine
-from marketlake.errors import MarketlakeError
+from marketlake.errors import MarketlakeError, Unreachable
 from marketlake.lake.state import STATE_KEY
+from marketlake.refusals import error_summary, refusal
 from marketlake.storage import S3Store
 from marketlake.wap.build import TABLE
 from marketlake.wap.versions import registry_key
@@ -50,14 +52,15 @@ class RemoteLake:
     deployment: Deployment
     store: S3Store
 
-    def engine(self) -> AthenaEngine:
-        """Athena in the deployment's workgroup and database, reading only (no run)."""
+    def engine(self, run_id: str = "cli") -> AthenaEngine:
+        """Athena in the deployment's (query) workgroup and database: reads, and the view
+        and catalog switch of a rollback; `run_id` names the run's scratch tables."""
         region = self.deployment.region
         return AthenaEngine(
             self.deployment.glue_database,
             self.deployment.athena_workgroup,
             self.store.uri().rstrip("/"),
-            "cli",
+            run_id,
             athena=client("athena", region),
             glue=client("glue", region),
             s3_store=self.store,
@@ -67,6 +70,81 @@ class RemoteLake:
     def is_empty(self) -> bool:
         """No lake yet: nothing ingested (no state) and nothing built (no registry)."""
         return not self.store.exists(STATE_KEY) and not self.store.exists(registry_key(TABLE))
+
+    def require_lake(self) -> None:
+        """For what reads a lake (status, query, rollback): one line when there is none yet."""
+        if self.is_empty():
+            raise MarketlakeError(
+                f"no lake yet at {self.url}: nothing ingested or built; the scheduled ingest "
+                f"(or `marketlake --home {self.url} ingest`) starts it, then the Glue "
+                f"workflow {self.deployment.glue_workflow} builds it"
+            )
+
+    # -- Glue: the deployed build ------------------------------------------------------
+
+    def glue(self):
+        return client("glue", self.deployment.region)
+
+    def start_workflow(self) -> str:
+        """Start the deployed build (crawler, then the WAP job), as the ingest Lambda does.
+        Its run id, or "" when a run is already under way (it builds what landed)."""
+        glue = self.glue()
+        name = self.deployment.glue_workflow
+        try:
+            return str(glue.start_workflow_run(Name=name)["RunId"])
+        except Exception as exc:
+            if type(exc).__name__ == "ConcurrentRunsExceededException":
+                return ""
+            raise self._refused(f"Glue workflow {name}", exc, "glue:StartWorkflowRun") from exc
+
+    def start_job(self, full: bool) -> str:
+        """Start the WAP job with its deployed arguments (and --full_build); its run id. A
+        run under way already is one line: Glue allows one at a time (max_concurrent_runs)."""
+        glue = self.glue()
+        name = self.deployment.glue_job
+        arguments = {"--full_build": "true"} if full else {}
+        try:
+            return str(glue.start_job_run(JobName=name, Arguments=arguments)["JobRunId"])
+        except Exception as exc:
+            if type(exc).__name__ == "ConcurrentRunsExceededException":
+                raise MarketlakeError(
+                    f"a build of {self.url} is already running (Glue job {name} allows one run "
+                    "at a time); wait for it (`marketlake --home "
+                    f"{self.url} status` shows its run), then build again if still needed"
+                ) from None
+            raise self._refused(f"Glue job {name}", exc, "glue:StartJobRun") from exc
+
+    def job_run(self, run_id: str) -> dict:
+        """Glue's record of one run of the WAP job (JobRunState, ErrorMessage, ...)."""
+        name = self.deployment.glue_job
+        try:
+            return dict(self.glue().get_job_run(JobName=name, RunId=run_id)["JobRun"])
+        except Exception as exc:
+            raise self._refused(f"Glue job {name}", exc, "glue:GetJobRun") from exc
+
+    def job_arguments(self) -> dict[str, str]:
+        """The WAP job's deployed arguments (the build workgroup, the lake, the settings):
+        `build --here` runs the job's code with them."""
+        name = self.deployment.glue_job
+        try:
+            job = self.glue().get_job(JobName=name)["Job"]
+        except Exception as exc:
+            raise self._refused(f"Glue job {name}", exc, "glue:GetJob") from exc
+        return {
+            key.lstrip("-"): str(value) for key, value in job.get("DefaultArguments", {}).items()
+        }
+
+    def _refused(self, resource: str, exc: Exception, action: str) -> Exception:
+        kind = refusal(exc)
+        if kind is None and type(exc).__name__ != "EntityNotFoundException":
+            return exc  # not a refusal: the CLI prints its type and first line
+        remedy = {
+            "access": f"your AWS credentials need {action} on it",
+            "credentials": "configure AWS credentials (aws configure, AWS_PROFILE, or SSO)",
+            "kms": "a KMS key refused the call: your credentials need kms:Decrypt on the "
+            "lake's key",
+        }.get(kind or "", f"it is named in {self.store.uri(DESCRIPTOR_KEY)}: run `make deploy`")
+        return Unreachable(resource, error_summary(exc), remedy)
 
 
 def parse_descriptor(data: bytes, where: str) -> Deployment:
@@ -105,3 +183,28 @@ def open_remote(url: S3Lake) -> RemoteLake:
     deployment = parse_descriptor(data, store.uri(DESCRIPTOR_KEY))
     store = S3Store(url.bucket, url.prefix, client=client("s3", deployment.region))
     return RemoteLake(url, deployment, store)
+
+
+def job_settings(args: Mapping[str, str]) -> Settings:
+    """The build's settings from the WAP job's arguments; one left empty is Settings'
+    default. Never the process environment: the job's arguments are its whole configuration
+    (the Glue job's, and `build --here`'s, which reads them from the deployed job)."""
+    return Settings.from_env(
+        {
+            env_name("max_bad_row_pct"): args.get("max_bad_row_pct", ""),
+            env_name("keep_versions"): args.get("keep_versions", ""),
+        }
+    )
+
+
+def build_engine(args: Mapping[str, str], store: S3Store, run_id: str, athena=None, glue=None):
+    """The job's Athena: its (build) workgroup, which lets a CTAS name its location."""
+    return AthenaEngine(
+        database=args["glue_database"],
+        workgroup=args["athena_workgroup"],
+        lake_uri=store.uri().rstrip("/"),
+        run_id=run_id,
+        athena=athena,
+        glue=glue,
+        s3_store=store,
+    )

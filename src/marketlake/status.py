@@ -86,11 +86,7 @@ def show_status(home: Path, runs: int, out: Console, err: Console) -> str | None
 def show_remote_status(lake: RemoteLake, runs: int, out: Console, err: Console) -> str | None:
     """show_status of the deployed lake: the registry, state and file listing from S3, the
     audit tables from Athena (two small queries, each billed Athena's 10 MB minimum)."""
-    if lake.is_empty():
-        raise MarketlakeError(
-            f"no lake yet at {lake.url}: nothing ingested or built; the scheduled ingest "
-            f"starts it, then the Glue workflow {lake.deployment.glue_workflow} builds it"
-        )
+    lake.require_lake()
     warnings: list[str] = []
     with lake.engine() as engine:
         recent, checks = (

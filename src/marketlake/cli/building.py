@@ -29,6 +29,7 @@ from marketlake.cli.common import (
 )
 from marketlake.cli.ingesting import _do_ingest
 from marketlake.config import Settings
+from marketlake.errors import MarketlakeError
 
 if TYPE_CHECKING:  # the commands import these when they run: `--help` stays fast
     from marketlake.engines.duckdb import DuckDBEngine
@@ -45,24 +46,30 @@ def _engine(settings: Settings) -> DuckDBEngine:
     )
 
 
-def _do_build(settings: Settings, force: bool, full: bool = False) -> BuildResult:
-    from marketlake.lock import lake_lock
-    from marketlake.storage import LocalStore
-    from marketlake.wap.pipeline import BuildObserver, run_build
+def build_steps(progress: Progress):
+    """The build's bar: write, audit, publish."""
+    from marketlake.wap.pipeline import BuildObserver
 
-    class Steps(BuildObserver):
-        def __init__(self, progress: Progress) -> None:
-            self.progress = progress
+    class _Steps(BuildObserver):
+        def __init__(self) -> None:
             self.task = progress.add_task("build", total=3, symbol="")
 
         def step(self, name: str) -> None:
             done = {"write": 0, "audit": 1, "publish": 2}[name]
-            self.progress.update(self.task, completed=done, symbol=name)
+            progress.update(self.task, completed=done, symbol=name)
+
+    return _Steps()
+
+
+def _do_build(settings: Settings, force: bool, full: bool = False) -> BuildResult:
+    from marketlake.lock import lake_lock
+    from marketlake.storage import LocalStore
+    from marketlake.wap.pipeline import run_build
 
     with lake_lock(settings.home), _progress() as progress, _engine(settings) as engine:
         store = LocalStore(settings.home)
         result = run_build(
-            settings, store, engine, full=full, force=force, observer=Steps(progress)
+            settings, store, engine, full=full, force=force, observer=build_steps(progress)
         )
     _print_build(result)
     return result
@@ -96,7 +103,16 @@ def _print_build(result: BuildResult) -> None:
 
 @app.command()
 @guarded
-def build(force: bool = ForceOpt, full: bool = FullOpt) -> None:
+def build(
+    force: bool = ForceOpt,
+    full: bool = FullOpt,
+    here: bool = typer.Option(
+        False,
+        "--here",
+        help="On an S3 lake: run the Glue job's code on this machine (Athena runs the SQL) "
+        "instead of starting the job. Needs your credentials to use the job's build workgroup.",
+    ),
+) -> None:
     """Write, audit and publish daily_prices from the raw zone.
 
     Bars that fail a row check (price <= 0, high < low, not an NYSE session, ...) are left
@@ -106,8 +122,22 @@ def build(force: bool = ForceOpt, full: bool = FullOpt) -> None:
     daily_prices switched to it. A blocked or failed run leaves the published data as it was
     and exits 1. Runs are incremental (the years new data touches) unless --full, or the SQL
     changed.
+
+    On an S3 lake (--home s3://bucket) it starts the deployed Glue job and follows it to
+    its end (--force and --full ask it for a full rebuild), or with --here runs the job's
+    code from this machine.
     """
-    _do_build(_settings(), force, full)
+    settings = _settings(remote=True)
+    if settings.lake_url is not None:
+        from marketlake.cli import remote
+
+        remote.build(settings, full or force, here)
+        return
+    if here:
+        raise MarketlakeError(
+            "--here is for an S3 lake (--home s3://bucket); a local build runs here"
+        )
+    _do_build(settings, force, full)
 
 
 @app.command()
@@ -120,16 +150,22 @@ def rollback(
     """Switch daily_prices back to an earlier published version (see `marketlake status`).
 
     The last MARKETLAKE_KEEP_VERSIONS versions are kept. The next build starts from the
-    version rolled back to.
+    version rolled back to. On an S3 lake it switches the Athena view and the registry from
+    this machine, refused while a build or another command holds the lake.
     """
     from marketlake.lock import lake_lock
     from marketlake.storage import LocalStore
     from marketlake.wap.pipeline import rollback as do_rollback
 
-    settings = _settings()
+    settings = _settings(remote=True)
     warnings: list[str] = []
-    with lake_lock(settings.home), _engine(settings) as engine:
-        target = do_rollback(settings, LocalStore(settings.home), engine, to, warnings=warnings)
+    if settings.lake_url is not None:
+        from marketlake.cli import remote
+
+        target, warnings = remote.rollback(settings, to)
+    else:
+        with lake_lock(settings.home), _engine(settings) as engine:
+            target = do_rollback(settings, LocalStore(settings.home), engine, to, warnings=warnings)
     for warning in warnings:
         err.print(f"warning: {_escape(warning)}", soft_wrap=True)
     out.print(f"rollback: daily_prices now reads run {target.run_id} ({target.published_at})")

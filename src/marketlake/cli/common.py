@@ -45,9 +45,14 @@ class Globals:
     debug: bool = False
 
 
-# What runs on the deployed lake (--home s3://...) so far; every other command is refused
-# before it touches anything (issue 22 brings the rest).
-REMOTE_COMMANDS = ("status", "query")
+# What does not run on the deployed lake (--home s3://...), and what to do instead; it is
+# refused before it touches anything.
+LOCAL_ONLY = {
+    "run": "on the deployed lake the scheduled Lambda ingests and the Glue workflow builds; "
+    "`marketlake --home {home} ingest` lands a backfill and starts the build",
+    "dashboards": "the deployed lake's dashboards are in Grafana (`terraform -chdir=terraform "
+    "output grafana_url`); `marketlake dashboards` renders a local lake's",
+}
 
 
 GLOBALS = Globals()
@@ -94,7 +99,7 @@ def _root(
         "--home",
         # No [/prefix] here: help text is rich markup, where that is a closing tag.
         help="The lake: a directory, or s3://bucket (or s3://bucket/prefix) for the deployed "
-        "lake (status and query). [env: MARKETLAKE_HOME, default ./lake]",
+        "lake (every command but run and dashboards). [env: MARKETLAKE_HOME, default ./lake]",
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
 ) -> None:
@@ -110,20 +115,17 @@ def _root(
 
 def _refuse_remote(command: str) -> None:
     """One line, before anything is touched, for a home that is another URL scheme, or an S3
-    lake given to a command that does not run there yet."""
+    lake given to a command that runs only on a local lake."""
     from marketlake.config import S3Lake, parse_home
 
     try:
         home = parse_home(GLOBALS.home or os.environ.get("MARKETLAKE_HOME") or None)
     except MarketlakeError as exc:
         _fail(str(exc))
-    if isinstance(home, S3Lake) and command not in REMOTE_COMMANDS:
+    if isinstance(home, S3Lake) and command in LOCAL_ONLY:
         _fail(
-            f"`marketlake {command}` does not run on an S3 lake ({home}) yet; only "
-            f"{' and '.join(REMOTE_COMMANDS)} do. On the deployed lake, ingest and build "
-            "run from the scheduled ingest Lambda and the Glue workflow: `aws glue "
-            "start-workflow-run --name <glue_workflow in "
-            f"{home}state/deployment.json>` (the rest of issue 22 brings them here)"
+            f"`marketlake {command}` runs on a local lake, not on {home}: "
+            + LOCAL_ONLY[command].format(home=home)
         )
 
 

@@ -174,16 +174,25 @@ def ingest(
     lake/raw/daily_prices/ingest_date=.../market~SESSION.csv each), or one per-ticker request
     per symbol for any range, whichever is cheaper; splits and dividends are asked market-wide.
     Before a long backfill it prints the plan (requests, and time at the pace).
+
+    On an S3 lake (--home s3://bucket) it lands in the bucket with the quota state the
+    scheduled Lambda uses, with no Lambda time limit (a long backfill), then starts the
+    deployed build.
     """
+    import os
+
     from marketlake.config import parse_tickers
 
-    settings = _settings(tickers=tickers, provider=provider, seed=seed)
-    report = _do_ingest(
-        settings,
-        as_of,
-        tuple(parse_tickers(refetch)) if refetch else (),
-        _days(refetch_days) if refetch_days else (),
-    )
+    settings = _settings(remote=True, tickers=tickers, provider=provider, seed=seed)
+    symbols = tuple(parse_tickers(refetch)) if refetch else ()
+    days = _days(refetch_days) if refetch_days else ()
+    if settings.lake_url is not None:
+        from marketlake.cli import remote
+
+        chosen = bool(provider or os.environ.get("MARKETLAKE_PROVIDER"))
+        report = remote.ingest(settings, as_of, symbols, days, provider_chosen=chosen)
+    else:
+        report = _do_ingest(settings, as_of, symbols, days)
     if any(r.status == "failed" for r in report.results):
         raise typer.Exit(1)
 
@@ -220,6 +229,12 @@ def import_(
         "the one already on record for its symbol and date (a correction). Without it such "
         "a file is refused and nothing lands. The next build restates the symbol.",
     ),
+    build: bool = typer.Option(
+        True,
+        "--build/--no-build",
+        help="On an S3 lake: start the deployed build (the Glue workflow) once the files "
+        "have landed.",
+    ),
 ) -> None:
     """Import daily bars (or, with --splits / --dividends, corporate actions) from CSV files
     into the raw zone (source 'import').
@@ -228,12 +243,15 @@ def import_(
     close, volume; other columns (e.g. "Adj Close") are ignored and rows may come in any
     order. The symbol is --symbol or the file name (nvda.csv -> NVDA). Impossible bars go to
     quarantine. Use it to bring history older than the API's 100 compact sessions.
+
+    On an S3 lake (--home s3://bucket) the files land in the bucket's raw zone under the same
+    checks, then the deployed build is started (--no-build leaves it to you).
     """
     from marketlake.ingest.importer import run_import
     from marketlake.lock import lake_lock
     from marketlake.storage import LocalStore
 
-    settings = _settings()
+    settings = _settings(remote=True)
     if splits and dividends:
         raise MarketlakeError("--splits and --dividends: import one kind at a time")
     if replace and not (splits or dividends):
@@ -245,22 +263,40 @@ def import_(
         from marketlake.ingest.importer import run_import_actions
 
         kind: ActionName = "splits" if splits else "dividends"
+
+        def show(landed: list[tuple[str, int, int]]) -> None:
+            for name, count, rejected in landed:
+                extra = f"; {rejected} row(s) quarantined" if rejected else ""
+                out.print(f"import: {name}: {count} {kind} row(s) landed{extra}")
+
+        if settings.lake_url is not None:
+            from marketlake.cli import remote
+
+            remote.import_actions(settings, files, kind, symbol, replace, build, show)
+            return
         with lake_lock(settings.home):
             landed = run_import_actions(
                 settings, LocalStore(settings.home), files, kind, symbol, replace=replace
             )
-        for name, count, rejected in landed:
-            extra = f"; {rejected} row(s) quarantined" if rejected else ""
-            out.print(f"import: {name}: {count} {kind} row(s) landed{extra}")
+        show(landed)
         out.print("next: marketlake build")
+        return
+    if settings.lake_url is not None:
+        from marketlake.cli import remote
+
+        remote.import_bars(settings, files, symbol, build, _print_imported)
         return
     with lake_lock(settings.home):
         report = run_import(settings, LocalStore(settings.home), files, symbol)
+    _print_imported(report)
+    out.print("next: marketlake build")
+
+
+def _print_imported(report: IngestReport) -> None:
     for r in report.results:
         span = f" ({r.first_date} .. {r.last_written})" if r.new_bars else ""
         extra = f"; {r.message}" if r.message else ""
         out.print(f"import: {r.symbol}: {r.new_bars} bar(s) landed{span}{extra}")
-    out.print("next: marketlake build")
 
 
 # -- build -------------------------------------------------------------------------------
