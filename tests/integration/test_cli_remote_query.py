@@ -24,7 +24,7 @@ from test_cli_remote import (
 )
 from test_cli_remote import environment as environment  # autouse: credentials, a tmp cwd
 from test_cli_remote import lake as lake
-from test_glue_job import BUCKET, DATABASE, FIRST_NOW, REGION
+from test_glue_job import DATABASE, FIRST_NOW, REGION
 
 from marketlake import lakes
 from marketlake.config import Settings
@@ -220,4 +220,3 @@ def test_a_statement_that_is_not_a_read_is_refused_before_any_aws_call(lake, mon
     assert calls == []  # neither the descriptor nor Athena was asked anything
     assert lake.athena.statements == []
     assert lake.keys("") == ["state/deployment.json"]
-    assert BUCKET in [b["Name"] for b in lake.s3.list_buckets()["Buckets"]]
