@@ -6,14 +6,16 @@ Credentials come from the usual AWS chain; the region from the descriptor."""
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 from marketlake.config import S3Lake, Settings, env_name
 from marketlake.engines.athena import AthenaEngine
-from marketlake.errors import MarketlakeError, Unreachable
+from marketlake.errors import MarketlakeError, QueryError, Unreachable
 from marketlake.lake.state import STATE_KEY
-from marketlake.refusals import error_summary, refusal
+from marketlake.refusals import error_of, error_summary, refusal
 from marketlake.storage import S3Store
 from marketlake.wap.build import TABLE
 from marketlake.wap.versions import registry_key
@@ -38,12 +40,35 @@ class Deployment:
 
 DESCRIPTOR_KEYS = ("format", *(f.name for f in fields(Deployment)))
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+# What to do about each kind of refusal (marketlake.refusals) met while querying Athena.
+_ATHENA_REMEDIES = {
+    "credentials": "no valid AWS credentials: set AWS_PROFILE or renew the session "
+    "(aws sso login), then run this again",
+    "access": "grant athena:GetWorkGroup, athena:StartQueryExecution, athena:GetQueryExecution "
+    "and athena:GetQueryResults on the workgroup, s3:GetObject on its output location and the "
+    "Glue reads of the database to the role or user running marketlake",
+    "kms": "allow kms:Decrypt on the stack's KMS key (the workgroup encrypts its results with "
+    "it) to the role or user running marketlake",
+    "missing": "the workgroup's results bucket does not exist: run `make deploy`",
+}
+
 
 def client(service: str, region: str | None):
     """A boto3 client (tests put FakeAthena in its place: moto's Athena runs no SQL)."""
     import boto3
 
     return boto3.client(service, region_name=region or None)
+
+
+def session(region: str | None):
+    """A boto3 Session for awswrangler, which makes its own clients from it (tests put one in
+    its place whose Athena client is FakeAthena)."""
+    import boto3
+
+    return boto3.Session(region_name=region or None)
 
 
 @dataclass
@@ -66,6 +91,74 @@ class RemoteLake:
             s3_store=self.store,
             poll_seconds=0.5,
         )
+
+    def query(
+        self, statement: str, described: tuple[str | None, str] | None = None
+    ) -> pd.DataFrame:
+        """`statement` (checked read-only already) on Athena in the deployment's workgroup and
+        database, through awswrangler: it starts the query, waits for it and reads the result
+        CSV Athena wrote to the workgroup's output location into pandas. `described` is the
+        (database, table) of a DESCRIBE, which Athena answers with text: awswrangler's
+        describe_table reads it. A refusal or a failed query is one line naming the workgroup."""
+        import awswrangler as wr  # here, not at the top: it takes a second to import
+
+        workgroup, database = self.deployment.athena_workgroup, self.deployment.glue_database
+        boto3_session = session(self.deployment.region)
+        try:
+            with warnings.catch_warnings():
+                # A workgroup without an output location: awswrangler would create a bucket
+                # for the results (a write); its warning stops it first.
+                warnings.filterwarnings("error", "No `s3_output`", UserWarning)
+                if described is not None:
+                    return wr.athena.describe_table(
+                        described[1],
+                        database=described[0] or database,
+                        workgroup=workgroup,
+                        boto3_session=boto3_session,
+                        athena_query_wait_polling_delay=0.5,
+                    )
+                # Not the CTAS or UNLOAD approach: both write tables or files of their own.
+                # keep_files: deleting the result would need s3:DeleteObject.
+                return wr.athena.read_sql_query(
+                    statement,
+                    database=database,
+                    workgroup=workgroup,
+                    ctas_approach=False,
+                    unload_approach=False,
+                    keep_files=True,
+                    boto3_session=boto3_session,
+                    athena_query_wait_polling_delay=0.5,
+                )
+        except wr.exceptions.QueryFailed as exc:
+            raise QueryError(
+                f"Athena query failed in workgroup {workgroup}: {_first_line(exc)}; correct the "
+                f"statement (Athena's Trino SQL, tables of database {database}) and run it again"
+            ) from None
+        except wr.exceptions.QueryCancelled as exc:
+            raise QueryError(
+                f"Athena query cancelled in workgroup {workgroup}: {_first_line(exc)}; Athena "
+                "cancels a query that would scan past the workgroup's cutoff "
+                "(athena_bytes_scanned_cutoff) or run past its timeout: filter on year and "
+                "trade_date to scan less"
+            ) from None
+        except UserWarning:
+            raise MarketlakeError(
+                f"Athena workgroup {workgroup} has no query result location, where Athena "
+                "writes what a query returns; run `make deploy` to set it (terraform/athena.tf)"
+            ) from None
+        except Exception as exc:
+            kind = refusal(exc)
+            if kind is None and error_of(exc)[0] == "InvalidRequestException":
+                # Athena's answer for a workgroup that is missing or disabled, among others.
+                raise MarketlakeError(
+                    f"Athena workgroup {workgroup}: {error_summary(exc)}; if the workgroup is "
+                    "missing or disabled, run `make deploy`"
+                ) from None
+            if kind is None:
+                raise
+            raise Unreachable(
+                f"Athena workgroup {workgroup}", error_summary(exc), _ATHENA_REMEDIES[kind]
+            ) from None
 
     def is_empty(self) -> bool:
         """No lake yet: nothing ingested (no state) and nothing built (no registry)."""
@@ -145,6 +238,12 @@ class RemoteLake:
             "lake's key",
         }.get(kind or "", f"it is named in {self.store.uri(DESCRIPTOR_KEY)}: run `make deploy`")
         return Unreachable(resource, error_summary(exc), remedy)
+
+
+def _first_line(exc: BaseException) -> str:
+    """Athena's reason, as awswrangler raises it (None when Athena gave none)."""
+    reason = exc.args[0] if exc.args else None
+    return (str(reason or "").splitlines() or [""])[0] or "no reason given"
 
 
 def parse_descriptor(data: bytes, where: str) -> Deployment:

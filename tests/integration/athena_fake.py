@@ -15,6 +15,8 @@ the Glue catalog and S3 that moto provides:
   the table exists, when the location already holds objects, when the partition columns
   are not the last ones, or past 100 partitions;
 * SELECT answers in GetQueryResults' shape: a header row, VarCharValue text, ColumnInfo;
+  in a workgroup with an output location it also writes the result file there, as Athena
+  does (athena_results: what awswrangler reads); DESCRIBE describes a Glue table;
 * CREATE OR REPLACE VIEW creates a DuckDB view and, as Athena does, a Glue table of type
   VIRTUAL_VIEW (the SQL in ViewOriginalText's "Presto View" JSON, the columns in the
   StorageDescriptor); it fails, as Trino does, when a table that is not a view has the name.
@@ -45,6 +47,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlglot
 import sqlglot.errors
+from athena_results import Workgroups, column_info, describe_result
 from sqlglot import exp
 
 from marketlake.engines.duckdb import transpile
@@ -127,8 +130,9 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-class FakeAthena:
-    """Athena's query API (the calls AthenaEngine makes) over DuckDB, moto Glue and moto S3."""
+class FakeAthena(Workgroups):
+    """Athena's query API (the calls AthenaEngine and awswrangler make) over DuckDB, moto Glue
+    and moto S3."""
 
     def __init__(
         self,
@@ -148,6 +152,7 @@ class FakeAthena:
         self.order: list[str] = []  # execution ids in the order they were started
         self.stopped: list[str] = []
         self.views: dict[str, str] = {}
+        self.workgroups: dict[str, dict] = {}
         self._loaded: dict[str, str] = {}  # DuckDB relation -> "table" | "view"
         # What each loaded table was read from, and parsed objects by ETag: a table is read
         # again only when Glue or S3 changed under it (the fake's only concession to speed).
@@ -157,16 +162,24 @@ class FakeAthena:
     # -- the API ---------------------------------------------------------------------------
 
     def start_query_execution(
-        self, *, QueryString: str, QueryExecutionContext: dict | None = None, WorkGroup=None, **_
+        self,
+        *,
+        QueryString: str,
+        QueryExecutionContext: dict | None = None,
+        WorkGroup=None,
+        ResultConfiguration: dict | None = None,
+        **_,
     ) -> dict:
         query_id = str(uuid.uuid4())
         context = dict(QueryExecutionContext or {})
+        location = self.output_location(WorkGroup or "primary", ResultConfiguration)
         execution = {
             "QueryExecutionId": query_id,
             "Query": QueryString,
             "QueryExecutionContext": context,
             "WorkGroup": WorkGroup or "primary",
             "polls": 0,
+            "submitted": dt.datetime.now(dt.timezone.utc),
             "rows": [],
             "columns": [],
         }
@@ -176,10 +189,12 @@ class FakeAthena:
             reason = self.fail(QueryString) if self.fail else None
             if reason:
                 raise AthenaFailure(reason)
-            execution["columns"], execution["rows"] = self._run(
-                QueryString, context.get("Database", "default")
-            )
+            # Athena takes a quoted name too (awswrangler's describe_table sends `db`).
+            database = context.get("Database", "default").strip("`")
+            execution["columns"], execution["rows"], suffix = self._run(QueryString, database)
             execution["State"] = "SUCCEEDED"
+            if location:
+                self.write_result(execution, location, suffix)
         except AthenaFailure as exc:
             execution.update(State="FAILED", StateChangeReason=str(exc))
         except (duckdb.Error, MarketlakeError) as exc:  # MarketlakeError: transpile's
@@ -192,7 +207,11 @@ class FakeAthena:
         state = execution.get("State", "SUCCEEDED")
         if execution["polls"] <= self.pending_polls and state != "CANCELLED":
             state = "QUEUED" if execution["polls"] == 1 else "RUNNING"
-        status = {"State": state}
+        status = {"State": state, "SubmissionDateTime": execution["submitted"]}
+        if state in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            status["CompletionDateTime"] = execution["submitted"]
+        if state == "CANCELLED" and execution.get("StateChangeReason"):
+            status["StateChangeReason"] = execution["StateChangeReason"]
         if state == "FAILED":
             status["StateChangeReason"] = execution["StateChangeReason"]
             status["AthenaError"] = {
@@ -201,15 +220,16 @@ class FakeAthena:
                 "Retryable": False,
                 "ErrorMessage": execution["StateChangeReason"],
             }
-        return {
-            "QueryExecution": {
-                "QueryExecutionId": QueryExecutionId,
-                "Query": execution["Query"],
-                "QueryExecutionContext": execution["QueryExecutionContext"],
-                "WorkGroup": execution["WorkGroup"],
-                "Status": status,
-            }
+        answer = {
+            "QueryExecutionId": QueryExecutionId,
+            "Query": execution["Query"],
+            "QueryExecutionContext": execution["QueryExecutionContext"],
+            "WorkGroup": execution["WorkGroup"],
+            "Status": status,
         }
+        if "OutputLocation" in execution:
+            answer["ResultConfiguration"] = {"OutputLocation": execution["OutputLocation"]}
+        return {"QueryExecution": answer}
 
     def stop_query_execution(self, *, QueryExecutionId: str) -> dict:
         self.stopped.append(QueryExecutionId)
@@ -238,14 +258,15 @@ class FakeAthena:
 
     # -- running statements ----------------------------------------------------------------
 
-    def _run(self, sql: str, database: str) -> tuple[list, list]:
+    def _run(self, sql: str, database: str) -> tuple[list, list, str]:
+        """(ColumnInfo, rows, result file suffix) of a statement that succeeded."""
         try:
             tree = sqlglot.parse_one(sql, read="athena")
         except sqlglot.errors.ParseError as exc:
             raise AthenaFailure(f"line 1:1: mismatched input: {str(exc).splitlines()[0]}") from None
         if isinstance(tree, exp.Create) and tree.args.get("kind") == "TABLE" and tree.expression:
             self._ctas(tree, database)
-            return [], []
+            return [], [], ".txt"
         if isinstance(tree, exp.Create) and tree.args.get("kind") == "VIEW":
             if not tree.args.get("replace"):
                 raise AthenaFailure("the fake expects CREATE OR REPLACE VIEW")
@@ -256,13 +277,20 @@ class FakeAthena:
             self._create_view(name, tree.expression.sql("athena"), database)
             self._put_glue_view(database, name, tree.expression.sql("athena"), existing)
             self.views[name] = sql
-            return [], []
+            return [], [], ".txt"
         if isinstance(tree, exp.Query):
             self._load_inputs(tree, database)
             result = self.con.sql(transpile(sql)).to_arrow_table()
-            return self._result_set(result)
+            return (*self._result_set(result), ".csv")
+        if isinstance(tree, exp.Describe) and isinstance(tree.this, exp.Table):
+            table = self._table(tree.this.db or database, tree.this.name)
+            if table is None:
+                raise AthenaFailure(
+                    f"FAILED: SemanticException [Error 10001]: Table not found {tree.this.name}"
+                )
+            return (*describe_result(table), ".txt")
         raise AthenaFailure(
-            f"the fake runs CTAS, CREATE OR REPLACE VIEW and SELECT only: {sql[:60]}"
+            f"the fake runs CTAS, CREATE OR REPLACE VIEW, SELECT and DESCRIBE only: {sql[:60]}"
         )
 
     def _create_view(self, name: str, select_sql: str, database: str) -> None:
@@ -306,8 +334,7 @@ class FakeAthena:
 
     def _result_set(self, table: pa.Table) -> tuple[list, list]:
         columns = [
-            {"Name": f.name, "Label": f.name, "Type": athena_type(f.type), "Nullable": "UNKNOWN"}
-            for f in table.schema
+            column_info(f.name, athena_type(f.type), *_decimal_size(f.type)) for f in table.schema
         ]
         header = {"Data": [{"VarCharValue": f.name} for f in table.schema]}
         rows = [header]
@@ -563,6 +590,11 @@ class _ResultsPaginator:
             page = {"ResultSet": {"Rows": rows[start : start + size]}}
             page["ResultSet"]["ResultSetMetadata"] = {"ColumnInfo": execution["columns"]}
             yield page
+
+
+def _decimal_size(arrow_type: pa.DataType) -> tuple:
+    """(precision, scale) ColumnInfo reports for a decimal; nothing for other types."""
+    return (arrow_type.precision, arrow_type.scale) if pa.types.is_decimal(arrow_type) else ()
 
 
 def _arrow_type(glue_type: str) -> pa.DataType:

@@ -11,6 +11,7 @@ import os
 
 import boto3
 import pytest
+from athena_session import AthenaSession, query_workgroup
 from moto import mock_aws
 from test_glue_job import BUCKET, DATABASE, FIRST_BARS, FIRST_INGEST, FIRST_NOW, REGION, Lake
 from test_glue_job import ingested as ingested_at
@@ -58,8 +59,15 @@ def lake(monkeypatch):
                 return made.athena
             return boto3.client(service, region_name=region or REGION)
 
+        def session(region):  # awswrangler's way to Athena (query)
+            regions.append(("session", region))
+            made.sessions.append(AthenaSession(made.athena, region))
+            return made.sessions[-1]
+
         monkeypatch.setattr(lakes, "client", client)
-        made.regions = regions
+        monkeypatch.setattr(lakes, "session", session)
+        made.regions, made.sessions = regions, []
+        made.results = query_workgroup(made.athena, made.s3, QUERY_WORKGROUP)
         yield made
 
 

@@ -1,5 +1,5 @@
 """--home / MARKETLAKE_HOME as a URL (config.parse_home) and the read-only rule for Athena
-(engines.confined.athena_read)."""
+(engines.confined.athena_read, described_table)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from marketlake.config import S3Lake, Settings, parse_home
-from marketlake.engines.confined import athena_read
+from marketlake.engines.confined import athena_read, described_table
 from marketlake.errors import ConfigError, QueryError
 
 
@@ -68,3 +68,16 @@ def test_athena_gets_the_checked_statement_in_its_dialect():
 def test_athena_is_sent_no_statement_that_is_not_one_read(sql):
     with pytest.raises(QueryError):
         athena_read(sql)
+
+
+@pytest.mark.parametrize(
+    "sql, described",
+    [
+        ("DESCRIBE daily_prices", (None, "daily_prices")),
+        ("describe marketlake.pipeline_runs", ("marketlake", "pipeline_runs")),
+        ("SELECT * FROM daily_prices", None),
+        ("DESCRIBE SELECT 1", None),  # not a table: Athena itself answers that
+    ],
+)
+def test_a_describe_names_its_table_for_awswranglers_describe_table(sql, described):
+    assert described_table(sql) == described

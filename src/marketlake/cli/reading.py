@@ -121,12 +121,13 @@ def query(
 def _athena_rows(settings, sql: str) -> tuple[list[str], list[tuple]]:
     """`sql` on the deployed lake's Athena, after the same read-only check as locally (before
     the bucket or Athena is reached); a NULL is None, as in the local rows."""
-    from marketlake.engines.confined import athena_read
+    from marketlake.engines.confined import athena_read, described_table
     from marketlake.lakes import open_remote
 
-    statement = athena_read(sql)
-    with open_remote(settings.lake_url).engine() as engine:
-        frame = engine.fetch_df(statement)
+    statement, described = athena_read(sql), described_table(sql)
+    lake = open_remote(settings.lake_url)
+    lake.require_lake()
+    frame = lake.query(statement, described)
     values = frame.astype(object).where(frame.notna(), None)
     return [str(c) for c in frame.columns], [tuple(row) for row in values.itertuples(index=False)]
 

@@ -9,7 +9,9 @@ is a view over it, switched by CREATE OR REPLACE VIEW.
 Everything here stays importable on Python 3.9: the Glue Python shell job runs it.
 """
 
-# Not awswrangler: 3.14, its last 3.9 release, needs pandas<3 and 3.17 pyarrow<26 (we pin 3.1, 26).
+# Not awswrangler: this runs in the Glue job (Python 3.9, awswrangler 3.14 at most), whose
+# wheels stay without it, and its wait has no deadline (execute). The CLI's `query` on an S3
+# lake does use it (lakes.RemoteLake.query), where it replaces the waiting and paging here.
 
 from __future__ import annotations
 

@@ -209,6 +209,15 @@ def athena_read(sql: str) -> str:
     return read_statement(sql).sql(dialect="athena")
 
 
+def described_table(sql: str) -> tuple[str | None, str] | None:
+    """(database or None, table) of a `DESCRIBE [database.]table`, which Athena answers with
+    text, not a result set, so it is read another way; None for any other read."""
+    statement = read_statement(sql)
+    if isinstance(statement, exp.Describe) and isinstance(statement.this, exp.Table):
+        return statement.this.db or None, statement.this.name
+    return None
+
+
 def transpile_read(sql: str, lake: Path | None = None) -> str:
     """Like transpile, for a statement that only reads (read_statement). With `lake`, the
     files it names are confined to the lake's readable zones (see confine_paths)."""
