@@ -162,7 +162,7 @@ def test_of_two_takers_of_an_expired_lock_exactly_one_wins(store):
     assert lock_body(store) is None
 
 
-def test_the_holder_taking_over_its_own_lapsed_lock_meets_a_renewal_in_between(store):
+def test_a_lapsed_holder_that_renews_before_a_taker_writes_keeps_the_lock(store):
     """A holder that stalled past its expiry renews just as a taker takes over: whoever's
     conditional write lands first keeps it, the other is told."""
     clock = Clock()
