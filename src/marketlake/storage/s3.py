@@ -41,9 +41,9 @@ def s3_unreachable(exc: BaseException, uri: str) -> LakeUnreachable | None:
 
 
 def require_conditional_writes(client) -> None:
-    """S3's If-Match on PutObject came in botocore releases of late 2024. An older SDK (an old
-    Lambda runtime or Glue image) would refuse the parameter on every state write; say so
-    once, plainly, instead."""
+    """S3's If-Match on PutObject (and on DeleteObject, which releases the lake's lock) came in
+    botocore releases of late 2024 (1.35.69 has both). An older SDK (an old Lambda runtime or
+    Glue image) would refuse the parameter on every state write; say so once, plainly."""
     model = client.meta.service_model
     put = model.operation_model("PutObject").input_shape.members
     delete = model.operation_model("DeleteObject").input_shape.members  # the lock's release
