@@ -176,7 +176,12 @@ def _s3(account: Account, operation: str, p: dict) -> Requests:
             *_kms(account, key, "kms:GenerateDataKey"),
         ]
     if operation == "DeleteObject":
-        return [_request("s3:DeleteObject", _s3_object(bucket, p["Key"]))]
+        deleted = [_request("s3:DeleteObject", _s3_object(bucket, p["Key"]))]
+        # A conditional delete naming an ETag needs s3:GetObject too (S3 User Guide,
+        # "Enforce conditional deletes"): the lake's lock is released that way.
+        if p.get("IfMatch", "*") != "*":
+            deleted.append(_request("s3:GetObject", _s3_object(bucket, p["Key"])))
+        return deleted
     if operation == "DeleteObjects":
         return [
             _request("s3:DeleteObject", _s3_object(bucket, item["Key"]))

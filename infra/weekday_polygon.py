@@ -37,7 +37,8 @@ MARKET_TICKERS = 300  # the stand-in's market: a few hundred, every one in one a
 # The backfill's window: the last few sessions up to the eve (a whole-market backfill of the
 # default 730 days is 500 requests, paced over hours on the free plan).
 HISTORY_DAYS = 4
-MAX_WEEKDAY_PUTS = 10  # the raw object, its record, the state, the run's record, the actions
+# The lake's lock, the raw object, its record, the state, the run's record, the actions.
+MAX_WEEKDAY_PUTS = 10
 
 
 def variables(av_variables: dict) -> dict:

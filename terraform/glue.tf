@@ -387,6 +387,14 @@ data "aws_iam_policy_document" "glue_job" {
     ]
   }
 
+  # The lake's lock (marketlake.lock), held for the whole build: created If-None-Match,
+  # renewed If-Match, released with a conditional delete (DeleteObject and GetObject).
+  statement {
+    sid       = "TheLakesLock"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.lake.arn}/state/lock.json"]
+  }
+
   statement {
     sid       = "ListTheLake"
     actions   = ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"]

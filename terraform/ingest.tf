@@ -165,6 +165,15 @@ data "aws_iam_policy_document" "ingest" {
     ]
   }
 
+  # The lake's lock (marketlake.lock), held while it ingests: created If-None-Match, renewed
+  # If-Match, released with a conditional delete, which S3 authorizes as DeleteObject and
+  # GetObject. The only object the Lambda may delete.
+  statement {
+    sid       = "TheLakesLock"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.lake.arn}/state/lock.json"]
+  }
+
   # Whether the published build has read the newest raw data (state/versions/): if not, a
   # run with no new bars still starts the build.
   statement {

@@ -76,6 +76,20 @@ def test_s3_calls_become_their_actions_with_the_bucket_key_and_the_prefix(moto_a
     assert dict(bare[0].context) == {}  # no prefix: the key is absent, not empty
 
 
+def test_a_conditional_delete_naming_an_etag_needs_get_object_too(moto_aws):
+    kms_bucket()
+    key = "state/lock.json"
+
+    def actions(**params) -> list[tuple[str, str]]:
+        call = aws_calls.Call("r", "s3", "DeleteObject", {"Bucket": BUCKET, "Key": key, **params})
+        return [(r.action, r.resource) for r in aws_calls.requests_for(account(), call)]
+
+    arn = f"arn:aws:s3:::{BUCKET}/{key}"
+    assert actions() == [("s3:DeleteObject", arn)]
+    assert actions(IfMatch="*") == [("s3:DeleteObject", arn)]
+    assert actions(IfMatch='"0a1b"') == [("s3:DeleteObject", arn), ("s3:GetObject", arn)]
+
+
 def test_glue_catalog_calls_are_authorized_on_catalog_database_and_table():
     requests = aws_calls.requests_for(
         account(),

@@ -15,6 +15,7 @@ from infra_contract import (
     terraform,
 )
 
+from marketlake import lock
 from marketlake.lake import audit as runlog
 from marketlake.lake import raw
 from marketlake.wap import pipeline as wap
@@ -78,7 +79,23 @@ def test_the_lambda_writes_only_its_zones():
     assert [a for s in statements for a in s["actions"] if a.startswith("glue:")] == [
         "glue:StartWorkflowRun"
     ]
-    assert "s3:DeleteObject" not in granted_actions("ingest")
+    # It deletes nothing but the lake's lock, on release.
+    assert resources_for("ingest", "s3:DeleteObject") == [
+        f"${{aws_s3_bucket.lake.arn}}/{lock.LOCK_KEY}"
+    ]
+
+
+def test_both_runners_may_take_renew_and_release_the_lakes_lock():
+    """store_lock creates state/lock.json (PutObject), reads it when taken (GetObject) and
+    deletes it on release (DeleteObject, which S3 authorizes with GetObject when it carries
+    If-Match). Granted on that one key: a wider grant on state/ would let the Lambda delete
+    the ingest state."""
+    for role, document in RUNNERS.values():
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+            granted = resources_for(document, action)
+            assert covers(granted, lock.LOCK_KEY), f"{role} may not {action} {lock.LOCK_KEY}"
+    (statement,) = [s for s in allow_statements("ingest") if s.get("sid") == "TheLakesLock"]
+    assert statement["resources"] == [f"${{aws_s3_bucket.lake.arn}}/{lock.LOCK_KEY}"]
 
 
 def test_the_lambda_starts_only_its_workflow_and_reads_only_its_secret():

@@ -40,10 +40,17 @@ def test_the_botocore_the_project_pins_has_both_parameters():
     assert found["botocore_path"] == botocore.__file__
 
 
-@pytest.mark.parametrize("dropped", [("IfMatch",), ("IfMatch", "IfNoneMatch")])
-def test_a_botocore_without_them_is_refused_in_one_line(tmp_path, monkeypatch, dropped):
+@pytest.mark.parametrize(
+    ("shape", "dropped"),
+    [
+        ("PutObjectRequest", ("IfMatch",)),
+        ("PutObjectRequest", ("IfMatch", "IfNoneMatch")),
+        ("DeleteObjectRequest", ("IfMatch",)),  # the lake's lock is released with it
+    ],
+)
+def test_a_botocore_without_them_is_refused_in_one_line(tmp_path, monkeypatch, shape, dropped):
     model = s3_model()
-    members = model["shapes"]["PutObjectRequest"]["members"]
+    members = model["shapes"][shape]["members"]
     assert set(dropped) <= set(members)  # the real model has them: this run removes them
     for name in dropped:
         del members[name]

@@ -17,6 +17,7 @@ from marketlake.config import Settings, env_name
 from marketlake.engines.athena import AthenaEngine
 from marketlake.errors import BuildBlocked
 from marketlake.lake.audit import new_run_id
+from marketlake.lock import LakeLocked, holder_here, store_lock
 from marketlake.storage import S3Store
 from marketlake.wap.pipeline import TABLE, run_build
 
@@ -67,6 +68,26 @@ def build_settings(args: dict[str, str]) -> Settings:
     )
 
 
+def glue_argument(argv: Sequence[str], name: str) -> str | None:
+    """An argument Glue itself passes to every run (--JOB_NAME, --JOB_RUN_ID), if present."""
+    args = list(argv)
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def lock_holder(argv: Sequence[str], run_id: str) -> str:
+    """What the lake's lock says while this job holds it: the Glue job run to look up."""
+    job_run = glue_argument(argv, "--JOB_RUN_ID")
+    if not job_run:  # run by hand, outside Glue
+        return holder_here(f"marketlake glue build {run_id}")
+    job = glue_argument(argv, "--JOB_NAME")
+    return f"glue job {job + ' ' if job else ''}run {job_run} (build {run_id})"
+
+
 def run(argv: Sequence[str], athena=None, glue=None, s3=None, sns=None) -> dict:
     args = parse_args(argv)
     store = S3Store(args["lake_bucket"], args["lake_prefix"], client=s3)
@@ -82,12 +103,19 @@ def run(argv: Sequence[str], athena=None, glue=None, s3=None, sns=None) -> dict:
         s3_store=store,
     )
     try:
-        with engine:
+        # The lock first, before the engine touches anything: a rollback or another build
+        # holding it means this one writes nothing.
+        with store_lock(store, lock_holder(argv, run_id)), engine:
             result = run_build(
                 settings, store, engine, full=_flag(args["full_build"]), run_id=run_id
             )
     except BuildBlocked as exc:
         _alert(sns, args["alerts_topic_arn"], f"marketlake: {TABLE} build blocked", str(exc))
+        raise
+    except LakeLocked as exc:
+        # The day's data stays unbuilt until someone runs the build again: say so.
+        subject = f"marketlake: {TABLE} build refused, the lake is locked"
+        _alert(sns, args["alerts_topic_arn"], subject, str(exc))
         raise
     summary = {
         "run_id": result.run_id,
@@ -115,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         run(sys.argv if argv is None else argv)
-    except BuildBlocked as exc:
+    except (BuildBlocked, LakeLocked) as exc:
         log.error("%s", exc)
         return 1
     return 0

@@ -20,6 +20,7 @@ from marketlake.config import Settings
 from marketlake.errors import ConfigError, LakeUnreachable, MarketlakeError, Unreachable
 from marketlake.ingest.report import SymbolStatus
 from marketlake.ingest.runner import DEFERRED, FAILED, FETCHED, INVALID, run_ingest
+from marketlake.lock import store_lock
 from marketlake.providers.alphavantage import MAX_BACKOFF_SECONDS, TIMEOUT_SECONDS
 from marketlake.redaction import redact
 from marketlake.refusals import error_summary, refusal
@@ -122,6 +123,13 @@ def api_key_from_secret(secret_id: str, client, field: str = "ALPHAVANTAGE_API_K
     return _SECRET_CACHE[secret_id]
 
 
+def lock_holder(context) -> str:
+    """What the lake's lock says while this invocation holds it: the request to look up."""
+    function = getattr(context, "function_name", None) or "ingest"
+    request = getattr(context, "aws_request_id", None) or "unknown"
+    return f"ingest lambda {function} request {request}"
+
+
 def _unbuilt_raw(store: S3Store) -> bool:
     """Raw bars newer than what the published version of daily_prices has read, or splits
     and dividends other than those it applied (a split can land on a day with no new bar:
@@ -219,9 +227,11 @@ def _run(
         return left < next_wait + per_symbol + SAFETY_SECONDS
 
     as_of = parse_as_of((event or {}).get("as_of")) if (event or {}).get("as_of") else now()
-    report = run_ingest(
-        settings, store, None, as_of, now=now, out_of_time=out_of_time, clock=clock, sleep=sleep
-    )
+    # Released before the workflow starts: the build it runs takes the lock next.
+    with store_lock(store, lock_holder(context)):
+        report = run_ingest(
+            settings, store, None, as_of, now=now, out_of_time=out_of_time, clock=clock, sleep=sleep
+        )
     summary = {
         "session": report.session.isoformat(),
         "provider": report.provider,

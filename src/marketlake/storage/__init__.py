@@ -59,9 +59,14 @@ class ObjectStore(Protocol):
     def get_tagged(self, key: str) -> tuple[bytes | None, str | None]:
         """The object at `key` and a tag of this exact content (an ETag), or (None, None)."""
 
-    def put_if(self, key: str, data: bytes, tag: str | None) -> None:
+    def put_if(self, key: str, data: bytes, tag: str | None) -> str:
         """Write `data` at `key` only if the object is still the one `tag` names (tag None:
-        only if there is no object). Raise WriteConflict, writing nothing, otherwise."""
+        only if there is no object). Raise WriteConflict, writing nothing, otherwise.
+        Returns the tag of what was written: the writer's next put_if or delete_if."""
+
+    def delete_if(self, key: str, tag: str) -> None:
+        """Delete the object at `key` only if it is still the one `tag` names. Raise
+        WriteConflict, deleting nothing, otherwise (also when it is gone)."""
 
     def update_bytes(self, key: str, change: Change) -> bytes | None:
         """Read-modify-write of one object that never loses another writer's update; see
@@ -300,7 +305,7 @@ class LocalStore:
             return None, None
         return data, _content_tag(data)
 
-    def put_if(self, key: str, data: bytes, tag: str | None) -> None:
+    def put_if(self, key: str, data: bytes, tag: str | None) -> str:
         """The same check as S3's If-Match / If-None-Match. Only the holder of the lake's lock
         writes a local lake, so nothing can slip in between this check and the rename."""
         current, now = self.get_tagged(key)
@@ -308,6 +313,17 @@ class LocalStore:
             state = "exists" if tag is None else ("is gone" if current is None else "changed")
             raise WriteConflict(f"{key} {state} since it was read")
         self.put_bytes(key, data)
+        return _content_tag(data)
+
+    def delete_if(self, key: str, tag: str) -> None:
+        """S3's DeleteObject If-Match, checked the same way as put_if (and as safe: one writer)."""
+        current, now = self.get_tagged(key)
+        if now != tag:
+            raise WriteConflict(
+                f"{key} {'is gone' if current is None else 'changed'} since it was read"
+            )
+        with self._reaching(key):
+            self.path(key).unlink(missing_ok=True)
 
     def update_bytes(self, key: str, change: Change) -> bytes | None:
         return update_bytes(self, key, change)

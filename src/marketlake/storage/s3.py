@@ -41,16 +41,19 @@ def s3_unreachable(exc: BaseException, uri: str) -> LakeUnreachable | None:
 
 
 def require_conditional_writes(client) -> None:
-    """S3's If-Match on PutObject came in botocore releases of late 2024. An older SDK (an old
-    Lambda runtime or Glue image) would refuse the parameter on every state write; say so
-    once, plainly, instead."""
-    members = client.meta.service_model.operation_model("PutObject").input_shape.members
-    if "IfMatch" not in members or "IfNoneMatch" not in members:
+    """S3's If-Match on PutObject (and on DeleteObject, which releases the lake's lock) came in
+    botocore releases of late 2024 (1.35.69 has both). An older SDK (an old Lambda runtime or
+    Glue image) would refuse the parameter on every state write; say so once, plainly."""
+    model = client.meta.service_model
+    put = model.operation_model("PutObject").input_shape.members
+    delete = model.operation_model("DeleteObject").input_shape.members  # the lock's release
+    if "IfMatch" not in put or "IfNoneMatch" not in put or "IfMatch" not in delete:
         import botocore
 
         raise ConfigError(
             f"botocore {botocore.__version__} has no S3 conditional writes (PutObject "
-            "IfMatch/IfNoneMatch), which the lake's state needs: use boto3/botocore 1.35.69 "
+            "IfMatch/IfNoneMatch, DeleteObject IfMatch), which the lake's state and lock need: "
+            "use boto3/botocore 1.35.69 "
             "or newer (make package bundles them into the Lambda zip, from "
             "requirements/lambda-sdk.txt, and the Glue job's wheels, from "
             "requirements/glue-job.lock.txt)"
@@ -112,23 +115,35 @@ class S3Store:
                 return None, None
             return answer["Body"].read(), answer["ETag"]
 
-    def put_if(self, key: str, data: bytes, tag: str | None) -> None:
+    def put_if(self, key: str, data: bytes, tag: str | None) -> str:
         """A conditional PUT: If-Match on the ETag read, or If-None-Match: * to create."""
         require_conditional_writes(self.client)
         condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
-        with self._reaching(key):
-            try:
-                self.client.put_object(
-                    Bucket=self.bucket, Key=self._key(key), Body=data, **condition
-                )
-            except self.client.exceptions.ClientError as exc:
-                error = exc.response.get("Error", {}).get("Code")
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-                # 412: the object is not the one read (or exists, for a create); 409: another
-                # conditional write to it is in flight; 404 NoSuchKey: deleted since read.
-                if error in CONFLICT_CODES or status in (409, 412):
-                    raise WriteConflict(f"{key}: {error} on a conditional write") from None
-                raise
+        with self._reaching(key), self._conflicts(key, "write"):
+            answer = self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, **condition
+            )
+        return answer["ETag"]
+
+    def delete_if(self, key: str, tag: str) -> None:
+        """A conditional DELETE (If-Match), which S3 general purpose buckets honour since
+        2025-09; on a versioned bucket it leaves a delete marker, as any delete does."""
+        require_conditional_writes(self.client)
+        with self._reaching(key), self._conflicts(key, "delete"):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key), IfMatch=tag)
+
+    @contextlib.contextmanager
+    def _conflicts(self, key: str, what: str) -> Iterator[None]:
+        try:
+            yield
+        except self.client.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {}).get("Code")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            # 412: the object is not the one read (or exists, for a create); 409: another
+            # conditional write to it is in flight; 404 NoSuchKey: deleted since read.
+            if error in CONFLICT_CODES or status in (409, 412):
+                raise WriteConflict(f"{key}: {error} on a conditional {what}") from None
+            raise
 
     def update_bytes(self, key: str, change: Change) -> bytes | None:
         return update_bytes(self, key, change)
