@@ -346,3 +346,15 @@ def store_lock(
         if beat is not None:
             beat.join()
         lease.release()
+
+
+def refuse_if_held(store: ObjectStore, now: Clock = _utcnow) -> None:
+    """The LakeLocked a taker would meet now, without taking the lock (it reads only): for
+    what starts a writer elsewhere (`build` starting the Glue job) and should be refused here
+    rather than in that writer's log."""
+    data, _ = store.get_tagged(LOCK_KEY)
+    if data is None:
+        return
+    held = _read_lock(store, data)
+    if held.expires_at > now():
+        raise _refusal(store, held)

@@ -13,10 +13,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from marketlake.config import Settings, env_name
-from marketlake.engines.athena import AthenaEngine
+from marketlake.config import Settings
 from marketlake.errors import BuildBlocked
 from marketlake.lake.audit import new_run_id
+from marketlake.lakes import build_engine, job_settings
 from marketlake.lock import LakeLocked, holder_here, store_lock
 from marketlake.storage import S3Store
 from marketlake.wap.pipeline import TABLE, run_build
@@ -58,14 +58,9 @@ def _flag(value: str) -> bool:
 
 
 def build_settings(args: dict[str, str]) -> Settings:
-    """The build's settings from the job's arguments; one left empty is Settings' default.
-    Never the process environment: the job's arguments are its whole configuration."""
-    return Settings.from_env(
-        {
-            env_name("max_bad_row_pct"): args["max_bad_row_pct"],
-            env_name("keep_versions"): args["keep_versions"],
-        }
-    )
+    """The build's settings from the job's arguments (lakes.job_settings: `build --here`
+    reads the same arguments from the deployed job)."""
+    return job_settings(args)
 
 
 def glue_argument(argv: Sequence[str], name: str) -> str | None:
@@ -93,15 +88,7 @@ def run(argv: Sequence[str], athena=None, glue=None, s3=None, sns=None) -> dict:
     store = S3Store(args["lake_bucket"], args["lake_prefix"], client=s3)
     settings = build_settings(args)
     run_id = new_run_id()
-    engine = AthenaEngine(
-        database=args["glue_database"],
-        workgroup=args["athena_workgroup"],
-        lake_uri=store.uri().rstrip("/"),
-        run_id=run_id,
-        athena=athena,
-        glue=glue,
-        s3_store=store,
-    )
+    engine = build_engine(args, store, run_id, athena, glue)
     try:
         # The lock first, before the engine touches anything: a rollback or another build
         # holding it means this one writes nothing.

@@ -143,10 +143,11 @@ def verify() -> None:
     files against the digests the registry holds, the registry, the audit and the state
     files. Prints each damaged object with what to run, and exits 1 if any is damaged. On an
     S3 lake it reads every object once (S3 GETs, no Athena)."""
-    from marketlake.storage import LocalStore
+    from marketlake.storage import LocalStore, ObjectStore
     from marketlake.wap.verify import verify_lake
 
     settings = _settings(remote=True)
+    store: ObjectStore
     if settings.lake_url is not None:
         from marketlake.lakes import open_remote
 

@@ -217,16 +217,11 @@ def build_here(lake: RemoteLake, full: bool) -> BuildResult:
 def follow_job(lake: RemoteLake, full: bool, sleep: Callable[[float], None]) -> None:
     """Start the WAP job and follow it to its end; its error (Glue's ErrorMessage, the
     job's own one line) is ours. Ctrl-C stops the following, not the job."""
-    from marketlake.lock import lock_holder
+    from marketlake.lock import refuse_if_held
     from marketlake.wap.build import TABLE
     from marketlake.wap.versions import load_registry
 
-    held = lock_holder(lake.store)
-    if held:
-        raise MarketlakeError(
-            f"{lake.url} is locked by {held}: the build would be refused; wait for it to "
-            "finish, then build again"
-        )
+    refuse_if_held(lake.store)  # the job would be refused: say so here, not in its log
     before = load_registry(lake.store, TABLE).current
     job = lake.deployment.glue_job
     run_id = lake.start_job(full)
