@@ -13,7 +13,7 @@ import datetime as dt
 from pathlib import Path
 from unittest import mock
 
-from emulated import aws_environment, patched_environ
+from emulated import aws_environment, client, patched_environ
 from weekday import Deployed, check, run_glue_job
 
 SYMBOL = "RHRSL"  # a ticker neither stand-in market trades
@@ -33,9 +33,15 @@ class Operator:
         self.log = log
         self.home = f"s3://{deployed.outputs['lake_bucket']}"
         self.transcript: list[str] = []
+        # The stand-in answers for the deployed query workgroup as deployed: its settings
+        # (output location, enforcement) read back from the emulator.
+        name = deployed.outputs["athena_workgroup"]
+        workgroup = client("athena", deployed.endpoint).get_work_group(WorkGroup=name)
+        athena.create_work_group(Name=name, Configuration=workgroup["WorkGroup"]["Configuration"])
 
     def cli(self, *args: str) -> str:
         """One command; its stdout. Anything but exit 0 fails the stage with its stderr."""
+        from athena_session import AthenaSession
         from typer.testing import CliRunner
 
         from marketlake import lakes
@@ -43,12 +49,16 @@ class Operator:
 
         plain = lakes.client
 
-        def client(service, region):
+        def client_for(service, region):
             return self.athena if service == "athena" else plain(service, region)
+
+        def session(region):  # awswrangler's clients (query): Athena is the stand-in
+            return AthenaSession(self.athena, region)
 
         with (
             patched_environ(aws_environment(self.deployed.endpoint), ("MARKETLAKE_",)),
-            mock.patch.object(lakes, "client", client),
+            mock.patch.object(lakes, "client", client_for),
+            mock.patch.object(lakes, "session", session),
             mock.patch("time.sleep", lambda seconds: None),  # the stand-in answers at once
         ):
             result = CliRunner().invoke(app, ["--home", self.home, *args])
