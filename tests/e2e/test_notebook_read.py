@@ -161,3 +161,15 @@ def test_a_lake_with_nothing_published_and_an_s3_lake_are_one_line(tmp_path, mon
     monkeypatch.setenv("MARKETLAKE_HOME", "s3://bucket/lake")
     with pytest.raises(MarketlakeError, match="reads a local lake, not s3://bucket/lake/"):
         read.files()
+
+
+def test_a_client_holding_the_catalog_read_only_stops_a_build_with_one_line(lake):
+    """What docs/notebooks.md says blocks a build, and why marketlake.read avoids it."""
+    catalog = lake / "lake/catalog.duckdb"
+    holder = duckdb.connect(str(catalog), read_only=True)
+    try:
+        line = one_line_error(marketlake(lake, "build", "--force"))
+    finally:
+        holder.close()
+    assert f"{catalog.resolve()} is in use by another process" in line
+    assert "published to daily_prices" in ok(marketlake(lake, "build", "--force"))
