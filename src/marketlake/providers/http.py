@@ -362,11 +362,15 @@ class KeyedClient:
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome is not None else None
             wait = state.next_action.sleep if state.next_action is not None else 0.0
-            self.event(
-                "retry",
+            message = (
                 f"{label}: {getattr(exc, 'reason', exc)}; retry "
-                f"{state.attempt_number}/{retries(exc)} in {wait:.1f}s",
+                f"{state.attempt_number}/{retries(exc)} in {wait:.1f}s"
             )
+            if self._first_contact(exc):
+                # Logged only: if it fails, the one line that stops the run says it all.
+                self.log.info("retry: %s", self.redact(message))
+            else:
+                self.event("retry", message)
 
         retrying = tenacity.Retrying(
             stop=stop,
