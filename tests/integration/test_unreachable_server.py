@@ -212,3 +212,9 @@ def test_a_dropped_answer_counts_every_attempt(quota):
             alphavantage(server.url, quota, max_retries=1).fetch("IBM", None, UNTIL)
         assert len(server.requests) == 2
     assert quota.limiter.used_today == USED + 2
+
+
+def test_a_malformed_base_url_is_not_counted_either(quota):
+    with pytest.raises(FetchFailed, match="check ALPHAVANTAGE_BASE_URL"):
+        alphavantage("htp:/nowhere", quota).fetch("IBM", None, UNTIL)
+    assert quota.attempts() == 1 and quota.limiter.used_today == USED
