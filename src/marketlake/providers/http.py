@@ -25,9 +25,10 @@ most likely no network or a wrong base URL rather than a blip: it is retried onl
 ``FIRST_CONTACT_RETRIES`` times, quickly, and the vendor then stops the run with
 ``unreachable`` (one line naming its base-URL setting) instead of every symbol spending
 minutes on backoffs. Once the server has answered, a connect failure is a blip and gets
-the usual policy. The key travels in the query string (both
-vendors take it there), and urllib3 logs each request line at DEBUG: a filter on its logger
-masks the key there too.
+the usual policy.
+
+The key travels in the query string (both vendors take it there), and urllib3 logs each
+request line at DEBUG: a filter on its logger masks the key there too.
 
 Python 3.9-compatible, like the rest of the providers.
 """
