@@ -31,6 +31,7 @@ from av_fake_server import (
     daily_json,
     daily_reply,
 )
+from unreachable import closed_port_url
 
 from marketlake.sessions import sessions_between
 
@@ -241,3 +242,35 @@ def test_the_progress_bar_shows_the_symbol_and_rate_limit_waits_on_a_terminal(se
     assert {int(seconds) for _, seconds in waits} <= {1, 2}
     assert re.search(r"ingest\b.*\b[0-3]/3\b", screen)  # the bar itself: done of total
     assert "new bars: 300 (AAA 100, BBB 100, CCC 100)" in screen
+
+
+def test_run_without_network_prints_the_ingests_one_line_and_builds_nothing(server, tmp_path):
+    # Nothing listens where ALPHAVANTAGE_BASE_URL points (the issue had no DNS; refused is
+    # the loopback's way of not reaching a server).
+    url = closed_port_url()
+    env = environment(server, "AAA,BBB,CCC", ALPHAVANTAGE_BASE_URL=url)
+    result = marketlake(tmp_path, env, "run", "--as-of", "2024-07-03")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: cannot reach ALPHAVANTAGE_BASE_URL ({url}): connection failed: Connection "
+        "refused; check the network or the setting"
+    ]
+    # Not the build's "run `marketlake ingest` first": run stopped after the ingest.
+    assert "build" not in result.stdout and "ingest` first" not in result.stdout
+    lake = tmp_path / "lake"
+    assert not (lake / "raw").exists() and not (lake / "catalog.duckdb").exists()
+    state = json.loads((lake / "state/ingest_state.json").read_text())
+    assert state["quota"]["used"] == 0 and state["lake_kind"] is None
+
+
+def test_run_with_some_symbols_failed_builds_what_landed_and_exits_1(server, tmp_path):
+    server.default = BySymbol({"AAA": daily_reply(COMPACT), "BBB": Reply(drop=True)})
+    env = environment(server, "AAA,BBB")
+    result = marketlake(tmp_path, env, "run", "--as-of", "2024-07-03")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert any(line.startswith("  failed: BBB: ") for line in result.stderr.splitlines())
+    assert "build: run " in result.stdout and "daily_prices, version" in result.stdout
+    assert "dashboards: " in result.stdout
+    assert not any(line.startswith("error:") for line in result.stderr.splitlines())

@@ -44,7 +44,7 @@ from marketlake.providers.alphavantage import (
     PremiumOnly,
     RateLimited,
 )
-from marketlake.providers.base import BAR_COLUMNS
+from marketlake.providers.base import BAR_COLUMNS, ServerUnreachable
 
 KEY = "MLTESTKEY4Q9Z7X1"
 BARS = sample_bars(10)
@@ -417,11 +417,12 @@ def test_always_dropped_gives_up_with_fetch_failed(server, rec):
     assert len(server.requests) == 3
 
 
-def test_connection_refused_gives_up_with_fetch_failed(rec):
+def test_connection_refused_on_the_first_request_stops_naming_the_base_url(rec):
+    # More in test_unreachable_server.py: after an answer, a refusal is retried as usual.
     with FakeAlphaVantage() as fake:
         url = fake.url  # the port is free again once the server is closed
     p = AlphaVantageProvider(KEY, base_url=url, max_retries=1, sleep=rec.sleep)
-    with pytest.raises(FetchFailed, match="connection failed"):
+    with pytest.raises(ServerUnreachable, match=r"ALPHAVANTAGE_BASE_URL.*connection failed"):
         p.fetch("IBM", None, UNTIL)
     assert len(rec.sleeps) == 1
 

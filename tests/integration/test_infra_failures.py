@@ -20,11 +20,13 @@ import pytest
 from av_fake_server import HTML_502, BySymbol, FakeAlphaVantage, Reply, bars_on, daily_reply
 from botocore.stub import Stubber
 from moto import mock_aws
+from unreachable import closed_port_url
 
 from marketlake.aws import lambda_ingest as aws
 from marketlake.errors import ConfigError, LakeUnreachable, Unreachable
 from marketlake.lake import actions
 from marketlake.lake.state import STATE_KEY, IngestState
+from marketlake.providers.base import ServerUnreachable
 from marketlake.sessions import sessions_between
 from marketlake.storage import S3Store
 from marketlake.wap.versions import Registry, Version, update_registry
@@ -283,3 +285,26 @@ def test_a_refused_workflow_start_fails_naming_the_grant(cloud, monkeypatch):
     assert message.startswith(f"Glue workflow {WORKFLOW}: StartWorkflowRun refused")
     assert "glue:StartWorkflowRun" in message and "start-workflow-run" in message
     assert cloud.workflow_runs() == []
+
+
+def test_alpha_vantage_unreachable_fails_the_invocation_with_one_line(cloud, monkeypatch):
+    url = closed_port_url()
+    monkeypatch.setenv("ALPHAVANTAGE_BASE_URL", url)
+    # No retry: the handler sleeps on the real clock (the retries are tested on a simulated
+    # one in test_unreachable_server.py).
+    monkeypatch.setenv("ALPHAVANTAGE_MAX_RETRIES", "0")
+
+    with pytest.raises(ServerUnreachable) as caught:
+        cloud.invoke()
+
+    message = str(caught.value)
+    assert message == (
+        f"cannot reach ALPHAVANTAGE_BASE_URL ({url}): connection failed: Connection refused; "
+        "check the network or the setting"
+    )
+    assert cloud.errors() == [message]
+    assert cloud.workflow_runs() == []
+    listed = cloud.s3.list_objects_v2(Bucket=BUCKET, Prefix="raw/").get("Contents", [])
+    assert listed == []
+    state = cloud.state()
+    assert state.quota_used == 0 and state.deferred == [] and state.symbols == {}

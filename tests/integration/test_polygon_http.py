@@ -49,6 +49,7 @@ from marketlake.providers.base import (
     Fatal,
     NotOffered,
     Retriable,
+    ServerUnreachable,
     UnusablePayload,
 )
 from marketlake.providers.polygon import (
@@ -362,10 +363,11 @@ def test_trouble_that_stays_ends_retriable_or_unusable(server, rec, name, error)
     assert server.count() == 3 and len(rec.sleeps) == 2
 
 
-def test_a_refused_connection_is_retried_then_fetch_failed(rec):
+def test_a_refused_first_connection_is_retried_then_server_unreachable(rec):
+    # More in test_unreachable_server.py: after an answer, a refusal ends in FetchFailed.
     with FakePolygon(KEY, tickers=1) as fake:
         url = fake.url  # free again once closed
-    with pytest.raises(FetchFailed, match="connection failed") as info:
+    with pytest.raises(ServerUnreachable, match=r"POLYGON_BASE_URL.*connection failed") as info:
         PolygonProvider(KEY, base_url=url, max_retries=1, sleep=rec.sleep).fetch_grouped(SESSION)
     assert len(rec.sleeps) == 1 and KEY not in str(info.value)
 

@@ -178,6 +178,54 @@ def test_mark_exhausted_spends_and_persists_the_rest_of_the_day():
     assert uncapped.used_today == 4 and persisted == [25]
 
 
+def test_a_refund_uncounts_the_call_and_persists_the_lowered_count():
+    clock = SimulatedClock()
+    persisted = []
+    lim = limiter(clock, calls_per_day=25, used_today=4, on_acquire=persisted.append)
+    lim.acquire()
+    lim.refund()  # that call could not connect: the vendor never counted it
+    assert lim.used_today == 4 and persisted == [5, 4] and lim.remaining_today() == 21
+    lim.refund()  # nothing acquired since: nothing more to give back
+    assert lim.used_today == 4 and persisted == [5, 4]
+
+
+def test_a_refund_gives_back_the_calls_place_in_the_pace():
+    clock = SimulatedClock()
+    lim = limiter(clock, calls_per_minute=5, calls_per_day=0)
+    lim.acquire()
+    lim.acquire()  # waited one interval
+    assert clock.sleeps == pytest.approx([lim.interval])
+    lim.refund()
+    # The next call waits for the first one's interval only, which has passed already.
+    assert lim.peek_wait() == 0.0
+    lim.acquire()
+    assert clock.sleeps == pytest.approx([lim.interval])
+
+
+def test_refunds_uncount_at_most_the_calls_acquired():
+    clock = SimulatedClock()
+    lim = limiter(clock, calls_per_minute=5, calls_per_day=25, used_today=2)
+    lim.acquire()
+    lim.acquire()
+    lim.refund()
+    lim.refund()
+    lim.refund()  # a third: no call is left to give back
+    assert lim.used_today == 2
+    assert lim.peek_wait() == 0.0  # the second call's place is given back: the next goes now
+
+
+def test_no_refund_reopens_a_day_the_vendor_said_is_spent():
+    clock = SimulatedClock()
+    persisted = []
+    lim = limiter(clock, calls_per_day=25, used_today=4, on_acquire=persisted.append)
+    lim.acquire()
+    lim.mark_exhausted()
+    lim.refund()
+    assert lim.used_today == 25 and persisted == [5, 25]
+    with pytest.raises(QuotaExhausted):
+        lim.acquire()
+
+
 def test_daily_limit_from_the_provider_is_a_quota_exhausted():
     assert issubclass(QuotaExhausted, MarketlakeError)
     assert issubclass(DailyLimitReached, QuotaExhausted)

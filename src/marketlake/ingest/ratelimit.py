@@ -18,7 +18,10 @@ tolerates short bursts) set ``min_interval`` to keep a floor between two calls.
 Daily budget. ``calls_per_day`` caps the calls counted since the caller's day began;
 ``used_today`` is that count as persisted by the caller (the ingest state). Every
 counted call fires ``on_acquire(used_today)`` *before* ``acquire`` returns, i.e. before
-the HTTP request goes out, so a crash after the call still leaves it counted.
+the HTTP request goes out, so a crash after the call still leaves it counted. A call that
+then could not connect is given back with ``refund`` (the vendor never saw it), which
+fires ``on_acquire`` again with the lowered count: counting first and refunding keeps the
+crash-safe order, at the price of one extra save per failed connection.
 
 ``QuotaExhausted`` (defined in ``providers.base``) is a ``MarketlakeError``: if nothing
 catches it, the CLI prints its one-line message. The ingest loop is expected to catch it
@@ -109,6 +112,10 @@ class RateLimiter:
         # up to `burst - 1` intervals of it may be spent ahead of time.
         self._due = clock()
         self._last_call: float | None = None
+        # What the last acquire changed, for refund: (_due, _last_call) before it, _due after.
+        self._undo: tuple[float, float | None, float] | None = None
+        self._refundable = 0  # calls acquired and not refunded yet: a refund needs one
+        self._spent_by_vendor = False
         self._lock = threading.Lock()
 
     # -- budget ---------------------------------------------------------------------
@@ -135,6 +142,7 @@ class RateLimiter:
         a later run on the same day makes no call.
         """
         with self._lock:
+            self._spent_by_vendor = True  # a refund must not reopen a day the vendor closed
             if self.calls_per_day and self.used_today < self.calls_per_day:
                 self.used_today = self.calls_per_day
                 if self.on_acquire is not None:
@@ -176,10 +184,33 @@ class RateLimiter:
                 if wait <= _TOLERANCE:
                     break
             now = self._clock()
+            before = (self._due, self._last_call)
             # An idle spell refills the bucket: `_due` never lags behind now.
             self._due = max(self._due, now) + self.interval
             self._last_call = now
+            self._undo = (*before, self._due)
+            self._refundable += 1
             self.used_today += 1
             if self.on_acquire is not None:
                 self.on_acquire(self.used_today)
             return waited
+
+    def refund(self) -> None:
+        """Give back the call just acquired: it never reached the server (the connection
+        could not be made), so the vendor did not count it. It leaves today's count and
+        ``on_acquire`` persists the lowered count; its place in the pace is given back too
+        when it was the last call acquired (the next call need not wait for one never
+        sent). One refund per acquired call at most; after ``mark_exhausted`` the vendor's
+        word stands and no count is given back."""
+        with self._lock:
+            if self._refundable == 0:
+                return
+            self._refundable -= 1
+            undo, self._undo = self._undo, None
+            if undo is not None and undo[2] == self._due:
+                self._due, self._last_call = undo[0], undo[1]
+            if self._spent_by_vendor or self.used_today == 0:
+                return
+            self.used_today -= 1
+            if self.on_acquire is not None:
+                self.on_acquire(self.used_today)

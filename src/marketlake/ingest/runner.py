@@ -1,7 +1,8 @@
 """Ingest: fetch what each symbol lacks, validate it, land it in the raw zone, move watermarks.
 
 A symbol's own trouble (a refusal, a bad answer, transport errors after retries) settles that
-symbol and the run goes on; the lake refusing the run (LakeUnreachable) stops it, loudly.
+symbol and the run goes on; the lake refusing the run (LakeUnreachable), a bad key, or the
+provider's server unreachable on the run's first request (ServerUnreachable) stops it, loudly.
 """
 
 from __future__ import annotations
@@ -42,9 +43,7 @@ from marketlake.ingest.report import (
 )
 from marketlake.lake.state import IngestState, LakeKind, load_state, save_state
 from marketlake.providers import make_provider
-from marketlake.providers.base import (
-    Provider,
-)
+from marketlake.providers.base import Provider, ServerUnreachable
 from marketlake.sessions import eastern_date, last_closed_session
 from marketlake.storage import ObjectStore
 
@@ -115,6 +114,7 @@ def run_ingest(
         provider = make_provider(settings, limiter=limiter, on_event=observer.event, sleep=sleep)
     session = last_closed_session(as_of)
     report = IngestReport(provider.name, as_of, session, eastern_date(as_of))
+    unclaimed = state.lake_kind is None
     _claim_lake(state, provider.name, settings)
 
     refetching = frozenset(refetch)
@@ -170,10 +170,13 @@ def run_ingest(
             limiter,
             refetching,
         )
-    except BaseException:
+    except BaseException as exc:
         # The run stops (the lake refused it, the key is bad, an interrupt). Keep what it
         # learned, the requests spent above all, if the lake still takes it; a refusal of
         # that too must not hide the error that stopped the run.
+        if isinstance(exc, ServerUnreachable) and unclaimed:
+            # Nothing was fetched: the lake is not this provider's yet (another may start it).
+            state.lake_kind = None
         with contextlib.suppress(Exception):
             save_state(store, state)
         with contextlib.suppress(Exception):

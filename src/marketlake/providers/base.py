@@ -4,17 +4,19 @@ and the rate limiter it is handed.
 Ingest handles every provider's trouble through the error classes here, without knowing
 which vendor raised them:
 
-=================  ===========================================================
-``Fatal``          nothing more can be fetched this run (a bad key): stop at once
-``NotOffered``     a ``Fatal`` for bars; for corporate actions the feature is off
-``Retriable``      transport trouble or throttling after every retry: the symbol
-                   is asked again next run, the others carry on
-``QuotaExhausted`` the day's API budget is spent: the remaining symbols wait
-``UnknownSymbol``  the provider does not know the symbol: skipped, recorded
-``UnusablePayload`` an answer that cannot be used: kept in quarantine with ``payload``
-``BeyondPlan``     the account's plan does not reach the dates asked (``asked_from``):
-                   ingest finds and reports the plan's history edge
-=================  ===========================================================
+=====================  ===========================================================
+``Fatal``              nothing more can be fetched this run (a bad key): stop at once
+``ServerUnreachable``  a ``Fatal``: the run's first request could not connect
+``NotOffered``         a ``Fatal`` for bars; for corporate actions the feature is off
+``Retriable``          transport trouble or throttling after every retry: the symbol
+                       is asked again next run, the others carry on
+``QuotaExhausted``     the day's API budget is spent: the remaining symbols wait
+``UnknownSymbol``      the provider does not know the symbol: skipped, recorded
+``UnusablePayload``    an answer that cannot be used: kept in quarantine with
+                       ``payload``
+``BeyondPlan``         the account's plan does not reach the dates asked (``asked_from``):
+                       ingest finds and reports the plan's history edge
+=====================  ===========================================================
 
 Python 3.9-compatible: the Glue job imports it (through ingest.validate).
 """
@@ -80,6 +82,12 @@ class Fatal(ProviderError):
 
 class NotOffered(Fatal):
     """This account cannot ask for that (a premium-only request, a function not offered)."""
+
+
+class ServerUnreachable(Fatal):
+    """The run's first request could not connect to the vendor (no network, a name that
+    does not resolve, a wrong base URL): every symbol would spend minutes retrying the
+    same, so the run stops at once. The message names the base-URL setting."""
 
 
 class Retriable(ProviderError):
@@ -169,6 +177,9 @@ class Limiter(Protocol):
 
     def mark_exhausted(self) -> None:
         """The provider says the day's budget is spent: refuse every further call."""
+
+    def refund(self) -> None:
+        """The call last acquired never reached the server (no connection): uncount it."""
 
 
 # A provider's corporate actions: fetch_actions(kind "splits"|"dividends", symbol, until)

@@ -11,13 +11,24 @@ An attempt that failed in a way another attempt may cure raises a ``Retryable``:
 =============  ==============================================================
 ``Transport``  no answer (refused or dropped connection, timeout), HTTP 5xx,
                or an HTTP 429 the vendor did not explain
+``Unreached``  a ``Transport`` whose request never left: the connection could
+               not be made (name resolution, refused, connect timeout)
 ``Throttled``  the vendor said to slow down
 ``Garbled``    a body that is not a usable answer; ``payload`` keeps it
 =============  ==============================================================
 
-Anything else (a refusal) propagates at once. The key travels in the query string (both
-vendors take it there), and urllib3 logs each request line at DEBUG: a filter on its logger
-masks the key there too.
+Anything else (a refusal) propagates at once.
+
+An ``Unreached`` attempt is given back to the limiter (``refund``): the vendor never saw
+it, so it must not spend the day's quota. Before the server has answered once, it is
+most likely no network or a wrong base URL rather than a blip: it is retried only
+``FIRST_CONTACT_RETRIES`` times, quickly, and the vendor then stops the run with
+``unreachable`` (one line naming its base-URL setting) instead of every symbol spending
+minutes on backoffs. Once the server has answered, a connect failure is a blip and gets
+the usual policy.
+
+The key travels in the query string (both vendors take it there), and urllib3 logs each
+request line at DEBUG: a filter on its logger masks the key there too.
 
 Python 3.9-compatible, like the rest of the providers.
 """
@@ -29,14 +40,16 @@ import email.message
 import logging
 import math
 import random
+import socket
 import time
+import urllib.parse
 from typing import Any, Callable, TypeVar
 
 import requests
 import tenacity
 import urllib3.exceptions
 
-from marketlake.providers.base import Limiter, one_line
+from marketlake.providers.base import Limiter, ServerUnreachable, one_line
 from marketlake.redaction import redact
 
 # One request's timeout (connect, and each read), in seconds. The Lambda's time budget
@@ -45,6 +58,10 @@ TIMEOUT_SECONDS = 30.0
 # The longest wait between two attempts, whatever the backoff or Retry-After says. The
 # Lambda's time budget (aws.lambda_ingest) is computed from it.
 MAX_BACKOFF_SECONDS = 120.0
+# The run's first contact (no answer from the server yet): a connect failure is retried
+# this many times, FIRST_CONTACT_BACKOFF_SECONDS then twice that apart (3 s in all).
+FIRST_CONTACT_RETRIES = 2
+FIRST_CONTACT_BACKOFF_SECONDS = 1.0
 HEADERS = {"User-Agent": "marketlake", "Accept": "application/json, text/csv"}
 
 T = TypeVar("T")
@@ -61,6 +78,15 @@ class Retryable(Exception):
 
 class Transport(Retryable):
     pass
+
+
+class Unreached(Transport):
+    """The connection could not be made, so the request never reached the server.
+    ``timed_out``: the connect timeout ran out (already a long wait)."""
+
+    def __init__(self, reason: str, timed_out: bool = False) -> None:
+        super().__init__(reason)
+        self.timed_out = timed_out
 
 
 class Throttled(Retryable):
@@ -141,6 +167,19 @@ def _root_cause(exc: BaseException) -> BaseException:
         seen = inner
 
 
+def _unreached_reason(cause: BaseException, url: str) -> str:
+    """Why the connection could not be made, short: urllib3's text leads with the
+    connection object's repr."""
+    inner = cause.__cause__ if cause.__cause__ is not None else cause
+    if isinstance(cause, (urllib3.exceptions.NameResolutionError, socket.gaierror)):
+        host = urllib.parse.urlsplit(url).hostname or "the host"
+        why = inner.strerror if isinstance(inner, OSError) and inner.strerror else str(inner)
+        return f"name resolution failed for {host} ({why})"
+    if isinstance(inner, OSError) and inner.strerror:
+        return f"connection failed: {inner.strerror}"
+    return f"connection failed: {str(cause).split('): ', 1)[-1]}"
+
+
 class HttpClient:
     """GETs a URL that carries the key. Every status comes back as a ``Reply`` (the vendor
     judges it); no answer at all raises ``Transport``. Every text it raises is redacted."""
@@ -167,14 +206,21 @@ class HttpClient:
             raise Unrequestable(
                 f"cannot request {self._redact(url)}: {self._redact(str(exc))}"
             ) from None
+        except requests.exceptions.ConnectTimeout:
+            # First, as it is a Timeout too. No connection: the request was never sent.
+            raise Unreached(f"no connection within {self.timeout:g}s", timed_out=True) from None
         except requests.exceptions.Timeout:
+            # A read timeout: the request went out, and the server may have counted it.
             raise timed_out from None
         except requests.exceptions.RequestException as exc:
             cause = _root_cause(exc)
-            # First: urllib3's NewConnectionError is also a ConnectTimeoutError.
-            if isinstance(cause, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
-                reason = self._redact(str(cause))
-                raise Transport(f"connection failed: {reason}") from None
+            # First: urllib3's NewConnectionError (and NameResolutionError, a subclass) is
+            # also a ConnectTimeoutError. Raised before a byte of the request was sent.
+            if isinstance(
+                cause,
+                (urllib3.exceptions.NewConnectionError, ConnectionRefusedError, socket.gaierror),
+            ):
+                raise Unreached(self._redact(_unreached_reason(cause, url))) from None
             if isinstance(cause, (TimeoutError, urllib3.exceptions.TimeoutError)):
                 raise timed_out from None  # a timeout while the body was being read
             # RemoteDisconnected, IncompleteRead, ConnectionResetError...: a dropped answer.
@@ -192,7 +238,8 @@ class KeyedClient:
     backoff through ``on_event("retry", ...)``.
 
     ``attempts`` counts the attempts since the provider last reset it (one logical call:
-    a fetch, its retries and pages); ``requests_made`` counts every attempt ever sent.
+    a fetch, its retries and pages); ``requests_made`` counts every attempt sent (one that
+    could not connect was not). ``answered``: the server has answered at least once.
     """
 
     def __init__(
@@ -228,6 +275,7 @@ class KeyedClient:
         self._http = HttpClient(self.timeout, self.redact, headers)
         self.attempts = 0
         self.requests_made = 0
+        self.answered = False
 
     def close(self) -> None:
         self._http.close()
@@ -250,9 +298,35 @@ class KeyedClient:
         if self.limiter is not None:
             self.limiter.acquire()
         self.attempts += 1
-        self.requests_made += 1
         self.log.debug("GET %s", self.redact(url))
-        return self._http.get(url)
+        try:
+            reply = self._http.get(url)
+        except (Unreached, Unrequestable):
+            # Never sent, so the vendor did not count it: neither does the day's quota. A
+            # read timeout or a dropped answer stays counted (a Transport, below): the
+            # request had gone out and the server may have counted it.
+            if self.limiter is not None:
+                self.limiter.refund()
+            raise
+        except Transport:
+            self.requests_made += 1
+            raise
+        self.requests_made += 1
+        self.answered = True
+        return reply
+
+    def unreachable(self, setting: str, base_url: str, exc: Unreached) -> ServerUnreachable:
+        """The run-stopping error for a first request that could not connect: one line
+        naming the base-URL setting, its value and why."""
+        return ServerUnreachable(
+            f"cannot reach {setting} ({self.redact(base_url)}): {self.redact(exc.reason)}; "
+            "check the network or the setting"
+        )
+
+    def _first_contact(self, exc: BaseException | None) -> bool:
+        """A connect failure before the server ever answered: no network or a wrong base
+        URL, most likely, rather than a blip."""
+        return isinstance(exc, Unreached) and not self.answered
 
     def wait(self, state: tenacity.RetryCallState) -> float:
         exponential = tenacity.wait_exponential(
@@ -262,6 +336,8 @@ class KeyedClient:
         if self.jitter_seconds:
             seconds += self._rng.uniform(0.0, self.jitter_seconds)
         exc = state.outcome.exception() if state.outcome is not None else None
+        if self._first_contact(exc):
+            return FIRST_CONTACT_BACKOFF_SECONDS * 2 ** (state.attempt_number - 1)
         after = getattr(exc, "retry_after", None)
         if after is not None:  # the server knows better, within our ceiling
             seconds = max(seconds, min(after, self.max_backoff_seconds))
@@ -269,19 +345,36 @@ class KeyedClient:
 
     def retry(self, attempt: Callable[[], T], label: str) -> T:
         """``attempt()`` until it returns, raises something not ``Retryable``, or the retries
-        are spent (then its last ``Retryable`` propagates for the vendor to translate)."""
+        are spent (then its last ``Retryable`` propagates for the vendor to translate). A
+        connect failure before the server ever answered has fewer, quicker retries (none
+        after a connect timeout, which has waited long already); then the vendor stops the
+        run (``unreachable``)."""
+        first_contact = min(FIRST_CONTACT_RETRIES, self.max_retries)
+
+        def retries(exc: BaseException | None) -> int:
+            if not self._first_contact(exc):
+                return self.max_retries
+            return 0 if getattr(exc, "timed_out", False) else first_contact
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            return state.attempt_number > retries(exc)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome is not None else None
             wait = state.next_action.sleep if state.next_action is not None else 0.0
-            self.event(
-                "retry",
+            message = (
                 f"{label}: {getattr(exc, 'reason', exc)}; retry "
-                f"{state.attempt_number}/{self.max_retries} in {wait:.1f}s",
+                f"{state.attempt_number}/{retries(exc)} in {wait:.1f}s"
             )
+            if self._first_contact(exc):
+                # Logged only: if it fails, the one line that stops the run says it all.
+                self.log.info("retry: %s", self.redact(message))
+            else:
+                self.event("retry", message)
 
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            stop=stop,
             wait=self.wait,
             retry=tenacity.retry_if_exception_type(Retryable),
             sleep=self.sleep,

@@ -17,7 +17,9 @@ garbled            retry; ``PayloadError`` (payload kept, redacted) when spent
 =================  ==========================================================
 
 Transport failures (connection refused or dropped, timeouts, HTTP 5xx and 429) are
-retried the same bounded way and end in ``FetchFailed``. The API key never appears in
+retried the same bounded way and end in ``FetchFailed``; but a connection that cannot be
+made before Alpha Vantage has answered once ends the run (``ServerUnreachable``, naming
+ALPHAVANTAGE_BASE_URL) after a few seconds. The API key never appears in
 an exception, payload, event or log line: everything goes through ``redact`` first.
 """
 
@@ -74,6 +76,7 @@ from marketlake.providers.http import (
     KeyedClient,
     Throttled,
     Transport,
+    Unreached,
     Unrequestable,
 )
 
@@ -281,6 +284,11 @@ class AlphaVantageProvider:
                 symbol=symbol,
             ) from None
         except Transport as exc:
+            if isinstance(exc, Unreached) and not self._client.answered:
+                # The run's first contact: stop the run, not each symbol in turn.
+                raise self._client.unreachable(
+                    "ALPHAVANTAGE_BASE_URL", self.base_url, exc
+                ) from None
             raise FetchFailed(
                 f"could not fetch {symbol} from Alpha Vantage after {attempts} attempts: "
                 f"{self._excerpt(exc.reason)}; check the network and retry"

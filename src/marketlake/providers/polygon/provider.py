@@ -24,7 +24,9 @@ garbled             HTML, truncated or invalid JSON, JSON of another shape:
 ==================  ==========================================================
 
 Transport failures (connection refused or dropped, timeouts) are retried the same bounded
-way and end in ``FetchFailed``. Pacing is the caller's limiter (ingest builds it from
+way and end in ``FetchFailed``; but a connection that cannot be made before Polygon has
+answered once ends the run (``ServerUnreachable``, naming POLYGON_BASE_URL) after a few
+seconds. Pacing is the caller's limiter (ingest builds it from
 POLYGON_CALLS_PER_MINUTE); the provider builds none. The API key never appears in an
 exception, payload, event or log line.
 
@@ -51,6 +53,7 @@ from marketlake.providers.http import (
     KeyedClient,
     Throttled,
     Transport,
+    Unreached,
     Unrequestable,
 )
 from marketlake.providers.polygon.answers import (
@@ -309,6 +312,9 @@ class PolygonProvider:
                 symbol=symbol,
             ) from None
         except Transport as exc:
+            if isinstance(exc, Unreached) and not self._client.answered:
+                # The run's first contact: stop the run, not each request in turn.
+                raise self._client.unreachable("POLYGON_BASE_URL", self.base_url, exc) from None
             raise FetchFailed(
                 f"could not fetch {label} from Polygon after {attempts} attempts: "
                 f"{excerpt(exc.reason)}; check the network and retry"
