@@ -153,7 +153,15 @@ def _athena_result(settings, sql: str):
     def arrow():
         import pyarrow as pa
 
-        return pa.Table.from_pandas(frame, preserve_index=False)
+        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+        # pandas' pyarrow-backed strings are large_string; DuckDB's (the local lake) string.
+        schema = pa.schema(
+            [
+                f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f
+                for f in table.schema
+            ]
+        )
+        return table.cast(schema)
 
     rows = [tuple(row) for row in values.itertuples(index=False)]
     return Result([str(c) for c in frame.columns], rows, arrow)
