@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from marketlake.config import S3Lake, Settings, env_name
 from marketlake.engines.athena import AthenaEngine
+from marketlake.engines.confined import Show
 from marketlake.errors import MarketlakeError, QueryError, Unreachable
 from marketlake.lake.state import STATE_KEY
 from marketlake.refusals import error_of, error_summary, refusal
@@ -71,6 +72,31 @@ def session(region: str | None):
     return boto3.Session(region_name=region or None)
 
 
+def _show(wr, show: Show, database: str, boto3_session) -> pd.DataFrame:
+    """SHOW TABLES / SHOW COLUMNS from Glue, as the local lake answers them: table_name, or
+    column_name and data_type (Glue's Hive type names)."""
+    import pandas as pd
+
+    if show.table is None:
+        tables = wr.catalog.get_tables(database=database, boto3_session=boto3_session)
+        names = sorted(str(table["Name"]) for table in tables)
+        return pd.DataFrame({"table_name": pd.Series(names, dtype=object)})
+    try:
+        columns = wr.catalog.table(database, show.table.lower(), boto3_session=boto3_session)
+    except Exception as exc:
+        if error_of(exc)[0] != "EntityNotFoundException":
+            raise
+        raise QueryError(
+            f"no table {show.table} in Glue database {database}; `SHOW TABLES` lists them"
+        ) from None
+    return pd.DataFrame(
+        {
+            "column_name": columns["Column Name"].astype(object),
+            "data_type": columns["Type"].astype(object),
+        }
+    )
+
+
 @dataclass
 class RemoteLake:
     url: S3Lake
@@ -93,13 +119,18 @@ class RemoteLake:
         )
 
     def query(
-        self, statement: str, described: tuple[str | None, str] | None = None
+        self,
+        statement: str,
+        described: tuple[str | None, str] | None = None,
+        show: Show | None = None,
     ) -> pd.DataFrame:
         """`statement` (checked read-only already) on Athena in the deployment's workgroup and
         database, through awswrangler: it starts the query, waits for it and reads the result
         CSV Athena wrote to the workgroup's output location into pandas. `described` is the
         (database, table) of a DESCRIBE, which Athena answers with text: awswrangler's
-        describe_table reads it. A refusal or a failed query is one line naming the workgroup."""
+        describe_table reads it. `show` (SHOW TABLES / COLUMNS, which Athena answers with text
+        too) is read from the Glue catalog, in the local lake's columns (engines.duckdb_show).
+        A refusal or a failed query is one line naming the workgroup."""
         import awswrangler as wr  # here, not at the top: it takes a second to import
 
         workgroup, database = self.deployment.athena_workgroup, self.deployment.glue_database
@@ -109,6 +140,8 @@ class RemoteLake:
                 # A workgroup without an output location: awswrangler would create a bucket
                 # for the results (a write); its warning stops it first.
                 warnings.filterwarnings("error", "No `s3_output`", UserWarning)
+                if show is not None:
+                    return _show(wr, show, show.database or database, boto3_session)
                 if described is not None:
                     return wr.athena.describe_table(
                         described[1],

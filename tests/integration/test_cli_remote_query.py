@@ -11,6 +11,8 @@ import io
 import json
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from athena_session import RESULTS_BUCKET
 from botocore.exceptions import ClientError
@@ -220,3 +222,43 @@ def test_a_statement_that_is_not_a_read_is_refused_before_any_aws_call(lake, mon
     assert calls == []  # neither the descriptor nor Athena was asked anything
     assert lake.athena.statements == []
     assert lake.keys("") == ["state/deployment.json"]
+
+
+# -- SHOW, files and JSON on the S3 path ------------------------------------------------------
+
+
+def test_show_tables_and_columns_read_the_glue_catalog_in_the_local_columns(twins):
+    lake, home = twins
+    before = len(lake.athena.statements)
+    tables = json.loads(cli("query", "SHOW TABLES", "-f", "json").stdout)
+    assert {"daily_prices", "pipeline_runs"} <= {row["table_name"] for row in tables}
+    local = json.loads(cli("query", "SHOW TABLES", "-f", "json", home=home).stdout)
+    assert set(tables[0]) == set(local[0]) == {"table_name"}
+    columns = json.loads(cli("query", "SHOW COLUMNS IN daily_prices", "-f", "json").stdout)
+    types = {row["column_name"]: row["data_type"] for row in columns}
+    assert types["symbol"] == "string" and types["trade_date"] == "date"
+    local = json.loads(cli("query", "SHOW COLUMNS IN daily_prices", "-f", "json", home=home).stdout)
+    assert [r["column_name"] for r in columns] == [r["column_name"] for r in local]
+    assert len(lake.athena.statements) == before  # Glue answered: no Athena query ran
+
+
+def test_show_columns_of_an_unknown_table_is_one_line(twins):
+    line = one_error_line(cli("query", f"SHOW COLUMNS FROM {DATABASE}.nope"))
+    assert f"no table nope in Glue database {DATABASE}" in line
+
+
+def test_parquet_from_athena_keeps_dates_doubles_and_strings(twins, tmp_path):
+    target = tmp_path / "prices.parquet"
+    result = cli("query", PRICES, "--format", "parquet", "--out", str(target))
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(target)
+    assert table.schema.field("symbol").type == pa.string()
+    assert table.schema.field("trade_date").type == pa.date32()
+    assert table.schema.field("close").type == pa.float64()
+    assert table.num_rows == len(json.loads(cli("query", PRICES, "-f", "json").stdout))
+
+
+def test_infinity_from_athena_is_valid_json(twins):
+    result = cli("query", "SELECT 1e0 / 0 AS up, -1e0 / 0 AS down", "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [{"up": None, "down": None}]

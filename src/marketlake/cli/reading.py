@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from marketlake.cli.common import (
     _escape,
@@ -19,7 +16,6 @@ from marketlake.cli.common import (
     _reader,
     _render,
     _settings,
-    _text,
     app,
     err,
     guarded,
@@ -76,60 +72,99 @@ def dashboards(
 @guarded
 def query(
     sql: str = typer.Argument(..., help="One SQL statement in Athena (Trino) dialect."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
+    out_file: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Write the result to this file instead of stdout (csv, json; required for "
+        "parquet). An existing file is replaced whole, never left half-written.",
+    ),
     max_rows: int = typer.Option(
-        100, "--max-rows", help="Rows shown by --format table (csv and json print all)."
+        100, "--max-rows", help="Rows shown by --format table (csv, json and parquet hold all)."
     ),
 ) -> None:
     """Run Athena-dialect SQL against the lake (tables: daily_prices, raw_daily_prices,
-    pipeline_runs, dq_results). csv and json go to stdout, so they can be piped. On an S3
-    lake (--home s3://bucket) it runs on Athena, in the deployment's workgroup.
+    pipeline_runs, dq_results; `SHOW TABLES` lists them all, `SHOW COLUMNS FROM t` a
+    table's columns and types). On an S3 lake (--home s3://bucket) it runs on Athena, in the
+    deployment's workgroup (SHOW reads the Glue catalog).
 
-    It only reads: SELECT, WITH, VALUES or DESCRIBE, and only the lake's curated, audit and
-    raw files; anything else is refused. A relative path, as in
+    It only reads: SELECT, WITH, VALUES, DESCRIBE, SHOW TABLES or SHOW COLUMNS, and only the
+    lake's curated, audit and raw files; anything else is refused. A relative path, as in
     read_parquet('curated/daily_prices/**/*.parquet') or glob('raw/**'), is read from the
-    lake, whatever the working directory."""
-    from marketlake.errors import QueryError
+    lake, whatever the working directory.
 
-    if fmt not in ("table", "csv", "json"):
-        raise QueryError(f"--format {fmt!r} is unknown; use table, csv or json")
+    table shows every header whole (a row per block when they cannot fit the terminal). csv
+    and json go to stdout, so they can be piped (a reader that stops, as `| head`, ends it
+    quietly). NULL and NaN are empty in csv and null in json; infinity is inf / -inf in csv
+    and null in json, which has no infinity. parquet keeps the column types (dates, decimals,
+    doubles) and needs --out."""
+    from marketlake.cli.query_output import (
+        check_output,
+        quiet_when_the_reader_stops,
+        render_table,
+        write_csv,
+        write_file,
+        write_json,
+    )
+
+    check_output(fmt, out_file)
     settings = _settings(remote=True)
-    if settings.lake_url is not None:
-        columns, rows = _athena_rows(settings, sql)
-    else:
-        with _reader(settings, confined=True) as engine:
-            arrow = engine.fetch_read(sql)
-        columns = arrow.column_names
-        rows = [tuple(r.values()) for r in arrow.to_pylist()]
-    if fmt == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([_text(v) for v in row] for row in rows)
-    elif fmt == "json":
-        records = [dict(zip(columns, row)) for row in rows]
-        sys.stdout.write(json.dumps(records, default=_text, allow_nan=False) + "\n")
-    else:
-        table = Table(*columns)
-        for row in rows[:max_rows]:
-            # People read 10 significant digits; csv and json keep every digit.
-            table.add_row(*[f"{v:.10g}" if isinstance(v, float) else _text(v) for v in row])
-        out.print(table)
-        more = len(rows) - max_rows
-        out.print(f"{len(rows)} row(s)" + (f"; {more} not shown (--max-rows)" if more > 0 else ""))
+    remote = settings.lake_url is not None
+    result = _athena_result(settings, sql) if remote else _local(settings, sql)
+    if out_file is not None:
+        write_file(out_file, fmt, result)
+        out.print(f"query: {len(result.rows)} row(s) written to {_escape(str(out_file))}")
+        return
+    with quiet_when_the_reader_stops():
+        if fmt == "csv":
+            write_csv(sys.stdout, result.columns, result.rows)
+        elif fmt == "json":
+            write_json(sys.stdout, result.columns, result.rows)
+        else:
+            sys.stdout.write(render_table(out, result.columns, result.rows, max_rows))
 
 
-def _athena_rows(settings, sql: str) -> tuple[list[str], list[tuple]]:
+def _local(settings, sql: str):
+    from marketlake.cli.query_output import Result
+    from marketlake.engines.confined import shown
+    from marketlake.engines.duckdb_show import show_local
+
+    show = shown(sql)
+    with _reader(settings, confined=True) as engine:
+        arrow = engine.fetch_read(sql) if show is None else show_local(engine, show)
+    rows = [tuple(r.values()) for r in arrow.to_pylist()]
+    return Result(arrow.column_names, rows, lambda: arrow)
+
+
+def _athena_result(settings, sql: str):
     """`sql` on the deployed lake's Athena, after the same read-only check as locally (before
     the bucket or Athena is reached); a NULL is None, as in the local rows."""
-    from marketlake.engines.confined import athena_read, described_table
+    from marketlake.cli.query_output import Result
+    from marketlake.engines.confined import athena_read, described_table, shown
     from marketlake.lakes import open_remote
 
-    statement, described = athena_read(sql), described_table(sql)
+    statement, described, show = athena_read(sql), described_table(sql), shown(sql)
     lake = open_remote(settings.lake_url)
     lake.require_lake()
-    frame = lake.query(statement, described)
+    frame = lake.query(statement, described, show)
     values = frame.astype(object).where(frame.notna(), None)
-    return [str(c) for c in frame.columns], [tuple(row) for row in values.itertuples(index=False)]
+
+    def arrow():
+        import pyarrow as pa
+
+        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+        # pandas' pyarrow-backed strings are large_string; DuckDB's (the local lake) string.
+        schema = pa.schema(
+            [
+                f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f
+                for f in table.schema
+            ]
+        )
+        return table.cast(schema)
+
+    rows = [tuple(row) for row in values.itertuples(index=False)]
+    return Result([str(c) for c in frame.columns], rows, arrow)
 
 
 # -- verify ------------------------------------------------------------------------------

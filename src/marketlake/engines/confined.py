@@ -4,11 +4,13 @@ readable zones, a relative path being relative to the lake (not the working dire
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlglot
 import sqlglot.errors
 from sqlglot import exp
+from sqlglot.tokens import TokenType
 
 from marketlake.engines.dialect import generate, parse
 from marketlake.errors import QueryError
@@ -17,7 +19,7 @@ from marketlake.errors import QueryError
 # (raw_daily_prices). Never state/, quarantine/ or anything outside the lake.
 READABLE_ZONES = ("curated", "audit", "raw")
 
-READS = "SELECT, WITH, VALUES or DESCRIBE"
+READS = "SELECT, WITH, VALUES, DESCRIBE, SHOW TABLES or SHOW COLUMNS"
 
 # DuckDB's table functions whose first argument names files (a parameter called path, paths,
 # pattern or file); tests/unit/test_confined.py checks the list against duckdb_functions().
@@ -184,8 +186,9 @@ def _only_reads(statement) -> bool:
 
 def read_statement(sql: str):
     """The one statement of `sql`, parsed as Athena SQL, if it only reads (SELECT, WITH,
-    VALUES, DESCRIBE); anything else is a QueryError saying so. Local and Athena queries
-    alike pass here before anything runs."""
+    VALUES, DESCRIBE, SHOW TABLES, SHOW COLUMNS); anything else is a QueryError saying so.
+    Local and Athena queries alike pass here before anything runs. A SHOW is a bare
+    Command here: `shown` says which."""
     try:
         statements = parse(sql)
     except QueryError:
@@ -197,10 +200,79 @@ def read_statement(sql: str):
     if len(statements) != 1:
         raise QueryError(f"expected one SQL statement, got {len(statements)}")
     statement = statements[0]
+    if isinstance(statement, exp.Command) and str(statement.this).upper() == "SHOW":
+        _show_of(statement)  # a SHOW other than TABLES or COLUMNS is refused by name
+        return statement
     if not _only_reads(statement):
         kind = _statement_kind(statement, sql)
         raise _refused(kind)
     return statement
+
+
+@dataclass(frozen=True)
+class Show:
+    """A `SHOW TABLES [{FROM|IN} db]` (table None) or `SHOW COLUMNS {FROM|IN} [db.]table
+    [{FROM|IN} db]`: answered from the catalog, locally and on Athena (Glue), as rows."""
+
+    database: str | None
+    table: str | None = None
+
+
+def _show_of(statement) -> Show:
+    """The Show a parsed SHOW command asks for. sqlglot's Athena dialect keeps what follows
+    SHOW as one string: its Trino tokens say which SHOW it is and name the table."""
+    rest = str(statement.expression.this if statement.expression else "")
+    tokens = sqlglot.tokenize(rest, read="trino")
+    tokens = [t for t in tokens if t.token_type != TokenType.SEMICOLON]
+    what = tokens[0].text.upper() if tokens else ""
+    if what not in ("TABLES", "COLUMNS"):
+        raise _refused(f"SHOW {what}".strip())
+    example = "TABLES [IN database]" if what == "TABLES" else "COLUMNS FROM [database.]table"
+    wrong = QueryError(f"expected SHOW {example}; got `SHOW {rest.strip()}`")
+    # The names after each FROM / IN; a word before any (a pattern) is not taken.
+    parts: list[list] = []
+    for token in tokens[1:]:
+        if token.token_type in (TokenType.FROM, TokenType.IN):
+            parts.append([])
+        elif not parts:
+            raise wrong
+        else:
+            parts[-1].append(token)
+    if (
+        not all(parts)
+        or len(parts) > (1 if what == "TABLES" else 2)
+        or (what, parts)
+        == (
+            "COLUMNS",
+            [],
+        )
+    ):
+        raise wrong
+    names = [_table(rest[part[0].start : part[-1].end + 1], wrong) for part in parts]
+    if what == "TABLES":
+        if names and names[0].db:
+            raise wrong
+        return Show(database=names[0].name if names else None)
+    database = names[1].name if len(names) == 2 else names[0].db or None
+    return Show(database=database, table=names[0].name)
+
+
+def _table(text: str, wrong: QueryError) -> exp.Table:
+    try:
+        table = sqlglot.parse_one(text, into=exp.Table, read="athena")
+    except sqlglot.errors.SqlglotError:
+        raise wrong from None
+    if table.alias or table.catalog:
+        raise wrong
+    return table
+
+
+def shown(sql: str) -> Show | None:
+    """What a SHOW statement asks (after read_statement's check), or None for any other read."""
+    statement = read_statement(sql)
+    if isinstance(statement, exp.Command):
+        return _show_of(statement)
+    return None
 
 
 def athena_read(sql: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import sqlglot
 import sqlglot.errors
@@ -39,6 +40,40 @@ def identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# sqlglot's descriptions name its own classes ("Required keyword: 'expression' missing for
+# <class 'sqlglot.expressions.core.Mul'>"): what they mean to someone who wrote the SQL.
+_DESCRIPTIONS = (
+    (re.compile(r"^Required keyword: .* missing for "), "an operand is missing"),
+    (re.compile(r"^Invalid expression / Unexpected token"), "unexpected token"),
+    (re.compile(r"^Expecting \)"), "expecting ) (a parenthesis is not closed)"),
+)
+
+
+def syntax_error(exc: sqlglot.errors.ParseError) -> str:
+    """One line: where the SQL stops parsing (line, column of the token), the token with the
+    one before it, and why: `syntax error at line 1, column 15 near 'FORM daily_prices':
+    unexpected token`."""
+    detail = exc.errors[0] if exc.errors else {}
+    description = str(detail.get("description") or (str(exc).splitlines() or [""])[0])
+    for pattern, plain in _DESCRIPTIONS:
+        if pattern.search(description):
+            description = plain
+            break
+    description = " ".join(description.rstrip(".").split())
+    if not detail.get("line"):
+        return f"syntax error: {description}"
+    token = str(detail.get("highlight") or "")
+    # sqlglot's column is the token's last character; people count from its first.
+    column = max(1, int(detail.get("col") or 1) - len(token) + 1)
+    before = str(detail.get("start_context") or "").split()
+    near = " ".join([*before[-1:], *token.split()])
+    at_end = "" if str(detail.get("end_context") or "").strip() else " at the end"
+    return (
+        f"syntax error at line {detail['line']}, column {column} near {near!r}{at_end}: "
+        f"{description}"
+    )
+
+
 def parse(sql: str) -> list:
     """The statements of Athena-dialect `sql`; a QueryError saying where it does not parse."""
     # sqlglot logs a warning when it falls back to a bare Command (SHOW, LOAD ...): the
@@ -51,10 +86,7 @@ def parse(sql: str) -> list:
         tokens = _glob_calls_anonymous(athena.tokenize(sql))
         statements = [s for s in athena.parser().parse(tokens, sql) if s is not None]
     except sqlglot.errors.ParseError as exc:
-        detail = exc.errors[0] if exc.errors else {}
-        where = f" at line {detail.get('line')}, column {detail.get('col')}" if detail else ""
-        message = (detail.get("description") or str(exc).splitlines()[0]).rstrip(".")
-        raise QueryError(f"SQL does not parse as Athena SQL{where}: {message}") from None
+        raise QueryError(f"SQL does not parse as Athena SQL: {syntax_error(exc)}") from None
     except sqlglot.errors.SqlglotError as exc:
         raise QueryError(f"SQL cannot be translated: {str(exc).splitlines()[0]}") from None
     finally:

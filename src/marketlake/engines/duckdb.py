@@ -209,7 +209,7 @@ class DuckDBEngine:
                 f"{damaged} in the lake is damaged ({message}); switch daily_prices back with "
                 "`marketlake rollback`, or rebuild it from raw with `marketlake build --full`"
             )
-        if message.startswith("Catalog Error"):
+        if message.startswith("Catalog Error: Table"):  # not for a function's name
             names = self.con.execute(
                 "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary "
                 "UNION SELECT table_name FROM duckdb_tables() WHERE NOT temporary ORDER BY 1"
