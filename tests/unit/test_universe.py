@@ -158,3 +158,17 @@ def test_a_whole_market_lake_purges_a_symbol_but_does_not_stop_fetching_it():
         universe.add(state, ("NVDA",))
     universe.add(state, ("KIM",))
     assert state.purged == {}
+
+
+def test_the_purged_relation_binds_into_the_check_as_athena_reads_it():
+    import sqlglot
+
+    from marketlake.wap.publish import table_checks
+
+    check = next(c for c in table_checks(["QQQ", "BRK.B"]) if c.name == "no_lost_history")
+    tree = sqlglot.parse_one(check.sql, read="athena")
+    assert {t.name for t in tree.find_all(sqlglot.exp.Table)} == {
+        "published_daily_prices",
+        "staging_daily_prices",
+    }
+    assert "'BRK.B'" in check.sql and "'QQQ'" in check.sql

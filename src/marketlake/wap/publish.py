@@ -94,7 +94,7 @@ def _table_checks(build: Build, rebuilt_before: Partitions) -> list[CheckResult]
             attach_published(build, "published_daily_prices", rebuilt_before)
         else:
             engine.materialize("published_daily_prices", empty)
-        return run_checks(engine, _table_check_sql(build))[0]
+        return run_checks(engine, table_checks(build.plan.purged))[0]
     except MarketlakeError as exc:
         # DamagedFile, or files gone from a version that recorded none (DuckDB: "No files
         # found"): either way the published version cannot be read.
@@ -112,12 +112,12 @@ def _table_checks(build: Build, rebuilt_before: Partitions) -> list[CheckResult]
             [{"version": current.run_id, "error": str(exc)}],
             "the published version can be read (a full build rebuilt without comparing to it)",
         )
-        return [*run_checks(engine, _table_check_sql(build))[0], unreadable]
+        return [*run_checks(engine, table_checks(build.plan.purged))[0], unreadable]
 
 
-def _table_check_sql(build: Build) -> list[sqlfiles.Check]:
+def table_checks(purged_symbols: list[str]) -> list[sqlfiles.Check]:
     """The table checks, bound to the symbols purged (no_lost_history accepts their loss)."""
-    purged = {"purged_symbols": purged_sql(build.plan.purged)}
+    purged = {"purged_symbols": purged_sql(purged_symbols)}
     return [
         dataclasses.replace(c, sql=sqlfiles.bind(c.sql, purged)) if "purged_symbols" in c.sql else c
         for c in sqlfiles.checks("table")
