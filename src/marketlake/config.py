@@ -219,6 +219,10 @@ class Settings:
     # CLI refuses every command that does not read the S3 lake (cli/common.py).
     lake_url: S3Lake | None = None
     tickers: tuple[str, ...] = DEFAULT_TICKERS  # MARKETLAKE_TICKERS
+    # Whether the tickers were given (--tickers or MARKETLAKE_TICKERS): they apply to that
+    # run. Not given, a run fetches the lake's own tickers (lake/universe.py), and the
+    # defaults above only in a lake that has none yet.
+    tickers_given: bool = True
     api_key: str | None = None  # ALPHAVANTAGE_API_KEY
     # MARKETLAKE_PROVIDER; unset: alphavantage when its key is set, else polygon when its key
     # is set, else synthetic.
@@ -307,6 +311,9 @@ class Settings:
                 values[field.name] = read(env, meta["env"], meta, field.default)
         values["provider"] = (env.get("MARKETLAKE_PROVIDER") or "").strip().lower() or (
             "alphavantage" if api_key else "polygon" if values["polygon_api_key"] else "synthetic"
+        )
+        values["tickers_given"] = bool(env.get("MARKETLAKE_TICKERS")) or (
+            overrides.get("tickers") is not None
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["provider"] = str(values["provider"]).strip().lower()

@@ -3,6 +3,7 @@ consoles, one-line errors (guarded), progress, settings, and the read-only lake 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import sys
@@ -52,6 +53,8 @@ LOCAL_ONLY = {
     "`marketlake --home {home} ingest` lands a backfill and starts the build",
     "dashboards": "the deployed lake's dashboards are in Grafana (`terraform -chdir=terraform "
     "output grafana_url`); `marketlake dashboards` renders a local lake's",
+    "tickers": "the deployed lake's tickers are Terraform's var.tickers (the Lambda's "
+    "MARKETLAKE_TICKERS); keeping them in an S3 lake is not yet supported",
 }
 
 
@@ -257,7 +260,14 @@ def _render(
     from marketlake.dashboards.render import render_dashboards
 
     # The configured tickers are the watchlist: the symbols the dashboards select by default
-    # (none with --tickers ALL: then the most traded).
+    # (none with --tickers ALL: then the most traded); not given, the lake's own.
+    if not settings.tickers_given:
+        from marketlake.lake.state import load_state
+        from marketlake.lake.universe import universe
+        from marketlake.storage import LocalStore
+
+        own = universe(load_state(LocalStore(settings.home)))
+        settings = dataclasses.replace(settings, tickers=tuple(own or settings.tickers))
     watchlist = () if settings.whole_market else settings.tickers
     return render_dashboards(
         settings.home, out_dir, date_from, date_to, symbols or None, watchlist=watchlist

@@ -8,6 +8,7 @@ provider's server unreachable on the run's first request (ServerUnreachable) sto
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Sequence
@@ -41,6 +42,7 @@ from marketlake.ingest.report import (
     SymbolResult,
     SymbolStatus,
 )
+from marketlake.lake import universe
 from marketlake.lake.state import IngestState, LakeKind, load_state, save_state
 from marketlake.providers import make_provider
 from marketlake.providers.base import Provider, ServerUnreachable
@@ -107,6 +109,11 @@ def run_ingest(
     """
     observer = observer or QuietObserver()
     state = load_state(store)
+    # Without tickers given, the lake's own (lake/universe.py); settings.whole_market and
+    # the market planner read settings.tickers.
+    own = universe.run_tickers(settings, state)
+    if own != settings.tickers:
+        settings = dataclasses.replace(settings, tickers=own)
     today = eastern_date(now())
     limiter = None
     if provider is None:
@@ -116,6 +123,7 @@ def run_ingest(
     report = IngestReport(provider.name, as_of, session, eastern_date(as_of))
     unclaimed = state.lake_kind is None
     _claim_lake(state, provider.name, settings)
+    universe.claim(state, tickers or settings.tickers)
 
     refetching = frozenset(refetch)
     wanted = list(dict.fromkeys([*(tickers or settings.tickers), *sorted(refetching)]))

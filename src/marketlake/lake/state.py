@@ -45,6 +45,13 @@ class IngestState:
     market_through: str | None = None
     actions_through: str | None = None
     plan_edge: str | None = None
+    # The lake's own tickers (`marketlake tickers`): what a run without --tickers or
+    # MARKETLAKE_TICKERS fetches; ["*"] is the whole market. None: not set yet (a new lake,
+    # or one from before it was kept), and the first run sets it (lake/universe.py).
+    universe: list[str] | None = None
+    # Symbols `tickers remove --purge` took out of the published table -> when (ISO UTC):
+    # builds leave their raw rows out (kept, for audit) until `tickers add` brings them back.
+    purged: dict[str, str] = dataclasses.field(default_factory=dict)
     # The state as last read from or written to the store (to_json's body): a save writes
     # only what this run changed since then, on top of whatever the store holds now.
     base: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
@@ -75,6 +82,8 @@ class IngestState:
             "market_through": self.market_through,
             "actions_through": self.actions_through,
             "plan_edge": self.plan_edge,
+            "universe": self.universe,
+            "purged": dict(sorted(self.purged.items())),
             "symbols": {k: dataclasses.asdict(v) for k, v in sorted(self.symbols.items())},
         }
 
@@ -104,6 +113,13 @@ class IngestState:
                 _check_day(entry.get("watermark"), f"the watermark of {symbol}")
                 _check_day(entry.get("invalid_on"), f"invalid_on of {symbol}")
                 _check_day(entry.get("actions_on"), f"actions_on of {symbol}")
+        universe, purged = body.get("universe"), body.get("purged") or {}
+        if universe is not None and not (
+            isinstance(universe, list) and all(isinstance(s, str) for s in universe)
+        ):
+            raise ValueError(f"universe is {universe!r}, not a list of symbols")
+        if not isinstance(purged, dict) or not all(isinstance(v, str) for v in purged.values()):
+            raise ValueError(f"purged is {purged!r}, not symbols with the time of their purge")
         state = cls(
             lake_kind=body.get("lake_kind"),
             symbols={k: SymbolState(**v) for k, v in (body.get("symbols") or {}).items()},
@@ -115,6 +131,8 @@ class IngestState:
             market_through=body.get("market_through"),
             actions_through=body.get("actions_through"),
             plan_edge=body.get("plan_edge"),
+            universe=None if universe is None else list(universe),
+            purged=dict(purged),
         )
         state.base = state.body()
         return state

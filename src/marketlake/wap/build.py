@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING, Callable, Literal
 
 import pandas as pd
+from sqlglot import exp
 
 from marketlake import sqlfiles
 from marketlake.config import Settings
@@ -81,6 +82,9 @@ class Plan:
     actions: dict[str, dict] = dataclasses.field(default_factory=dict)
     # Symbols whose splits or dividends changed -> first date whose numbers change.
     restated: dict[str, dt.date] = dataclasses.field(default_factory=dict)
+    # Symbols purged from the table (`marketlake tickers remove --purge`): their raw rows
+    # are left out, and no_lost_history accepts their absence.
+    purged: list[str] = dataclasses.field(default_factory=list)
 
 
 class BuildObserver:
@@ -138,6 +142,14 @@ def nyse_sessions_frame(now: dt.datetime) -> pd.DataFrame:
     last = last_closed_session(now)
     # Python dates: DuckDB and Parquet both take them as DATE.
     return pd.DataFrame({"session": sessions_between(dt.date(2000, 1, 1), last)}, dtype=object)
+
+
+def purged_sql(symbols: list[str]) -> str:
+    """The purged symbols as a relation of one column, `symbol` (none: no row)."""
+    if not symbols:
+        return "SELECT CAST(NULL AS VARCHAR) AS symbol WHERE 1 = 0"
+    rows = " UNION ALL ".join(f"SELECT {exp.Literal.string(s).sql()} AS symbol" for s in symbols)
+    return f"SELECT symbol FROM ({rows})"
 
 
 def run_checks(

@@ -48,9 +48,11 @@ def plan(
     seen = {o.key: o.version for o in store.list_objects(f"{RAW_PREFIX}ingest_date={newest}/")}
     corporate = actions.build_frames(store) if corporate is None else corporate
     applied = applied_actions(corporate)
+    state = load_state(store)
+    purged = sorted(state.purged)
 
     def full_build(reason: str) -> Plan:
-        return Plan("full", reason, None, newest, seen, actions=applied)
+        return Plan("full", reason, None, newest, seen, actions=applied, purged=purged)
 
     current = registry.current_version()
     if full:
@@ -59,7 +61,11 @@ def plan(
         return full_build("first build")
     if current.sql_fingerprint != sqlfiles.fingerprint():
         return full_build("the SQL changed")
-    if load_state(store).rebuild_needed:
+    if purged != (current.purged or []):
+        # A purged symbol leaves every year it is in; a restored one comes back from raw
+        # partitions older builds read already: either way every year is rebuilt.
+        return full_build(_purge_reason(purged, current.purged or []))
+    if state.rebuild_needed:
         return full_build("raw data landed in an earlier ingest_date than the last build read")
     if current.raw_through is None:
         return full_build("the current version does not say what it read")
@@ -98,4 +104,13 @@ def plan(
         current.ingested_through,
         actions=applied,
         restated=restated,
+        purged=purged,
     )
+
+
+def _purge_reason(purged: list[str], before: list[str]) -> str:
+    gone = [s for s in purged if s not in before]
+    back = [s for s in before if s not in purged]
+    reasons = [f"purged {', '.join(gone)}"] if gone else []
+    reasons += [f"{', '.join(back)} no longer purged"] if back else []
+    return "; ".join(reasons)

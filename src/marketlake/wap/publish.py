@@ -3,6 +3,7 @@ the one conditional write that publishes (_commit), which rollback uses too."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import TYPE_CHECKING, Callable
 
@@ -30,6 +31,7 @@ from marketlake.wap.build import (
     after_publish,
     attach_published,
     create_views,
+    purged_sql,
     record_run,
     run_checks,
 )
@@ -92,7 +94,7 @@ def _table_checks(build: Build, rebuilt_before: Partitions) -> list[CheckResult]
             attach_published(build, "published_daily_prices", rebuilt_before)
         else:
             engine.materialize("published_daily_prices", empty)
-        return run_checks(engine, sqlfiles.checks("table"))[0]
+        return run_checks(engine, table_checks(build.plan.purged))[0]
     except MarketlakeError as exc:
         # DamagedFile, or files gone from a version that recorded none (DuckDB: "No files
         # found"): either way the published version cannot be read.
@@ -110,7 +112,16 @@ def _table_checks(build: Build, rebuilt_before: Partitions) -> list[CheckResult]
             [{"version": current.run_id, "error": str(exc)}],
             "the published version can be read (a full build rebuilt without comparing to it)",
         )
-        return [*run_checks(engine, sqlfiles.checks("table"))[0], unreadable]
+        return [*run_checks(engine, table_checks(build.plan.purged))[0], unreadable]
+
+
+def table_checks(purged_symbols: list[str]) -> list[sqlfiles.Check]:
+    """The table checks, bound to the symbols purged (no_lost_history accepts their loss)."""
+    purged = {"purged_symbols": purged_sql(purged_symbols)}
+    return [
+        dataclasses.replace(c, sql=sqlfiles.bind(c.sql, purged)) if "purged_symbols" in c.sql else c
+        for c in sqlfiles.checks("table")
+    ]
 
 
 def publish(build: Build) -> Registry:
@@ -140,6 +151,7 @@ def publish(build: Build) -> Registry:
         or None,
         actions=build_plan.actions,
         files=_published_files(build, partitions),
+        purged=build_plan.purged or None,
     )
     # The publish: one conditional write, refused if another build or a rollback
     # switched the table since this run read the registry (its version builds on that).

@@ -37,6 +37,9 @@ class Version:
     # The digest of every file of its partitions (storage digests), by key: what readers
     # check before they read it. None in a version from before they were recorded.
     files: dict[str, str] | None = None
+    # The symbols purged from it (`marketlake tickers remove --purge`); None: none (and in a
+    # version from before purges were recorded).
+    purged: list[str] | None = None
 
 
 @dataclasses.dataclass

@@ -32,6 +32,7 @@ from marketlake.wap.build import (
     Build,
     attach_published,
     nyse_sessions_frame,
+    purged_sql,
     run_checks,
 )
 
@@ -69,6 +70,14 @@ def read_new_bars(build: Build) -> None:
             },
         )
         bars_sql = sqlfiles.bind(bars_sql, {RAW_TABLE: unread})
+    if build_plan.purged:
+        # Purged symbols' raw rows stay in the raw zone (for audit), out of the table.
+        kept = (
+            f"SELECT * FROM {RAW_TABLE} WHERE trim(symbol) NOT IN "
+            f"(SELECT symbol FROM purged_symbols)"
+        )
+        kept = sqlfiles.bind(kept, {"purged_symbols": purged_sql(build_plan.purged)})
+        bars_sql = sqlfiles.bind(bars_sql, {RAW_TABLE: kept})
     build.counts["new"] = engine.materialize("new_bars", bars_sql)
     build.unparsed = engine.raw_rejects()  # rows of that scan the CSV reader could not read
     newest = engine.fetch_df("SELECT max(ingested_at) AS t FROM new_bars")["t"]
