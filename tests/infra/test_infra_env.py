@@ -153,7 +153,8 @@ def test_the_lambda_points_at_the_stack_it_belongs_to():
 
 def test_the_glue_job_reads_no_environment_only_its_arguments():
     """The job's settings arrive as job arguments (checked in test_infra_glue.py): no module
-    of its import closure may read os.environ, and job.py hands Settings.from_env a dict."""
+    of its import closure may read os.environ, and the job's settings (lakes.job_settings,
+    shared with `build --here`) come from Settings.from_env given a dict."""
     readers = []
     for path in import_closure(GLUE_SCRIPT)["files"]:
         if path.name == "config.py":
@@ -162,15 +163,25 @@ def test_the_glue_job_reads_no_environment_only_its_arguments():
             if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
                 readers.append(f"{path.name}:{node.lineno}")
     assert not readers, f"the Glue job's code reads the environment at {readers}: wire it"
+    job = parse_py(SRC / "aws" / "glue_job.py")
+    assert any(
+        isinstance(node, ast.Call) and getattr(node.func, "id", "") == "job_settings"
+        for node in ast.walk(job)
+    ), "job.py no longer builds its Settings with lakes.job_settings"
+    shared = next(
+        node
+        for node in ast.walk(parse_py(SRC / "lakes.py"))
+        if isinstance(node, ast.FunctionDef) and node.name == "job_settings"
+    )
     calls = [
         node
-        for node in ast.walk(parse_py(SRC / "aws" / "glue_job.py"))
+        for node in ast.walk(shared)
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
         and node.func.attr == "from_env"
     ]
-    assert calls, "job.py no longer builds its Settings with Settings.from_env"
+    assert calls, "lakes.job_settings no longer builds its Settings with Settings.from_env"
     for call in calls:
         assert call.args and isinstance(call.args[0], ast.Dict), (
-            "job.py must pass Settings.from_env an explicit dict, not the process environment"
+            "job_settings must pass Settings.from_env an explicit dict, not the environment"
         )
