@@ -102,7 +102,8 @@ def _root(
         "--home",
         # No [/prefix] here: help text is rich markup, where that is a closing tag.
         help="The lake: a directory, or s3://bucket (or s3://bucket/prefix) for the deployed "
-        "lake (every command but run, dashboards and tickers). [env: MARKETLAKE_HOME, default ./lake]",
+        "lake (every command but run, dashboards and tickers). "
+        "[env: MARKETLAKE_HOME, default ./lake]",
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
 ) -> None:
