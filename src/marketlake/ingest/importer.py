@@ -35,6 +35,22 @@ from marketlake.storage import ObjectStore
 SOURCE = "import"
 DATE_COLUMNS = ("date", "timestamp")
 
+# The words a file name may add after its ticker (NVDA_daily.csv, nvda-history.csv): they say
+# what the file holds, never which symbol. Alone, they (and a few other words a file is
+# named) are no ticker: daily.csv, data.csv.
+NAME_WORDS = (
+    "daily", "eod", "history", "historical", "prices", "price", "quotes", "bars", "ohlc",
+    "ohlcv", "data", "stock", "splits", "dividends", "divs",
+)  # fmt: skip
+NOT_TICKERS = frozenset(NAME_WORDS) | {"file", "test", "table", "sheet", "temp", "tmp", "quote"}
+# A ticker: 1 to 5 letters, then perhaps a class after . or - (brk.b, BF-B); then perhaps
+# NAME_WORDS, each after _ - . or a space. No word is 1 or 2 letters: a name parses one way.
+_NAMED = re.compile(
+    rf"([A-Za-z]{{1,5}}(?:[.-][A-Za-z]{{1,2}})?)((?:[ _.-](?:{'|'.join(NAME_WORDS)}))*)\Z",
+    re.IGNORECASE,
+)
+NAME_SUFFIXES = (".csv", ".tsv", ".txt")
+
 
 def _read_text_csv(data: bytes, name: str) -> tuple[pd.DataFrame, dict]:
     """Every value as text, and the columns by their lower-cased, stripped names."""
@@ -99,14 +115,28 @@ def read_bars_csv(
 
 
 def symbol_from_name(path: Path) -> str:
-    # "nvda.csv", "NVDA_daily.csv", "nvda-history.csv" -> NVDA
-    stem = re.split(r"[_\s]|-(?=[a-z]{3,})", path.stem, maxsplit=1)[0]
-    try:
-        return parse_tickers(stem)[0]
-    except MarketlakeError:
-        raise MarketlakeError(
-            f"{path.name}: cannot tell the symbol from the file name; pass --symbol"
-        ) from None
+    """The symbol a file's name says, when it is a plausible ticker: NVDA.csv, brk.b.csv,
+    BF-B.csv; NVDA_daily.csv, nvda-history.csv, AMD daily prices.csv -> NVDA, NVDA, AMD.
+    Any other name (daily_IBM.csv, Alpha Vantage's; HistoricalData_1733412345678.csv,
+    Nasdaq's; history.csv) is refused: a wrong guess would land a history under a symbol
+    nobody asked for."""
+    name = path.name
+    stem = name[:-4] if name.lower().endswith(NAME_SUFFIXES) else name
+    found = _NAMED.match(stem)
+    if found and re.split(r"[.-]", found[1])[0].lower() not in NOT_TICKERS:
+        return found[1].upper()
+    raise MarketlakeError(
+        f"{name}: the file name is not a ticker (NVDA.csv, brk.b.csv, NVDA_daily.csv), so "
+        "the symbol is unknown; pass --symbol, or rename the file to its ticker"
+    )
+
+
+def one_symbol(text: str) -> str:
+    """--symbol's value: one symbol (ALL is Allstate's, never the whole market)."""
+    found = parse_tickers(text + ",") if text.strip(" ,") else ()
+    if len(found) != 1:
+        raise MarketlakeError(f"--symbol {text!r}: give one symbol, e.g. --symbol NVDA")
+    return found[0]
 
 
 def _read_files(files: Sequence[Path], symbol: str | None) -> list[tuple[Path, str, bytes]]:
@@ -119,7 +149,7 @@ def _read_files(files: Sequence[Path], symbol: str | None) -> list[tuple[Path, s
             data = Path(path).read_bytes()
         except OSError as exc:
             raise MarketlakeError(f"{path}: cannot read ({exc.strerror})") from None
-        name = parse_tickers(symbol)[0] if symbol else symbol_from_name(Path(path))
+        name = one_symbol(symbol) if symbol else symbol_from_name(Path(path))
         read.append((path, name, data))
     return read
 
