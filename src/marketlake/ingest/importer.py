@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,9 +11,9 @@ from typing import Callable
 
 import pandas as pd
 
-from marketlake import fields
 from marketlake.config import Settings, parse_tickers
 from marketlake.errors import MarketlakeError
+from marketlake.ingest.csv_formats import read_actions_csv, read_bars_csv
 from marketlake.ingest.landing import has_damaged_objects, settle_shortfalls
 from marketlake.ingest.runner import (
     IngestReport,
@@ -28,12 +27,10 @@ from marketlake.ingest.runner import (
 from marketlake.lake import actions
 from marketlake.lake.raw import format_timestamp
 from marketlake.lake.state import load_state, save_state
-from marketlake.providers.base import BAR_COLUMNS
 from marketlake.sessions import eastern_date, last_closed_session
 from marketlake.storage import ObjectStore
 
 SOURCE = "import"
-DATE_COLUMNS = ("date", "timestamp")
 
 # The words a file name may add after its ticker (NVDA_daily.csv, nvda-history.csv): they say
 # what the file holds, never which symbol. Alone, they (and a few other words a file is
@@ -42,7 +39,15 @@ NAME_WORDS = (
     "daily", "eod", "history", "historical", "prices", "price", "quotes", "bars", "ohlc",
     "ohlcv", "data", "stock", "splits", "dividends", "divs",
 )  # fmt: skip
-NOT_TICKERS = frozenset(NAME_WORDS) | {"file", "test", "table", "sheet", "temp", "tmp", "quote"}
+NOT_TICKERS = frozenset(NAME_WORDS) | {
+    "file",
+    "test",
+    "table",
+    "sheet",
+    "temp",
+    "tmp",
+    "quote",
+}
 # A ticker: 1 to 5 letters, then perhaps a class after . or - (brk.b, BF-B); then perhaps
 # NAME_WORDS, each after _ - . or a space. No word is 1 or 2 letters: a name parses one way.
 _NAMED = re.compile(
@@ -50,68 +55,6 @@ _NAMED = re.compile(
     re.IGNORECASE,
 )
 NAME_SUFFIXES = (".csv", ".tsv", ".txt")
-
-
-def _read_text_csv(data: bytes, name: str) -> tuple[pd.DataFrame, dict]:
-    """Every value as text, and the columns by their lower-cased, stripped names."""
-    try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        first = (str(exc).splitlines() or [""])[0]
-        raise MarketlakeError(f"{name}: not a readable CSV file ({first})") from None
-    return frame, {c.strip().lower(): c for c in frame.columns}
-
-
-def check_symbol_column(
-    frame: pd.DataFrame, columns: dict, name: str, symbol: str | None, named_by: str
-) -> None:
-    """A `symbol` column, if the file has one, must agree with the symbol the rows land
-    under (any case, spaces around): a file of AMD rows named NVDA.csv would otherwise file
-    AMD's history as NVDA's without a word. Blank cells say nothing."""
-    column = columns.get("symbol")
-    if symbol is None or column is None:
-        return
-    said = {str(v).strip().upper() for v in frame[column]} - {""}
-    other = sorted(said - {symbol})
-    if other:
-        raise MarketlakeError(
-            f"{name}: its symbol column says {other[0]} but {named_by} says {symbol}; nothing "
-            f"was imported. Import it as {other[0]} (--symbol {other[0]}), or fix the column"
-        )
-
-
-def read_bars_csv(
-    data: bytes, name: str, symbol: str | None = None, named_by: str = "the file name"
-) -> pd.DataFrame:
-    """Daily bars from CSV text: a date column named date or timestamp (any case), open,
-    high, low, close, volume; other columns ignored (a `symbol` column must agree with
-    `symbol`: check_symbol_column); rows in any order. Values stay text."""
-    frame, columns = _read_text_csv(data, name)
-    check_symbol_column(frame, columns, name, symbol, named_by)
-    date_column = next((columns[c] for c in DATE_COLUMNS if c in columns), None)
-    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in columns]
-    if date_column is None or missing:
-        wanted = (["date or timestamp"] if date_column is None else []) + missing
-        raise MarketlakeError(
-            f"{name}: missing column(s) {', '.join(wanted)}; the header needs "
-            "date (or timestamp), open, high, low, close, volume"
-        )
-    bars = pd.DataFrame(
-        {
-            "trade_date": frame[date_column].str.strip(),
-            **{
-                c: frame[columns[c]].str.strip() for c in ("open", "high", "low", "close", "volume")
-            },
-        },
-        columns=BAR_COLUMNS,
-    )
-    dates = bars["trade_date"]
-    if len(dates) and dates.map(fields.date_or_none).isna().all():
-        raise MarketlakeError(
-            f"{name}: no date in column {date_column!r} reads as YYYY-MM-DD (the first is "
-            f"{dates.iloc[0]!r}); write the dates as YYYY-MM-DD, e.g. 2024-03-15"
-        )
-    return bars.sort_values("trade_date", kind="stable").reset_index(drop=True)
 
 
 def symbol_from_name(path: Path) -> str:
@@ -139,23 +82,34 @@ def one_symbol(text: str) -> str:
     return found[0]
 
 
-def _read_files(files: Sequence[Path], symbol: str | None) -> list[tuple[Path, str, bytes]]:
+def _read_files(paths: Sequence[Path], symbol: str | None) -> list[tuple[Path, str, bytes]]:
     """(path, symbol, bytes) of each file: the symbol from --symbol, else the file name."""
+    files = list(map(Path, paths))
     if symbol is not None and len(files) > 1:
         raise MarketlakeError("--symbol names one symbol; import one file at a time with it")
     read = []
     for path in files:
         try:
-            data = Path(path).read_bytes()
+            data = path.read_bytes()
         except OSError as exc:
             raise MarketlakeError(f"{path}: cannot read ({exc.strerror})") from None
-        name = one_symbol(symbol) if symbol else symbol_from_name(Path(path))
+        name = one_symbol(symbol) if symbol else symbol_from_name(path)
         read.append((path, name, data))
     return read
 
 
 def _named_by(symbol: str | None) -> str:
     return "--symbol" if symbol else "the file name"
+
+
+def _read_bars(
+    paths: Sequence[Path], symbol: str | None
+) -> list[tuple[Path, str, bytes, pd.DataFrame]]:
+    """(path, symbol, bytes, bars) of each file, every file read and checked."""
+    loaded = []
+    for path, name, data in _read_files(paths, symbol):
+        loaded.append((path, name, data, read_bars_csv(data, path.name, name, _named_by(symbol))))
+    return loaded
 
 
 def run_import(
@@ -165,21 +119,20 @@ def run_import(
     symbol: str | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
 ) -> IngestReport:
+    """Land the daily bars of CSV files: the symbol from `symbol`, else
+    each file's name (symbol_from_name); the formats csv_formats reads. Impossible bars and
+    bars of days that are not NYSE sessions go to quarantine with their reason."""
     # Read and check every file before anything lands, so a bad file leaves nothing behind.
-    loaded, sources = [], []
-    for path, name, data in _read_files(files, symbol):
-        loaded.append((name, read_bars_csv(data, Path(path).name, name, _named_by(symbol))))
-        sources.append((path, data))
-
+    loaded = _read_bars(files, symbol)
     moment = now()
     report = IngestReport(SOURCE, moment, last_closed_session(moment), eastern_date(moment))
     state = load_state(store)
     _claim_lake(state, SOURCE, settings)
+    judged = [judge_bars(bars, report, strict=True) for _, _, _, bars in loaded]
     # The bad-batch gate, for every file before any lands: a file with too many impossible
     # bars would publish a history full of holes. It goes whole to quarantine instead.
     refused = []
-    for (name, bars), (path, data) in zip(loaded, sources):
-        valid, rejected = judge_bars(bars, report, strict=True)
+    for (path, name, data, _), (valid, rejected) in zip(loaded, judged):
         if bad_share(valid, rejected) > settings.max_bad_row_pct:
             refused.append(
                 refuse_batch(
@@ -191,14 +144,14 @@ def run_import(
                     SOURCE,
                     moment,
                     data,
-                    Path(path).name,
+                    path.name,
                     settings.max_bad_row_pct,
                 )
             )
     if refused:
         others = " Nothing of the other file(s) was imported either." if len(loaded) > 1 else ""
         raise MarketlakeError(" ".join(str(e) for e in refused) + others)
-    for name, bars in loaded:
+    for _, name, _, bars in loaded:
         # A re-import is a remedy for a damaged raw object of the symbol: its bars land again
         # even where they are on record as landed (that copy is what was damaged).
         damaged = has_damaged_objects(store, name)
@@ -218,36 +171,6 @@ def run_import(
         settle_shortfalls(store, name, result)
         save_state(store, state)
     return report
-
-
-ACTION_VALUE_COLUMNS: dict[actions.ActionName, str] = {
-    "splits": "split_factor",
-    "dividends": "amount",
-}
-
-
-def read_actions_csv(
-    data: bytes,
-    name: str,
-    kind: actions.ActionName,
-    symbol: str | None = None,
-    named_by: str = "the file name",
-) -> pd.DataFrame:
-    """Splits (date,split_factor) or dividends (date,amount) from CSV text: any case, other
-    columns ignored (a `symbol` column must agree with `symbol`). Values stay text:
-    judge_actions decides."""
-    value = ACTION_VALUE_COLUMNS[kind]
-    frame, columns = _read_text_csv(data, name)
-    missing = [c for c in ("date", value) if c not in columns]
-    if missing:
-        raise MarketlakeError(
-            f"{name}: missing column(s) {', '.join(missing)}; --{kind} files need the header "
-            f"date,{value}"
-        )
-    check_symbol_column(frame, columns, name, symbol, named_by)
-    return pd.DataFrame(
-        {"date": frame[columns["date"]].str.strip(), "value": frame[columns[value]].str.strip()}
-    )
 
 
 def _judge_action_file(
@@ -341,7 +264,13 @@ def run_import_actions(
     for _, name, valid, rejected in loaded:
         if len(rejected):
             actions.quarantine_actions(
-                store, action, name, rejected, SOURCE, ingest_date, quarantine_stamp(moment)
+                store,
+                action,
+                name,
+                rejected,
+                SOURCE,
+                ingest_date,
+                quarantine_stamp(moment),
             )
         landed = actions.land_actions(
             store, action, name, valid, SOURCE, ingest_date, format_timestamp(moment)

@@ -1,0 +1,191 @@
+"""`marketlake import` of the files people have (issue 23): yfinance's, pandas', Nasdaq's and
+Yahoo's exports, thousands separators, `;` and tab separators, a folder of files. Every
+refusal is one line naming the file, and lands nothing.
+
+In-process through typer's CliRunner, the lake under tmp_path (--home)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import import_samples as samples
+from marketlake.cli import app
+from marketlake.lake import actions
+from marketlake.storage import LocalStore
+
+pytestmark = pytest.mark.e2e
+
+SESSIONS = samples.SESSIONS
+SPAN = f"({SESSIONS[0]} .. {SESSIONS[-1]})"
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch, tmp_path):
+    """None of the caller's settings; the working directory is tmp_path."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("MARKETLAKE_", "ALPHA", "POLYGON_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def marketlake(tmp_path: Path, *args: str):
+    return CliRunner().invoke(app, ["--home", str(tmp_path / "lake"), *args])
+
+
+def ok(result) -> str:
+    assert result.exit_code == 0, f"{result.output}\n{result.stderr}"
+    return result.stdout
+
+
+def refused(result) -> str:
+    """The one `error: ...` line of a command that exited 1 with nothing on stdout."""
+    assert result.exit_code == 1, f"{result.output}\n{result.stderr}"
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def written(tmp_path: Path) -> list[Path]:
+    """Every file the lake holds but its lock."""
+    lake = tmp_path / "lake"
+    return [p for p in lake.rglob("*") if p.is_file() and p.name != ".lock"]
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode())
+    return path
+
+
+def raw_bars(tmp_path: Path, symbol: str) -> list[tuple[str, float, int]]:
+    """(trade_date, close, volume) of the symbol's raw bars."""
+    rows = []
+    for path in (tmp_path / "lake/raw/daily_prices").glob(f"ingest_date=*/{symbol}.csv"):
+        for row in csv.DictReader(io.StringIO(path.read_text())):
+            rows.append((row["trade_date"], float(row["close"]), int(row["volume"])))
+    return sorted(rows)
+
+
+def expected(days, shift: float = 0.0, volume: int = 1) -> list[tuple[str, float, int]]:
+    return [
+        (d.isoformat(), round(samples.bar(d, shift)["close"], 2), samples.bar(d)["volume"] * volume)
+        for d in days
+    ]
+
+
+def closes_match(got, want) -> bool:
+    return [(d, round(c, 2), v) for d, c, v in got] == want
+
+
+# -- formats ----------------------------------------------------------------------------------
+
+
+def test_a_yfinance_history_lands_and_serves_for_dividends(tmp_path):
+    write(tmp_path / "IBM.csv", samples.yfinance_history(SESSIONS, dividends={SESSIONS[3]: 1.66}))
+    out = ok(marketlake(tmp_path, "import", "IBM.csv"))
+    assert out.splitlines()[0] == f"import: IBM: {len(SESSIONS)} bar(s) landed {SPAN}"
+    got = raw_bars(tmp_path, "IBM")
+    closes = [float(samples.yf_number(samples.bar(d)["close"])) for d in SESSIONS]
+    assert [c for _, c, _ in got] == closes  # yfinance's float32 digits, as written
+    assert closes_match(got, expected(SESSIONS))
+    assert not list((tmp_path / "lake").glob("quarantine/**/*.csv"))
+
+    out = ok(marketlake(tmp_path, "import", "--dividends", "IBM.csv"))
+    assert "import: IBM: 1 dividends row(s) landed" in out
+    on_record = actions.current(LocalStore(tmp_path / "lake"), actions.DIVIDENDS)
+    assert list(zip(on_record["date"], on_record["value"])) == [(SESSIONS[3], 1.66)]
+    line = refused(marketlake(tmp_path, "import", "--splits", "IBM.csv"))
+    assert "IBM.csv: every value in its column 'Stock Splits' is 0 (no splits on any day)" in line
+
+
+def test_a_yfinance_download_lands_and_its_ticker_row_must_agree(tmp_path):
+    write(tmp_path / "IBM.csv", samples.yfinance_download(SESSIONS))
+    write(tmp_path / "NVDA.csv", samples.yfinance_download(SESSIONS))
+    line = refused(marketlake(tmp_path, "import", "IBM.csv", "NVDA.csv"))
+    assert "NVDA.csv: its Ticker row says IBM but the file name says NVDA" in line
+    assert written(tmp_path) == []
+    assert f"import: IBM: {len(SESSIONS)} bar(s) landed {SPAN}" in ok(
+        marketlake(tmp_path, "import", "IBM.csv")
+    )
+    assert closes_match(raw_bars(tmp_path, "IBM"), expected(SESSIONS))
+    write(tmp_path / "both.csv", samples.yfinance_download(SESSIONS, ("AAPL", "IBM")))
+    line = refused(marketlake(tmp_path, "import", "both.csv", "--symbol", "AAPL"))
+    assert "both.csv: a yfinance download of 2 tickers (AAPL, IBM)" in line
+
+
+def test_pandas_exports_with_their_index_land(tmp_path):
+    write(tmp_path / "AMD.csv", samples.pandas_range_index(SESSIONS))
+    write(tmp_path / "INTC.csv", samples.pandas_date_index(SESSIONS))
+    out = ok(marketlake(tmp_path, "import", "AMD.csv", "INTC.csv"))
+    for symbol in ("AMD", "INTC"):
+        assert f"import: {symbol}: {len(SESSIONS)} bar(s) landed {SPAN}" in out
+        assert closes_match(raw_bars(tmp_path, symbol), expected(SESSIONS))
+
+
+def test_thousands_separators_semicolons_with_decimal_commas_and_tabs_land(tmp_path):
+    write(tmp_path / "BKNG.csv", samples.thousands(SESSIONS))
+    write(tmp_path / "ASML.csv", samples.semicolons(SESSIONS))
+    write(tmp_path / "MU.csv", samples.tabs(SESSIONS))
+    out = ok(marketlake(tmp_path, "import", "BKNG.csv", "ASML.csv", "MU.csv"))
+    assert out.count(f"{len(SESSIONS)} bar(s) landed {SPAN}") == 3
+    assert closes_match(raw_bars(tmp_path, "BKNG"), expected(SESSIONS, 1200.0, volume=4))
+    assert closes_match(raw_bars(tmp_path, "ASML"), expected(SESSIONS))
+    assert closes_match(raw_bars(tmp_path, "MU"), expected(SESSIONS))
+
+
+def test_nasdaq_s_download_needs_the_symbol_then_lands(tmp_path):
+    name = "HistoricalData_1733412345678.csv"
+    write(tmp_path / name, samples.nasdaq(SESSIONS))
+    line = refused(marketlake(tmp_path, "import", name))
+    assert f"{name}: the file name is not a ticker" in line and "pass --symbol" in line
+    assert written(tmp_path) == []
+    out = ok(marketlake(tmp_path, "import", name, "--symbol", "AAPL"))
+    assert f"import: AAPL: {len(SESSIONS)} bar(s) landed {SPAN}" in out
+    assert closes_match(raw_bars(tmp_path, "AAPL"), expected(SESSIONS))
+
+
+def test_yahoo_s_split_and_dividend_downloads_land(tmp_path):
+    write(tmp_path / "NVDA.csv", samples.YAHOO_SPLITS)
+    write(tmp_path / "intc-splits.csv", samples.YAHOO_REVERSE_SPLIT)
+    write(tmp_path / "IBM.csv", samples.YAHOO_DIVIDENDS)
+    out = ok(marketlake(tmp_path, "import", "--splits", "NVDA.csv", "intc-splits.csv"))
+    assert "import: NVDA: 2 splits row(s) landed" in out
+    assert "import: INTC: 1 splits row(s) landed" in out
+    assert "import: IBM: 2 dividends row(s) landed" in ok(
+        marketlake(tmp_path, "import", "--dividends", "IBM.csv")
+    )
+    store = LocalStore(tmp_path / "lake")
+    splits = actions.current(store, actions.SPLITS)
+    assert sorted(zip(splits["symbol"], splits["value"])) == [
+        ("INTC", 0.25),
+        ("NVDA", 4.0),
+        ("NVDA", 10.0),
+    ]
+    dividends = actions.current(store, actions.DIVIDENDS)
+    assert sorted(dividends["value"]) == [1.66, 1.67]
+
+
+# -- file names and folders -------------------------------------------------------------------
+
+
+def test_alpha_vantage_s_download_name_is_refused_never_filed_as_daily(tmp_path):
+    av = "timestamp,open,high,low,close,volume\n" + samples.plain(SESSIONS).split("\n", 1)[1]
+    write(tmp_path / "daily_IBM.csv", av)
+    line = refused(marketlake(tmp_path, "import", "daily_IBM.csv"))
+    assert line == (
+        "error: daily_IBM.csv: the file name is not a ticker (NVDA.csv, brk.b.csv, "
+        "NVDA_daily.csv), so the symbol is unknown; pass --symbol, or rename the file to its "
+        "ticker"
+    )
+    assert written(tmp_path) == []
+    ok(marketlake(tmp_path, "import", "daily_IBM.csv", "--symbol", "IBM"))
+    assert closes_match(raw_bars(tmp_path, "IBM"), expected(SESSIONS))
+    assert raw_bars(tmp_path, "DAILY") == []
