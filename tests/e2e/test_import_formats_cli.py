@@ -189,3 +189,58 @@ def test_alpha_vantage_s_download_name_is_refused_never_filed_as_daily(tmp_path)
     ok(marketlake(tmp_path, "import", "daily_IBM.csv", "--symbol", "IBM"))
     assert closes_match(raw_bars(tmp_path, "IBM"), expected(SESSIONS))
     assert raw_bars(tmp_path, "DAILY") == []
+
+
+def test_a_folder_imports_every_csv_in_it_each_symbol_from_its_name(tmp_path):
+    folder = tmp_path / "history"
+    write(folder / "IBM.csv", samples.yfinance_history(SESSIONS))
+    write(folder / "AMD_daily.csv", samples.plain(SESSIONS))
+    write(folder / "._IBM.csv", "\x00\x05\x16\x07 AppleDouble")  # macOS's, on a shared drive
+    write(folder / "notes.txt", "not a csv")
+    (folder / "older").mkdir()
+    out = ok(marketlake(tmp_path, "import", "history/"))
+    assert out.splitlines() == [
+        f"import: AMD: {len(SESSIONS)} bar(s) landed {SPAN}",
+        f"import: IBM: {len(SESSIONS)} bar(s) landed {SPAN}",
+        "next: marketlake build",
+    ]
+
+
+def test_a_folder_with_one_bad_file_lands_nothing(tmp_path):
+    folder = tmp_path / "history"
+    write(folder / "AMD.csv", samples.plain(SESSIONS))
+    write(folder / "IBM.csv", samples.yfinance_history(SESSIONS))
+    write(folder / "NVDA.csv", samples.plain(SESSIONS, header="Date,Open,High,Low,Close,Vol"))
+    line = refused(marketlake(tmp_path, "import", str(folder)))
+    assert "NVDA.csv: missing column(s) volume" in line
+    assert written(tmp_path) == []
+    # A file name that is no ticker, too: nothing of the others lands.
+    (folder / "NVDA.csv").unlink()
+    write(folder / "HistoricalData_1733412345678.csv", samples.nasdaq(SESSIONS))
+    line = refused(marketlake(tmp_path, "import", str(folder)))
+    assert "HistoricalData_1733412345678.csv: the file name is not a ticker" in line
+    assert written(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("files", "args", "needle"),
+    [
+        ({}, ["history"], "history: no .csv file in this folder; nothing was imported"),
+        (
+            {"AMD.csv": "", "IBM.csv": ""},
+            ["history", "--symbol", "AMD"],
+            "--symbol names one symbol and 2 files are given",
+        ),
+        (
+            {"NVDA.csv": "", "nvda-history.csv": ""},
+            ["history"],
+            "NVDA.csv and nvda-history.csv both hold NVDA; nothing was imported",
+        ),
+    ],
+)
+def test_folders_that_cannot_be_imported_are_refused(tmp_path, files, args, needle):
+    (tmp_path / "history").mkdir()
+    for name in files:
+        write(tmp_path / "history" / name, samples.plain(SESSIONS))
+    assert needle in refused(marketlake(tmp_path, "import", *args))
+    assert written(tmp_path) == []

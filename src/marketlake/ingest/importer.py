@@ -82,11 +82,36 @@ def one_symbol(text: str) -> str:
     return found[0]
 
 
+def _csv_files(paths: Sequence[Path]) -> list[Path]:
+    """The files given, a folder standing for every *.csv in it (by name; hidden files, such
+    as macOS's ._NVDA.csv, left out)."""
+    files = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = sorted(
+            p
+            for p in path.iterdir()
+            if p.suffix.lower() == ".csv" and not p.name.startswith(".") and p.is_file()
+        )
+        if not found:
+            raise MarketlakeError(
+                f"{path}: no .csv file in this folder; nothing was imported. Give the files, "
+                "or the folder that holds them"
+            )
+        files.extend(found)
+    return files
+
+
 def _read_files(paths: Sequence[Path], symbol: str | None) -> list[tuple[Path, str, bytes]]:
     """(path, symbol, bytes) of each file: the symbol from --symbol, else the file name."""
-    files = list(map(Path, paths))
+    files = _csv_files(paths)
     if symbol is not None and len(files) > 1:
-        raise MarketlakeError("--symbol names one symbol; import one file at a time with it")
+        raise MarketlakeError(
+            f"--symbol names one symbol and {len(files)} files are given; import one file at "
+            "a time with it, or name each file after its ticker"
+        )
     read = []
     for path in files:
         try:
@@ -109,6 +134,14 @@ def _read_bars(
     loaded = []
     for path, name, data in _read_files(paths, symbol):
         loaded.append((path, name, data, read_bars_csv(data, path.name, name, _named_by(symbol))))
+    seen: dict[str, Path] = {}
+    for path, name, *_ in loaded:
+        if name in seen:
+            raise MarketlakeError(
+                f"{seen[name].name} and {path.name} both hold {name}; nothing was imported. "
+                "Import one of them (which copy of a day's bar should win is not ours to guess)"
+            )
+        seen[name] = path
     return loaded
 
 
@@ -119,7 +152,7 @@ def run_import(
     symbol: str | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
 ) -> IngestReport:
-    """Land the daily bars of CSV files: the symbol from `symbol`, else
+    """Land the daily bars of CSV files (or folders of them): the symbol from `symbol`, else
     each file's name (symbol_from_name); the formats csv_formats reads. Impossible bars and
     bars of days that are not NYSE sessions go to quarantine with their reason."""
     # Read and check every file before anything lands, so a bad file leaves nothing behind.
