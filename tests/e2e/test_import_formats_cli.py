@@ -88,10 +88,14 @@ def closes_match(got, want) -> bool:
 # -- formats ----------------------------------------------------------------------------------
 
 
-def test_a_yfinance_history_lands_and_serves_for_dividends(tmp_path):
-    write(tmp_path / "IBM.csv", samples.yfinance_history(SESSIONS, dividends={SESSIONS[3]: 1.66}))
+def test_a_yfinance_history_lands_from_the_calendar_s_start_and_serves_for_dividends(tmp_path):
+    days = samples.BEFORE_CALENDAR + SESSIONS  # history(period="max") reaches back before 2000
+    write(tmp_path / "IBM.csv", samples.yfinance_history(days, dividends={SESSIONS[3]: 1.66}))
     out = ok(marketlake(tmp_path, "import", "IBM.csv"))
-    assert out.splitlines()[0] == f"import: IBM: {len(SESSIONS)} bar(s) landed {SPAN}"
+    assert out.splitlines()[0] == (
+        f"import: IBM: {len(SESSIONS)} bar(s) landed {SPAN}; 5 bar(s) before 2000-01-03 left "
+        "out (the NYSE calendar starts there)"
+    )
     got = raw_bars(tmp_path, "IBM")
     closes = [float(samples.yf_number(samples.bar(d)["close"])) for d in SESSIONS]
     assert [c for _, c, _ in got] == closes  # yfinance's float32 digits, as written
@@ -243,4 +247,65 @@ def test_folders_that_cannot_be_imported_are_refused(tmp_path, files, args, need
     for name in files:
         write(tmp_path / "history" / name, samples.plain(SESSIONS))
     assert needle in refused(marketlake(tmp_path, "import", *args))
+    assert written(tmp_path) == []
+
+
+# -- a file where every row fails -------------------------------------------------------------
+
+
+def rows_changed(text: str, change) -> str:
+    """The CSV text with `change` applied to every row under the header."""
+    header, *rows = list(csv.reader(io.StringIO(text)))
+    return "\n".join(",".join(row) for row in [header, *map(change, rows)]) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (
+            lambda text: text.replace("2024-02-", "2024-02-x"),
+            "no date in column 'Date' reads as YYYY-MM-DD (the first is '2024-02-x01')",
+        ),
+        (
+            lambda text: rows_changed(text, lambda row: [*row[:2], "n/a", *row[3:]]),
+            "no value in column 'High' reads as a number (the first is 'n/a'); write high as a "
+            "number, e.g. 123.45",
+        ),
+        (
+            lambda text: rows_changed(text, lambda row: [*row[:2], row[3], row[2], *row[4:]]),
+            "high is below open, close or low. Nothing was imported: check that each column "
+            "holds what its name says",
+        ),
+        (
+            lambda text: text.replace("2024-02-01", "2024-02-03").replace("-02-02", "-02-04"),
+            "trade_date is not an NYSE session (a weekend or a holiday). Nothing was imported: "
+            "the lake keeps US equities on the NYSE calendar",
+        ),
+    ],
+)
+def test_a_file_where_every_row_fails_is_refused_about_the_file_not_the_gate(
+    tmp_path, change, needle
+):
+    write(tmp_path / "NVDA.csv", change(samples.plain(SESSIONS[:2])))
+    line = refused(marketlake(tmp_path, "import", "NVDA.csv"))
+    assert line.startswith("error: NVDA.csv: ") and needle in line
+    assert "MARKETLAKE_MAX_BAD_ROW_PCT" not in line
+    assert written(tmp_path) == []
+
+
+def test_the_none_usable_refusal_names_the_first_bar_and_its_values(tmp_path):
+    text = "date,open,high,low,close,volume\n2024-02-01,10,9,8,9.5,100\n2024-02-02,10,9,8,9.5,1\n"
+    write(tmp_path / "NVDA.csv", text)
+    line = refused(marketlake(tmp_path, "import", "NVDA.csv"))
+    assert line.startswith(
+        "error: NVDA.csv: none of its 2 bars can land; the first, 2024-02-01 (open '10', high "
+        "'9', low '8', close '9.5', volume '100'): high is below open, close or low."
+    )
+
+
+def test_an_action_file_where_every_row_fails_is_refused_about_the_file(tmp_path):
+    write(tmp_path / "NVDA.csv", "Date,Stock Splits\n2024-06-10,ten\n2021-07-20,four\n")
+    line = refused(marketlake(tmp_path, "import", "--splits", "NVDA.csv"))
+    assert line.startswith("error: NVDA.csv: none of its 2 rows is usable (the first: ")
+    assert "'ten'" in line and "10:1" in line and "MARKETLAKE_MAX_BAD_ROW_PCT" not in line
     assert written(tmp_path) == []

@@ -11,6 +11,7 @@ from typing import Callable
 
 import pandas as pd
 
+from marketlake import fields
 from marketlake.config import Settings, parse_tickers
 from marketlake.errors import MarketlakeError
 from marketlake.ingest.csv_formats import read_actions_csv, read_bars_csv
@@ -27,7 +28,7 @@ from marketlake.ingest.runner import (
 from marketlake.lake import actions
 from marketlake.lake.raw import format_timestamp
 from marketlake.lake.state import load_state, save_state
-from marketlake.sessions import eastern_date, last_closed_session
+from marketlake.sessions import CALENDAR_START, eastern_date, last_closed_session
 from marketlake.storage import ObjectStore
 
 SOURCE = "import"
@@ -39,15 +40,7 @@ NAME_WORDS = (
     "daily", "eod", "history", "historical", "prices", "price", "quotes", "bars", "ohlc",
     "ohlcv", "data", "stock", "splits", "dividends", "divs",
 )  # fmt: skip
-NOT_TICKERS = frozenset(NAME_WORDS) | {
-    "file",
-    "test",
-    "table",
-    "sheet",
-    "temp",
-    "tmp",
-    "quote",
-}
+NOT_TICKERS = frozenset(NAME_WORDS) | {"file", "test", "table", "sheet", "temp", "tmp", "quote"}
 # A ticker: 1 to 5 letters, then perhaps a class after . or - (brk.b, BF-B); then perhaps
 # NAME_WORDS, each after _ - . or a space. No word is 1 or 2 letters: a name parses one way.
 _NAMED = re.compile(
@@ -127,13 +120,60 @@ def _named_by(symbol: str | None) -> str:
     return "--symbol" if symbol else "the file name"
 
 
+def _advice(reason: str) -> str:
+    """What to do about a file none of whose bars can land, by the first one's reason."""
+    if "NYSE session" in reason:
+        return "the lake keeps US equities on the NYSE calendar: each date must be a session"
+    if "future" in reason or "has not closed" in reason:
+        return "import bars of closed sessions only"
+    if "trade_date" in reason and "more than once" not in reason:
+        return "write the dates as YYYY-MM-DD, e.g. 2024-03-15"
+    if "more than once" in reason:
+        return "keep one row per date"
+    if reason.startswith("volume"):
+        return "write volume as a whole number of shares, 0 or more, e.g. 1234567"
+    if " is below " in reason or " is above " in reason:
+        return (
+            "check that each column holds what its name says (high is the highest of open, "
+            "high, low and close, low the lowest)"
+        )
+    return "write the prices as numbers above 0, e.g. 123.45"
+
+
+def _none_usable(file_name: str, rejected: pd.DataFrame) -> MarketlakeError:
+    """The refusal of a file none of whose bars can land: about the file (its first bar,
+    what is wrong with it and what the column should hold), not the bad-batch gate."""
+    first = rejected.iloc[0]
+    reason = str(first["reason"])
+    values = ", ".join(f"{c} {first[c]!r}" for c in ("open", "high", "low", "close", "volume"))
+    advice = _advice(reason)
+    return MarketlakeError(
+        f"{file_name}: none of its {len(rejected)} bars can land; the first, "
+        f"{first['trade_date']} ({values}): {reason}. Nothing was imported: {advice}"
+    )
+
+
+def _before_calendar(bars: pd.DataFrame) -> pd.Series:
+    """Bars dated before the lake's NYSE calendar starts: no session can be told there."""
+    days = bars["trade_date"].map(fields.date_or_none)
+    return days.map(lambda d: d is not None and d.isoformat() < CALENDAR_START).astype(bool)
+
+
 def _read_bars(
     paths: Sequence[Path], symbol: str | None
-) -> list[tuple[Path, str, bytes, pd.DataFrame]]:
-    """(path, symbol, bytes, bars) of each file, every file read and checked."""
+) -> list[tuple[Path, str, bytes, pd.DataFrame, int]]:
+    """(path, symbol, bytes, bars, bars left out as before the calendar) of each file, every
+    file read and checked."""
     loaded = []
     for path, name, data in _read_files(paths, symbol):
-        loaded.append((path, name, data, read_bars_csv(data, path.name, name, _named_by(symbol))))
+        bars = read_bars_csv(data, path.name, name, _named_by(symbol))
+        early = _before_calendar(bars)
+        if early.all():
+            raise MarketlakeError(
+                f"{path.name}: every bar is dated before {CALENDAR_START}, where the lake's "
+                "NYSE calendar starts; nothing was imported"
+            )
+        loaded.append((path, name, data, bars[~early].reset_index(drop=True), int(early.sum())))
     seen: dict[str, Path] = {}
     for path, name, *_ in loaded:
         if name in seen:
@@ -153,7 +193,8 @@ def run_import(
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
 ) -> IngestReport:
     """Land the daily bars of CSV files (or folders of them): the symbol from `symbol`, else
-    each file's name (symbol_from_name); the formats csv_formats reads. Impossible bars and
+    each file's name (symbol_from_name); the formats csv_formats reads. Bars dated before the
+    NYSE calendar starts are left out (and counted in the file's line); impossible bars and
     bars of days that are not NYSE sessions go to quarantine with their reason."""
     # Read and check every file before anything lands, so a bad file leaves nothing behind.
     loaded = _read_bars(files, symbol)
@@ -161,11 +202,14 @@ def run_import(
     report = IngestReport(SOURCE, moment, last_closed_session(moment), eastern_date(moment))
     state = load_state(store)
     _claim_lake(state, SOURCE, settings)
-    judged = [judge_bars(bars, report, strict=True) for _, _, _, bars in loaded]
+    judged = [judge_bars(bars, report, strict=True) for _, _, _, bars, _ in loaded]
+    for (path, *_), (valid, rejected) in zip(loaded, judged):
+        if not len(valid):
+            raise _none_usable(path.name, rejected)
     # The bad-batch gate, for every file before any lands: a file with too many impossible
     # bars would publish a history full of holes. It goes whole to quarantine instead.
     refused = []
-    for (path, name, data, _), (valid, rejected) in zip(loaded, judged):
+    for (path, name, data, _, _), (valid, rejected) in zip(loaded, judged):
         if bad_share(valid, rejected) > settings.max_bad_row_pct:
             refused.append(
                 refuse_batch(
@@ -184,7 +228,7 @@ def run_import(
     if refused:
         others = " Nothing of the other file(s) was imported either." if len(loaded) > 1 else ""
         raise MarketlakeError(" ".join(str(e) for e in refused) + others)
-    for _, name, _, bars in loaded:
+    for _, name, _, bars, early in loaded:
         # A re-import is a remedy for a damaged raw object of the symbol: its bars land again
         # even where they are on record as landed (that copy is what was damaged).
         damaged = has_damaged_objects(store, name)
@@ -200,6 +244,11 @@ def run_import(
             strict=True,
             force=damaged,
         )
+        if early:
+            note = (
+                f"{early} bar(s) before {CALENDAR_START} left out (the NYSE calendar starts there)"
+            )
+            result.message = "; ".join(filter(None, [result.message, note]))
         report.results.append(result)
         settle_shortfalls(store, name, result)
         save_state(store, state)
@@ -224,6 +273,17 @@ def _judge_action_file(
         )
     valid, rejected = actions.judge_actions(action, rows)
     total = len(valid) + len(rejected)
+    if total and not len(valid):
+        expected = (
+            "a split_factor as new shares per old share (10, or 10:1, for a 10-for-1 split)"
+            if action is actions.SPLITS
+            else "an amount in dollars per share (0.24)"
+        )
+        raise MarketlakeError(
+            f"{name}: none of its {total} rows is usable (the first: "
+            f"{rejected['reason'].iloc[0]}); nothing was imported. Each row needs a date "
+            f"(YYYY-MM-DD) and {expected}"
+        )
     if total and 100.0 * len(rejected) / total > settings.max_bad_row_pct:
         raise MarketlakeError(
             f"{name}: {len(rejected)} of {total} rows are unusable (first: "
@@ -297,13 +357,7 @@ def run_import_actions(
     for _, name, valid, rejected in loaded:
         if len(rejected):
             actions.quarantine_actions(
-                store,
-                action,
-                name,
-                rejected,
-                SOURCE,
-                ingest_date,
-                quarantine_stamp(moment),
+                store, action, name, rejected, SOURCE, ingest_date, quarantine_stamp(moment)
             )
         landed = actions.land_actions(
             store, action, name, valid, SOURCE, ingest_date, format_timestamp(moment)
