@@ -309,3 +309,10 @@ def test_an_action_file_where_every_row_fails_is_refused_about_the_file(tmp_path
     assert line.startswith("error: NVDA.csv: none of its 2 rows is usable (the first: ")
     assert "'ten'" in line and "10:1" in line and "MARKETLAKE_MAX_BAD_ROW_PCT" not in line
     assert written(tmp_path) == []
+
+
+def test_the_help_says_which_file_names_give_the_symbol_and_that_folders_work(tmp_path):
+    out = ok(CliRunner().invoke(app, ["import", "--help"], env={"COLUMNS": "200"}))
+    text = " ".join(out.split())
+    for part in ("daily_IBM.csv", "NVDA_daily.csv", "brk.b.csv", "folder", "yfinance", "NYSE"):
+        assert part in text, part
