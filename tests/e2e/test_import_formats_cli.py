@@ -90,7 +90,10 @@ def closes_match(got, want) -> bool:
 
 def test_a_yfinance_history_lands_from_the_calendar_s_start_and_serves_for_dividends(tmp_path):
     days = samples.BEFORE_CALENDAR + SESSIONS  # history(period="max") reaches back before 2000
-    write(tmp_path / "IBM.csv", samples.yfinance_history(days, dividends={SESSIONS[3]: 1.66}))
+    # auto_adjust=False: with auto_adjust=True (the default) its prices would be adjusted for
+    # the dividend, and refused (tests/e2e/test_import_adjusted_cli.py).
+    text = samples.yfinance_history(days, dividends={SESSIONS[3]: 1.66}, auto_adjust=False)
+    write(tmp_path / "IBM.csv", text)
     out = ok(marketlake(tmp_path, "import", "IBM.csv"))
     assert out.splitlines()[0] == (
         f"import: IBM: {len(SESSIONS)} bar(s) landed {SPAN}; 5 bar(s) before 2000-01-03 left "

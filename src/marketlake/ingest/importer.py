@@ -14,6 +14,7 @@ import pandas as pd
 from marketlake import fields
 from marketlake.config import Settings, parse_tickers
 from marketlake.errors import MarketlakeError
+from marketlake.ingest import adjusted
 from marketlake.ingest.csv_formats import read_actions_csv, read_bars_csv
 from marketlake.ingest.landing import has_damaged_objects, settle_shortfalls
 from marketlake.ingest.runner import (
@@ -185,6 +186,23 @@ def _read_bars(
     return loaded
 
 
+def _as_traded(
+    store: ObjectStore, loaded: list[tuple[Path, str, bytes, pd.DataFrame, int]]
+) -> tuple[list[tuple[Path, str, bytes, pd.DataFrame, int]], dict[str, str]]:
+    """Each file's bars as traded (ingest.adjusted: a split adjustment its own Stock Splits
+    column explains is undone), or the refusal of a file whose prices are adjusted; the note
+    of what was undone, per symbol."""
+    out, notes = [], {}
+    for path, name, data, bars, early in loaded:
+        known = actions.current(store, actions.SPLITS, name)
+        recorded = [adjusted.Split(d, v) for d, v in zip(known["date"], known["value"])]
+        traded, note = adjusted.as_traded(data, path.name, bars, recorded)
+        out.append((path, name, data, traded, early))
+        if note:
+            notes[name] = note
+    return out, notes
+
+
 def run_import(
     settings: Settings,
     store: ObjectStore,
@@ -195,9 +213,10 @@ def run_import(
     """Land the daily bars of CSV files (or folders of them): the symbol from `symbol`, else
     each file's name (symbol_from_name); the formats csv_formats reads. Bars dated before the
     NYSE calendar starts are left out (and counted in the file's line); impossible bars and
-    bars of days that are not NYSE sessions go to quarantine with their reason."""
+    bars of days that are not NYSE sessions go to quarantine with their reason. Adjusted
+    prices never land as traded (ingest.adjusted)."""
     # Read and check every file before anything lands, so a bad file leaves nothing behind.
-    loaded = _read_bars(files, symbol)
+    loaded, notes = _as_traded(store, _read_bars(files, symbol))
     moment = now()
     report = IngestReport(SOURCE, moment, last_closed_session(moment), eastern_date(moment))
     state = load_state(store)
@@ -244,11 +263,12 @@ def run_import(
             strict=True,
             force=damaged,
         )
-        if early:
-            note = (
-                f"{early} bar(s) before {CALENDAR_START} left out (the NYSE calendar starts there)"
-            )
-            result.message = "; ".join(filter(None, [result.message, note]))
+        left_out = (
+            f"{early} bar(s) before {CALENDAR_START} left out (the NYSE calendar starts there)"
+            if early
+            else ""
+        )
+        result.message = "; ".join(filter(None, [result.message, notes.get(name), left_out]))
         report.results.append(result)
         settle_shortfalls(store, name, result)
         save_state(store, state)
