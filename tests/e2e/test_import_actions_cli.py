@@ -55,10 +55,10 @@ def test_a_date_twice_in_a_file_is_refused(tmp_path):
 def test_a_changed_factor_needs_replace(tmp_path):
     (tmp_path / "nvda.csv").write_text("date,split_factor\n2024-06-10,10\n")
     ok(marketlake(tmp_path, "import", "--splits", "nvda.csv"))
-    (tmp_path / "nvda_fix.csv").write_text("date,split_factor\n2024-06-10,4\n")
-    line = one_line_error(marketlake(tmp_path, "import", "--splits", "nvda_fix.csv"))
+    (tmp_path / "nvda_splits.csv").write_text("date,split_factor\n2024-06-10,4\n")
+    line = one_line_error(marketlake(tmp_path, "import", "--splits", "nvda_splits.csv"))
     assert "NVDA 2024-06-10 has split_factor 10 on record" in line and "--replace" in line
-    out = ok(marketlake(tmp_path, "import", "--splits", "nvda_fix.csv", "--replace"))
+    out = ok(marketlake(tmp_path, "import", "--splits", "nvda_splits.csv", "--replace"))
     assert "import: NVDA: 1 splits row(s) landed" in out
     splits = actions.current(LocalStore(tmp_path / "lake"), actions.SPLITS)
     assert list(splits["value"]) == [4.0]

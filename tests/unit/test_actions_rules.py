@@ -213,9 +213,9 @@ def test_a_changed_dividend_refuses_the_whole_import(home, tmp_path):
     import_actions(home, [tmp_path / "amd.csv"], "dividends")
     files = [
         write(tmp_path / "intc.csv", "date,amount\n2024-05-01,0.125\n"),
-        write(tmp_path / "amd_new.csv", "date,amount\n2024-02-09,0.24\n2024-05-10,0.0024\n"),
+        write(tmp_path / "AMD_dividends.csv", "date,amount\n2024-02-09,0.24\n2024-05-10,0.0024\n"),
     ]
-    with pytest.raises(MarketlakeError, match=r"amd_new.csv: AMD 2024-05-10 has amount 0.24"):
+    with pytest.raises(MarketlakeError, match=r"AMD_dividends.csv: AMD 2024-05-10 has amount 0.24"):
         import_actions(home, files, "dividends")
     assert on_record(home, actions.DIVIDENDS) == [("AMD", dt.date(2024, 5, 10), 0.24)]
 

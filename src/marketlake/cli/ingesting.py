@@ -212,15 +212,22 @@ def _days(text: str) -> tuple[dt.date, ...]:
 @app.command("import")
 @guarded
 def import_(
-    files: list[Path] = typer.Argument(..., help="CSV files with daily bars.", show_default=False),
+    files: list[Path] = typer.Argument(
+        ..., help="CSV files with daily bars, or folders of them.", show_default=False
+    ),
     symbol: str | None = typer.Option(
         None, "--symbol", "-s", help="The symbol of the bars. Default: from the file name."
     ),
     splits: bool = typer.Option(
-        False, "--splits", help="The files hold splits: date,split_factor (10 for 10:1)."
+        False,
+        "--splits",
+        help="The files hold splits: date,split_factor (10 for 10:1), or Yahoo's "
+        "Date,Stock Splits (10:1).",
     ),
     dividends: bool = typer.Option(
-        False, "--dividends", help="The files hold dividends: date (ex-dividend),amount."
+        False,
+        "--dividends",
+        help="The files hold dividends: date (ex-dividend),amount, or Yahoo's Date,Dividends.",
     ),
     replace: bool = typer.Option(
         False,
@@ -236,13 +243,26 @@ def import_(
         "have landed.",
     ),
 ) -> None:
-    """Import daily bars (or, with --splits / --dividends, corporate actions) from CSV files
-    into the raw zone (source 'import').
+    """Import daily bars (or, with --splits / --dividends, corporate actions) from CSV files,
+    or folders of them (every .csv in it), into the raw zone (source 'import').
 
-    The header needs a date column named date or timestamp (any case) and open, high, low,
-    close, volume; other columns (e.g. "Adj Close") are ignored and rows may come in any
-    order. The symbol is --symbol or the file name (nvda.csv -> NVDA). Impossible bars go to
-    quarantine. Use it to bring history older than the API's 100 compact sessions.
+    The header needs a date column (date or timestamp, any case, or pandas' unnamed index)
+    and open, high, low, close, volume; other columns (e.g. "Adj Close") are ignored and rows
+    may come in any order. Read too: yfinance's history().to_csv() and one-ticker
+    download().to_csv(), Nasdaq's download, thousands separators ("1,305.88"), and ; (with
+    decimal commas) or tab separators.
+
+    The symbol is --symbol, or the file name when it is a ticker (GOOG.csv, brk.b.csv),
+    perhaps followed by daily, history, prices, eod, data, ... (NVDA_daily.csv,
+    nvda-history.csv); any other name (daily_IBM.csv, HistoricalData_....csv, history.csv) is
+    refused: pass --symbol.
+
+    Bars are US equities' on the NYSE calendar: impossible bars and bars of days that are not
+    NYSE sessions go to quarantine; bars before 2000-01-03, where the calendar starts, are
+    left out. Use it to bring history older than the API's 100 compact sessions.
+
+    Split-adjusted prices (Yahoo's) are restored as traded, or refused, at every split the
+    lake knows (see docs/importing.md).
 
     On an S3 lake (--home s3://bucket) the files land in the bucket's raw zone under the same
     checks, then the deployed build is started (--no-build leaves it to you).

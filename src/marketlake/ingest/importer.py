@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,8 @@ import pandas as pd
 from marketlake import fields
 from marketlake.config import Settings, parse_tickers
 from marketlake.errors import MarketlakeError
+from marketlake.ingest import adjusted
+from marketlake.ingest.csv_formats import read_actions_csv, read_bars_csv
 from marketlake.ingest.landing import has_damaged_objects, settle_shortfalls
 from marketlake.ingest.runner import (
     IngestReport,
@@ -28,104 +29,178 @@ from marketlake.ingest.runner import (
 from marketlake.lake import actions
 from marketlake.lake.raw import format_timestamp
 from marketlake.lake.state import load_state, save_state
-from marketlake.providers.base import BAR_COLUMNS
-from marketlake.sessions import eastern_date, last_closed_session
+from marketlake.sessions import CALENDAR_START, eastern_date, last_closed_session
 from marketlake.storage import ObjectStore
 
 SOURCE = "import"
-DATE_COLUMNS = ("date", "timestamp")
 
-
-def _read_text_csv(data: bytes, name: str) -> tuple[pd.DataFrame, dict]:
-    """Every value as text, and the columns by their lower-cased, stripped names."""
-    try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        first = (str(exc).splitlines() or [""])[0]
-        raise MarketlakeError(f"{name}: not a readable CSV file ({first})") from None
-    return frame, {c.strip().lower(): c for c in frame.columns}
-
-
-def check_symbol_column(
-    frame: pd.DataFrame, columns: dict, name: str, symbol: str | None, named_by: str
-) -> None:
-    """A `symbol` column, if the file has one, must agree with the symbol the rows land
-    under (any case, spaces around): a file of AMD rows named NVDA.csv would otherwise file
-    AMD's history as NVDA's without a word. Blank cells say nothing."""
-    column = columns.get("symbol")
-    if symbol is None or column is None:
-        return
-    said = {str(v).strip().upper() for v in frame[column]} - {""}
-    other = sorted(said - {symbol})
-    if other:
-        raise MarketlakeError(
-            f"{name}: its symbol column says {other[0]} but {named_by} says {symbol}; nothing "
-            f"was imported. Import it as {other[0]} (--symbol {other[0]}), or fix the column"
-        )
-
-
-def read_bars_csv(
-    data: bytes, name: str, symbol: str | None = None, named_by: str = "the file name"
-) -> pd.DataFrame:
-    """Daily bars from CSV text: a date column named date or timestamp (any case), open,
-    high, low, close, volume; other columns ignored (a `symbol` column must agree with
-    `symbol`: check_symbol_column); rows in any order. Values stay text."""
-    frame, columns = _read_text_csv(data, name)
-    check_symbol_column(frame, columns, name, symbol, named_by)
-    date_column = next((columns[c] for c in DATE_COLUMNS if c in columns), None)
-    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in columns]
-    if date_column is None or missing:
-        wanted = (["date or timestamp"] if date_column is None else []) + missing
-        raise MarketlakeError(
-            f"{name}: missing column(s) {', '.join(wanted)}; the header needs "
-            "date (or timestamp), open, high, low, close, volume"
-        )
-    bars = pd.DataFrame(
-        {
-            "trade_date": frame[date_column].str.strip(),
-            **{
-                c: frame[columns[c]].str.strip() for c in ("open", "high", "low", "close", "volume")
-            },
-        },
-        columns=BAR_COLUMNS,
-    )
-    dates = bars["trade_date"]
-    if len(dates) and dates.map(fields.date_or_none).isna().all():
-        raise MarketlakeError(
-            f"{name}: no date in column {date_column!r} reads as YYYY-MM-DD (the first is "
-            f"{dates.iloc[0]!r}); write the dates as YYYY-MM-DD, e.g. 2024-03-15"
-        )
-    return bars.sort_values("trade_date", kind="stable").reset_index(drop=True)
+# The words a file name may add after its ticker (NVDA_daily.csv, nvda-history.csv): they say
+# what the file holds, never which symbol. Alone, they (and a few other words a file is
+# named) are no ticker: daily.csv, data.csv.
+NAME_WORDS = (
+    "daily", "eod", "history", "historical", "prices", "price", "quotes", "bars", "ohlc",
+    "ohlcv", "data", "stock", "splits", "dividends", "divs",
+)  # fmt: skip
+NOT_TICKERS = frozenset(NAME_WORDS) | {"file", "test", "table", "sheet", "temp", "tmp", "quote"}
+# A ticker: 1 to 5 letters, then perhaps a class after . or - (brk.b, BF-B); then perhaps
+# NAME_WORDS, each after _ - . or a space. No word is 1 or 2 letters: a name parses one way.
+_NAMED = re.compile(
+    rf"([A-Za-z]{{1,5}}(?:[.-][A-Za-z]{{1,2}})?)((?:[ _.-](?:{'|'.join(NAME_WORDS)}))*)\Z",
+    re.IGNORECASE,
+)
+NAME_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
 def symbol_from_name(path: Path) -> str:
-    # "nvda.csv", "NVDA_daily.csv", "nvda-history.csv" -> NVDA
-    stem = re.split(r"[_\s]|-(?=[a-z]{3,})", path.stem, maxsplit=1)[0]
-    try:
-        return parse_tickers(stem)[0]
-    except MarketlakeError:
-        raise MarketlakeError(
-            f"{path.name}: cannot tell the symbol from the file name; pass --symbol"
-        ) from None
+    """The symbol a file's name says, when it is a plausible ticker: NVDA.csv, brk.b.csv,
+    BF-B.csv; NVDA_daily.csv, nvda-history.csv, AMD daily prices.csv -> NVDA, NVDA, AMD.
+    Any other name (daily_IBM.csv, Alpha Vantage's; HistoricalData_1733412345678.csv,
+    Nasdaq's; history.csv) is refused: a wrong guess would land a history under a symbol
+    nobody asked for."""
+    name = path.name
+    stem = name[:-4] if name.lower().endswith(NAME_SUFFIXES) else name
+    found = _NAMED.match(stem)
+    if found and re.split(r"[.-]", found[1])[0].lower() not in NOT_TICKERS:
+        return found[1].upper()
+    raise MarketlakeError(
+        f"{name}: the file name is not a ticker (NVDA.csv, brk.b.csv, NVDA_daily.csv), so "
+        "the symbol is unknown; pass --symbol, or rename the file to its ticker"
+    )
 
 
-def _read_files(files: Sequence[Path], symbol: str | None) -> list[tuple[Path, str, bytes]]:
+def one_symbol(text: str) -> str:
+    """--symbol's value: one symbol (ALL is Allstate's, never the whole market)."""
+    found = parse_tickers(text + ",") if text.strip(" ,") else ()
+    if len(found) != 1:
+        raise MarketlakeError(f"--symbol {text!r}: give one symbol, e.g. --symbol NVDA")
+    return found[0]
+
+
+def _csv_files(paths: Sequence[Path]) -> list[Path]:
+    """The files given, a folder standing for every *.csv in it (by name; hidden files, such
+    as macOS's ._NVDA.csv, left out)."""
+    files = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = sorted(
+            p
+            for p in path.iterdir()
+            if p.suffix.lower() == ".csv" and not p.name.startswith(".") and p.is_file()
+        )
+        if not found:
+            raise MarketlakeError(
+                f"{path}: no .csv file in this folder; nothing was imported. Give the files, "
+                "or the folder that holds them"
+            )
+        files.extend(found)
+    return files
+
+
+def _read_files(paths: Sequence[Path], symbol: str | None) -> list[tuple[Path, str, bytes]]:
     """(path, symbol, bytes) of each file: the symbol from --symbol, else the file name."""
+    files = _csv_files(paths)
     if symbol is not None and len(files) > 1:
-        raise MarketlakeError("--symbol names one symbol; import one file at a time with it")
+        raise MarketlakeError(
+            f"--symbol names one symbol and {len(files)} files are given; import one file at "
+            "a time with it, or name each file after its ticker"
+        )
     read = []
     for path in files:
         try:
-            data = Path(path).read_bytes()
+            data = path.read_bytes()
         except OSError as exc:
             raise MarketlakeError(f"{path}: cannot read ({exc.strerror})") from None
-        name = parse_tickers(symbol)[0] if symbol else symbol_from_name(Path(path))
+        name = one_symbol(symbol) if symbol else symbol_from_name(path)
         read.append((path, name, data))
     return read
 
 
 def _named_by(symbol: str | None) -> str:
     return "--symbol" if symbol else "the file name"
+
+
+def _advice(reason: str) -> str:
+    """What to do about a file none of whose bars can land, by the first one's reason."""
+    if "NYSE session" in reason:
+        return "the lake keeps US equities on the NYSE calendar: each date must be a session"
+    if "future" in reason or "has not closed" in reason:
+        return "import bars of closed sessions only"
+    if "trade_date" in reason and "more than once" not in reason:
+        return "write the dates as YYYY-MM-DD, e.g. 2024-03-15"
+    if "more than once" in reason:
+        return "keep one row per date"
+    if reason.startswith("volume"):
+        return "write volume as a whole number of shares, 0 or more, e.g. 1234567"
+    if " is below " in reason or " is above " in reason:
+        return (
+            "check that each column holds what its name says (high is the highest of open, "
+            "high, low and close, low the lowest)"
+        )
+    return "write the prices as numbers above 0, e.g. 123.45"
+
+
+def _none_usable(file_name: str, rejected: pd.DataFrame) -> MarketlakeError:
+    """The refusal of a file none of whose bars can land: about the file (its first bar,
+    what is wrong with it and what the column should hold), not the bad-batch gate."""
+    first = rejected.iloc[0]
+    reason = str(first["reason"])
+    values = ", ".join(f"{c} {first[c]!r}" for c in ("open", "high", "low", "close", "volume"))
+    advice = _advice(reason)
+    return MarketlakeError(
+        f"{file_name}: none of its {len(rejected)} bars can land; the first, "
+        f"{first['trade_date']} ({values}): {reason}. Nothing was imported: {advice}"
+    )
+
+
+def _before_calendar(bars: pd.DataFrame) -> pd.Series:
+    """Bars dated before the lake's NYSE calendar starts: no session can be told there."""
+    days = bars["trade_date"].map(fields.date_or_none)
+    return days.map(lambda d: d is not None and d.isoformat() < CALENDAR_START).astype(bool)
+
+
+def _read_bars(
+    paths: Sequence[Path], symbol: str | None
+) -> list[tuple[Path, str, bytes, pd.DataFrame, int]]:
+    """(path, symbol, bytes, bars, bars left out as before the calendar) of each file, every
+    file read and checked."""
+    loaded = []
+    for path, name, data in _read_files(paths, symbol):
+        bars = read_bars_csv(data, path.name, name, _named_by(symbol))
+        early = _before_calendar(bars)
+        if early.all():
+            raise MarketlakeError(
+                f"{path.name}: every bar is dated before {CALENDAR_START}, where the lake's "
+                "NYSE calendar starts; nothing was imported"
+            )
+        loaded.append((path, name, data, bars[~early].reset_index(drop=True), int(early.sum())))
+    seen: dict[str, Path] = {}
+    for path, name, *_ in loaded:
+        if name in seen:
+            raise MarketlakeError(
+                f"{seen[name].name} and {path.name} both hold {name}; nothing was imported. "
+                "Import one of them (which copy of a day's bar should win is not ours to guess)"
+            )
+        seen[name] = path
+    return loaded
+
+
+def _as_traded(
+    store: ObjectStore, loaded: list[tuple[Path, str, bytes, pd.DataFrame, int]]
+) -> tuple[list[tuple[Path, str, bytes, pd.DataFrame, int]], dict[str, str]]:
+    """Each file's bars as traded (ingest.adjusted: a split adjustment its own Stock Splits
+    column explains is undone), or the refusal of a file whose prices are adjusted; the note
+    of what was undone, per symbol."""
+    out, notes = [], {}
+    for path, name, data, bars, early in loaded:
+        known = actions.current(store, actions.SPLITS, name)
+        recorded = [adjusted.Split(d, v) for d, v in zip(known["date"], known["value"])]
+        traded, note = adjusted.as_traded(data, path.name, bars, recorded)
+        out.append((path, name, data, traded, early))
+        if note:
+            notes[name] = note
+    return out, notes
 
 
 def run_import(
@@ -135,21 +210,25 @@ def run_import(
     symbol: str | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
 ) -> IngestReport:
+    """Land the daily bars of CSV files (or folders of them): the symbol from `symbol`, else
+    each file's name (symbol_from_name); the formats csv_formats reads. Bars dated before the
+    NYSE calendar starts are left out (and counted in the file's line); impossible bars and
+    bars of days that are not NYSE sessions go to quarantine with their reason. Adjusted
+    prices never land as traded (ingest.adjusted)."""
     # Read and check every file before anything lands, so a bad file leaves nothing behind.
-    loaded, sources = [], []
-    for path, name, data in _read_files(files, symbol):
-        loaded.append((name, read_bars_csv(data, Path(path).name, name, _named_by(symbol))))
-        sources.append((path, data))
-
+    loaded, notes = _as_traded(store, _read_bars(files, symbol))
     moment = now()
     report = IngestReport(SOURCE, moment, last_closed_session(moment), eastern_date(moment))
     state = load_state(store)
     _claim_lake(state, SOURCE, settings)
+    judged = [judge_bars(bars, report, strict=True) for _, _, _, bars, _ in loaded]
+    for (path, *_), (valid, rejected) in zip(loaded, judged):
+        if not len(valid):
+            raise _none_usable(path.name, rejected)
     # The bad-batch gate, for every file before any lands: a file with too many impossible
     # bars would publish a history full of holes. It goes whole to quarantine instead.
     refused = []
-    for (name, bars), (path, data) in zip(loaded, sources):
-        valid, rejected = judge_bars(bars, report, strict=True)
+    for (path, name, data, _, _), (valid, rejected) in zip(loaded, judged):
         if bad_share(valid, rejected) > settings.max_bad_row_pct:
             refused.append(
                 refuse_batch(
@@ -161,14 +240,14 @@ def run_import(
                     SOURCE,
                     moment,
                     data,
-                    Path(path).name,
+                    path.name,
                     settings.max_bad_row_pct,
                 )
             )
     if refused:
         others = " Nothing of the other file(s) was imported either." if len(loaded) > 1 else ""
         raise MarketlakeError(" ".join(str(e) for e in refused) + others)
-    for name, bars in loaded:
+    for _, name, _, bars, early in loaded:
         # A re-import is a remedy for a damaged raw object of the symbol: its bars land again
         # even where they are on record as landed (that copy is what was damaged).
         damaged = has_damaged_objects(store, name)
@@ -184,40 +263,16 @@ def run_import(
             strict=True,
             force=damaged,
         )
+        left_out = (
+            f"{early} bar(s) before {CALENDAR_START} left out (the NYSE calendar starts there)"
+            if early
+            else ""
+        )
+        result.message = "; ".join(filter(None, [result.message, notes.get(name), left_out]))
         report.results.append(result)
         settle_shortfalls(store, name, result)
         save_state(store, state)
     return report
-
-
-ACTION_VALUE_COLUMNS: dict[actions.ActionName, str] = {
-    "splits": "split_factor",
-    "dividends": "amount",
-}
-
-
-def read_actions_csv(
-    data: bytes,
-    name: str,
-    kind: actions.ActionName,
-    symbol: str | None = None,
-    named_by: str = "the file name",
-) -> pd.DataFrame:
-    """Splits (date,split_factor) or dividends (date,amount) from CSV text: any case, other
-    columns ignored (a `symbol` column must agree with `symbol`). Values stay text:
-    judge_actions decides."""
-    value = ACTION_VALUE_COLUMNS[kind]
-    frame, columns = _read_text_csv(data, name)
-    missing = [c for c in ("date", value) if c not in columns]
-    if missing:
-        raise MarketlakeError(
-            f"{name}: missing column(s) {', '.join(missing)}; --{kind} files need the header "
-            f"date,{value}"
-        )
-    check_symbol_column(frame, columns, name, symbol, named_by)
-    return pd.DataFrame(
-        {"date": frame[columns["date"]].str.strip(), "value": frame[columns[value]].str.strip()}
-    )
 
 
 def _judge_action_file(
@@ -238,6 +293,17 @@ def _judge_action_file(
         )
     valid, rejected = actions.judge_actions(action, rows)
     total = len(valid) + len(rejected)
+    if total and not len(valid):
+        expected = (
+            "a split_factor as new shares per old share (10, or 10:1, for a 10-for-1 split)"
+            if action is actions.SPLITS
+            else "an amount in dollars per share (0.24)"
+        )
+        raise MarketlakeError(
+            f"{name}: none of its {total} rows is usable (the first: "
+            f"{rejected['reason'].iloc[0]}); nothing was imported. Each row needs a date "
+            f"(YYYY-MM-DD) and {expected}"
+        )
     if total and 100.0 * len(rejected) / total > settings.max_bad_row_pct:
         raise MarketlakeError(
             f"{name}: {len(rejected)} of {total} rows are unusable (first: "
