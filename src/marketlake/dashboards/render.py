@@ -95,8 +95,24 @@ def _panel_size(grid: dict) -> tuple[int, int]:
 
 
 def _legend_rows(names: list[str], width: int) -> int:
+    """Rows a bottom list legend wraps into: all of them, so no entry is cut off."""
     per_row = max(1, width // max(60, 24 + 7 * max((len(n) for n in names), default=4) + 60))
-    return min(3, -(-len(names) // per_row))
+    return -(-len(names) // per_row)
+
+
+def _chart_size(panel: dict, names: list[str], width: int, height: int) -> tuple[int, int, str]:
+    """The chart's viewBox size inside a panel of width x height, beside or above its legend,
+    and the body's class for where the legend goes."""
+    options = draw.legend_options(panel)
+    inner_w, inner_h = width - 16, height - 58
+    if not options["show"]:
+        return inner_w, inner_h, "body"
+    if options["right"]:
+        return max(120, inner_w - options["width"] - 8), inner_h, "body legend-at-right"
+    rows = 1 + len(names) if options["table"] else _legend_rows(names, width)
+    # The legend takes what it needs up to half the panel; past that it scrolls in its area.
+    legend = min(inner_h // 2, rows * 20 + 8)
+    return inner_w, inner_h - legend, "body"
 
 
 def render_panel(
@@ -153,18 +169,20 @@ def render_panel(
             if table.num_rows:
                 found, is_date = draw.time_series(panel, table, where)
                 series.extend(found)
+        body_class = "body"
         if not series:
             body = '<div class="no-data">No data</div>'
         else:
-            legend = _legend_rows([s.name for s in series], width) * 20 + 8
-            body = draw.line_chart(
-                panel,
-                series,
-                is_date,
-                width - 16,
-                height - 58 - legend,
-                time_range.epoch_seconds(),
+            chart_w, chart_h, body_class = _chart_size(
+                panel, [s.name for s in series], width, height
             )
+            body = draw.line_chart(
+                panel, series, is_date, chart_w, chart_h, time_range.epoch_seconds()
+            )
+        return (
+            f'<section {attrs}>{head}<div class="{body_class}">{body}</div></section>',
+            queries,
+        )
     else:
         shown = [t for t in tables if t.num_rows]
         body = (
