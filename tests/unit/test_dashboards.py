@@ -731,3 +731,31 @@ def test_a_view_the_lake_lacks_asks_for_a_forced_build(lake, tmp_path):
 def test_no_lake_says_how_to_build_one(tmp_path):
     with pytest.raises(MarketlakeError, match="marketlake run"):
         render_dashboards(tmp_path / "nothing-here")
+
+
+def test_the_page_says_when_its_data_is_synthetic(lake, tmp_path):
+    from marketlake.dashboards.render import SYNTHETIC_BANNER
+    from marketlake.lake.state import load_state, save_state
+
+    page = render_dashboards(lake, out_dir=tmp_path / "synthetic", watchlist=WATCHLIST)
+    text = html.unescape(page.read_text(encoding="utf-8"))
+    assert f"{SYNTHETIC_BANNER} (AMD, NVDA)" in text
+    # The same lake with its state written as a real provider's: no banner.
+    real = tmp_path / "real"
+    shutil.copytree(lake, real)
+    store = LocalStore(real)
+    state = load_state(store)
+    assert state.symbols["NVDA"].source == "synthetic"
+    state.lake_kind = "market"
+    for entry in state.symbols.values():
+        entry.source = "alphavantage"
+    save_state(store, state)
+    page = render_dashboards(real, out_dir=tmp_path / "real-page", watchlist=WATCHLIST)
+    text = html.unescape(page.read_text(encoding="utf-8"))
+    assert "Synthetic data" not in text and 'class="synthetic"' not in text
+    # One synthetic symbol among real ones is named.
+    state = load_state(store)
+    state.symbols["AMD"].source = "synthetic"
+    save_state(store, state)
+    page = render_dashboards(real, out_dir=tmp_path / "mixed", watchlist=WATCHLIST)
+    assert f"{SYNTHETIC_BANNER} (AMD)" in html.unescape(page.read_text(encoding="utf-8"))
