@@ -182,7 +182,8 @@ def test_every_panel_draws_in_chromium_with_no_error_and_no_request(page, tmp_pa
     assert actions["rows"] >= 2, actions
     assert re.search(r"NVDA\s+2024-06-10\s+split\s+10\.00", actions["text"]), actions["text"]
     assert re.search(r"NVDA\s+2024-05-10\s+dividend\s+\$8\.00", actions["text"]), actions["text"]
-    assert "NVDA close, split-adjusted" in shown["Close with SMA 20 and SMA 50"]["text"]
+    price = shown["Split-adjusted close with SMA 20 and SMA 50"]["text"]
+    assert "NVDA SMA 20" in price and "NVDA close" not in price  # adjusted only
     assert "dividend_yield_ttm" in shown["Latest bar per symbol"]["text"]
     # The breadth row: its heading, and its movers: NVDA alone has a bar on the last session.
     assert "Market breadth" in result["text"]

@@ -65,9 +65,10 @@ ROWS = {"Market overview": ["Market breadth"], "Pipeline health": []}
 # The issue's panels, each with the view it reads and the columns it draws.
 PANELS = {
     "Market overview": {
-        "Close with SMA 20 and SMA 50": (
+        "Relative performance": ("price_history", ["trade_date", "symbol", "relative_close"]),
+        "Split-adjusted close with SMA 20 and SMA 50": (
             "price_history",
-            ["trade_date", "symbol", "close", "adj_close", "sma_20", "sma_50"],
+            ["trade_date", "symbol", "adj_close", "sma_20", "sma_50"],
         ),
         "Average price, last 90 days": ("avg_price_90d", ["trade_date", "symbol", "avg_price"]),
         "Daily return": ("price_history", ["trade_date", "symbol", "daily_return"]),
@@ -532,7 +533,7 @@ def test_render_draws_every_panel_into_a_self_contained_page(lake, tmp_path):
     # Field config as Grafana applies it: overrides, line styles, thresholds.
     runs = panels["Build runs per day, by status"]
     assert f'stroke="{draw.NAMED_COLORS["green"]}"' in runs  # the published series
-    assert panels["Close with SMA 20 and SMA 50"].count("stroke-dasharray") >= 4
+    assert panels["Split-adjusted close with SMA 20 and SMA 50"].count("stroke-dasharray") >= 4
     assert panels["RSI 14"].count('class="threshold"') == 2  # 30 and 70
     assert ">up<" in panels["Latest bar per symbol"] or ">down<" in panels["Latest bar per symbol"]
     # Nothing to fetch: no script, stylesheet link, image, frame, font or URL.
@@ -609,7 +610,7 @@ def test_the_splits_and_dividends_panel_lists_the_actions_of_the_range(lake, tmp
     assert f'style="color:{draw.NAMED_COLORS["orange"]}">split<' in body
 
 
-def test_the_close_panel_adds_the_split_adjusted_close(lake, tmp_path, engine):
+def test_the_close_panel_draws_only_the_split_adjusted_close(lake, tmp_path, engine):
     rows = engine.fetch_arrow(
         "SELECT trade_date, close, adj_close FROM price_history WHERE symbol = 'NVDA' "
         "AND trade_date BETWEEN DATE '2024-06-03' AND DATE '2024-06-14' ORDER BY trade_date"
@@ -621,11 +622,17 @@ def test_the_close_panel_adds_the_split_adjusted_close(lake, tmp_path, engine):
     page = render_dashboards(lake, out_dir=tmp_path, watchlist=WATCHLIST).read_text(
         encoding="utf-8"
     )
-    body = panels_in(page)["Close with SMA 20 and SMA 50"]
-    assert body.count('class="series"') == 8  # close, adjusted close and two SMAs, per symbol
-    assert "<title>AMD close, split-adjusted</title>" in body
-    assert "<title>NVDA close, split-adjusted</title>" in body
-    assert "<title>NVDA close</title>" in body
+    body = panels_in(page)["Split-adjusted close with SMA 20 and SMA 50"]
+    assert body.count('class="series"') == 6  # adjusted close and two SMAs, per symbol
+    titles = re.findall(r"<title>([^<]*)</title>", body)
+    assert sorted(titles) == [
+        "AMD",
+        "AMD SMA 20",
+        "AMD SMA 50",
+        "NVDA",
+        "NVDA SMA 20",
+        "NVDA SMA 50",
+    ]
 
 
 def test_the_latest_bar_shows_the_trailing_dividend_yield(lake, tmp_path):
@@ -724,3 +731,31 @@ def test_a_view_the_lake_lacks_asks_for_a_forced_build(lake, tmp_path):
 def test_no_lake_says_how_to_build_one(tmp_path):
     with pytest.raises(MarketlakeError, match="marketlake run"):
         render_dashboards(tmp_path / "nothing-here")
+
+
+def test_the_page_says_when_its_data_is_synthetic(lake, tmp_path):
+    from marketlake.dashboards.render import SYNTHETIC_BANNER
+    from marketlake.lake.state import load_state, save_state
+
+    page = render_dashboards(lake, out_dir=tmp_path / "synthetic", watchlist=WATCHLIST)
+    text = html.unescape(page.read_text(encoding="utf-8"))
+    assert f"{SYNTHETIC_BANNER} (AMD, NVDA)" in text
+    # The same lake with its state written as a real provider's: no banner.
+    real = tmp_path / "real"
+    shutil.copytree(lake, real)
+    store = LocalStore(real)
+    state = load_state(store)
+    assert state.symbols["NVDA"].source == "synthetic"
+    state.lake_kind = "market"
+    for entry in state.symbols.values():
+        entry.source = "alphavantage"
+    save_state(store, state)
+    page = render_dashboards(real, out_dir=tmp_path / "real-page", watchlist=WATCHLIST)
+    text = html.unescape(page.read_text(encoding="utf-8"))
+    assert "Synthetic data" not in text and 'class="synthetic"' not in text
+    # One synthetic symbol among real ones is named.
+    state = load_state(store)
+    state.symbols["AMD"].source = "synthetic"
+    save_state(store, state)
+    page = render_dashboards(real, out_dir=tmp_path / "mixed", watchlist=WATCHLIST)
+    assert f"{SYNTHETIC_BANNER} (AMD)" in html.unescape(page.read_text(encoding="utf-8"))

@@ -10,7 +10,7 @@ timeseries and table. What the renderer uses is imported here.
 from marketlake.dashboards.draw.common import NAMED_COLORS, PALETTE, color, esc
 from marketlake.dashboards.draw.frames import Series, time_series
 from marketlake.dashboards.draw.table import html_table
-from marketlake.dashboards.draw.timeseries import line_chart
+from marketlake.dashboards.draw.timeseries import legend_options, line_chart
 from marketlake.dashboards.draw.units import format_cell, format_number
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "format_cell",
     "format_number",
     "html_table",
+    "legend_options",
     "line_chart",
     "time_series",
 ]

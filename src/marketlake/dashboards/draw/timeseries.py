@@ -11,6 +11,9 @@ from marketlake.dashboards.draw.fields import field_config
 from marketlake.dashboards.draw.frames import Series
 from marketlake.dashboards.draw.units import format_number
 
+# Grafana's default width of a legend placed right of the chart, in pixels.
+RIGHT_LEGEND_WIDTH = 220
+
 
 def _series_color(index: int, item: Series, by_labels: dict) -> str:
     fixed = item.config.get("color") or {}
@@ -40,8 +43,8 @@ def line_chart(
     x_range: tuple[float, float] | None = None,
 ) -> str:
     """One panel's series as an SVG line chart over the dashboard's time range (as Grafana
-    draws it), with axes, grid, thresholds and a legend (HTML, below the SVG, so it wraps).
-    Returns the HTML for the panel body."""
+    draws it), with axes, grid, thresholds and a legend (HTML beside or below the SVG, so it
+    wraps or scrolls on its own). Returns the HTML for the panel body."""
     defaults = field_config(panel, "", "", "number")
     left = [s for s in items if s.config.get("custom.axisPlacement") != "right"]
     right = [s for s in items if s.config.get("custom.axisPlacement") == "right"]
@@ -185,15 +188,49 @@ def line_chart(
         f'<rect class="frame" x="{pad_l}" y="{pad_t}" width="{plot_w}" height="{plot_h}"/>'
     )
     parts.append("</svg>")
-    items_html = []
+    return "".join(parts) + legend_html(legend_options(panel), legend)
+
+
+def legend_options(panel: dict) -> dict:
+    """The panel's legend options as Grafana reads them: list or table, bottom or right."""
+    legend = (panel.get("options") or {}).get("legend") or {}
+    return {
+        "show": legend.get("showLegend", True) and legend.get("displayMode") != "hidden",
+        "table": legend.get("displayMode") == "table",
+        "right": legend.get("placement") == "right",
+        "width": int(legend.get("width") or RIGHT_LEGEND_WIDTH),
+    }
+
+
+def legend_html(options: dict, legend: list) -> str:
+    """Every series' entry, none cut off: a list that wraps (bottom), or a table (Grafana's
+    table mode) that scrolls inside its own area; page.css puts a right legend below the chart
+    on a narrow screen."""
+    if not options["show"]:
+        return ""
+    entries = []
     for stroke, dash, name, last, unit, decimals in legend:
-        line = f'stroke="{stroke}" stroke-width="3"' + (
-            f' stroke-dasharray="{"4 3" if dash else ""}"' if dash else ""
+        line = f'stroke="{stroke}" stroke-width="3"' + (' stroke-dasharray="4 3"' if dash else "")
+        swatch = (
+            f'<svg class="swatch" viewBox="0 0 16 6"><line x1="0" y1="3" x2="16" y2="3" {line}/>'
+            "</svg>"
         )
         value = "" if last is None else format_number(last, unit, decimals)
-        items_html.append(
-            f'<span class="legend-item"><svg class="swatch" viewBox="0 0 16 6">'
-            f'<line x1="0" y1="3" x2="16" y2="3" {line}/></svg>{esc(name)}'
-            f'<span class="legend-value">{esc(value)}</span></span>'
+        entries.append((swatch, name, value))
+    if options["table"]:
+        rows = "".join(
+            f'<tr class="legend-item"><td>{swatch}{esc(name)}</td>'
+            f'<td class="num legend-value">{esc(value)}</td></tr>'
+            for swatch, name, value in entries
         )
-    return "".join(parts) + f'<div class="legend">{"".join(items_html)}</div>'
+        body = '<table class="legend-table"><thead><tr><th>Name</th><th class="num">Last</th>'
+        body += f"</tr></thead><tbody>{rows}</tbody></table>"
+    else:
+        body = "".join(
+            f'<span class="legend-item">{swatch}{esc(name)}'
+            f'<span class="legend-value">{esc(value)}</span></span>'
+            for swatch, name, value in entries
+        )
+    place = "legend-right" if options["right"] else "legend-bottom"
+    width = f' style="flex-basis:{options["width"]}px"' if options["right"] else ""
+    return f'<div class="legend {place}"{width}>{body}</div>'
