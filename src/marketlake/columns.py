@@ -144,3 +144,39 @@ TABLES: dict[str, dict[str, Column]] = {"daily_prices": DAILY_PRICES}
 def declared(table: str) -> dict[str, Column]:
     """The declared columns of `table` (matched case-insensitively); empty when none are."""
     return TABLES.get(table.lower(), {})
+
+
+# -- the docs: docs/columns.md's table and README's exceptions, between these markers --------
+
+DOC_START, DOC_END = "<!-- columns:start -->", "<!-- columns:end -->"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("*", "\\*")
+
+
+def markdown_table(columns: dict[str, Column] = DAILY_PRICES) -> str:
+    """The columns as a Markdown table: name, unit, definition (and the note, in bold)."""
+    lines = ["| column | unit | definition |", "|---|---|---|"]
+    for name, column in columns.items():
+        meaning = _cell(column.definition)
+        if column.note:
+            meaning += f" **Note: {_cell(column.note)}**"
+        lines.append(f"| `{name}` | {_cell(column.unit)} | {meaning} |")
+    return "\n".join(lines)
+
+
+def markdown_exceptions(columns: dict[str, Column] = DAILY_PRICES) -> str:
+    """The columns whose name misleads about their unit, one bullet each."""
+    return "\n".join(
+        f"- `{name}`: {_cell(column.unit)}; {_cell(column.note)}"
+        for name, column in columns.items()
+        if column.note
+    )
+
+
+def between_markers(text: str) -> str:
+    """What a document holds between DOC_START and DOC_END (stripped), or '' without them."""
+    if DOC_START not in text or DOC_END not in text:
+        return ""
+    return text.split(DOC_START, 1)[1].split(DOC_END, 1)[0].strip()
