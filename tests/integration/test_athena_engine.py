@@ -25,7 +25,8 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from sqlglot import exp
 
-from marketlake.engines.athena import AthenaEngine
+from marketlake.columns import DAILY_PRICES
+from marketlake.engines.athena import AthenaEngine, _commented
 from marketlake.engines.base import Engine
 from marketlake.errors import MarketlakeError, QueryError
 from marketlake.lake import audit as runlog
@@ -544,7 +545,8 @@ def test_publish_is_one_view_switch_over_the_versions_own_table(aws):
     assert sent == [f"CREATE OR REPLACE VIEW daily_prices AS SELECT * FROM {name}"]
     table = aws.glue.get_table(DatabaseName=DATABASE, Name=name)["Table"]
     assert [(k["Name"], k["Type"]) for k in table["PartitionKeys"]] == [("year", "int")]
-    assert table["StorageDescriptor"]["Columns"] == CTAS_COLUMNS
+    # The CTAS table's columns, each declared one with its unit as Comment (columns.py).
+    assert table["StorageDescriptor"]["Columns"] == _commented(CTAS_COLUMNS, DAILY_PRICES)
     assert table["StorageDescriptor"]["Location"] == (
         f"s3://{BUCKET}/curated/daily_prices/version={RUN_A}/"
     )
@@ -623,7 +625,8 @@ def test_publish_takes_new_columns_from_the_ctas_table(aws):
     aws.ctas_columns = [*CTAS_COLUMNS, {"Name": "sma_200", "Type": "double"}]
     write_version(aws, RUN_B, [2024]).publish("daily_prices", version_partitions(RUN_B, [2024]))
     table = aws.glue.get_table(DatabaseName=DATABASE, Name=version_table(RUN_B))["Table"]
-    assert table["StorageDescriptor"]["Columns"] == aws.ctas_columns
+    assert table["StorageDescriptor"]["Columns"] == _commented(aws.ctas_columns, DAILY_PRICES)
+    assert "Comment" not in table["StorageDescriptor"]["Columns"][-1]  # sma_200: undeclared
 
 
 def test_publish_switches_nothing_when_glue_rejects_part_of_a_batch(aws):

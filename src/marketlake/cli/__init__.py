@@ -4,9 +4,9 @@ of command; importing them registers their commands on the app (common.py)."""
 from __future__ import annotations
 
 # Importing a module registers its commands; `--help` lists them in that order (building
-# imports ingesting first): ingest, import, build, rollback, run, then the readers, then
-# tickers (a group of commands).
-from marketlake.cli import building, ingesting, reading, tickers  # noqa: F401
+# imports ingesting first): ingest, import, build, rollback, run, then describe and the
+# other readers, then tickers (a group of commands).
+from marketlake.cli import building, describing, ingesting, reading, tickers  # noqa: F401
 from marketlake.cli.common import app
 
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from marketlake import sqlfiles
+from marketlake.columns import declared
 from marketlake.errors import MarketlakeError, QueryError
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -304,7 +305,7 @@ class AthenaEngine:
             if have == wanted:
                 return  # e.g. a rollback to a kept version: its table, with its own columns
             self._drop_table(name)  # half-made by a publish that failed: made again
-        columns = self._curated_columns()
+        columns = _commented(self._curated_columns(), declared(table))
         location = self.uri(f"curated/{table}/version={self.version_run(partitions)}")
         self._put_table(name, columns, location, sorted(partitions.items()))
 
@@ -437,6 +438,15 @@ class AthenaEngine:
 
 def _glue_columns(schema: pa.Schema) -> list:
     return [{"Name": f.name, "Type": _ARROW_TO_GLUE.get(f.type, "string")} for f in schema]
+
+
+def _commented(columns: list, declaration: dict) -> list:
+    """Glue columns with each declared column's unit and definition as its Comment, which
+    Athena shows (columns.py); an undeclared column keeps what it had."""
+    return [
+        dict(c, Comment=declaration[c["Name"]].comment()) if c["Name"] in declaration else c
+        for c in columns
+    ]
 
 
 def _missing(value) -> bool:
