@@ -7,7 +7,9 @@ from __future__ import annotations
 # imports ingesting first): ingest, import, build, rollback, run, then describe and the
 # other readers, then tickers (a group of commands).
 from marketlake.cli import building, describing, ingesting, reading, tickers  # noqa: F401
-from marketlake.cli.common import app
+from marketlake.cli.common import app, reflow_help
+
+reflow_help(app)
 
 
 def main() -> None:

@@ -65,7 +65,7 @@ TickersOpt = typer.Option(
     "--tickers",
     "-t",
     help="Comma-separated symbols, or ALL: every ticker of the US market (polygon only; one "
-    "request a session). Allstate alone is `ALL,`. [env: MARKETLAKE_TICKERS]",
+    "request a session). Allstate alone is `ALL,`. \\[env: MARKETLAKE_TICKERS]",
 )
 AsOfOpt = typer.Option(
     None,
@@ -78,10 +78,10 @@ ProviderOpt = typer.Option(
     "--provider",
     help="synthetic, alphavantage or polygon. Default: alphavantage when ALPHAVANTAGE_API_KEY "
     "is set, else polygon when POLYGON_API_KEY is set, else synthetic. "
-    "[env: MARKETLAKE_PROVIDER]",
+    "\\[env: MARKETLAKE_PROVIDER]",
 )
 SeedOpt = typer.Option(
-    None, "--seed", help="Seed of the synthetic market. [env: MARKETLAKE_SEED, default 42]"
+    None, "--seed", help="Seed of the synthetic market. \\[env: MARKETLAKE_SEED, default 42]"
 )
 ForceOpt = typer.Option(
     False, "--force", help="Build even when neither raw data nor SQL changed (a full build)."
@@ -103,7 +103,7 @@ def _root(
         # No [/prefix] here: help text is rich markup, where that is a closing tag.
         help="The lake: a directory, or s3://bucket (or s3://bucket/prefix) for the deployed "
         "lake (every command but run, dashboards and tickers). "
-        "[env: MARKETLAKE_HOME, default ./lake]",
+        "\\[env: MARKETLAKE_HOME, default ./lake]",
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
 ) -> None:
@@ -143,6 +143,21 @@ def _settings(remote: bool = False, **overrides) -> Settings:
         ctx = click.get_current_context(silent=True)
         _refuse_remote(ctx.info_name if ctx and ctx.info_name else "this command")
     return settings
+
+
+def reflow_help(typer_app: typer.Typer) -> None:
+    """Each command's help as paragraphs: Typer (0.29) keeps a docstring's line breaks after
+    its first paragraph, so a terminal narrower than the source wrapped each line raggedly.
+    A blank line still starts a paragraph."""
+    import inspect
+
+    for info in typer_app.registered_commands:
+        text = info.help or inspect.getdoc(info.callback) or ""
+        if text:
+            info.help = "\n\n".join(" ".join(part.split()) for part in text.split("\n\n"))
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)
 
 
 def _fail(message: str) -> NoReturn:
