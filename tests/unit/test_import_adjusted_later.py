@@ -139,3 +139,10 @@ def test_a_history_file_ending_before_a_recorded_split_it_cannot_show_is_refused
     assert "the lake records a 2:1 split on 2024-09-03 after this file's last row " in message
     assert "(2024-06-28) that its Stock Splits column does not show" in message
     assert "so its amounts may be half of those paid; nothing was imported" in message
+
+
+def test_a_history_file_whose_stock_splits_column_lacks_a_recorded_split_is_refused():
+    text = yahoo_history_dividends().replace(",10.0\n", ",0.0\n")  # the split not shown
+    assert ",10.0" not in text
+    message = refusal(lambda: dividends(text))
+    assert "records a 10:1 split on 2024-06-10 within its dates that its Stock Splits" in message

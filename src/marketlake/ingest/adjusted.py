@@ -355,7 +355,7 @@ def dividends_as_paid(
     )
     if unshown:
         split = min(unshown, key=lambda s: s.day)
-        where = f"after this file's last row ({last})" if split.day > last else "inside it"
+        where = f"after this file's last row ({last})" if split.day > last else "within its dates"
         raise MarketlakeError(
             f"{name}: Yahoo's dividends are adjusted for splits up to the day they were "
             f"downloaded, and the lake records {_named([split])} {where} that its Stock "
