@@ -23,7 +23,15 @@ What is checked, before anything lands:
   split after the file's last day, which the file cannot undo) and the undone prices then
   jump at every split; otherwise it is refused.
 
-Where no split the lake knows falls inside the file's span, nothing can be told.
+Where no split the lake knows falls inside the file's span, nothing can be told from the
+prices. But a file shaped as Yahoo's (an `Adj Close` column, `Dividends` and `Stock Splits`
+columns, or yfinance download()'s two-row header) is adjusted for every split up to the day
+it was downloaded, which is unknown: with a split the lake records (far enough from 1 to
+tell) dated after its last bar, it is refused. A plain file says nothing of adjustment.
+
+Yahoo's dividend amounts are split-adjusted alike (dividends_as_paid): a yfinance history()
+file's are multiplied back by the factors of its own Stock Splits column dated after them;
+a `Date,Dividends` download is refused when the lake records a split after a dividend of it.
 """
 
 from __future__ import annotations
@@ -241,6 +249,7 @@ def as_traded(
     known = _known(own, recorded)
     missing = missing_jumps(series, known)
     if not missing:
+        _refuse_later_split(data, name, series[-1][0], recorded)
         return bars, ""
     unexplained = [s for s in known if s.day > first and not any(_same(s, o) for o in own)]
     if found.splits is None or unexplained:
@@ -248,6 +257,7 @@ def as_traded(
             f"{name}: its prices are split-adjusted (no jump at {_describe(missing[0])}); "
             "nothing was imported. " + _DO_INSTEAD
         )
+    # (A recorded split after the last bar is in `unexplained`: refused above.)
     undone = undo_splits(bars, own)
     still = missing_jumps(_series(undone), known, undone=True)
     if still:
@@ -259,3 +269,106 @@ def as_traded(
     done = [s for s in own if s.day > first]
     which = f"{len(done)} splits, {done[0].day} .. {done[-1].day}" if len(done) > 1 else ""
     return undone, f"the split adjustment undone ({which or _describe(done[0])})"
+
+
+def yahoo_shaped(table) -> bool:
+    """Yahoo's web download (Adj Close), yfinance's history() (Dividends and Stock Splits) or
+    download() (its Ticker row): prices split-adjusted as of an unknown download day."""
+    history = table.has("dividends") and table.has("stock splits")
+    return table.has("adj close") or history or bool(table.tickers)
+
+
+def _telling(splits: list[Split]) -> list[Split]:
+    return [s for s in splits if abs(math.log(s.factor)) > DETECTABLE]
+
+
+def _share(factors: list[float]) -> str:
+    """What share of the real value adjusted ones may be: "a tenth of", "4 times"."""
+    by = Fraction(math.prod(factors)).limit_denominator(1000)
+    if by > 1:
+        words = {2: "half", 3: "a third", 4: "a quarter", 10: "a tenth"}
+        if by.denominator == 1 and by.numerator in words:
+            return f"{words[by.numerator]} of"
+        return f"{1 / by} of"
+    return f"{float(1 / by):g} times"
+
+
+def _named(splits: list[Split]) -> str:
+    more = f" (and {len(splits) - 1} later)" if len(splits) > 1 else ""
+    return f"a {ratio(splits[0].factor)} split on {splits[0].day}{more}"
+
+
+def _refuse_later_split(data: bytes, name: str, last: dt.date, recorded: list[Split]) -> None:
+    """A Yahoo-shaped file is adjusted for the splits up to its unknown download day: one
+    the lake records after its last bar may be in its prices, and cannot be undone."""
+    later = sorted(_telling([s for s in recorded if s.day > last]), key=lambda s: s.day)
+    if not later or not yahoo_shaped(read_table(data, name)):
+        return
+    raise MarketlakeError(
+        f"{name}: Yahoo's prices are adjusted for splits up to the day they were downloaded, "
+        f"and the lake records {_named(later)} after this file's last bar ({last}), so its "
+        f"prices may be {_share([s.factor for s in later])} those traded; nothing was "
+        "imported. Import unadjusted prices (e.g. from your broker or the vendor), or a "
+        "yfinance history(auto_adjust=False).to_csv() export that runs to today"
+    )
+
+
+def _scaled_amount(text, by: Decimal) -> object:
+    try:
+        return format(Decimal(str(text).strip()) * by, "f")
+    except InvalidOperation:
+        return text  # validation's to judge
+
+
+def dividends_as_paid(
+    data: bytes, name: str, rows: pd.DataFrame, recorded: list[Split]
+) -> pd.DataFrame:
+    """read_actions_csv's dividend rows (date, value as text) as paid, or the one-line
+    refusal of Yahoo's split-adjusted amounts that cannot be undone (see the module's
+    docstring). `recorded`: the splits the lake records of the symbol. A file with no
+    `Dividends` column (date,amount) is taken as paid."""
+    table = read_table(data, name)
+    if not table.has("dividends") or table.has("amount"):
+        return rows
+    days = [fields.date_or_none(d) for d in rows["date"]]
+    paid = sorted(d for d in days if d is not None)
+    if not paid:
+        return rows
+    if not table.has("stock splits"):
+        later = _telling([s for s in recorded if s.day > paid[0]])
+        if later:
+            split = min(later, key=lambda s: s.day)
+            before = max(d for d in paid if d < split.day)
+            raise MarketlakeError(
+                f"{name}: Yahoo's dividends are adjusted for splits up to the day they were "
+                f"downloaded, and the lake records {_named([split])} after its dividend of "
+                f"{before}, so that amount may be {_share([split.factor])} the one paid; "
+                "nothing was imported. Import the vendor's unadjusted dividends, or the "
+                "dividends as paid as date,amount"
+            )
+        return rows
+    own = [Split(d, f) for d, f in _column(table, "stock splits", name, fields.parse_split_factor)]
+    date_key = next(c for c in DATE_COLUMNS if table.has(c))
+    last = max(d for d in map(fields.date_or_none, date_texts(table, date_key)) if d)
+    unshown = _telling(
+        [s for s in recorded if s.day > paid[0] and not any(_same(s, o) for o in own)]
+    )
+    if unshown:
+        split = min(unshown, key=lambda s: s.day)
+        where = f"after this file's last row ({last})" if split.day > last else "within its dates"
+        raise MarketlakeError(
+            f"{name}: Yahoo's dividends are adjusted for splits up to the day they were "
+            f"downloaded, and the lake records {_named([split])} {where} that its Stock "
+            f"Splits column does not show, so its amounts may be {_share([split.factor])} "
+            "those paid; nothing was imported. Import the vendor's unadjusted dividends, or "
+            "a yfinance history(auto_adjust=False).to_csv() export that runs to today"
+        )
+    out = rows.copy()
+    for index, day in zip(out.index, days):
+        by = Decimal(1)
+        for split in own:
+            if day is not None and split.day > day:
+                by *= Decimal(repr(split.factor))
+        if by != 1:
+            out.at[index, "value"] = _scaled_amount(out.at[index, "value"], by)
+    return out

@@ -186,6 +186,11 @@ def _read_bars(
     return loaded
 
 
+def _recorded_splits(store: ObjectStore, symbol: str) -> list[adjusted.Split]:
+    known = actions.current(store, actions.SPLITS, symbol)
+    return [adjusted.Split(d, v) for d, v in zip(known["date"], known["value"])]
+
+
 def _as_traded(
     store: ObjectStore, loaded: list[tuple[Path, str, bytes, pd.DataFrame, int]]
 ) -> tuple[list[tuple[Path, str, bytes, pd.DataFrame, int]], dict[str, str]]:
@@ -194,9 +199,7 @@ def _as_traded(
     of what was undone, per symbol."""
     out, notes = [], {}
     for path, name, data, bars, early in loaded:
-        known = actions.current(store, actions.SPLITS, name)
-        recorded = [adjusted.Split(d, v) for d, v in zip(known["date"], known["value"])]
-        traded, note = adjusted.as_traded(data, path.name, bars, recorded)
+        traded, note = adjusted.as_traded(data, path.name, bars, _recorded_splits(store, name))
         out.append((path, name, data, traded, early))
         if note:
             notes[name] = note
@@ -365,6 +368,9 @@ def run_import_actions(
     for path, name, data in _read_files(files, symbol):
         file_name = Path(path).name
         rows = read_actions_csv(data, file_name, kind, name, _named_by(symbol))
+        if action is actions.DIVIDENDS:
+            # Yahoo's amounts are split-adjusted: as paid, or refused (ingest.adjusted).
+            rows = adjusted.dividends_as_paid(data, file_name, rows, _recorded_splits(store, name))
         valid, rejected = _judge_action_file(settings, action, rows, file_name, session)
         loaded.append((file_name, name, valid, rejected))
     if not replace:
