@@ -162,6 +162,7 @@ data "aws_iam_policy_document" "ingest" {
       "${aws_s3_bucket.lake.arn}/state/recent_bars/*",
       "${aws_s3_bucket.lake.arn}/state/raw_landed/*", # each raw object's rows and digest
       "${aws_s3_bucket.lake.arn}/audit/ingest_runs/*",
+      "${aws_s3_bucket.lake.arn}/audit/ingest_quarantine/*", # the bars it quarantined
     ]
   }
 

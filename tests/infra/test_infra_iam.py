@@ -18,6 +18,7 @@ from infra_contract import (
 from marketlake import lock
 from marketlake.lake import audit as runlog
 from marketlake.lake import raw
+from marketlake.storage import LocalStore
 from marketlake.wap import pipeline as wap
 from marketlake.wap import versions
 
@@ -83,6 +84,23 @@ def test_the_lambda_writes_only_its_zones():
     assert resources_for("ingest", "s3:DeleteObject") == [
         f"${{aws_s3_bucket.lake.arn}}/{lock.LOCK_KEY}"
     ]
+
+
+def test_the_ingests_audit_objects_are_written_by_the_lambda_and_read_by_the_views(tmp_path):
+    """Keys the ingest's own writers make (its run log, the bars it quarantined): the Lambda
+    may put them, and the Glue job (whose Athena queries read the views over them) and
+    Grafana may get them."""
+    store = LocalStore(tmp_path)
+    moment = dt.datetime(2024, 7, 3, 21, 0, tzinfo=dt.timezone.utc)
+    quarantined = runlog.write_ingest_quarantine(
+        store, [{"symbol": "NVDA", "reason": "open is not positive"}], "ingest", "x", "k", moment
+    )
+    logged = f"{runlog.INGEST_RUNS_PREFIX}/{runlog.new_run_id(moment)}.parquet"
+    for key in (quarantined, logged):
+        assert covers(resources_for("ingest", "s3:PutObject"), key), f"the Lambda writes {key}"
+        assert covers(resources_for("glue_job", "s3:GetObject"), key), f"the build reads {key}"
+        grafana = resources_for("grafana_lake_read", "s3:GetObject")
+        assert covers(grafana, key), f"Grafana's Athena queries read {key}"
 
 
 def test_both_runners_may_take_renew_and_release_the_lakes_lock():

@@ -35,6 +35,8 @@ from marketlake.aws import glue_job as job
 from marketlake.config import Settings, default
 from marketlake.engines.athena import AthenaEngine
 from marketlake.errors import BuildBlocked, ConfigError, QueryError
+from marketlake.ingest.landing import quarantine_rejected
+from marketlake.ingest.report import IngestReport
 from marketlake.lake import raw
 from marketlake.lake.state import record_landed
 from marketlake.providers.synthetic import SyntheticProvider
@@ -406,6 +408,52 @@ def test_a_raw_object_that_lost_rows_on_s3_blocks_the_build_naming_it(lake):
         lake.build(SECOND_NOW)
     assert lake.read("SELECT count(*) AS n FROM daily_prices").loc[0, "n"] == first_rows
     assert lake.audit("pipeline_runs")["status"].tolist() == ["published", "blocked"]
+
+
+def test_athenas_quarantine_log_reads_the_ingests_quarantines_beside_the_builds(lake):
+    """Bars the ingest quarantined on S3 (audit/ingest_quarantine, written as the Lambda
+    writes it) and bars the build's row checks kept out, in one view through Athena."""
+    lake.land(FIRST_INGEST, FIRST_BARS, ingested(FIRST_INGEST), bad_every=50)  # 2%: publishes
+    moment = dt.datetime(2024, 2, 1, 22, 15, tzinfo=UTC)
+    report = IngestReport("alphavantage", moment, dt.date(2024, 1, 31), FIRST_INGEST)
+    rejected = pd.DataFrame(
+        [
+            {
+                "trade_date": "2024-01-30",
+                "open": "1",
+                "high": "2",
+                "low": "1",
+                "close": "1",
+                "volume": "-5",
+                "reason": "volume is negative",
+            }
+        ]
+    )
+    key = quarantine_rejected(lake.store, report, "AAA", rejected, "alphavantage", moment)
+    assert lake.keys("audit/ingest_quarantine/")
+
+    lake.run_job()
+    assert "ingest_quarantine" in lake.tables()
+    log = lake.read(
+        "SELECT stage, source, symbol, trade_date, volume, reason, quarantine_key, "
+        "quarantined_at FROM quarantine_log ORDER BY stage, symbol, trade_date"
+    )
+    ingest = log[log["stage"] == "ingest"].to_dict("records")
+    assert ingest == [
+        {
+            "stage": "ingest",
+            "source": "alphavantage",
+            "symbol": "AAA",
+            "trade_date": dt.date(2024, 1, 30),
+            "volume": "-5",
+            "reason": "volume is negative",
+            "quarantine_key": key,
+            "quarantined_at": pd.Timestamp("2024-02-01 22:15:00"),
+        }
+    ]
+    builds = log[log["stage"] == "build"]
+    assert len(builds) and set(builds["symbol"]) == set(SYMBOLS)
+    assert builds["reason"].str.contains("high_is_highest").any()
 
 
 def test_a_blocked_first_build_publishes_nothing_and_alerts(lake):

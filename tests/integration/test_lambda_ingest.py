@@ -20,6 +20,7 @@ from pathlib import Path
 
 import boto3
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from av_fake_server import (
     ERROR_INVALID_SYMBOL,
@@ -203,6 +204,20 @@ def test_raw_objects_land_in_s3_at_the_same_keys_as_the_local_lake(cloud, tmp_pa
     for key in (k for k in s3_keys if k.startswith("raw/")):
         assert without_time(cloud.get(key)) == without_time(store.get_bytes(key))
     assert cloud.state().watermark("CCC") == S1
+
+
+def test_a_quarantined_bar_is_logged_in_the_audit_zone_for_the_dashboard(cloud):
+    with_bad_bar = json.loads(daily_json("CCC", COMPACT1))
+    with_bad_bar["Time Series (Daily)"]["2024-07-01"]["5. volume"] = "-1"
+    cloud.server.default.queues["CCC"] = [Reply(with_bad_bar)]
+
+    assert cloud.invoke()["quarantined"] == 1
+    (key,) = cloud.object_keys("audit/ingest_quarantine/")
+    (row,) = pq.read_table(io.BytesIO(cloud.get(key))).to_pylist()
+    assert (row["stage"], row["source"], row["symbol"]) == ("ingest", "alphavantage", "CCC")
+    assert (row["trade_date"], row["volume"]) == (dt.date(2024, 7, 1), "-1")
+    assert row["reason"] == "volume is negative"
+    assert row["quarantine_key"] in cloud.object_keys("quarantine/daily_prices/")
 
 
 @pytest.mark.parametrize(

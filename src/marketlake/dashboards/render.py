@@ -51,7 +51,11 @@ STYLESHEET = "page.css"  # the page's style, a file of this package
 # What "now" is for a dashboard's default time range: the newest moment it has data for.
 # The pipeline's runs happen after the newest bar (and, with --as-of, years later).
 ANCHORS = {
-    "marketlake-pipeline": [("pipeline_runs", "started_at"), ("ingest_runs", "started_at")],
+    "marketlake-pipeline": [
+        ("pipeline_runs", "started_at"),
+        ("ingest_runs", "started_at"),
+        ("ingest_quarantine", "quarantined_at"),  # an import logs no run, only this
+    ],
 }
 DEFAULT_ANCHOR = [("daily_prices", "trade_date")]
 

@@ -12,7 +12,7 @@ from marketlake import fields
 from marketlake.errors import MarketlakeError
 from marketlake.ingest.report import FETCHED, NO_NEW_BARS, IngestReport, SymbolResult
 from marketlake.ingest.validate import split_valid
-from marketlake.lake import integrity, raw
+from marketlake.lake import audit, integrity, raw
 from marketlake.lake.state import (
     IngestState,
     bar_digests,
@@ -101,12 +101,21 @@ def quarantine_stamp(moment: dt.datetime) -> str:
 def quarantine_rejected(store, report, symbol, rejected, source, moment) -> str:
     """The rejected bars with their reasons, as one CSV object; returns its key. Bars of
     many symbols (a whole-market answer) keep their own symbol column; `symbol` then names
-    the object."""
+    the object. Each bar is also logged in the audit table ingest_quarantine, which the
+    pipeline-health dashboard reads (it cannot read quarantine/ objects)."""
     key = raw.quarantine_key(report.ingest_date, symbol, quarantine_stamp(moment), "csv")
     rejected = rejected.assign(source=source)
     if "symbol" not in rejected.columns:
         rejected.insert(0, "symbol", symbol)
     store.put_bytes(key, rejected.to_csv(index=False).encode())
+    rows = [
+        dict(row, trade_date=fields.date_or_none(row.get("trade_date")))
+        for row in rejected.to_dict("records")
+    ]
+    # An import lands as source "import" (importer.SOURCE), whether its bars come through
+    # land_bars (strict) or a whole refused file through refuse_batch.
+    stage = "import" if source == "import" else "ingest"
+    audit.write_ingest_quarantine(store, rows, stage, source, key, moment)
     return key
 
 

@@ -1,5 +1,6 @@
 """The audit zone: pipeline_runs, dq_results, quarantined_rows and ingest_runs, one Parquet
-object per run, written by the build and the ingest alike."""
+object per run, written by the build and the ingest alike; ingest_quarantine, one object per
+batch of bars the ingest or an import quarantined."""
 
 from __future__ import annotations
 
@@ -8,18 +9,23 @@ import datetime as dt
 import io
 import json
 import secrets
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from marketlake.sqlfiles import Severity
 from marketlake.storage import ObjectStore
+
+if TYPE_CHECKING:
+    # Only a type: sqlfiles imports sqlglot, which the ingest Lambda's zip does not carry,
+    # and the ingest writes its audit tables through this module.
+    from marketlake.sqlfiles import Severity
 
 PIPELINE_RUNS_PREFIX = "audit/pipeline_runs"
 DQ_RESULTS_PREFIX = "audit/dq_results"
 QUARANTINED_ROWS_PREFIX = "audit/quarantined_rows"
 INGEST_RUNS_PREFIX = "audit/ingest_runs"
+INGEST_QUARANTINE_PREFIX = "audit/ingest_quarantine"
 
 PIPELINE_RUNS_SCHEMA = pa.schema(
     [
@@ -215,6 +221,62 @@ def write_ingest_run(store: ObjectStore, row: dict) -> None:
     store.put_bytes(f"{INGEST_RUNS_PREFIX}/{row['run_id']}.parquet", _parquet_bytes(table))
 
 
+INGEST_QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("quarantined_at", pa.timestamp("ms")),
+        ("stage", pa.string()),  # "ingest" (a provider's answer) or "import" (a CSV file)
+        ("source", pa.string()),  # the provider, or "import"
+        ("symbol", pa.string()),
+        ("trade_date", pa.date32()),  # NULL when the date could not be read
+        # As received: a value that could not be parsed is often why the bar is here.
+        ("open", pa.string()),
+        ("high", pa.string()),
+        ("low", pa.string()),
+        ("close", pa.string()),
+        ("volume", pa.string()),
+        ("reason", pa.string()),
+        ("quarantine_key", pa.string()),  # the quarantine/ object the bars are kept in
+    ]
+)
+
+
+def _text(value) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):  # NaN -> NULL
+        return None
+    return str(value)
+
+
+def write_ingest_quarantine(
+    store: ObjectStore,
+    rows: list[dict],
+    stage: str,
+    source: str,
+    quarantine_key: str,
+    moment: dt.datetime,
+) -> str:
+    """One object for the bars one ingest or import step quarantined (each a dict with
+    symbol, trade_date as a date or None, the bar's values as received, reason), so the
+    pipeline-health dashboard lists them beside the build's; returns its key."""
+    at = _naive_utc(moment)
+    records = [
+        {
+            "quarantined_at": at,
+            "stage": stage,
+            "source": source,
+            "symbol": _text(row.get("symbol")),
+            "trade_date": row.get("trade_date"),
+            **{name: _text(row.get(name)) for name in ("open", "high", "low", "close", "volume")},
+            "reason": _text(row.get("reason")),
+            "quarantine_key": quarantine_key,
+        }
+        for row in rows
+    ]
+    table = pa.Table.from_pylist(records, schema=INGEST_QUARANTINE_SCHEMA)
+    key = f"{INGEST_QUARANTINE_PREFIX}/{new_run_id(moment)}.parquet"
+    store.put_bytes(key, _parquet_bytes(table))
+    return key
+
+
 def set_aside(store: ObjectStore, key: str) -> str:
     """Move an audit object that cannot be read to quarantine/KEY (e.g.
     quarantine/audit/pipeline_runs/RUN.parquet): left in place, it fails every read of its
@@ -233,4 +295,5 @@ AUDIT_TABLES = {
     "dq_results": (DQ_RESULTS_PREFIX, DQ_RESULTS_SCHEMA),
     "quarantined_rows": (QUARANTINED_ROWS_PREFIX, QUARANTINED_ROWS_SCHEMA),
     "ingest_runs": (INGEST_RUNS_PREFIX, INGEST_RUNS_SCHEMA),
+    "ingest_quarantine": (INGEST_QUARANTINE_PREFIX, INGEST_QUARANTINE_SCHEMA),
 }

@@ -83,4 +83,13 @@ def format_cell(value, unit: str | None = None, decimals: int | None = None) -> 
         return value.isoformat()
     if isinstance(value, (int, float)):
         return format_number(value, unit, decimals)
+    if isinstance(value, str) and (unit or decimals is not None):
+        # Grafana formats text that reads as a number as that number (quarantine_log keeps
+        # bars as received, so its prices are text).
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if math.isfinite(number):
+            return format_number(number, unit, decimals)
     return str(value)
