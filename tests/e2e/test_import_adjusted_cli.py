@@ -13,10 +13,9 @@ import io
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import import_samples as samples
-from marketlake.cli import app
+from import_cli import clear_settings, marketlake, ok, refused
 
 pytestmark = pytest.mark.e2e
 
@@ -27,31 +26,7 @@ BEFORE = dt.date(2024, 6, 7)  # NVDA's last session before its split
 
 @pytest.fixture(autouse=True)
 def environment(monkeypatch, tmp_path):
-    """None of the caller's settings; the working directory is tmp_path."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(("MARKETLAKE_", "ALPHA", "POLYGON_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
-def marketlake(tmp_path: Path, *args: str):
-    return CliRunner().invoke(app, ["--home", str(tmp_path / "lake"), *args])
-
-
-def ok(result) -> str:
-    assert result.exit_code == 0, f"{result.output}\n{result.stderr}"
-    return result.stdout
-
-
-def refused(result) -> str:
-    """The one `error: ...` line of a command that exited 1 with nothing on stdout."""
-    assert result.exit_code == 1, f"{result.output}\n{result.stderr}"
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
+    clear_settings(monkeypatch, tmp_path)
 
 
 def write(path: Path, text: str) -> Path:

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 import import_samples as samples
+from import_cli import clear_settings, marketlake, ok, refused
 from marketlake.cli import app
 from marketlake.lake import actions
 from marketlake.storage import LocalStore
@@ -26,31 +27,7 @@ SPAN = f"({SESSIONS[0]} .. {SESSIONS[-1]})"
 
 @pytest.fixture(autouse=True)
 def environment(monkeypatch, tmp_path):
-    """None of the caller's settings; the working directory is tmp_path."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(("MARKETLAKE_", "ALPHA", "POLYGON_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
-def marketlake(tmp_path: Path, *args: str):
-    return CliRunner().invoke(app, ["--home", str(tmp_path / "lake"), *args])
-
-
-def ok(result) -> str:
-    assert result.exit_code == 0, f"{result.output}\n{result.stderr}"
-    return result.stdout
-
-
-def refused(result) -> str:
-    """The one `error: ...` line of a command that exited 1 with nothing on stdout."""
-    assert result.exit_code == 1, f"{result.output}\n{result.stderr}"
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
+    clear_settings(monkeypatch, tmp_path)
 
 
 def written(tmp_path: Path) -> list[Path]:
