@@ -169,8 +169,3 @@ def test_a_new_lake_has_no_tickers_until_its_first_run(home):
     ok(cli(home, "tickers", "add", "SPY"))  # or set them before it
     ok(cli(home, "ingest", "--as-of", FIRST))
     assert raw_files(home, FIRST) == ["SPY.csv"]
-
-
-def test_an_s3_lake_is_refused_in_one_line(home):
-    result = CliRunner().invoke(app, ["--home", "s3://some-bucket", "tickers", "add", "SPY"])
-    assert "not yet supported" in one_error_line(result)

@@ -347,3 +347,35 @@ def test_verify_reads_the_bucket_and_names_a_damaged_object(remote):
     damaged = cli("verify")
     assert damaged.exit_code == 1
     assert key in damaged.stdout
+
+
+# -- tickers ---------------------------------------------------------------------------------
+
+
+def test_tickers_on_s3_change_the_buckets_state_under_its_lock(remote):
+    built(remote)  # the Lambda's state: AAA and BBB, no list of tickers recorded
+    listed = cli("tickers", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "AAA" in listed.stdout and "BBB" in listed.stdout
+    added = cli("tickers", "add", "CCC")
+    assert added.exit_code == 0, added.output
+    assert "Terraform's `tickers`" in added.stdout  # the Lambda's are not these
+    assert "CCC" in (load_state(remote.store).universe or [])
+    assert LOCK_KEY not in remote.keys("state/")
+    with store_lock(remote.store, "glue job marketlake-wap run jr_7"):
+        assert "jr_7" in one_error_line(cli("tickers", "remove", "CCC"))
+    assert "CCC" in (load_state(remote.store).universe or [])
+
+
+def test_a_purge_on_s3_holds_for_the_deployed_build(remote, monkeypatch):
+    monkeypatch.setattr("marketlake.cli.remote.FOLLOW_SECONDS", 0)
+    built(remote)
+    purged = cli("tickers", "remove", "BBB", "--purge")
+    assert purged.exit_code == 0, purged.output
+    assert f"next: marketlake --home s3://{BUCKET}/ build" in purged.stdout
+    assert "BBB" in load_state(remote.store).purged
+    result = cli("build")
+    assert result.exit_code == 0, result.output
+    symbols = remote.read("SELECT DISTINCT symbol FROM daily_prices ORDER BY symbol")
+    assert list(symbols["symbol"]) == ["AAA"]
+    assert remote.keys("raw/daily_prices/")  # raw kept, for audit

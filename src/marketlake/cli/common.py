@@ -53,8 +53,6 @@ LOCAL_ONLY = {
     "`marketlake --home {home} ingest` lands a backfill and starts the build",
     "dashboards": "the deployed lake's dashboards are in Grafana (`terraform -chdir=terraform "
     "output grafana_url`); `marketlake dashboards` renders a local lake's",
-    "tickers": "the deployed lake's tickers are Terraform's var.tickers (the Lambda's "
-    "MARKETLAKE_TICKERS); keeping them in an S3 lake is not yet supported",
 }
 
 
@@ -102,7 +100,7 @@ def _root(
         "--home",
         # No [/prefix] here: help text is rich markup, where that is a closing tag.
         help="The lake: a directory, or s3://bucket (or s3://bucket/prefix) for the deployed "
-        "lake (every command but run, dashboards and tickers). "
+        "lake (every command but run and dashboards). "
         "\\[env: MARKETLAKE_HOME, default ./lake]",
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),

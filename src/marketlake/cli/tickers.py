@@ -11,7 +11,9 @@ from marketlake.cli.common import _settings, app, guarded, out
 tickers_app = typer.Typer(
     name="tickers",
     help="The lake's own tickers: what `run` and `ingest` fetch when no --tickers or "
-    "MARKETLAKE_TICKERS is given. The first run sets them; add and remove change them.",
+    "MARKETLAKE_TICKERS is given. The first run sets them; add and remove change them. On "
+    "an S3 lake they are what `ingest --home s3://...` fetches (the scheduled Lambda "
+    "fetches Terraform's `tickers`), and a purge holds for the Glue build too.",
     no_args_is_help=True,
 )
 app.add_typer(tickers_app)
@@ -29,20 +31,46 @@ def _parse(symbols: list[str]) -> tuple[str, ...]:
     return parse_tickers(",".join(symbols))
 
 
-def _change(change) -> None:
-    """Apply `change(state)` to the ingest state under the lake's lock, and save it."""
-    from marketlake.lake.state import load_state, save_state
-    from marketlake.lock import lake_lock
+def _lake(command: str):
+    """(the lake's store, its lock, the --home to name in advice): the local lake, or the
+    deployed one (--home s3://...) under the lock in its bucket."""
+    import contextlib
+
+    from marketlake.lock import lake_lock, store_lock
     from marketlake.storage import LocalStore
 
-    settings = _settings()
-    with lake_lock(settings.home):
-        store = LocalStore(settings.home)
+    settings = _settings(remote=True)
+    if settings.lake_url is None:
+        return LocalStore(settings.home), lambda: lake_lock(settings.home), ""
+    from marketlake.cli.remote import holder, open_lake
+
+    lake = open_lake(settings)
+    if command == "list":
+        return lake.store, contextlib.nullcontext, f"--home {lake.url} "
+    return lake.store, lambda: store_lock(lake.store, holder(command)), f"--home {lake.url} "
+
+
+def _change(command: str, change) -> str:
+    """Apply `change(state)` to the ingest state under the lake's lock, and save it; the
+    --home to name in advice."""
+    from marketlake.lake.state import load_state, save_state
+
+    store, locked, home = _lake(command)
+    with locked():
         state = load_state(store)
         lines = change(state)
         save_state(store, state)
     for line in lines:
         out.print(line)
+    if home:
+        # On AWS the schedule's tickers are Terraform's: say so where it would surprise.
+        out.print(
+            "note: these are what `marketlake " + home + "ingest` fetches; the scheduled "
+            "ingest Lambda fetches Terraform's `tickers` (set it in terraform.tfvars and run "
+            "`make deploy`)",
+            soft_wrap=True,
+        )
+    return home
 
 
 @tickers_app.command("list")
@@ -53,10 +81,9 @@ def list_() -> None:
     from marketlake.config import WHOLE_MARKET
     from marketlake.lake.state import load_state
     from marketlake.lake.universe import universe
-    from marketlake.storage import LocalStore
 
-    settings = _settings()
-    state = load_state(LocalStore(settings.home))
+    store, _, _ = _lake("list")
+    state = load_state(store)
     own = universe(state)
     if own is None:
         out.print(
@@ -94,7 +121,7 @@ def add(symbols: list[str] = SymbolsArg) -> None:
     from marketlake.lake import universe
 
     wanted = _parse(symbols)
-    _change(lambda state: universe.add(state, wanted))
+    _change("tickers add", lambda state: universe.add(state, wanted))
 
 
 @tickers_app.command()
@@ -117,6 +144,6 @@ def remove(
 
     gone = _parse(symbols)
     now = dt.datetime.now(dt.timezone.utc)
-    _change(lambda state: universe.remove(state, gone, purge, now))
+    home = _change("tickers remove", lambda state: universe.remove(state, gone, purge, now))
     if purge:
-        out.print("next: marketlake build")
+        out.print(f"next: marketlake {home}build")
