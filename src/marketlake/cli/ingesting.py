@@ -26,8 +26,11 @@ from marketlake.config import Settings
 from marketlake.errors import MarketlakeError
 
 if TYPE_CHECKING:  # the commands import these when they run: `--help` stays fast
+    from contextlib import AbstractContextManager
+
     from marketlake.ingest.runner import IngestReport
     from marketlake.lake.actions import ActionName
+    from marketlake.storage import ObjectStore
 
 
 def _do_ingest(
@@ -35,15 +38,21 @@ def _do_ingest(
     as_of: str | None,
     refetch: tuple[str, ...] = (),
     refetch_days: tuple[dt.date, ...] = (),
+    store: ObjectStore | None = None,
+    locked: AbstractContextManager | None = None,
 ) -> IngestReport:
+    """The ingest with its progress bar, under the lake's lock; `store` and `locked` are the
+    deployed lake's (cli/remote.py), else the local lake's."""
     from marketlake.ingest.runner import run_ingest
     from marketlake.lock import lake_lock
     from marketlake.sessions import parse_as_of
     from marketlake.storage import LocalStore
 
     moment = parse_as_of(as_of)
-    with lake_lock(settings.home), _progress() as progress:
-        store = LocalStore(settings.home)
+    if store is None:
+        store, locked = LocalStore(settings.home), lake_lock(settings.home)
+    assert locked is not None
+    with locked, _progress() as progress:
         report = run_ingest(
             settings,
             store,

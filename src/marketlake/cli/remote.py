@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from marketlake.cli.common import _escape, _IngestProgress, _progress, err, out
+from marketlake.cli.common import _escape, _progress, err, out
 from marketlake.config import Settings
 from marketlake.errors import MarketlakeError
 
@@ -60,8 +60,7 @@ def ingest(
 ) -> IngestReport:
     """A backfill from a laptop: the same run as the Lambda's, on the same quota state
     (state/ingest_state.json), with no time limit; then the deployed build is started."""
-    from marketlake.cli.ingesting import _print_ingest
-    from marketlake.ingest.runner import run_ingest
+    from marketlake.cli.ingesting import _do_ingest
     from marketlake.lock import store_lock
     from marketlake.sessions import parse_as_of
 
@@ -73,19 +72,10 @@ def ingest(
             "POLYGON_API_KEY (the deployed Lambda's key is in Secrets Manager), or pass "
             "--provider synthetic to land synthetic bars in it on purpose"
         )
-    moment = parse_as_of(as_of)
+    parse_as_of(as_of)  # a bad --as-of is refused before the bucket is reached
     lake = open_lake(settings)
-    with store_lock(lake.store, holder("ingest")), _progress() as progress:
-        report = run_ingest(
-            settings,
-            lake.store,
-            None,
-            moment,
-            observer=_IngestProgress(progress),
-            refetch=refetch,
-            refetch_days=refetch_days,
-        )
-    _print_ingest(report)
+    locked = store_lock(lake.store, holder("ingest"))
+    report = _do_ingest(settings, as_of, refetch, refetch_days, lake.store, locked)
     if report.new_bars or sum(report.actions_landed.values()):
         start_build(lake)
     return report
