@@ -314,7 +314,8 @@ def _utcnow() -> dt.datetime:
 
 
 def build_frames(store: ObjectStore, as_of: dt.datetime | None = None) -> dict[str, pd.DataFrame]:
-    """What the build registers as corporate_splits and corporate_dividends: one row per
+    """What the build registers as corporate_splits, corporate_dividends and
+    corporate_earnings (lake/earnings.py's build_frame). Splits and dividends: one row per
     (symbol, ex_date), the latest copy, of the actions dated on or before the last closed
     session as of `as_of` (the build's start; default now). A later one (an announced
     dividend, or a row an older version landed) waits in raw: once its date has passed, the
@@ -337,4 +338,7 @@ def build_frames(store: ObjectStore, as_of: dt.datetime | None = None) -> dict[s
                 column: pd.Series(list(rows["value"]), dtype="float64"),
             }
         )
+    from marketlake.lake import earnings  # it reads its raw zone through this module
+
+    frames[earnings.TABLE] = earnings.build_frame(store, through)
     return frames

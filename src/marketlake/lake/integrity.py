@@ -1,8 +1,8 @@
 """Every object the lake reads is checked against what was recorded when it was written.
 
-Raw objects (bars, splits, dividends): ingest and import record each one's rows and digest in
-state/raw_landed/ingest_date=D.json as they land it (state.record_landed). Published Parquet:
-the build records each file's digest in the version registry when it publishes. A digest is
+Raw objects (bars, splits, dividends, earnings): ingest and import record each one's rows and
+digest in state/raw_landed/ingest_date=D.json as they land it (state.record_landed). Published
+Parquet: the build records each file's digest in the version registry when it publishes. A digest is
 what the store can tell cheaply (storage.ObjectStore.digests): a local lake hashes the bytes,
 S3 lists the ETags, which S3 changes whenever an object is written.
 
@@ -27,6 +27,7 @@ RAW_ZONES = {
     "daily_prices": "raw/daily_prices/",
     "splits": "raw/splits/",
     "dividends": "raw/dividends/",
+    "earnings": "raw/earnings/",
 }
 # Where a damaged raw object is moved when its data lands again (kept for a look).
 DAMAGED_PREFIX = "quarantine/damaged/"

@@ -118,8 +118,9 @@ def run_build(
         # registry.
         partitions = current.partitions if current else {}
         after_publish([], "the catalog", engine.publish, TABLE, partitions)
-    # Splits and dividends: small, checked and read whole from the raw zone on every build.
-    damages, _ = integrity.verify_raw(store, zones=("splits", "dividends"))
+    # Splits, dividends and earnings: small, checked and read whole from the raw zone on
+    # every build.
+    damages, _ = integrity.verify_raw(store, zones=("splits", "dividends", "earnings"))
     if damages:
         raise BuildBlocked(integrity.raw_blocked(damages, "nothing was built"))
     corporate = actions.build_frames(store, as_of=started)
