@@ -30,6 +30,28 @@
 -- `dividend` row, its place in dividend_yield_ttm and its corporate_actions row are all that
 -- session's. Two dividends that land on one session (a Saturday's and the Monday's) sum:
 -- both go ex there.
+-- Earnings (issue 24): corporate_earnings (symbol, fiscal_date_ending, reported_date,
+-- reported_eps, eps_basis_date), one row per (symbol, quarter), registered by the build from
+-- raw/earnings (lake/earnings.py): reported_eps is on the share basis of eps_basis_date (the
+-- reported_date when as reported; the day it was fetched from a vendor that restates past
+-- quarters for later splits, as Alpha Vantage does).
+-- A report counts from the first session after its reported_date, whatever the time of day
+-- it came out: a session t knows the reports with reported_date < t (t is a session, so that
+-- is the first session after it on). eps_ttm(t) = the sum of the EPS of the four latest
+-- quarters (by fiscal_date_ending) known at t, each put on t's share basis: EPS *
+-- adj_factor(t) / adj_factor(its eps_basis_date), as the dividends are. NULL unless four are
+-- known, they are consecutive (their quarter ends span at most 300 days: three quarters are
+-- ~273, with a missing one ~365) and the newest ended within 365 days before t (reports that
+-- stopped coming leave no stale number). pe_ratio_ttm = close / eps_ttm and
+-- payout_ratio_ttm = dividends gone ex in the trailing 365 days (dividend_yield_ttm's, at t's
+-- scale) / eps_ttm: NULL when eps_ttm is NULL or <= 0 (a loss has no meaningful P/E).
+-- eps_quarter, eps_quarter_end, eps_reported_date: on the symbol's first bar after a report
+-- (the session the market first traded on it), that report's EPS at the session's share
+-- basis, its quarter end and its reported_date; NULL on other rows. Two reports first seen on
+-- one bar (a backlog filed at once) show the newer quarter; eps_ttm counts both.
+-- Each report's state is computed once per (symbol, reported_date) and joined to the bars as
+-- a range (earnings_states), not per bar: bars x reports would be ~100 times the rows.
+--
 -- No ORDER BY: the build writes Parquet partitions, which promise readers no order (Athena's
 -- CTAS writes files in parallel anyway); sorting 5M wide rows added ~10% to the write step.
 --
@@ -184,6 +206,140 @@ trailing_dividends AS (
     GROUP BY b.symbol, b.trade_date
 ),
 
+earnings_reports AS (
+    -- Each report with its EPS at the share scale after the last split (adj_eps, as
+    -- adjusted_dividends' adj_amount): reported_eps / adj_factor(eps_basis_date).
+    SELECT
+        e.symbol,
+        CAST(e.fiscal_date_ending AS DATE) AS fiscal_date_ending,
+        CAST(e.reported_date AS DATE) AS reported_date,
+        e.reported_eps / coalesce(f.factor_before, 1.0) AS adj_eps
+    FROM corporate_earnings AS e
+    LEFT JOIN split_steps AS f
+        ON
+            f.symbol = e.symbol
+            AND CAST(e.eps_basis_date AS DATE) < f.ex_date
+            AND (
+                f.previous_ex_date IS NULL
+                OR CAST(e.eps_basis_date AS DATE) >= f.previous_ex_date
+            )
+),
+
+earnings_known AS (
+    -- At each date a symbol published a report, the quarters known then (every report
+    -- published on or before it), newest quarter first.
+    SELECT
+        k.symbol,
+        k.reported_date AS known_from,
+        q.fiscal_date_ending,
+        q.adj_eps,
+        row_number() OVER (
+            PARTITION BY k.symbol, k.reported_date ORDER BY q.fiscal_date_ending DESC
+        ) AS recency
+    FROM (SELECT DISTINCT symbol, reported_date FROM earnings_reports) AS k
+    INNER JOIN earnings_reports AS q
+        ON q.symbol = k.symbol AND q.reported_date <= k.reported_date
+),
+
+earnings_counts AS (
+    -- The four latest quarters known from known_from on.
+    SELECT
+        symbol,
+        known_from,
+        count(*) AS quarters,
+        sum(adj_eps) AS adj_eps_4q,
+        max(fiscal_date_ending) AS newest_quarter_end,
+        min(fiscal_date_ending) AS oldest_quarter_end
+    FROM earnings_known
+    WHERE recency <= 4
+    GROUP BY symbol, known_from
+),
+
+earnings_states AS (
+    -- ... for the sessions in (known_from, known_until]: known_until is the symbol's next
+    -- reporting date (a self-join, not lead(): the build's lookback analysis refuses windows
+    -- that read later rows, and a symbol has only some hundred reports).
+    SELECT
+        s.symbol,
+        s.known_from,
+        min(n.known_from) AS known_until,
+        s.quarters,
+        s.adj_eps_4q,
+        s.newest_quarter_end,
+        s.oldest_quarter_end
+    FROM earnings_counts AS s
+    LEFT JOIN earnings_counts AS n ON n.symbol = s.symbol AND n.known_from > s.known_from
+    GROUP BY
+        s.symbol,
+        s.known_from,
+        s.quarters,
+        s.adj_eps_4q,
+        s.newest_quarter_end,
+        s.oldest_quarter_end
+),
+
+bar_earnings AS (
+    -- adj_eps_ttm: the four quarters' EPS at the adjusted scale, where they make a TTM.
+    SELECT
+        b.symbol,
+        b.trade_date,
+        CASE
+            WHEN
+                s.quarters = 4
+                AND date_diff('day', s.oldest_quarter_end, s.newest_quarter_end) <= 300
+                AND s.newest_quarter_end >= date_add('day', -365, b.trade_date)
+                THEN s.adj_eps_4q
+        END AS adj_eps_ttm
+    FROM bars AS b
+    INNER JOIN earnings_states AS s
+        ON
+            s.symbol = b.symbol
+            AND s.known_from < b.trade_date
+            AND (s.known_until IS NULL OR b.trade_date <= s.known_until)
+),
+
+report_bars AS (
+    -- Each report on the symbol's first bar after it: the bar whose previous bar is on or
+    -- before reported_date (on the symbol's first bar: a report on or after the session
+    -- before it).
+    SELECT
+        symbol,
+        trade_date,
+        fiscal_date_ending,
+        reported_date,
+        adj_eps
+    FROM (
+        SELECT
+            b.symbol,
+            b.trade_date,
+            r.fiscal_date_ending,
+            r.reported_date,
+            r.adj_eps,
+            row_number() OVER (
+                PARTITION BY b.symbol, b.trade_date ORDER BY r.fiscal_date_ending DESC
+            ) AS pick
+        FROM (
+            SELECT
+                symbol,
+                trade_date,
+                lag(trade_date) OVER (PARTITION BY symbol ORDER BY trade_date) AS previous_date
+            FROM bars
+        ) AS b
+        LEFT JOIN (
+            SELECT
+                session,
+                lag(session) OVER (ORDER BY session) AS previous_session
+            FROM xnys_sessions
+        ) AS x ON x.session = b.trade_date
+        INNER JOIN earnings_reports AS r
+            ON
+                r.symbol = b.symbol
+                AND r.reported_date < b.trade_date
+                AND r.reported_date >= coalesce(b.previous_date, x.previous_session, b.trade_date)
+    ) AS picked
+    WHERE pick = 1
+),
+
 adjusted AS (
     SELECT
         b.symbol,
@@ -198,7 +354,11 @@ adjusted AS (
         b.rsi_seeded,
         coalesce(f.factor_before, 1.0) AS adj_factor,
         coalesce(d.amount, 0.0) AS dividend,
-        coalesce(t.adj_dividends_365d, 0.0) AS adj_dividends_365d
+        coalesce(t.adj_dividends_365d, 0.0) AS adj_dividends_365d,
+        e.adj_eps_ttm,
+        r.adj_eps AS adj_eps_quarter,
+        r.fiscal_date_ending AS eps_quarter_end,
+        r.reported_date AS eps_reported_date
     FROM bars AS b
     LEFT JOIN split_steps AS f
         ON
@@ -207,6 +367,8 @@ adjusted AS (
             AND (f.previous_ex_date IS NULL OR b.trade_date >= f.previous_ex_date)
     LEFT JOIN adjusted_dividends AS d ON d.symbol = b.symbol AND d.ex_date = b.trade_date
     LEFT JOIN trailing_dividends AS t ON t.symbol = b.symbol AND t.trade_date = b.trade_date
+    LEFT JOIN bar_earnings AS e ON e.symbol = b.symbol AND e.trade_date = b.trade_date
+    LEFT JOIN report_bars AS r ON r.symbol = b.symbol AND r.trade_date = b.trade_date
 ),
 
 base AS (
@@ -351,6 +513,12 @@ SELECT
     volume AS adj_volume,
     dividend,
     CASE WHEN close > 0 THEN adj_dividends_365d / close END AS dividend_yield_ttm,
+    adj_eps_ttm * adj_factor AS eps_ttm,
+    CASE WHEN adj_eps_ttm > 0 THEN traded_close / (adj_eps_ttm * adj_factor) END AS pe_ratio_ttm,
+    CASE WHEN adj_eps_ttm > 0 THEN adj_dividends_365d / adj_eps_ttm END AS payout_ratio_ttm,
+    adj_eps_quarter * adj_factor AS eps_quarter,
+    eps_quarter_end,
+    eps_reported_date,
     traded_close - traded_open AS daily_return,
     (traded_open + traded_high + traded_low + traded_close) / 4.0 AS avg_price,
     CASE WHEN prev_close <> 0 THEN 100.0 * (close / prev_close - 1.0) END AS price_change_pct,
