@@ -180,10 +180,9 @@ def _decimals(value: float) -> int:
     return len(text.partition(".")[2])
 
 
-def _same_eps(new: float, old: float, old_basis: dt.date, basis: dt.date, splits) -> bool:
-    """The new EPS is the recorded one put on its share basis (a vendor that restates for
-    splits divides by the split), as precisely as the new number is written."""
-    restated = old / _split_ratio(splits, old_basis, basis)
+def _same_eps(new: float, restated: float) -> bool:
+    """The same EPS, as precisely as the new number is written (a vendor that restates for
+    splits rounds the quotient: NVDA's 2006 EPS is 0.0038)."""
     return abs(new - restated) <= 0.5 * 10 ** -_decimals(new) + 1e-12
 
 
@@ -207,14 +206,25 @@ def _check_changes(
                 continue
             old_day, old_eps, old_basis = on_record[fiscal]
             basis = eps_as_of or day
-            if old_day == day and _same_eps(float(eps), old_eps, old_basis, basis, splits):
+            ratio = _split_ratio(splits, old_basis, basis)
+            restated = old_eps / ratio
+            if old_day == day and _same_eps(float(eps), restated):
                 continue
             before = f"reported {old_day}, EPS {actions.number_text(old_eps)}"
+            hint = ""
+            if ratio != 1:
+                shown = actions.number_text(round(restated, 10))
+                before += f" ({shown} on the share basis of {basis})"
+                if eps_as_of is None:
+                    hint = (
+                        "; or, if the file's EPS are restated for later splits, pass "
+                        "--eps-as-of with the day it was downloaded"
+                    )
             after = f"reported {day}, EPS {actions.number_text(eps)}"
             raise MarketlakeError(
                 f"{file_name}: {symbol}'s quarter ending {fiscal} is on record as {before}, "
                 f"this file says {after}; nothing was imported. Pass --replace if the new "
-                "one is right"
+                f"one is right{hint}"
             )
 
 
