@@ -194,6 +194,11 @@ def test_a_changed_report_needs_replace(home, tmp_path):
             "Q1,April,1.68\nQ2,July,2\n",
             "none of its 2 rows is usable (the first, the quarter ending 'Q1': fiscal_date_ending",
         ),
+        (
+            "2024-03-31,2024-06-15,1.68\n",
+            "reported on 2024-06-15, after the last closed NYSE session (2024-06-14); nothing "
+            "was imported. Remove the row, and import it after the close of 2024-06-17",
+        ),
         (",,\n,,None\n", "none of its 2 quarters has a reported_eps"),
     ],
 )

@@ -28,7 +28,7 @@ from marketlake.ingest.runner import _claim_lake
 from marketlake.lake import actions, earnings
 from marketlake.lake.raw import format_timestamp
 from marketlake.lake.state import load_state, save_state
-from marketlake.sessions import eastern_date, last_closed_session
+from marketlake.sessions import eastern_date, last_closed_session, sessions_between
 from marketlake.storage import ObjectStore
 
 # Each column: our name, then Alpha Vantage's (its JSON keys, as a CSV made of them has),
@@ -148,10 +148,12 @@ def _judge_file(
         # A report counts from the first session after it, as the build applies it: one
         # dated ahead is a date mistyped, or a number nobody could have known yet.
         fiscal, day = ahead[0]
+        # Reported on a weekend or holiday: it counts once the next session has closed.
+        close = next(iter(sessions_between(day, day + dt.timedelta(days=14))), day)
         raise MarketlakeError(
             f"{name}: the quarter ending {fiscal} is reported on {day}, after the last closed "
             f"NYSE session ({session}); nothing was imported. Remove the row, and import it "
-            f"after the close of {day}"
+            f"after the close of {close}"
         )
     if eps_as_of is not None:
         late = [(f, r) for f, r in zip(valid["fiscal"], valid["reported"]) if r > eps_as_of]
