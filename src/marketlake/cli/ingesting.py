@@ -238,12 +238,26 @@ def import_(
         "--dividends",
         help="The files hold dividends: date (ex-dividend),amount, or Yahoo's Date,Dividends.",
     ),
+    earnings: bool = typer.Option(
+        False,
+        "--earnings",
+        help="The files hold quarterly earnings: fiscal_date_ending,reported_date,"
+        "reported_eps (or Alpha Vantage's fiscalDateEnding,reportedDate,reportedEPS).",
+    ),
+    eps_as_of: str | None = typer.Option(
+        None,
+        "--eps-as-of",
+        help="With --earnings: the day whose share basis the EPS are on (the download day "
+        "of a vendor that restates past EPS for later splits, e.g. Alpha Vantage, Yahoo). "
+        "Default: the EPS are as reported.",
+    ),
     replace: bool = typer.Option(
         False,
         "--replace",
-        help="With --splits / --dividends: land a split_factor or amount that differs from "
-        "the one already on record for its symbol and date (a correction). Without it such "
-        "a file is refused and nothing lands. The next build restates the symbol.",
+        help="With --splits / --dividends / --earnings: land a split_factor, amount or "
+        "report that differs from the one already on record for its symbol and date or "
+        "quarter (a correction). Without it such a file is refused and nothing lands. The "
+        "next build restates the symbol.",
     ),
     build: bool = typer.Option(
         True,
@@ -252,8 +266,9 @@ def import_(
         "have landed.",
     ),
 ) -> None:
-    """Import daily bars (or, with --splits / --dividends, corporate actions) from CSV files,
-    or folders of them (every .csv in it), into the raw zone (source 'import').
+    """Import daily bars (or, with --splits / --dividends, corporate actions; with
+    --earnings, quarterly earnings) from CSV files, or folders of them (every .csv in it),
+    into the raw zone (source 'import').
 
     The header needs a date column (date or timestamp, any case, or pandas' unnamed index)
     and open, high, low, close, volume; other columns (e.g. "Adj Close") are ignored and rows
@@ -273,6 +288,10 @@ def import_(
     Split-adjusted prices (Yahoo's) are restored as traded, or refused, at every split the
     lake knows (see docs/importing.md).
 
+    --earnings refuses the whole import on any row that cannot land (a report before its
+    quarter's end or after the last closed session, a quarter twice, an EPS that is not a
+    number); a quarter without an EPS (empty, None) is not reported yet and is left out.
+
     On an S3 lake (--home s3://bucket) the files land in the bucket's raw zone under the same
     checks, then the deployed build is started (--no-build leaves it to you).
     """
@@ -281,13 +300,23 @@ def import_(
     from marketlake.storage import LocalStore
 
     settings = _settings(remote=True)
-    if splits and dividends:
-        raise MarketlakeError("--splits and --dividends: import one kind at a time")
-    if replace and not (splits or dividends):
+    kinds = [f for f, on in (("--splits", splits), ("--dividends", dividends)) if on]
+    if earnings:
+        kinds.append("--earnings")
+    if len(kinds) > 1:
+        raise MarketlakeError(f"{' and '.join(kinds)}: import one kind at a time")
+    if replace and not kinds:
         raise MarketlakeError(
-            "--replace corrects splits or dividends on record; add --splits or --dividends "
-            "(bars need no flag: the latest copy of a bar wins)"
+            "--replace corrects splits, dividends or earnings on record; add --splits, "
+            "--dividends or --earnings (bars need no flag: the latest copy of a bar wins)"
         )
+    if eps_as_of is not None and not earnings:
+        raise MarketlakeError(
+            "--eps-as-of gives the share basis of the EPS in --earnings files; add --earnings"
+        )
+    if earnings:
+        _import_earnings(settings, files, symbol, replace, eps_as_of, build)
+        return
     if splits or dividends:
         from marketlake.ingest.importer import run_import_actions
 
@@ -318,6 +347,52 @@ def import_(
     with lake_lock(settings.home):
         report = run_import(settings, LocalStore(settings.home), files, symbol)
     _print_imported(report)
+    out.print("next: marketlake build")
+
+
+def _import_earnings(
+    settings: Settings,
+    files: list[Path],
+    symbol: str | None,
+    replace: bool,
+    eps_as_of: str | None,
+    build: bool,
+) -> None:
+    from marketlake.ingest.import_earnings import Imported, run_import_earnings
+    from marketlake.lock import lake_lock
+    from marketlake.storage import LocalStore
+
+    basis = None
+    if eps_as_of is not None:
+        try:
+            basis = dt.date.fromisoformat(eps_as_of.strip())
+        except ValueError:
+            raise MarketlakeError(
+                f"--eps-as-of {eps_as_of!r}: not a day like 2024-06-03 (the day the EPS were "
+                "downloaded)"
+            ) from None
+
+    def show(imported: list[Imported]) -> None:
+        for one in imported:
+            parts = [f"import: {one.symbol}: {one.landed} earnings report(s) landed"]
+            if one.on_record:
+                parts.append(f"{one.on_record} already on record")
+            if one.unreported:
+                parts.append(
+                    f"{one.unreported} quarter(s) without an EPS left out (not reported yet)"
+                )
+            out.print("; ".join(parts))
+
+    if settings.lake_url is not None:
+        from marketlake.cli import remote
+
+        remote.import_earnings(settings, files, symbol, replace, basis, build, show)
+        return
+    with lake_lock(settings.home):
+        imported = run_import_earnings(
+            settings, LocalStore(settings.home), files, symbol, replace=replace, eps_as_of=basis
+        )
+    show(imported)
     out.print("next: marketlake build")
 
 

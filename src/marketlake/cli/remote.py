@@ -115,6 +115,27 @@ def import_actions(
     return landed
 
 
+def import_earnings(
+    settings: Settings,
+    files: list[Path],
+    symbol: str | None,
+    replace: bool,
+    eps_as_of: dt.date | None,
+    build: bool,
+    show,
+) -> None:
+    from marketlake.ingest.import_earnings import run_import_earnings
+    from marketlake.lock import store_lock
+
+    lake = open_lake(settings)
+    with store_lock(lake.store, holder("import")):
+        imported = run_import_earnings(
+            settings, lake.store, files, symbol, replace=replace, eps_as_of=eps_as_of
+        )
+    show(imported)
+    after_landing(lake, any(one.landed for one in imported), build)
+
+
 def after_landing(lake: RemoteLake, landed: bool, build: bool) -> None:
     if landed and build:
         start_build(lake)

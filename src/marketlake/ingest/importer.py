@@ -39,7 +39,7 @@ SOURCE = "import"
 # named) are no ticker: daily.csv, data.csv.
 NAME_WORDS = (
     "daily", "eod", "history", "historical", "prices", "price", "quotes", "bars", "ohlc",
-    "ohlcv", "data", "stock", "splits", "dividends", "divs",
+    "ohlcv", "data", "stock", "splits", "dividends", "divs", "earnings",
 )  # fmt: skip
 NOT_TICKERS = frozenset(NAME_WORDS) | {"file", "test", "table", "sheet", "temp", "tmp", "quote"}
 # A ticker: 1 to 5 letters, then perhaps a class after . or - (brk.b, BF-B); then perhaps
