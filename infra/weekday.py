@@ -87,7 +87,7 @@ def last_weekday(today: dt.date) -> dt.date:
 
 def alpha_vantage_stand_in(as_of: dt.date):
     """The loopback Alpha Vantage of the tests, serving the synthetic market: compact
-    TIME_SERIES_DAILY answers, SPLITS and DIVIDENDS in the vendor's shapes, and the
+    TIME_SERIES_DAILY answers, SPLITS, DIVIDENDS and EARNINGS in the vendor's shapes, and the
     invalid-key refusal unless the deployed key."""
     sys.path.insert(0, str(TESTS_INTEGRATION))
     import av_fake_server as av
@@ -104,6 +104,8 @@ def alpha_vantage_stand_in(as_of: dt.date):
             events = actions_of(provider, function.lower(), symbol, as_of)
             shape = av.splits_json if function == "SPLITS" else av.dividends_json
             return av.Reply(shape(symbol, events))
+        if function == "EARNINGS":
+            return av.Reply(av.earnings_json(symbol, earnings_of(provider, symbol, as_of)))
         if function != "TIME_SERIES_DAILY":
             return av.Reply(av.ERROR_UNKNOWN_FUNCTION)
         return av.Reply(av.daily_json(symbol, compact_bars(provider, symbol, as_of)))
@@ -125,6 +127,12 @@ def compact_bars(provider, symbol: str, as_of: dt.date) -> list:
 def actions_of(provider, kind: str, symbol: str, as_of: dt.date) -> list:
     frame = provider.fetch_actions(kind, symbol, as_of)
     return [(row.date, float(row.value)) for row in frame.itertuples()]
+
+
+def earnings_of(provider, symbol: str, as_of: dt.date) -> list:
+    """The synthetic quarters as EARNINGS lists them (no estimate: "None")."""
+    frame = provider.fetch_earnings(symbol, as_of)
+    return [(*row, "None") for row in frame.itertuples(index=False)]
 
 
 class LambdaContext:

@@ -24,12 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from av_fake_server import (
     INFO_DAILY_LIMIT,
     KEY_ECHO,
+    ByFunction,
     BySymbol,
     FakeAlphaVantage,
     Reply,
     bars_on,
     daily_json,
     daily_reply,
+    dividends_json,
+    earnings_json,
+    splits_json,
 )
 from unreachable import closed_port_url
 
@@ -126,6 +130,29 @@ def test_ingest_prints_the_run_report_and_no_progress_bar_without_a_terminal(ser
     assert quarantined.name.startswith("AAA.") and b"volume is negative" in quarantined.read_bytes()
     state = json.loads((lake / "state/ingest_state.json").read_text())
     assert state["deferred"] == ["DDD", "EEE"] and state["symbols"]["BBB"]["invalid"]
+
+
+def test_ingest_prints_one_line_for_earnings(server, tmp_path):
+    quarters = [
+        ("2024-06-30", "2024-07-24", "2.43", "2.20"),  # after the session: held back
+        ("2024-03-31", "2024-04-24", "1.68", "1.60"),
+        ("2001-03-31", "2001-04-17", "None", "None"),
+    ]
+    server.default = ByFunction(
+        daily_reply(COMPACT),
+        {
+            "SPLITS": lambda q: Reply(splits_json(q["symbol"], [])),
+            "DIVIDENDS": lambda q: Reply(dividends_json(q["symbol"], [])),
+            "EARNINGS": BySymbol({"AAA": Reply(earnings_json("AAA", quarters))}, Reply({})),
+        },
+    )
+    result = marketlake(tmp_path, environment(server, "AAA,BBB"), "ingest", "--as-of", "2024-07-03")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-2:] == [
+        "  earnings: asked for 2 symbol(s), new or changed: 1 quarter(s) "
+        "(1 listed without an EPS, 1 symbol(s) with none)",
+        "  earnings reported after 2024-07-03, not landed: 1 (landed by a fetch after their date)",
+    ]
 
 
 THROTTLE_ECHO = {

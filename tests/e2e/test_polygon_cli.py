@@ -87,6 +87,12 @@ def test_the_plan_is_printed_before_a_backfill(tmp_path):
         ok(result)
         assert "plan: " in result.stderr and "grouped-daily" in result.stderr
         assert "unpaced" in result.stderr
+        # Polygon offers no earnings: said once, with where to get them instead.
+        line = (
+            "  earnings: not offered by polygon; import them with "
+            "`marketlake import --earnings FILE` or use Alpha Vantage\n"
+        )
+        assert result.stdout.count(line) == 1 and "earnings" not in result.stderr
 
 
 def test_polygon_without_a_key_is_refused_before_any_request(tmp_path):

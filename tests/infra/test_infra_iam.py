@@ -17,7 +17,8 @@ from infra_contract import (
 
 from marketlake import lock
 from marketlake.lake import audit as runlog
-from marketlake.lake import raw
+from marketlake.lake import earnings, raw
+from marketlake.lake.state import landed_key
 from marketlake.storage import LocalStore
 from marketlake.wap import pipeline as wap
 from marketlake.wap import versions
@@ -101,6 +102,21 @@ def test_the_ingests_audit_objects_are_written_by_the_lambda_and_read_by_the_vie
         assert covers(resources_for("glue_job", "s3:GetObject"), key), f"the build reads {key}"
         grafana = resources_for("grafana_lake_read", "s3:GetObject")
         assert covers(grafana, key), f"Grafana's Athena queries read {key}"
+
+
+def test_the_lambda_may_land_and_quarantine_earnings_and_the_build_read_them():
+    """The keys ingest's earnings writers make (lake/earnings.py): the raw object, its landed
+    record, a quarantined answer's rows."""
+    day = dt.date(2024, 7, 3)
+    raw_key = earnings.EARNINGS.key(day, "NVDA")
+    keys = (raw_key, landed_key(raw_key), earnings.EARNINGS.quarantine_key(day, "NVDA", "x"))
+    for key in keys:
+        for action in ("s3:PutObject", "s3:GetObject"):
+            assert covers(resources_for("ingest", action), key), (
+                f"the Lambda may not {action} {key}"
+            )
+    for key in keys[:2]:
+        assert covers(resources_for("glue_job", "s3:GetObject"), key), f"the build reads {key}"
 
 
 def test_both_runners_may_take_renew_and_release_the_lakes_lock():

@@ -302,3 +302,51 @@ class ByFunction:
     def __call__(self, query: dict) -> Reply:
         script = self.functions.get(query.get("function", ""), self.bars)
         return script(query) if callable(script) else script
+
+
+# -- earnings: EARNINGS ---------------------------------------------------------------------
+
+# (fiscalDateEnding, reportedDate, reportedEPS, estimatedEPS): strings as the vendor sends
+# them, "None" where it has no number.
+Quarter = tuple[str, str, str, str]
+
+IBM_QUARTERS: list[Quarter] = [
+    ("2024-12-31", "2025-01-29", "3.92", "3.78"),
+    ("2024-09-30", "2024-10-23", "2.30", "2.23"),
+    ("2024-06-30", "2024-07-24", "2.43", "2.20"),
+    ("2024-03-31", "2024-04-24", "1.68", "1.60"),
+]
+
+
+def earnings_json(symbol: str, quarters: list[Quarter]) -> dict:
+    """An EARNINGS body in the vendor's shape: annualEarnings, then quarterlyEarnings newest
+    first with the surprise fields and reportTime ("None" where the estimate is unknown)."""
+
+    def number(text: str) -> float | None:
+        return None if text == "None" else float(text)
+
+    rows = []
+    for fiscal, reported, eps, estimate in sorted(quarters, reverse=True):
+        got, expected = number(eps), number(estimate)
+        surprise = None if got is None or expected is None else got - expected
+        share = None if surprise is None or not expected else 100 * surprise / expected
+        rows.append(
+            {
+                "fiscalDateEnding": fiscal,
+                "reportedDate": reported,
+                "reportedEPS": eps,
+                "estimatedEPS": estimate,
+                "surprise": "None" if surprise is None else f"{surprise:.2f}",
+                "surprisePercentage": "None" if share is None else f"{share:.4f}",
+                "reportTime": "post-market",
+            }
+        )
+    years: dict[str, float] = {}
+    for fiscal, _, eps, _ in quarters:
+        if eps != "None":
+            years[fiscal[:4]] = years.get(fiscal[:4], 0.0) + float(eps)
+    annual = [
+        {"fiscalDateEnding": f"{year}-12-31", "reportedEPS": f"{total:.2f}"}
+        for year, total in sorted(years.items(), reverse=True)
+    ]
+    return {"symbol": symbol, "annualEarnings": annual, "quarterlyEarnings": rows}

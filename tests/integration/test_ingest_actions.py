@@ -20,6 +20,7 @@ from av_fake_server import (
     bars_on,
     daily_reply,
     dividends_json,
+    earnings_json,
     splits_json,
 )
 
@@ -61,6 +62,7 @@ def server():
                 "DIVIDENDS": lambda q: Reply(
                     dividends_json(q["symbol"], AAA_DIVIDENDS if q["symbol"] == "AAA" else [])
                 ),
+                "EARNINGS": lambda q: Reply(earnings_json(q["symbol"], [])),
             },
         )
         yield fake
@@ -98,7 +100,8 @@ def functions(server) -> list[tuple[str, str]]:
 def test_splits_and_dividends_land_after_the_bars_in_the_vendors_shapes(server, tmp_path):
     report = run(server, tmp_path / "lake")
     assert [r.status for r in report.results] == [FETCHED, FETCHED]
-    # Bars first, for every symbol; then two requests per symbol.
+    # Bars first, for every symbol; then two requests per symbol (then its earnings,
+    # tests/integration/test_ingest_earnings.py).
     assert functions(server) == [
         ("TIME_SERIES_DAILY", "AAA"),
         ("TIME_SERIES_DAILY", "BBB"),
@@ -106,6 +109,8 @@ def test_splits_and_dividends_land_after_the_bars_in_the_vendors_shapes(server, 
         ("DIVIDENDS", "AAA"),
         ("SPLITS", "BBB"),
         ("DIVIDENDS", "BBB"),
+        ("EARNINGS", "AAA"),
+        ("EARNINGS", "BBB"),
     ]
     store = LocalStore(tmp_path / "lake")
     key = "raw/splits/ingest_date=2024-07-03/AAA.csv"

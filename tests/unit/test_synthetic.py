@@ -167,3 +167,53 @@ def test_the_market_is_roughly_realistic(seed):
         vols.append(vol)
     # Symbols do not all share one volatility.
     assert max(vols) - min(vols) > 0.05
+
+
+# -- quarterly earnings ----------------------------------------------------------------------
+
+
+def quarters(symbol: str, until: dt.date, seed: int = 42) -> list[tuple[dt.date, dt.date, float]]:
+    frame = SyntheticProvider(seed=seed).fetch_earnings(symbol, until)
+    return [
+        (dt.date.fromisoformat(f), dt.date.fromisoformat(r), float(e))
+        for f, r, e in frame.itertuples(index=False)
+    ]
+
+
+def test_earnings_are_deterministic_and_each_quarter_is_the_same_whatever_the_until(fresh_paths):
+    first = quarters("NVDA", dt.date(2025, 6, 30))
+    synthetic._path.cache_clear()
+    again = quarters("NVDA", dt.date(2025, 6, 30))
+    assert first == again
+    cut = dt.date(2024, 3, 1)
+    assert quarters("NVDA", cut) == [q for q in first if q[1] <= cut]
+    assert quarters("NVDA", dt.date(2025, 6, 30), seed=7) != first
+
+
+def test_earnings_are_calendar_quarters_reported_20_to_45_days_later_never_after_until():
+    until = dt.date(2025, 8, 1)
+    rows = [q for s in ("AMD", "INTC", "MU") for q in quarters(s, until)]
+    assert {(f.month, f.day) for f, _, _ in rows} == {(3, 31), (6, 30), (9, 30), (12, 31)}
+    lags = {(r - f).days for f, r, _ in rows}
+    assert min(lags) >= 20 and max(lags) <= 45
+    assert max(r for _, r, _ in rows) <= until
+    # The newest quarter whose report is due by then is there: none is left out.
+    assert any(f == dt.date(2025, 3, 31) for f, _, _ in rows)
+    assert any(r.weekday() >= 5 for _, r, _ in rows)  # some reported on a weekend
+
+
+def test_a_loss_quarter_comes_now_and_then():
+    rows = [q for s in ("AMD", "INTC", "MU", "QCOM") for q in quarters(s, dt.date(2025, 12, 31))]
+    recent = [e for f, _, e in rows if f.year >= 2022]
+    losses = sum(e < 0 for e in recent)
+    assert 0 < losses < len(recent) / 4  # about one in eight
+
+
+def test_earnings_are_as_reported_so_a_split_divides_the_eps_that_follow_it():
+    """AMAT splits 10:1 on 2025-06-16: reports before it are on the old share count, about
+    ten times those after (its bars trade the same way; the build rescales both)."""
+    rows = quarters("AMAT", dt.date(2026, 6, 30))
+    split = dt.date(2025, 6, 16)
+    before = [abs(e) for _, r, e in rows if dt.date(2024, 6, 1) <= r < split]
+    after = [abs(e) for _, r, e in rows if r >= split]
+    assert np.median(before) / np.median(after) > 5

@@ -239,8 +239,11 @@ def _run(
         "new_bars": report.new_bars,
         "quarantined": report.quarantined,
         "sessions_waiting": report.market_waiting,
+        "earnings_landed": report.earnings_landed,
         "workflow_run_id": None,
     }
+    if report.earnings_off:
+        summary["earnings_off"] = report.earnings_off
     statuses: tuple[tuple[str, SymbolStatus], ...] = (
         ("fetched", FETCHED),
         ("skipped", INVALID),
@@ -254,7 +257,8 @@ def _run(
         if len(symbols) > SUMMARY_SYMBOLS:
             summary[f"{name}_count"] = len(symbols)
     workflow = env.get("GLUE_WORKFLOW_NAME")
-    if workflow and (report.new_bars or _unbuilt_raw(store)):
+    # Earnings can land on a day that brings no bar, like a split (see _unbuilt_raw).
+    if workflow and (report.new_bars or report.earnings_landed or _unbuilt_raw(store)):
         # Also when an earlier invocation landed data but died before starting the build.
         try:
             started = glue.start_workflow_run(Name=workflow)

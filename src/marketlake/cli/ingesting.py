@@ -140,6 +140,36 @@ def _print_ingest(report: IngestReport) -> None:
         out.print(
             "  splits and dividends wait for the next run: " + ", ".join(report.actions_waiting)
         )
+    _print_earnings(report)
+
+
+def _print_earnings(report: IngestReport) -> None:
+    """What the run did with earnings (ingest/earnings.py): a line, and one for each of
+    reports held back, quarters quarantined, and earnings off or waiting."""
+    if report.earnings_asked:
+        notes = [
+            f"{n} {what}"
+            for n, what in (
+                (report.earnings_unreported, "listed without an EPS"),
+                (len(report.earnings_none), "symbol(s) with none"),
+            )
+            if n
+        ]
+        out.print(
+            f"  earnings: asked for {len(report.earnings_asked)} symbol(s), new or changed: "
+            f"{report.earnings_landed} quarter(s)" + (f" ({', '.join(notes)})" if notes else "")
+        )
+    if report.earnings_held:
+        out.print(
+            f"  earnings reported after {report.session}, not landed: {report.earnings_held} "
+            "(landed by a fetch after their date)"
+        )
+    if report.earnings_quarantined:
+        out.print(f"  earnings quarantined: {report.earnings_quarantined} (see lake/quarantine/)")
+    if report.earnings_off:
+        out.print(f"  earnings: {_escape(report.earnings_off)}")
+    elif report.earnings_waiting:
+        out.print(f"  earnings wait for the next run: {_some(report.earnings_waiting)}")
 
 
 # A whole-market run settles 10,000 symbols: the lines name the first few and count the rest.

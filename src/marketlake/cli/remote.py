@@ -76,7 +76,7 @@ def ingest(
     lake = open_lake(settings)
     locked = store_lock(lake.store, holder("ingest"))
     report = _do_ingest(settings, as_of, refetch, refetch_days, lake.store, locked)
-    if report.new_bars or sum(report.actions_landed.values()):
+    if report.new_bars or sum(report.actions_landed.values()) or report.earnings_landed:
         start_build(lake)
     return report
 

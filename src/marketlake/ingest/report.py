@@ -58,6 +58,19 @@ class IngestReport:
     actions_waiting: list = dataclasses.field(default_factory=list)
     actions_off: str = ""
     actions_market: str = ""  # asked market-wide (Polygon), from this day on
+    # Earnings (ingest/earnings.py): quarters landed (new or changed), held back (reported
+    # after the last closed session), quarantined, and listed without an EPS ("None": not
+    # reported yet, counted only); the symbols asked, those whose answer had no quarter at
+    # all, those left for the next run, and why earnings are off (a refusal, a provider
+    # that offers none).
+    earnings_landed: int = 0
+    earnings_held: int = 0
+    earnings_quarantined: int = 0
+    earnings_unreported: int = 0
+    earnings_asked: list = dataclasses.field(default_factory=list)
+    earnings_none: list = dataclasses.field(default_factory=list)
+    earnings_waiting: list = dataclasses.field(default_factory=list)
+    earnings_off: str = ""
     # A whole-market provider (Polygon): the sessions whose grouped answer waits for the next
     # run and why (failed: a request failed, not the clock or the quota), rows quarantined
     # from grouped answers, and where the plan's history starts when it refused older days.

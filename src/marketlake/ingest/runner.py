@@ -18,6 +18,7 @@ from marketlake.config import Settings
 from marketlake.errors import MarketlakeError
 from marketlake.ingest import market, market_actions
 from marketlake.ingest.corporate import actions_due, ingest_actions
+from marketlake.ingest.earnings import ingest_earnings
 from marketlake.ingest.landing import (
     BadBatch,
     bad_share,
@@ -151,6 +152,20 @@ def run_ingest(
                 refetching,
                 refetch_days,
             )
+            # Polygon offers no earnings: this says so, once.
+            ingest_earnings(
+                settings,
+                store,
+                state,
+                provider,
+                symbols,
+                report,
+                observer,
+                now,
+                out_of_time,
+                limiter,
+                refetching,
+            )
             return _finish(store, state, report, limiter, used_before, started, now, settings)
         ingest_each(
             settings,
@@ -166,6 +181,19 @@ def run_ingest(
             refetching,
         )
         ingest_actions(
+            settings,
+            store,
+            state,
+            provider,
+            wanted,
+            report,
+            observer,
+            now,
+            out_of_time,
+            limiter,
+            refetching,
+        )
+        ingest_earnings(
             settings,
             store,
             state,

@@ -25,6 +25,7 @@ class SymbolState:
     invalid: str | None = None  # why the provider refused the symbol, if it did
     invalid_on: str | None = None  # the US/Eastern day it refused it
     actions_on: str | None = None  # the US/Eastern day its splits and dividends were asked
+    earnings_on: str | None = None  # the US/Eastern day its earnings were asked
 
 
 @dataclasses.dataclass
@@ -113,6 +114,7 @@ class IngestState:
                 _check_day(entry.get("watermark"), f"the watermark of {symbol}")
                 _check_day(entry.get("invalid_on"), f"invalid_on of {symbol}")
                 _check_day(entry.get("actions_on"), f"actions_on of {symbol}")
+                _check_day(entry.get("earnings_on"), f"earnings_on of {symbol}")
         universe, purged = body.get("universe"), body.get("purged") or {}
         if universe is not None and not (
             isinstance(universe, list) and all(isinstance(s, str) for s in universe)

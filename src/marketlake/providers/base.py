@@ -185,6 +185,10 @@ class Limiter(Protocol):
 # A provider's corporate actions: fetch_actions(kind "splits"|"dividends", symbol, until)
 # -> rows (date, value) as received; ``NotOffered`` when this account cannot ask for them.
 FetchActions = Callable[[str, str, dt.date], pd.DataFrame]
+# A provider's quarterly earnings: fetch_earnings(symbol, until) -> the text frame
+# lake.earnings.empty_earnings describes (fiscal_date_ending, reported_date, reported_eps as
+# received); ``NotOffered`` when this account cannot ask for them.
+FetchEarnings = Callable[[str, dt.date], pd.DataFrame]
 
 
 class Provider(Protocol):
@@ -208,16 +212,28 @@ class Provider(Protocol):
     def fetch_actions(self) -> FetchActions | None:
         """None: the provider knows no splits or dividends."""
 
+    @property
+    def fetch_earnings(self) -> FetchEarnings | None:
+        """None: the provider knows no earnings."""
+
+    @property
+    def restates_earnings(self) -> bool:
+        """Its EPS are restated for every later split (on the share basis of the fetch day),
+        not as reported (lake/earnings.py's basis date)."""
+
     def fetch_daily(self, symbol: str, since: dt.date | None, until: dt.date) -> pd.DataFrame:
         """Bars for sessions in [since, until] (since=None: as far back as the provider goes)."""
 
 
 class ProviderDefaults:
     """What a provider that declares nothing more has: no resent history, nothing left
-    unparsed, no corporate actions. Subclass it and define ``name`` and ``fetch_daily``."""
+    unparsed, no corporate actions, no earnings. Subclass it and define ``name`` and
+    ``fetch_daily``."""
 
     resends_history = False
     fetch_actions: FetchActions | None = None
+    fetch_earnings: FetchEarnings | None = None
+    restates_earnings = False
 
     @property
     def last_rejected(self) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from marketlake.lake.earnings import empty_earnings
 from marketlake.providers.base import ProviderDefaults, empty_bars
 from marketlake.sessions import CALENDAR_START, nyse
 
@@ -34,6 +35,11 @@ SPLITS = {
 }
 # Quarterly dividends: ex-dates in these months, on the first session on or after the 10th.
 DIVIDEND_MONTHS = (2, 5, 8, 11)
+# Quarterly earnings: fiscal quarters end on these (month, day); each is reported 20 to 45
+# calendar days later (a weekend now and then), about one quarter in LOSS_ODDS a loss.
+FISCAL_QUARTER_ENDS = ((3, 31), (6, 30), (9, 30), (12, 31))
+REPORT_LAG_DAYS = (20, 45)
+LOSS_ODDS = 8
 
 
 STREAMS = ("params", "vol", "price", "gap", "upper", "lower", "volume")
@@ -146,6 +152,44 @@ def _dividends(seed: int, symbol: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["date", "value"])
 
 
+def _uniforms(*parts: object) -> list[float]:
+    """Four numbers in [0, 1) fixed by `parts`: a quarter's draws do not depend on how many
+    quarters the calendar holds, nor touch the bars' streams."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return [int.from_bytes(digest[i : i + 8], "little") / 2**64 for i in range(0, 32, 8)]
+
+
+def _earnings(seed: int, symbol: str, until: dt.date) -> list[tuple[dt.date, dt.date, float]]:
+    """(fiscal quarter end, reported date, EPS as reported) of the quarters reported on or
+    before `until`. The EPS is a quarter of the symbol's earnings yield times the traded close
+    of the last session before the report, in cents: on the share basis of its reported date,
+    as a company reports it (a split later makes the build rescale it)."""
+    path = _path(seed, symbol)
+    sessions = path["trade_date"].to_numpy()
+    # Earnings yield 2.5-7% (P/E about 14 to 40), above a payer's dividend yield.
+    earnings_yield = max(
+        0.025 + 0.045 * _uniforms(seed, symbol, "earnings")[0],
+        1.5 * path.attrs["dividend_yield"],
+    )
+    rows = []
+    for year in range(sessions[0].year, until.year + 1):
+        for month, day in FISCAL_QUARTER_ENDS:
+            fiscal = dt.date(year, month, day)
+            lag, size, loss, depth = _uniforms(seed, symbol, fiscal.isoformat())
+            low, high = REPORT_LAG_DAYS
+            reported = fiscal + dt.timedelta(days=low + int(lag * (high - low + 1)))
+            at = bisect.bisect_right(sessions, reported)
+            if reported > until or at == 0 or fiscal < sessions[0]:
+                continue
+            quarter = earnings_yield / 4 * float(path["close"].iloc[at - 1])
+            if loss * LOSS_ODDS < 1:
+                eps = -quarter * (0.2 + 0.8 * depth)
+            else:
+                eps = quarter * (0.7 + 0.6 * size)
+            rows.append((fiscal, reported, round(eps, 2)))
+    return rows
+
+
 class SyntheticProvider(ProviderDefaults):
     """Stands in for the API when no key is set; no network, no limits."""
 
@@ -175,3 +219,18 @@ class SyntheticProvider(ProviderDefaults):
             )
         frame = _dividends(self.seed, symbol)
         return frame.loc[[d <= until for d in frame["date"]]].reset_index(drop=True)
+
+    def fetch_earnings(self, symbol: str, until: dt.date) -> pd.DataFrame:
+        """The quarters reported on or before `until`, as text like a vendor's (the frame
+        lake.earnings.empty_earnings describes); EPS as reported (restates_earnings False)."""
+        rows = _earnings(self.seed, symbol, until)
+        frame = empty_earnings()
+        values = (
+            [f.isoformat() for f, _, _ in rows],
+            [r.isoformat() for _, r, _ in rows],
+            [f"{e:.2f}" for _, _, e in rows],
+        )
+        return pd.DataFrame(
+            {c: pd.Series(v, dtype=object) for c, v in zip(frame.columns, values)},
+            columns=frame.columns,
+        )

@@ -1,8 +1,8 @@
-"""Alpha Vantage ``TIME_SERIES_DAILY`` (and SPLITS, DIVIDENDS), by concern:
+"""Alpha Vantage ``TIME_SERIES_DAILY`` (and SPLITS, DIVIDENDS, EARNINGS), by concern:
 
 errors.py    what its trouble is raised as (each one of providers.base's neutral errors)
 answers.py   what a body is: data, which refusal, or garbage (``classify``)
-parse.py     bars and corporate actions out of a data answer (``parse_json``, ``parse_csv``)
+parse.py     bars, corporate actions and earnings out of a data answer (``parse_json``, ...)
 client.py    what an HTTP status means (the GET itself is providers.http's, shared)
 provider.py  AlphaVantageProvider: requests, retries (providers.http), fallbacks
 
@@ -13,6 +13,9 @@ from marketlake.providers.alphavantage.answers import (
     ACTION_FIELDS,
     CSV_HEADER,
     DAILY_LIMIT,
+    EARNINGS_FIELDS,
+    EARNINGS_FUNCTION,
+    EARNINGS_KEY,
     FUNCTION,
     GARBLED,
     INVALID_KEY,
@@ -46,6 +49,7 @@ from marketlake.providers.alphavantage.parse import (
     empty_rejected,
     parse_actions,
     parse_csv,
+    parse_earnings,
     parse_json,
 )
 from marketlake.providers.alphavantage.provider import (
@@ -64,6 +68,9 @@ __all__ = [
     "DAILY_LIMIT",
     "DATATYPES",
     "DEFAULT_BASE_URL",
+    "EARNINGS_FIELDS",
+    "EARNINGS_FUNCTION",
+    "EARNINGS_KEY",
     "FUNCTION",
     "GARBLED",
     "INVALID_KEY",
@@ -97,6 +104,7 @@ __all__ = [
     "empty_rejected",
     "parse_actions",
     "parse_csv",
+    "parse_earnings",
     "parse_json",
     "redact",
 ]

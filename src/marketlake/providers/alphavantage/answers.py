@@ -48,6 +48,13 @@ ACTION_FIELDS = {
     "DIVIDENDS": ("ex_dividend_date", "amount"),
 }
 
+# EARNINGS: {"symbol", "annualEarnings": [...], "quarterlyEarnings": [{"fiscalDateEnding",
+# "reportedDate", "reportedEPS", "estimatedEPS", ...}]}, every value a string ("None" when
+# unknown). Only the quarters are read; `{}` is its answer for a symbol without earnings.
+EARNINGS_FUNCTION = "EARNINGS"
+EARNINGS_KEY = "quarterlyEarnings"
+EARNINGS_FIELDS = ("fiscalDateEnding", "reportedDate", "reportedEPS")
+
 # Markers, lower case, matched in this order. Alpha Vantage's wording drifts, so they
 # are phrases rather than whole sentences. The order matters: the burst message also
 # says "(25 requests per day)" and "unlock all premium endpoints", and the daily
@@ -150,7 +157,15 @@ def classify(text: str, function: str = FUNCTION) -> Answer:
         if not isinstance(obj, dict):
             return Answer(GARBLED, "JSON body is not an object")
         if not obj:
+            if function == EARNINGS_FUNCTION:  # a symbol without earnings (a fund, an ETF)
+                return Answer(OK_JSON, data=obj)
             return Answer(GARBLED, "empty JSON object {}")
+        if function == EARNINGS_FUNCTION:
+            shape = _earnings_shape(obj.get(EARNINGS_KEY))
+            if shape == "":
+                return Answer(OK_JSON, data=obj)
+            if shape is not None:
+                return Answer(GARBLED, shape)
         if function in ACTION_FIELDS:
             if isinstance(obj.get("data"), list):
                 return Answer(OK_JSON, data=obj)
@@ -168,7 +183,9 @@ def classify(text: str, function: str = FUNCTION) -> Answer:
                 if kind == GARBLED:
                     return Answer(GARBLED, f"unrecognised Alpha Vantage message: {message}")
                 return Answer(kind, message)
-        expected = repr(SERIES_KEY) if function == FUNCTION else "'data'"
+        expected = {FUNCTION: repr(SERIES_KEY), EARNINGS_FUNCTION: repr(EARNINGS_KEY)}.get(
+            function, "'data'"
+        )
         return Answer(GARBLED, f"JSON without {expected} or a known message")
     if function != FUNCTION:
         return Answer(GARBLED, "not the JSON object asked for")
@@ -181,3 +198,16 @@ def classify(text: str, function: str = FUNCTION) -> Answer:
 
 def _csv_header_ok(line: str) -> bool:
     return tuple(f.strip().lower() for f in line.strip().split(",")) == CSV_HEADER
+
+
+def _earnings_shape(quarters: Any) -> str | None:
+    """Why an EARNINGS answer's quarters are unusable ("" when they are a list of objects;
+    None when absent: the body may still be a refusal)."""
+    if quarters is None:
+        return None
+    if not isinstance(quarters, list):
+        return f"{EARNINGS_KEY!r} is not a JSON array"
+    for position, entry in enumerate(quarters):
+        if not isinstance(entry, dict):
+            return f"{EARNINGS_KEY!r} entry {position} is not a JSON object"
+    return ""

@@ -13,9 +13,12 @@ from typing import Any
 import pandas as pd
 
 from marketlake import fields
+from marketlake.lake.earnings import empty_earnings
 from marketlake.providers.alphavantage.answers import (
     ACTION_FIELDS,
     CSV_HEADER,
+    EARNINGS_FIELDS,
+    EARNINGS_KEY,
     SERIES_KEY,
     _loads,
     _Pairs,
@@ -33,6 +36,7 @@ __all__ = [
     "empty_rejected",
     "parse_actions",
     "parse_csv",
+    "parse_earnings",
     "parse_json",
 ]
 
@@ -172,3 +176,16 @@ def parse_actions(function: str, data: Any) -> pd.DataFrame:
     return pd.DataFrame(
         {"date": pd.Series(dates, dtype=object), "value": pd.Series(values, dtype=object)}
     )
+
+
+def parse_earnings(data: Any) -> pd.DataFrame:
+    """The quarters of an EARNINGS answer (classify checked that each is an object) as the
+    text frame lake.earnings.empty_earnings describes, values as received ("None" included:
+    lake.earnings.judge counts those as not reported). `{}` (no earnings) gives no rows."""
+    quarters = data.get(EARNINGS_KEY) or []
+    frame = empty_earnings()
+    columns = {
+        column: pd.Series([fields.as_text(q.get(name)) for q in quarters], dtype=object)
+        for column, name in zip(frame.columns, EARNINGS_FIELDS)
+    }
+    return pd.DataFrame(columns, columns=frame.columns)

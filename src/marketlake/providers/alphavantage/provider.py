@@ -1,7 +1,7 @@
-"""AlphaVantageProvider: ``TIME_SERIES_DAILY`` (and SPLITS, DIVIDENDS) per symbol, each answer
-classified (answers.py) before it is parsed (parse.py), retried where another attempt can
-help, every text redacted before it leaves (requests, retries, pacing and redaction are
-providers.http's, shared with the other vendors).
+"""AlphaVantageProvider: ``TIME_SERIES_DAILY`` (and SPLITS, DIVIDENDS, EARNINGS) per symbol,
+each answer classified (answers.py) before it is parsed (parse.py), retried where another
+attempt can help, every text redacted before it leaves (requests, retries, pacing and
+redaction are providers.http's, shared with the other vendors).
 
 What the provider does with each answer class (``classify(text).kind``):
 
@@ -38,6 +38,7 @@ import pandas as pd
 from marketlake.config import default
 from marketlake.providers.alphavantage.answers import (
     DAILY_LIMIT,
+    EARNINGS_FUNCTION,
     FUNCTION,
     GARBLED,
     INVALID_KEY,
@@ -67,6 +68,7 @@ from marketlake.providers.alphavantage.parse import (
     empty_rejected,
     parse_actions,
     parse_csv,
+    parse_earnings,
 )
 from marketlake.providers.base import Limiter
 from marketlake.providers.http import (
@@ -131,6 +133,9 @@ class AlphaVantageProvider:
     # Each answer repeats the last 100 sessions (compact): ingest compares them with what
     # landed, so a corrected bar is rewritten.
     resends_history = True
+    # EARNINGS restates every past quarter's EPS for later splits: its values are on the share
+    # basis of the day they were fetched (lake/earnings.py), not as reported.
+    restates_earnings = True
 
     def __init__(
         self,
@@ -200,6 +205,21 @@ class AlphaVantageProvider:
         except _PremiumRefusal as refusal:
             raise PremiumOnly(
                 f"Alpha Vantage serves {function} to premium keys only "
+                f"({self._excerpt(refusal.message)})"
+            ) from None
+        return parsed
+
+    def fetch_earnings(self, symbol: str, until: dt.date) -> pd.DataFrame:
+        """The symbol's quarterly earnings (EARNINGS), one request (retries aside): the text
+        frame lake.earnings.empty_earnings describes, every quarter as received (ingest
+        judges them and holds back those reported after `until`). No rows for a symbol
+        without earnings. ``PremiumOnly`` or ``UnknownFunction`` when this key cannot ask."""
+        self._client.attempts = 0
+        try:
+            _, parsed = self._call(symbol, "compact", EARNINGS_FUNCTION)
+        except _PremiumRefusal as refusal:
+            raise PremiumOnly(
+                f"Alpha Vantage serves {EARNINGS_FUNCTION} to premium keys only "
                 f"({self._excerpt(refusal.message)})"
             ) from None
         return parsed
@@ -298,6 +318,8 @@ class AlphaVantageProvider:
         text = body_of(self._client.get(url), url, self._redact)
         answer = classify(text, function)
         kind = answer.kind
+        if kind == OK_JSON and function == EARNINGS_FUNCTION:
+            return text, parse_earnings(answer.data)
         if kind == OK_JSON and function != FUNCTION:
             return text, parse_actions(function, answer.data)
         if kind == OK_JSON:

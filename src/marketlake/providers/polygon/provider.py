@@ -128,6 +128,10 @@ class PolygonProvider:
     # Ask only what follows the watermark: a range answer repeats nothing unasked.
     resends_history = False
     fetch_actions: Callable[[str, str, dt.date], pd.DataFrame] | None = None
+    # No earnings: the free plan's financials (/vX/reference/financials) are per ticker at 5
+    # calls a minute and date filings, not earnings releases (docs/providers.md).
+    fetch_earnings: Callable[[str, dt.date], pd.DataFrame] | None = None
+    restates_earnings = False
 
     def __init__(
         self,
