@@ -78,8 +78,10 @@ def ingest_earnings(
         for s in symbols
         if earnings_due(settings, state, s, today) or (s in refetch and _damaged(store, s))
     ]
-    # Alpha Vantage's EPS are restated for every split up to the fetch: on that day's basis.
-    basis = report.session if getattr(provider, "restates_earnings", False) else None
+    # Alpha Vantage's EPS are restated for every split up to the fetch: on the basis of the
+    # day they are fetched (today, not report.session: a backfill --as-of a past day still
+    # gets today's restated numbers).
+    basis = today if getattr(provider, "restates_earnings", False) else None
     for position, symbol in enumerate(due):
         try:
             next_wait = limiter.peek_wait() if limiter is not None else 0.0
