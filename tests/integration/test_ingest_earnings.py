@@ -267,3 +267,36 @@ def test_a_provider_without_earnings_says_so_once(tmp_path):
     assert report.earnings_off == NOT_OFFERED.format(name="bars-only")
     assert not observer.said("earnings") and not report.earnings_asked
     assert not list((tmp_path / "lake").glob("raw/earnings/*/*"))
+
+
+def test_a_backfill_as_of_a_past_day_lands_on_the_basis_of_the_fetch_day(server, tmp_path):
+    # Alpha Vantage restates its EPS for splits up to the moment it answers, whatever session
+    # the run is as of: the basis is the day of the fetch, not the run's session.
+    home = tmp_path / "lake"
+    fetched = dt.datetime(2024, 7, 12, 18, 0, tzinfo=NY)
+    settings = Settings.from_env(
+        {
+            "ALPHAVANTAGE_API_KEY": KEY,
+            "ALPHAVANTAGE_BASE_URL": server.url,
+            "ALPHAVANTAGE_BACKOFF_SECONDS": "0.01",
+            "ALPHAVANTAGE_MAX_RETRIES": "1",
+            "MARKETLAKE_TICKERS": "AAA",
+        },
+        home=home,
+    )
+    clock = SimulatedClock(1000.0)
+    report = run_ingest(
+        settings,
+        LocalStore(home),
+        None,
+        DAY1,
+        observer=Observer(),
+        now=lambda: fetched.astimezone(dt.timezone.utc),
+        clock=clock.now,
+        sleep=clock.sleep,
+    )
+    assert report.session == S1
+    bases = {row[-1] for row in on_record(home)}
+    assert bases == {dt.date(2024, 7, 12)}
+    # Still nothing reported after the run's session lands.
+    assert max(row[2] for row in on_record(home)) <= S1
