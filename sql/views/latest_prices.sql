@@ -1,4 +1,5 @@
 -- The latest bar of each symbol, with its metrics: one small row per symbol for tables.
+-- pe_ratio_ttm and payout_ratio_ttm are NULL without four known quarters or with a loss.
 SELECT
     symbol,
     trade_date,
@@ -18,7 +19,9 @@ SELECT
     hv_30d,
     parkinson_vol_20d,
     volume_surge_ratio,
-    dividend_yield_ttm
+    dividend_yield_ttm,
+    pe_ratio_ttm,
+    payout_ratio_ttm
 FROM (
     SELECT
         *,
