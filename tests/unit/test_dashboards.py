@@ -62,6 +62,7 @@ WATCHLIST = ("NVDA", "AMD")
 BREADTH_VIEWS = {"market_breadth", "breadth_above_sma50", "top_movers"}
 ROWS = {"Market overview": ["Market breadth"], "Pipeline health": []}
 
+OHLCV = ["open", "high", "low", "close", "volume"]
 # The panels, each with the view it reads and the columns it draws.
 PANELS = {
     "Market overview": {
@@ -87,25 +88,13 @@ PANELS = {
             "price_history",
             ["trade_date", "symbol", "volume", "volume_surge_ratio"],
         ),
+        "P/E (TTM)": ("price_history", ["trade_date", "symbol", "pe_ratio_ttm"]),
         "Latest bar per symbol": (
             "latest_prices",
             [
-                "symbol",
-                "trade_date",
-                "open",
-                "high",
-                "low",
-                "close",
-                "volume",
-                "price_change_pct",
-                "daily_return",
-                "candle_type",
-                "is_market_up",
-                "rsi_14",
-                "sma_20",
-                "sma_50",
-                "volume_surge_ratio",
-                "dividend_yield_ttm",
+                *("symbol", "trade_date", *OHLCV, "price_change_pct", "daily_return"),
+                *("candle_type", "is_market_up", "rsi_14", "sma_20", "sma_50"),
+                *("volume_surge_ratio", "pe_ratio_ttm", "payout_ratio_ttm", "dividend_yield_ttm"),
             ],
         ),
         "Splits and dividends": (
@@ -147,11 +136,7 @@ PANELS = {
                 "symbol",
                 "trade_date",
                 "reason",
-                "open",
-                "high",
-                "low",
-                "close",
-                "volume",
+                *OHLCV,
                 "source",
                 "run_id",
             ],
