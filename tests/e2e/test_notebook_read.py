@@ -56,7 +56,8 @@ def lake(built, tmp_path) -> Path:
 def normal(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows in key order, dates as timestamps: the libraries give dates different types."""
     frame = frame.sort_values(KEYS).reset_index(drop=True)
-    frame["trade_date"] = pd.to_datetime(frame["trade_date"])
+    for column in ("trade_date", "eps_quarter_end", "eps_reported_date"):
+        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
     return frame
 
 
