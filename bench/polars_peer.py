@@ -2,7 +2,8 @@
 user would write them (scan_csv of the raw zone, dedupe, rolling_* and ewm_mean over symbol, a
 Parquet write partitioned by year). Bench-only: Polars is a dev dependency, never a runtime one.
 
-Same definitions as sql/staging/daily_prices.sql, split adjustment and dividends included, so
+Same definitions as sql/staging/daily_prices.sql, split adjustment, dividends and earnings
+(eps_ttm, pe_ratio_ttm, payout_ratio_ttm, eps_quarter*) included, so
 tests/unit/test_polars_peer.py can hold the two to 1e-9. RSI uses ewm_mean with Wilder's seed
 put in by hand (the mean of the first 14 gains at row 15, nothing before), which makes it exact
 rather than close.
@@ -10,12 +11,14 @@ rather than close.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from pathlib import Path
 
 import polars as pl
 
-from marketlake.lake import raw
+from marketlake.lake import earnings, raw
+from marketlake.sessions import sessions_between
 
 # Every raw column as text, as the build reads them.
 RAW_COLUMNS = {column: pl.String for column in raw.RAW_COLUMNS}
@@ -56,6 +59,107 @@ def _actions(lake: Path, kind: str) -> pl.DataFrame:
         .sort("symbol", "ex_date")
         .collect()
     )
+
+
+def _earnings(lake: Path) -> pl.DataFrame:
+    """The latest copy of each (symbol, quarter): symbol, fiscal, reported, eps, basis."""
+    scan = _scan(lake, "earnings", {column: pl.String for column in earnings.COLUMNS})
+    names = ("fiscal", "reported", "basis")
+    if scan is None:
+        schema = {"symbol": pl.String, "eps": pl.Float64} | {n: pl.Date for n in names}
+        return pl.DataFrame({n: [] for n in schema}, schema=schema)
+    return (
+        _latest_copy(scan, ["symbol", "fiscal_date_ending"])
+        .select(
+            pl.col("symbol").str.strip_chars().str.to_uppercase(),
+            pl.col("fiscal_date_ending").str.to_date().alias("fiscal"),
+            pl.col("reported_date").str.to_date().alias("reported"),
+            pl.col("reported_eps").cast(pl.Float64).alias("eps"),
+            pl.col("eps_basis_date").str.to_date().alias("basis"),
+        )
+        .collect()
+    )
+
+
+def _with_earnings(df: pl.DataFrame, reports: pl.DataFrame) -> pl.DataFrame:
+    """Adds adj_eps_ttm (the TTM at the adjusted scale, where four consecutive recent
+    quarters are known before the bar) and the eps_quarter columns of the first bar after
+    each report. `reports` carry adj_eps = eps / adj_factor(basis)."""
+    # Every date a symbol reported on, with the four newest quarters known then.
+    known = (
+        reports.select("symbol", pl.col("reported").alias("known_from"))
+        .unique()
+        .join(reports, on="symbol")
+        .filter(pl.col("reported") <= pl.col("known_from"))
+        .sort("fiscal", descending=True)
+        .group_by("symbol", "known_from", maintain_order=True)
+        .head(4)
+        .group_by("symbol", "known_from")
+        .agg(
+            pl.len().alias("quarters"),
+            pl.col("adj_eps").sum().alias("adj_eps_4q"),
+            pl.col("fiscal").max().alias("newest"),
+            pl.col("fiscal").min().alias("oldest"),
+        )
+        .sort("known_from")
+    )
+    df = df.sort("trade_date").join_asof(
+        known,
+        left_on="trade_date",
+        right_on="known_from",
+        by="symbol",
+        strategy="backward",
+        allow_exact_matches=False,  # a report counts from the session after it
+        check_sortedness=False,
+    )
+    full = (
+        (pl.col("quarters") == 4)
+        & ((pl.col("newest") - pl.col("oldest")).dt.total_days() <= 300)
+        & (pl.col("newest") >= pl.col("trade_date") - pl.duration(days=365))
+    )
+    df = df.with_columns(pl.when(full).then(pl.col("adj_eps_4q")).alias("adj_eps_ttm"))
+    df = df.drop("known_from", "quarters", "adj_eps_4q", "newest", "oldest")
+    # Each report on the symbol's first bar after it; on a symbol's first bar only a report
+    # of the session before it or later (older ones predate the symbol's history).
+    firsts = df.sort("symbol", "trade_date").group_by("symbol").agg(pl.col("trade_date").first())
+    before_first = {
+        (symbol, day): sessions_between(day - dt.timedelta(days=10), day)[-2]
+        for symbol, day in firsts.iter_rows()
+    }
+    bars = df.select("symbol", "trade_date").sort("symbol", "trade_date")
+    bars = bars.with_columns(pl.col("trade_date").shift(1).over("symbol").alias("previous"))
+    shown = (
+        reports.sort("reported")
+        .join_asof(
+            bars.sort("trade_date"),
+            left_on="reported",
+            right_on="trade_date",
+            by="symbol",
+            strategy="forward",
+            allow_exact_matches=False,
+            check_sortedness=False,
+        )
+        .filter(pl.col("trade_date").is_not_null())
+    )
+    keep = [
+        previous is not None or reported >= before_first[(symbol, day)]
+        for symbol, day, reported, previous in shown.select(
+            "symbol", "trade_date", "reported", "previous"
+        ).iter_rows()
+    ]
+    shown = (
+        shown.filter(pl.Series(keep, dtype=pl.Boolean))
+        .sort("fiscal", descending=True)
+        .unique(subset=["symbol", "trade_date"], keep="first")
+        .select(
+            "symbol",
+            "trade_date",
+            pl.col("adj_eps").alias("adj_eps_quarter"),
+            pl.col("fiscal").alias("eps_quarter_end"),
+            pl.col("reported").alias("eps_reported_date"),
+        )
+    )
+    return df.join(shown, on=["symbol", "trade_date"], how="left")
 
 
 def daily_prices(lake: Path) -> pl.DataFrame:
@@ -128,7 +232,12 @@ def daily_prices(lake: Path) -> pl.DataFrame:
     ).with_columns(pl.col("dividend").fill_null(0.0))
     df = dividends_through(df, "trade_date", "cum_now")
     df = df.with_columns((pl.col("trade_date") - pl.duration(days=365)).alias("year_ago"))
-    df = dividends_through(df.sort("year_ago"), "year_ago", "cum_then").sort("symbol", "trade_date")
+    df = dividends_through(df.sort("year_ago"), "year_ago", "cum_then")
+    reports = factor_after(_earnings(lake).sort("basis"), "basis").with_columns(
+        (pl.col("eps") / pl.col("adj_factor")).alias("adj_eps")
+    )
+    df = _with_earnings(df, reports.drop("ex_date", "adj", "adj_factor"))
+    df = df.sort("symbol", "trade_date")
 
     o, h, lo, c = (pl.col(f"adj_{x}") for x in ("open", "high", "low", "close"))
     prev = c.shift(1).over("symbol")
@@ -197,6 +306,16 @@ def daily_prices(lake: Path) -> pl.DataFrame:
         "adj_volume",
         "dividend",
         ((pl.col("cum_now") - pl.col("cum_then")) / c).alias("dividend_yield_ttm"),
+        (pl.col("adj_eps_ttm") * pl.col("adj_factor")).alias("eps_ttm"),
+        pl.when(pl.col("adj_eps_ttm") > 0)
+        .then(pl.col("close") / (pl.col("adj_eps_ttm") * pl.col("adj_factor")))
+        .alias("pe_ratio_ttm"),
+        pl.when(pl.col("adj_eps_ttm") > 0)
+        .then((pl.col("cum_now") - pl.col("cum_then")) / pl.col("adj_eps_ttm"))
+        .alias("payout_ratio_ttm"),
+        (pl.col("adj_eps_quarter") * pl.col("adj_factor")).alias("eps_quarter"),
+        "eps_quarter_end",
+        "eps_reported_date",
         (pl.col("close") - pl.col("open")).alias("daily_return"),
         ((pl.col("open") + pl.col("high") + pl.col("low") + pl.col("close")) / 4).alias(
             "avg_price"

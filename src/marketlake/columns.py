@@ -63,6 +63,36 @@ DAILY_PRICES: dict[str, Column] = {
         "divided by adj_close.",
         "a fraction, not a percent.",
     ),
+    # Earnings: a report counts from the first session after its reported_date (point in
+    # time), each EPS put on this session's share basis (× adj_factor / adj_factor of the
+    # day its EPS were on), so it compares with close as traded.
+    "eps_ttm": Column(
+        USD,
+        "Sum of the EPS of the 4 latest quarters reported before this session, at this "
+        "session's share basis (like close, not adj_close); NULL unless the 4 are consecutive "
+        "and the newest ended within 365 days.",
+    ),
+    "pe_ratio_ttm": Column(
+        "ratio (price / earnings)",
+        "close / eps_ttm, both as traded; NULL when eps_ttm is NULL or <= 0 (a loss).",
+    ),
+    "payout_ratio_ttm": Column(
+        FRACTION,
+        "Dividends gone ex in the trailing 365 calendar days (as in dividend_yield_ttm) / "
+        "eps_ttm, both at this session's share basis; NULL when eps_ttm is NULL or <= 0.",
+        "a fraction (0.4 = 40 % of earnings paid out), not a percent.",
+    ),
+    "eps_quarter": Column(
+        USD,
+        "On the symbol's first session after a report: that quarter's EPS at this session's "
+        "share basis; else NULL.",
+    ),
+    "eps_quarter_end": Column(
+        "date", "On the first session after a report: its fiscal quarter's last day; else NULL."
+    ),
+    "eps_reported_date": Column(
+        "date", "On the first session after a report: the day it was published; else NULL."
+    ),
     "daily_return": Column(
         USD,
         "close - open as traded: the session's open-to-close move.",

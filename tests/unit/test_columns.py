@@ -30,7 +30,14 @@ def test_the_names_that_mislead_say_so():
     for name in [n for n in DAILY_PRICES if n.endswith(("_20d", "_30d"))]:
         assert "annualised" in DAILY_PRICES[name].unit, name
     noted = {name for name, column in DAILY_PRICES.items() if column.note}
-    assert noted == {"daily_return", "parkinson_vol", "dividend_yield_ttm", "is_market_up"}
+    assert noted == {
+        "daily_return",
+        "parkinson_vol",
+        "dividend_yield_ttm",
+        "payout_ratio_ttm",
+        "is_market_up",
+    }
+    assert DAILY_PRICES["payout_ratio_ttm"].unit == DAILY_PRICES["dividend_yield_ttm"].unit
 
 
 def test_a_comment_fits_glue_and_carries_unit_definition_and_note():

@@ -37,6 +37,16 @@ ADJUSTED = [
     "dividend",
     "dividend_yield_ttm",
 ]
+# Issue 24's columns, after dividend_yield_ttm: tests/unit/test_earnings_metrics.py checks
+# their values; with no earnings registered here they are NULL.
+EARNINGS = [
+    "eps_ttm",
+    "pe_ratio_ttm",
+    "payout_ratio_ttm",
+    "eps_quarter",
+    "eps_quarter_end",
+    "eps_reported_date",
+]
 COLUMNS = [
     "symbol",
     "trade_date",
@@ -46,6 +56,7 @@ COLUMNS = [
     "close",
     "volume",
     *ADJUSTED,
+    *EARNINGS,
     "daily_return",
     "avg_price",
     "price_change_pct",
@@ -415,6 +426,11 @@ def run_sql(
     con.executemany("INSERT INTO corporate_splits VALUES (?, ?, ?)", ADJ_SPLITS)
     con.execute("CREATE TABLE corporate_dividends (symbol VARCHAR, ex_date DATE, amount DOUBLE)")
     con.executemany("INSERT INTO corporate_dividends VALUES (?, ?, ?)", ADJ_DIVIDENDS)
+    # No earnings: test_earnings_metrics.py fills this table.
+    con.execute(
+        "CREATE TABLE corporate_earnings (symbol VARCHAR, fiscal_date_ending DATE, "
+        "reported_date DATE, reported_eps DOUBLE, eps_basis_date DATE)"
+    )
     # As the build registers it (wap/pipeline.py nyse_sessions_frame): the closed sessions,
     # through one on or after every dividend (the build applies none dated after them).
     con.execute("CREATE TABLE xnys_sessions (session DATE)")
@@ -500,10 +516,29 @@ def test_the_file_is_one_trino_select_with_the_issue_columns_in_order():
         (7, "1"),
         (499, "CURRENT ROW"),
     }
+    # The earnings CTEs rank quarters (newest first) per report date and per bar, and find
+    # each session's previous one: frameless, and none of them a window over one symbol's
+    # bars, so none reaches back rows the build's lookback must read.
+    unframed = {
+        (
+            type(w.this).__name__,
+            tuple(p.sql() for p in w.args.get("partition_by") or []),
+            w.args["order"].sql(dialect="trino"),
+        )
+        for w in windows
+        if w.args["order"].sql(dialect="trino") != "ORDER BY trade_date"
+    }
+    assert unframed == {
+        ("RowNumber", ("k.symbol", "k.reported_date"), "ORDER BY q.fiscal_date_ending DESC"),
+        ("RowNumber", ("b.symbol", "b.trade_date"), "ORDER BY r.fiscal_date_ending DESC"),
+        ("Lag", (), "ORDER BY session"),
+    }
     for window in windows:
         assert not window.alias, f"named window {window.alias}"
+        if window.args["order"].sql(dialect="trino") != "ORDER BY trade_date":
+            assert window.args.get("spec") is None, window.sql()
+            continue
         assert [p.sql() for p in window.args.get("partition_by") or []] == ["symbol"]
-        assert window.args["order"].sql(dialect="trino") == "ORDER BY trade_date"
         spec = window.args.get("spec")
         if spec is None:
             assert isinstance(window.this, (exp.Lag, exp.RowNumber)), window.sql()

@@ -131,9 +131,9 @@ def lock_holder(context) -> str:
 
 
 def _unbuilt_raw(store: S3Store) -> bool:
-    """Raw bars newer than what the published version of daily_prices has read, or splits
-    and dividends other than those it applied (a split can land on a day with no new bar:
-    an exchange holiday on a weekday)."""
+    """Raw bars newer than what the published version of daily_prices has read, or splits,
+    dividends or earnings other than those it applied (a split can land on a day with no new
+    bar: an exchange holiday on a weekday)."""
     from marketlake.lake.actions import build_frames
     from marketlake.lake.state import load_state
     from marketlake.wap.restate import applied_actions

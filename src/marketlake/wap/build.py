@@ -66,7 +66,7 @@ class BuildResult:
     # What went wrong after the publish (the catalog, the run record, pruning): the version
     # is published all the same, and the next command that opens the lake repairs the rest.
     warnings: list[str] = dataclasses.field(default_factory=list)
-    # Symbols recomputed because their splits or dividends changed -> first date recomputed.
+    # Symbols recomputed because their actions or earnings changed -> first date recomputed.
     restated: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -78,9 +78,9 @@ class Plan:
     raw_through: str
     raw_seen: dict[str, str]
     ingested_after: str | None = None  # only rows ingested after this were not read
-    # The splits and dividends this run applies, as the version records them (restate.py).
+    # The actions and earnings this run applies, as the version records them (restate.py).
     actions: dict[str, dict] = dataclasses.field(default_factory=dict)
-    # Symbols whose splits or dividends changed -> first date whose numbers change.
+    # Symbols whose actions or earnings changed -> first date whose numbers change.
     restated: dict[str, dt.date] = dataclasses.field(default_factory=dict)
     # Symbols purged from the table (`marketlake tickers remove --purge`): their raw rows
     # are left out, and no_lost_history accepts their absence.

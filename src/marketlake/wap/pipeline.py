@@ -170,7 +170,7 @@ def skip(
     """Nothing to build: record the skipped run, and make the catalog whole again (a deleted
     catalog.duckdb is rebuilt here): every relation the views read, then the views."""
     message = (
-        "no new raw data, splits or dividends and no SQL change since run "
+        "no new raw data, splits, dividends or earnings and no SQL change since run "
         f"{current.run_id}; nothing to build"
     )
     run = RunRecord(run_id, started, now(), "skipped", version=current.run_id, message=message)

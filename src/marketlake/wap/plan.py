@@ -16,7 +16,7 @@ from marketlake.lake.state import (
 )
 from marketlake.storage import ObjectStore
 from marketlake.wap.build import Plan
-from marketlake.wap.restate import applied_actions, restated_symbols
+from marketlake.wap.restate import applied_actions, changed, restated_symbols
 from marketlake.wap.versions import (
     Registry,
 )
@@ -33,8 +33,8 @@ def plan(
     force: bool = False,
 ) -> Plan | None:
     """What this run must read and recompute, or None when nothing changed since the current
-    version (with `force`, a full build then). `corporate`: the splits and dividends in the
-    lake (actions.build_frames), read here when not given."""
+    version (with `force`, a full build then). `corporate`: the splits, dividends and earnings
+    in the lake (actions.build_frames), read here when not given."""
     dates = sorted(
         name.split("=", 1)[1]
         for name in store.list_prefixes(RAW_PREFIX)
@@ -78,7 +78,8 @@ def plan(
         return full_build("--force") if force else None
     raw_from = current.raw_through
     if not new_raw:
-        # Only splits or dividends changed: no raw partition to read (none is this new).
+        # Only splits, dividends or earnings changed: no raw partition to read (none is this
+        # new).
         raw_from = (dt.date.fromisoformat(newest) + dt.timedelta(days=1)).isoformat()
     elif newest != current.raw_through:
         last_read = {
@@ -91,10 +92,12 @@ def plan(
             # would cost as much as the full build did.
             raw_from = next((d for d in dates if d > current.raw_through), raw_from)
     reasons = ["new raw data"] if new_raw else []
-    if restated:
-        names = sorted(restated)
-        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-        reasons.append(f"splits or dividends changed for {', '.join(names[:5])}{more}")
+    kinds = changed(current.actions, applied)
+    for kind in ("splits or dividends", "earnings"):
+        names = sorted(s for s in restated if kind in kinds.get(s, []))
+        if names:
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            reasons.append(f"{kind} changed for {', '.join(names[:5])}{more}")
     return Plan(
         "incremental",
         "; ".join(reasons),

@@ -1,8 +1,8 @@
-"""Which symbols' published history a change in their splits or dividends restates.
+"""Which symbols' published history a change in their splits, dividends or earnings restates.
 
-A published version records, per symbol, fingerprints of the splits and dividends it applied
-(applied_actions). The next incremental build compares them with the actions in the lake now
-(restated_symbols) and recomputes the symbols whose numbers changed:
+A published version records, per symbol, fingerprints of the splits, dividends and earnings
+it applied (applied_actions). The next incremental build compares them with those in the lake
+now (restated_symbols) and recomputes the symbols whose numbers changed:
 
 - splits: adj_factor is the product of every later split's factor, so a split that is new,
   changed or gone changes every row of the symbol before it, and every window that reaches
@@ -11,6 +11,12 @@ A published version records, per symbol, fingerprints of the splits and dividend
   nothing before the ex-date does. Dividends added after the last one applied restate the
   symbol from the first added ex-date; any other change (an earlier one added, changed or
   gone) from its first row.
+- earnings: a report counts only for sessions after its reported_date, so a report added,
+  corrected or gone restates the symbol from Jan 1 of the earliest reported_date year whose
+  fingerprint differs (lake/earnings.py `fingerprints`). A whole year rather than the exact
+  day: an incremental build rewrites whole years from the first one it rebuilds anyway, and
+  the weekly new quarter lands in the current year, which it rebuilds already.
+A symbol restated for several reasons is recomputed from the earliest date among them.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import datetime as dt
 import hashlib
 
 import pandas as pd
+
+from marketlake.lake import earnings
 
 # "From the symbol's first row": a date before any bar (sessions start in 2000).
 FROM_FIRST_ROW = dt.date(1900, 1, 1)
@@ -42,18 +50,49 @@ def _digest(rows: list[tuple[dt.date, float]]) -> str:
 
 def applied_actions(frames: dict[str, pd.DataFrame]) -> dict[str, dict]:
     """What a version records of the actions it applied (frames: actions.build_frames):
-    symbol -> fingerprints of its splits and dividends, and its last dividend's ex-date."""
+    symbol -> fingerprints of its splits and dividends, and its last dividend's ex-date, and
+    (for a symbol with earnings) its earnings fingerprints by year of reported_date."""
     splits = _events(frames["corporate_splits"], "split_factor")
     dividends = _events(frames["corporate_dividends"], "amount")
-    applied = {}
-    for symbol in sorted(set(splits) | set(dividends)):
+    reported = _earnings(frames)
+    applied: dict[str, dict] = {}
+    for symbol in sorted(set(splits) | set(dividends) | set(reported)):
         paid = dividends.get(symbol, [])
         applied[symbol] = {
             "splits": _digest(splits.get(symbol, [])),
             "dividends": _digest(paid),
             "dividends_through": paid[-1][0].isoformat() if paid else None,
         }
+        # Only where there are some: a symbol without earnings records what it did before
+        # earnings were recorded, so those fingerprints stay comparable.
+        if symbol in reported:
+            applied[symbol]["earnings"] = reported[symbol]
     return applied
+
+
+def _earnings(frames: dict[str, pd.DataFrame]) -> dict[str, dict[str, str]]:
+    frame = frames.get(earnings.TABLE)
+    return {} if frame is None else earnings.fingerprints(frame)
+
+
+def _actions_part(entry: dict) -> dict:
+    return {key: value for key, value in entry.items() if key != "earnings"}
+
+
+def changed(recorded: dict[str, dict], applied: dict[str, dict]) -> dict[str, list[str]]:
+    """symbol -> what changed of its actions between `recorded` and `applied` (both as
+    applied_actions gives them): "splits or dividends", "earnings", or both."""
+    out: dict[str, list[str]] = {}
+    for symbol in sorted(set(recorded) | set(applied)):
+        before, now = recorded.get(symbol, _NONE), applied.get(symbol, _NONE)
+        kinds = []
+        if _actions_part(before) != _actions_part(now):
+            kinds.append("splits or dividends")
+        if before.get("earnings", {}) != now.get("earnings", {}):
+            kinds.append("earnings")
+        if kinds:
+            out[symbol] = kinds
+    return out
 
 
 def restated_symbols(
@@ -65,19 +104,29 @@ def restated_symbols(
     applied = applied_actions(frames)
     dividends = _events(frames["corporate_dividends"], "amount")
     restated = {}
-    for symbol in sorted(set(recorded) | set(applied)):
+    for symbol, kinds in changed(recorded, applied).items():
         before, now = recorded.get(symbol, _NONE), applied.get(symbol, _NONE)
-        if before == now:
-            continue
-        if before["splits"] != now["splits"]:
-            restated[symbol] = FROM_FIRST_ROW
-            continue
-        through = before.get("dividends_through")
-        paid = dividends.get(symbol, [])
-        kept = [(d, a) for d, a in paid if through is not None and d.isoformat() <= through]
-        added = [d for d, _ in paid if through is None or d.isoformat() > through]
-        if _digest(kept) == before["dividends"] and added:
-            restated[symbol] = added[0]
-        else:
-            restated[symbol] = FROM_FIRST_ROW
+        firsts = []
+        if "earnings" in kinds:
+            firsts.append(_earnings_from(before.get("earnings", {}), now.get("earnings", {})))
+        if "splits or dividends" in kinds:
+            firsts.append(_actions_from(before, dividends.get(symbol, []), now))
+        restated[symbol] = min(firsts)
     return restated
+
+
+def _earnings_from(before: dict[str, str], now: dict[str, str]) -> dt.date:
+    """Jan 1 of the earliest year of reported_date whose reports differ."""
+    years = [year for year in set(before) | set(now) if before.get(year) != now.get(year)]
+    return dt.date(int(min(years)), 1, 1)
+
+
+def _actions_from(before: dict, paid: list[tuple[dt.date, float]], now: dict) -> dt.date:
+    if before["splits"] != now["splits"]:
+        return FROM_FIRST_ROW
+    through = before.get("dividends_through")
+    kept = [(d, a) for d, a in paid if through is not None and d.isoformat() <= through]
+    added = [d for d, _ in paid if through is None or d.isoformat() > through]
+    if _digest(kept) == before["dividends"] and added:
+        return added[0]
+    return FROM_FIRST_ROW

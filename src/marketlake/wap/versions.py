@@ -31,7 +31,7 @@ class Version:
     # those need not be read again.
     ingested_through: str | None = None
     parent: str | None = None  # the version this one was built on (what rollback returns to)
-    # The splits and dividends it applied: symbol -> fingerprints (wap.restate.applied_actions).
+    # The actions and earnings it applied: symbol -> fingerprints (wap.restate.applied_actions).
     # None in a version from before they were recorded: the next build is full.
     actions: dict[str, dict] | None = None
     # The digest of every file of its partitions (storage digests), by key: what readers
