@@ -407,9 +407,32 @@ def check_result(deployed: Deployed, athena, summary: dict) -> int:
         f"daily_prices has {int(paid['n'][0])} dividend rows, the stand-in paid {expected}",
     )
     check(expected > 0, "the stand-in paid no dividend in the window: the check proves nothing")
+    check_earnings(engine, provider, summary, lo, hi)
     for view in sorted((REPO / "sql" / "views").glob("*.sql")):
         engine.fetch_df(f"SELECT count(*) AS n FROM {view.stem}")  # every view runs
     return rows
+
+
+def check_earnings(engine, provider, summary: dict, lo: dt.date, hi: dt.date) -> None:
+    """The earnings went Lambda -> raw/earnings -> the Glue job -> daily_prices: every report
+    of the stand-in published in the window shows on the first bar after it, and the trailing
+    P/E is there (the stand-in's history holds four quarters before the window)."""
+    expected = sum(
+        lo <= dt.date.fromisoformat(reported) < hi
+        for symbol in summary["fetched"]
+        for _, reported, _, _ in earnings_of(provider, symbol, hi)
+    )
+    shown = engine.fetch_df(
+        "SELECT count(*) AS n, count(pe_ratio_ttm) AS pe FROM daily_prices "
+        f"WHERE eps_quarter IS NOT NULL AND eps_reported_date >= DATE '{lo.isoformat()}'"
+    )
+    check(
+        int(shown["n"][0]) == expected,
+        f"daily_prices shows {int(shown['n'][0])} reports, the stand-in published {expected}",
+    )
+    check(expected > 0, "the stand-in published no report in the window: the check proves nothing")
+    with_pe = engine.fetch_df("SELECT count(pe_ratio_ttm) AS n FROM daily_prices")
+    check(int(with_pe["n"][0]) > 0, "daily_prices has no pe_ratio_ttm: earnings did not arrive")
 
 
 def empty_buckets(deployed: Deployed) -> int:

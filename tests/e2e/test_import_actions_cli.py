@@ -63,7 +63,7 @@ def test_a_changed_factor_needs_replace(tmp_path):
     splits = actions.current(LocalStore(tmp_path / "lake"), actions.SPLITS)
     assert list(splits["value"]) == [4.0]
     line = one_line_error(marketlake(tmp_path, "import", "nvda.csv", "--replace"))
-    assert "--replace" in line and "--splits or --dividends" in line
+    assert "--replace" in line and "--splits, --dividends or --earnings" in line
 
 
 def test_replace_is_explained_in_the_help(tmp_path):
