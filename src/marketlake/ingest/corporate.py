@@ -28,14 +28,23 @@ from marketlake.storage import ObjectStore
 def actions_due(settings: Settings, state: IngestState, symbol: str, today: dt.date) -> bool:
     """A symbol's splits and dividends are asked when it is new to them, then every
     MARKETLAKE_ACTIONS_EVERY_DAYS days (0: never)."""
+    return asked_due(settings, state, symbol, today, "actions_on")
+
+
+def asked_due(
+    settings: Settings, state: IngestState, symbol: str, today: dt.date, asked_on: str
+) -> bool:
+    """Whether a symbol with bars is due for what its state field `asked_on` dates: never
+    asked, or asked MARKETLAKE_ACTIONS_EVERY_DAYS days ago or more (0: never)."""
     if settings.actions_every_days <= 0:
         return False
     entry = state.symbols.get(symbol)
     if entry is None or entry.watermark is None or entry.invalid:
         return False  # no bars yet (deferred, failed or refused): nothing to adjust
-    if entry.actions_on is None:
+    last = getattr(entry, asked_on)
+    if last is None:
         return True
-    return (today - dt.date.fromisoformat(entry.actions_on)).days >= settings.actions_every_days
+    return (today - dt.date.fromisoformat(last)).days >= settings.actions_every_days
 
 
 def ingest_actions(

@@ -10,6 +10,7 @@ from typing import Callable
 import pandas as pd
 
 from marketlake.config import Settings
+from marketlake.ingest.corporate import asked_due
 from marketlake.ingest.landing import quarantine_stamp
 from marketlake.ingest.ratelimit import RateLimiter
 from marketlake.ingest.report import IngestObserver, IngestReport
@@ -38,14 +39,7 @@ def earnings_due(settings: Settings, state: IngestState, symbol: str, today: dt.
     """A symbol's earnings are asked on the splits' and dividends' cadence: when it is new to
     them, then every MARKETLAKE_ACTIONS_EVERY_DAYS days (0: never). Kept in a field of their
     own, so a refusal of one leaves the other's schedule alone."""
-    if settings.actions_every_days <= 0:
-        return False
-    entry = state.symbols.get(symbol)
-    if entry is None or entry.watermark is None or entry.invalid:
-        return False  # no bars yet (deferred, failed or refused): no price to divide
-    if entry.earnings_on is None:
-        return True
-    return (today - dt.date.fromisoformat(entry.earnings_on)).days >= settings.actions_every_days
+    return asked_due(settings, state, symbol, today, "earnings_on")
 
 
 def ingest_earnings(

@@ -17,7 +17,7 @@ import csv
 import dataclasses
 import datetime as dt
 import io
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Protocol
 
 import pandas as pd
 import pyarrow as pa
@@ -60,6 +60,22 @@ class ActionKind:
 
     def quarantine_key(self, ingest_date: dt.date, symbol: str, stamp: str) -> str:
         return f"quarantine/{self.name}/ingest_date={ingest_date.isoformat()}/{symbol}.{stamp}.csv"
+
+
+class RawKind(Protocol):
+    """What reading, writing and quarantining a raw zone's objects needs of its kind: an
+    ActionKind, or lake/earnings.py's EarningsKind."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+    @property
+    def columns(self) -> list[str]: ...
+
+    def quarantine_key(self, ingest_date: dt.date, symbol: str, stamp: str) -> str: ...
 
 
 SPLITS = ActionKind("splits", "SPLITS", "effective_date", "split_factor", fields.parse_split_factor)
@@ -112,10 +128,11 @@ def judge_actions(kind: ActionKind, rows: pd.DataFrame) -> tuple[pd.DataFrame, p
     return valid, rejected
 
 
-def repeated_date(rows: pd.DataFrame) -> dt.date | None:
-    """The first date that `rows` (text `date`, `value`) give more than once, else None."""
+def repeated_date(rows: pd.DataFrame, column: str = "date") -> dt.date | None:
+    """The first date that `rows` (text `date`, `value`) give more than once in `column`,
+    else None."""
     seen: set[dt.date] = set()
-    for date_value in rows["date"]:
+    for date_value in rows[column]:
         day = fields.date_or_none(date_value)
         if day is None:
             continue
@@ -137,12 +154,12 @@ def number_text(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def _read(data: bytes, kind: ActionKind) -> pd.DataFrame:
+def _read(data: bytes, kind: RawKind) -> pd.DataFrame:
     frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     return frame[kind.columns]
 
 
-def _to_csv(frame: pd.DataFrame, kind: ActionKind) -> bytes:
+def _to_csv(frame: pd.DataFrame, kind: RawKind) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(kind.columns)
@@ -151,7 +168,7 @@ def _to_csv(frame: pd.DataFrame, kind: ActionKind) -> bytes:
 
 
 def stored(
-    store: ObjectStore, kind: ActionKind, symbol: str | None = None, strict: bool = False
+    store: ObjectStore, kind: RawKind, symbol: str | None = None, strict: bool = False
 ) -> pd.DataFrame:
     """Every raw row of `kind` (of `symbol`), text columns plus ingest_date. An object that
     cannot be read is skipped, or with `strict` (the build) stops the read: a split the build
@@ -294,7 +311,7 @@ def land_market_actions(
 
 def quarantine_actions(
     store: ObjectStore,
-    kind: ActionKind,
+    kind: RawKind,
     symbol: str,
     rejected: pd.DataFrame,
     source: str,

@@ -160,15 +160,7 @@ def _empty_valid() -> pd.DataFrame:
 
 def repeated_quarter(rows: pd.DataFrame) -> dt.date | None:
     """The first fiscal_date_ending that `rows` (vendor text columns) give twice, else None."""
-    seen: set[dt.date] = set()
-    for value in rows["fiscal_date_ending"]:
-        day = fields.date_or_none(value)
-        if day is None:
-            continue
-        if day in seen:
-            return day
-        seen.add(day)
-    return None
+    return actions.repeated_date(rows, "fiscal_date_ending")
 
 
 def current(store: ObjectStore, symbol: str | None = None, strict: bool = False) -> pd.DataFrame:
@@ -176,7 +168,7 @@ def current(store: ObjectStore, symbol: str | None = None, strict: bool = False)
     basis (datetime.date), eps (float). A row that does not parse (a hand-edited object) is
     left out; an object that cannot be read is skipped, or with `strict` (the build) stops
     the read (actions.stored)."""
-    frame = actions.stored(store, EARNINGS, symbol, strict)  # type: ignore[arg-type]
+    frame = actions.stored(store, EARNINGS, symbol, strict)
     frame = frame.sort_values(["ingested_at", "ingest_date"], kind="stable")
     frame = frame.drop_duplicates(subset=["symbol", "fiscal_date_ending"], keep="last")
     out = pd.DataFrame(
@@ -238,7 +230,7 @@ def land(
     )
     key = EARNINGS.key(ingest_date, symbol)
     try:
-        existing = actions._read(store.get_bytes(key), EARNINGS)  # type: ignore[arg-type]
+        existing = actions._read(store.get_bytes(key), EARNINGS)
     except KeyError:
         existing = None
     if existing is not None:
@@ -246,7 +238,7 @@ def land(
         frame = pd.concat([existing, frame], ignore_index=True)
         frame = frame.drop_duplicates(subset=["symbol", "fiscal_date_ending"], keep="last")
         frame = frame.sort_values("fiscal_date_ending", kind="stable")
-    data = actions._to_csv(frame, EARNINGS)  # type: ignore[arg-type]
+    data = actions._to_csv(frame, EARNINGS)
     digest = store.put_bytes(key, data)
     # Recorded like the bars' objects: a build checks the object against it before reading.
     record_landed(store, key, data, frame["fiscal_date_ending"], digest)
@@ -261,11 +253,7 @@ def quarantine(
     ingest_date: dt.date,
     stamp: str,
 ) -> str:
-    key = EARNINGS.quarantine_key(ingest_date, symbol, stamp)
-    body = rejected.assign(source=source)
-    body.insert(0, "symbol", symbol)
-    store.put_bytes(key, body.to_csv(index=False).encode())
-    return key
+    return actions.quarantine_actions(store, EARNINGS, symbol, rejected, source, ingest_date, stamp)
 
 
 TABLE = "corporate_earnings"
