@@ -217,7 +217,7 @@ def _print_summary(settings: Settings, result: BuildResult) -> None:
     out.print("query it:")
     out.print(
         f'  .venv/bin/marketlake {prefix}query "SELECT symbol, trade_date, close, daily_return, '
-        "avg_price, parkinson_vol_20d FROM daily_prices WHERE trade_date = "
+        "avg_price, parkinson_vol_20d, pe_ratio_ttm FROM daily_prices WHERE trade_date = "
         '(SELECT max(trade_date) FROM daily_prices) ORDER BY symbol"',
         soft_wrap=True,  # one line, so it pastes whole
     )
