@@ -40,9 +40,10 @@
 -- is the first session after it on). eps_ttm(t) = the sum of the EPS of the four latest
 -- quarters (by fiscal_date_ending) known at t, each put on t's share basis: EPS *
 -- adj_factor(t) / adj_factor(its eps_basis_date), as the dividends are. NULL unless four are
--- known, they are consecutive (their quarter ends span at most 300 days: three quarters are
--- ~273, with a missing one ~365) and the newest ended within 365 days before t (reports that
--- stopped coming leave no stale number). pe_ratio_ttm = close / eps_ttm and
+-- known, they are consecutive (their quarter ends span 240 to 300 days: three quarters are
+-- ~273, with a missing one ~365, with one quarter under two dates ~183) and the newest ended
+-- within 365 days before t (reports that stopped coming leave no stale number); a sum within
+-- 1e-9 of 0 is 0. pe_ratio_ttm = close / eps_ttm and
 -- payout_ratio_ttm = dividends gone ex in the trailing 365 days (dividend_yield_ttm's, at t's
 -- scale) / eps_ttm: NULL when eps_ttm is NULL or <= 0 (a loss has no meaningful P/E).
 -- eps_quarter, eps_quarter_end, eps_reported_date: on the symbol's first bar after a report
@@ -286,9 +287,12 @@ bar_earnings AS (
         CASE
             WHEN
                 s.quarters = 4
-                AND date_diff('day', s.oldest_quarter_end, s.newest_quarter_end) <= 300
+                AND date_diff('day', s.oldest_quarter_end, s.newest_quarter_end)
+                BETWEEN 240 AND 300
                 AND s.newest_quarter_end >= date_add('day', -365, b.trade_date)
-                THEN s.adj_eps_4q
+                -- A sum within 1e-9 of 0 is 0: 0.1 + 0.2 - 0.3 is 5.6e-17 in doubles, a P/E
+                -- of 1e18 otherwise (and its sign would follow the summation order).
+                THEN CASE WHEN abs(s.adj_eps_4q) < 1e-9 THEN 0.0 ELSE s.adj_eps_4q END
         END AS adj_eps_ttm
     FROM bars AS b
     INNER JOIN earnings_states AS s

@@ -101,7 +101,7 @@ def trailing(day: dt.date) -> tuple[float | None, float]:
     known = sorted(q for q in QUARTERS if q[1] < day)[-4:]
     eps = None
     recent = len(known) == 4 and known[-1][0] >= day - dt.timedelta(days=365)
-    if recent and (known[-1][0] - known[0][0]).days <= 300:
+    if recent and 240 <= (known[-1][0] - known[0][0]).days <= 300:
         eps = sum(on_basis_of(e, reported, day) for _, reported, e in known)
     paid = sum(
         on_basis_of(a, d, day) for d, a in DIVIDENDS if day - dt.timedelta(days=365) < d <= day

@@ -6,11 +6,11 @@ dividends and earnings.
 The definitions: a report counts for the sessions t with reported_date < t. eps_ttm(t) is the
 sum of the 4 latest quarters (by fiscal_date_ending) known at t, each EPS put on t's share
 basis (reported_eps * adj_factor(t) / adj_factor(eps_basis_date), adj_factor(d) the product
-of the split factors with ex_date > d); NULL unless 4 are known, their quarter ends span at
-most 300 days, and the newest ended within 365 days before t. pe_ratio_ttm = close / eps_ttm,
-payout_ratio_ttm = the trailing 365 days' dividends at t's share basis / eps_ttm, both NULL
-when eps_ttm is NULL or <= 0. eps_quarter*: on the symbol's first bar after a report (the
-newest quarter when several first show there).
+of the split factors with ex_date > d); NULL unless 4 are known, their quarter ends span 240
+to 300 days, and the newest ended within 365 days before t; a sum within 1e-9 of 0 is 0.
+pe_ratio_ttm = close / eps_ttm, payout_ratio_ttm = the trailing 365 days' dividends at t's
+share basis / eps_ttm, both NULL when eps_ttm is NULL or <= 0. eps_quarter*: on the symbol's
+first bar after a report (the newest quarter when several first show there).
 """
 
 from __future__ import annotations
@@ -117,10 +117,11 @@ def reference(bars: pd.DataFrame) -> pd.DataFrame:
         eps_ttm = math.nan
         if (
             len(known) == 4
-            and (known[-1][1] - known[0][1]).days <= 300
+            and 240 <= (known[-1][1] - known[0][1]).days <= 300
             and (t - known[-1][1]).days <= 365
         ):
-            eps_ttm = sum(r[3] * scale / adj_factor(symbol, r[4] or r[2]) for r in known)
+            eps_ttm = sum(r[3] / adj_factor(symbol, r[4] or r[2]) for r in known)
+            eps_ttm = 0.0 if abs(eps_ttm) < 1e-9 else eps_ttm * scale
         paid = sum(
             amount * scale / adj_factor(symbol, ex)
             for ex, amount in DIVIDENDS.get(symbol, [])

@@ -122,19 +122,25 @@ def test_a_vendors_restatement_after_a_split_is_the_same_report_not_a_change(hom
     )
     # Downloaded after the 10-for-1 split: the vendor divided the EPS by 10 (and rounds).
     restated = write(tmp_path / "NVDA_earnings.csv", OURS + "2024-03-31,2024-05-22,0.612\n")
-    assert run(home, [restated], eps_as_of=dt.date(2024, 6, 14)) == [Imported("NVDA", 1, 0, 0)]
-    assert on_record(home, "NVDA") == [("2024-03-31", "2024-05-22", 0.612, "2024-06-14")]
+    # The same report: the exact as-reported copy on record stays (no rounded restatement
+    # replaces it, and nothing is restated).
+    assert run(home, [restated], eps_as_of=dt.date(2024, 6, 14)) == [Imported("NVDA", 0, 1, 0)]
+    assert on_record(home, "NVDA") == [("2024-03-31", "2024-05-22", 6.12, "2024-05-22")]
+    # A vendor rounding the quotient to the cent is the same report too (6.12 / 10 = 0.612);
+    # a number off by more than its rounding is a change, refused.
+    rounded = write(tmp_path / "nvda-history.csv", OURS + "2024-03-31,2024-05-22,0.61\n")
+    assert run(home, [rounded], eps_as_of=dt.date(2024, 6, 14)) == [Imported("NVDA", 0, 1, 0)]
+    other = write(tmp_path / "nvda-data.csv", OURS + "2024-03-31,2024-05-22,0.65\n")
+    with pytest.raises(MarketlakeError):
+        run(home, [other], eps_as_of=dt.date(2024, 6, 14))
     # Taken as reported (no --eps-as-of), the same number is a different EPS than on record.
-    # Without --eps-as-of, that number would be taken as on its report day's basis: not
-    # the 6.12 on record then, so a change, refused.
     with pytest.raises(MarketlakeError) as caught:
         run(home, [restated])
     message = str(caught.value)
-    assert (
-        "on record as reported 2024-05-22, EPS 0.612 (6.12 on the share basis of 2024-05-22)"
-        in message
-    )
+    assert "on record as reported 2024-05-22, EPS 6.12, this file says" in message
+    assert "EPS 0.612" in message
     assert "pass --eps-as-of with the day it was downloaded" in message
+    assert on_record(home, "NVDA") == [("2024-03-31", "2024-05-22", 6.12, "2024-05-22")]
 
 
 def test_a_changed_report_needs_replace(home, tmp_path):
@@ -225,7 +231,10 @@ def test_files_without_the_columns_or_rows_are_refused(home, tmp_path):
     assert message.startswith("IBM.csv: missing column(s) fiscal_date_ending, reported_date")
     assert "fiscalDateEnding,reportedDate,reportedEPS" in message
     empty = write(tmp_path / "AMD.csv", OURS)
-    assert refusal(home, [empty]) == "AMD.csv: no rows under its header; nothing was imported"
+    assert refusal(home, [empty]) == (
+        "AMD.csv: no rows under its header; nothing was imported. Add a row per quarter: "
+        "fiscal_date_ending,reported_date,reported_eps"
+    )
 
 
 def test_a_symbol_column_naming_another_symbol_is_refused(home, tmp_path):

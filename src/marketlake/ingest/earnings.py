@@ -128,16 +128,22 @@ def _land(
         report.earnings_held += sum(ahead)
         valid = valid.loc[[not a for a in ahead]]
     report.earnings_unreported += judged.unreported
-    if len(judged.rejected):
+    rejected = judged.rejected
+    near = earnings.near_quarters(valid, earnings.current(store, symbol)["fiscal"])
+    if len(near):
+        # One quarter under two dates (the vendor's and one on record): neither lands.
+        valid = valid[~valid["fiscal"].astype(str).isin(set(near["fiscal_date_ending"]))]
+        rejected = pd.concat([rejected, near], ignore_index=True)
+    if len(rejected):
         earnings.quarantine(
             store,
             symbol,
-            judged.rejected,
+            rejected,
             source,
             report.ingest_date,
             quarantine_stamp(moment),
         )
-        report.earnings_quarantined += len(judged.rejected)
+        report.earnings_quarantined += len(rejected)
     report.earnings_landed += earnings.land(
         store,
         symbol,

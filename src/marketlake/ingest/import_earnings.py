@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
@@ -77,7 +76,10 @@ def read_earnings_csv(
         )
     check_symbol(table, symbol, named_by)
     if not len(table.frame):
-        raise MarketlakeError(f"{name}: no rows under its header; nothing was imported")
+        raise MarketlakeError(
+            f"{name}: no rows under its header; nothing was imported. Add a row per quarter: "
+            "fiscal_date_ending,reported_date,reported_eps"
+        )
     fiscal, reported, eps = (keys[c] for c in COLUMNS)
     assert fiscal and reported and eps
     return pd.DataFrame(
@@ -167,25 +169,19 @@ def _judge_file(
     return valid, int(blank.sum())
 
 
-def _split_ratio(splits: pd.DataFrame, start: dt.date, end: dt.date) -> float:
-    """Shares at `end` per share at `start`: the product of the split factors dated in
-    (start, end], or its inverse when `end` is earlier."""
-    low, high = sorted((start, end))
-    ratio = math.prod(float(v) for d, v in zip(splits["date"], splits["value"]) if low < d <= high)
-    return ratio if end >= start else 1.0 / ratio
-
-
-def _decimals(value: float) -> int:
-    text = actions.number_text(value)
-    if "e" in text.lower():
-        return 12
-    return len(text.partition(".")[2])
-
-
-def _same_eps(new: float, restated: float) -> bool:
-    """The same EPS, as precisely as the new number is written (a vendor that restates for
-    splits rounds the quotient: NVDA's 2006 EPS is 0.0038)."""
-    return abs(new - restated) <= 0.5 * 10 ** -_decimals(new) + 1e-12
+def _refuse_near_quarters(store: ObjectStore, loaded: list[tuple[str, str, pd.DataFrame, int]]):
+    """A quarter end within earnings.NEAR_DAYS of another of the symbol's, in the file or on
+    record, is refused: one quarter counted twice would be half of a trailing year."""
+    for file_name, symbol, valid, _ in loaded:
+        known = earnings.current(store, symbol)
+        near = earnings.near_quarters(valid, known["fiscal"])
+        if len(near):
+            first = near.iloc[0]
+            raise MarketlakeError(
+                f"{file_name}: {symbol}'s {first['reason']}; nothing was imported. Write the "
+                "quarter with the fiscal_date_ending already on record (or keep one row of "
+                "the two in the file)"
+            )
 
 
 def _check_changes(
@@ -208,20 +204,21 @@ def _check_changes(
                 continue
             old_day, old_eps, old_basis = on_record[fiscal]
             basis = eps_as_of or day
-            ratio = _split_ratio(splits, old_basis, basis)
-            restated = old_eps / ratio
-            if old_day == day and _same_eps(float(eps), restated):
+            if earnings.same_report(on_record[fiscal], (day, float(eps), basis), splits):
                 continue
+            ratio = earnings.split_ratio(splits, old_basis, basis)
+            restated = old_eps / ratio
             before = f"reported {old_day}, EPS {actions.number_text(old_eps)}"
             hint = ""
             if ratio != 1:
                 shown = actions.number_text(round(restated, 10))
                 before += f" ({shown} on the share basis of {basis})"
-                if eps_as_of is None:
-                    hint = (
-                        "; or, if the file's EPS are restated for later splits, pass "
-                        "--eps-as-of with the day it was downloaded"
-                    )
+            if eps_as_of is None and earnings.split_ratio(splits, day, dt.date.max) != 1:
+                # The lake knows a split after the report: the file may be a restated download.
+                hint = (
+                    "; or, if the file's EPS are restated for later splits, pass "
+                    "--eps-as-of with the day it was downloaded"
+                )
             after = f"reported {day}, EPS {actions.number_text(eps)}"
             raise MarketlakeError(
                 f"{file_name}: {symbol}'s quarter ending {fiscal} is on record as {before}, "
@@ -264,6 +261,7 @@ def run_import_earnings(
         seen[name] = file_name
         valid, unreported = _judge_file(rows, file_name, session, eps_as_of)
         loaded.append((file_name, name, valid, unreported))
+    _refuse_near_quarters(store, loaded)
     if not replace:
         _check_changes(store, loaded, eps_as_of)
     state = load_state(store)

@@ -11,8 +11,8 @@ were fetched. The build puts each on the basis of the session it serves (the adj
 ratio, sql/staging/daily_prices.sql), so a split the lake learns later fixes every number.
 
 The latest `ingested_at` copy of a (symbol, fiscal_date_ending) wins (current). A row lands
-only when its reported_date or reported_eps is new: a refetch that differs only in the basis
-date (no split between) is the same number, and keeps its first basis.
+only when it says something new (same_report): a refetch whose EPS is the one on record, on
+the record's basis or restated for the splits between, keeps the copy on record.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -163,6 +164,60 @@ def repeated_quarter(rows: pd.DataFrame) -> dt.date | None:
     return actions.repeated_date(rows, "fiscal_date_ending")
 
 
+# Two quarter ends closer than this are one quarter under two dates (a 52/53-week fiscal
+# year's 2024-06-29 and a vendor's month-end 2024-06-30), not two quarters (~91 days apart).
+NEAR_DAYS = 45
+
+
+def near_quarters(valid: pd.DataFrame, known: Iterable[dt.date]) -> pd.DataFrame:
+    """judge's rejected shape for the rows of `valid` whose quarter end lies within NEAR_DAYS
+    of another quarter end, on record (`known`) or in `valid`: counted twice, one quarter
+    would be half of a trailing year. Both are left out: which date is right is not ours to
+    guess."""
+    ends = sorted(set(known) | set(valid["fiscal"]))
+    bad = []
+    for fiscal, reported, eps in zip(valid["fiscal"], valid["reported"], valid["eps"]):
+        other = next((e for e in ends if e != fiscal and abs((e - fiscal).days) < NEAR_DAYS), None)
+        if other is not None:
+            reason = (
+                f"quarter {fiscal} is {abs((other - fiscal).days)} day(s) from quarter {other}: "
+                "one quarter under two dates?"
+            )
+            bad.append((fiscal.isoformat(), reported.isoformat(), actions.number_text(eps), reason))
+    return pd.DataFrame(bad, columns=[*_VENDOR_COLUMNS, "reason"])
+
+
+def split_ratio(splits: pd.DataFrame, start: dt.date, end: dt.date) -> float:
+    """Shares at `end` per share at `start`: the product of the split factors (`splits` as
+    actions.current gives them) dated in (start, end], or its inverse when `end` is earlier."""
+    low, high = sorted((start, end))
+    ratio = math.prod(float(v) for d, v in zip(splits["date"], splits["value"]) if low < d <= high)
+    return ratio if end >= start else 1.0 / ratio
+
+
+def same_report(
+    old: tuple[dt.date, float, dt.date], new: tuple[dt.date, float, dt.date], splits: pd.DataFrame
+) -> bool:
+    """Whether (reported_date, eps, basis) `new` says what `old` says. With no split between
+    the two bases the EPS must be equal; across a split, `new` may be the vendor's rounded
+    restatement of `old` (NVDA's 2006 EPS is 0.0038): equal to the number's last written
+    decimal, at least to the cent. The same report keeps the copy on record, which is no
+    less exact; one with another number lands, a basis that changes the number too."""
+    (old_day, old_eps, old_basis), (day, eps, basis) = old, new
+    if old_day != day:
+        return False
+    ratio = split_ratio(splits, old_basis, basis)
+    if ratio == 1:
+        return float(eps) == float(old_eps)
+    decimals = max(_decimals(float(eps)), 2)
+    return abs(float(eps) - old_eps / ratio) <= 0.5 * 10**-decimals + 1e-12
+
+
+def _decimals(value: float) -> int:
+    text = actions.number_text(value)
+    return 12 if "e" in text.lower() else len(text.partition(".")[2])
+
+
 def current(store: ObjectStore, symbol: str | None = None, strict: bool = False) -> pd.DataFrame:
     """The latest copy of each (symbol, fiscal_date_ending): symbol, fiscal, reported and
     basis (datetime.date), eps (float). A row that does not parse (a hand-edited object) is
@@ -208,9 +263,13 @@ def land(
     # A damaged object of the symbol would block every build: its rows land again below.
     integrity.set_aside_damaged(store, EARNINGS.prefix, symbol)
     known = current(store, symbol)
-    on_record = {f: (r, e) for f, r, e in zip(known["fiscal"], known["reported"], known["eps"])}
+    on_record = {
+        f: (r, e, b)
+        for f, r, e, b in zip(known["fiscal"], known["reported"], known["eps"], known["basis"])
+    }
+    splits = actions.current(store, actions.SPLITS, symbol)
     fresh = [
-        on_record.get(f) != (r, float(e))
+        f not in on_record or not same_report(on_record[f], (r, float(e), basis or r), splits)
         for f, r, e in zip(valid["fiscal"], valid["reported"], valid["eps"])
     ]
     rows = valid[fresh]
