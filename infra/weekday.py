@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import runpy
 import sys
 import time
@@ -129,10 +130,19 @@ def actions_of(provider, kind: str, symbol: str, as_of: dt.date) -> list:
     return [(row.date, float(row.value)) for row in frame.itertuples()]
 
 
-def earnings_of(provider, symbol: str, as_of: dt.date) -> list:
-    """The synthetic quarters as EARNINGS lists them (no estimate: "None")."""
-    frame = provider.fetch_earnings(symbol, as_of)
-    return [(*row, "None") for row in frame.itertuples(index=False)]
+def earnings_of(provider, symbol: str, as_of: dt.date, restated: bool = True) -> list:
+    """The synthetic quarters as EARNINGS lists them (no estimate: "None"): restated, as
+    Alpha Vantage's are, for every split after the report up to `as_of` (the EPS of a quarter
+    reported before a 10:1 split divided by 10), or as reported."""
+    from marketlake.lake.actions import number_text
+
+    splits = actions_of(provider, "splits", symbol, as_of) if restated else []
+    quarters = []
+    for fiscal, reported, eps in provider.fetch_earnings(symbol, as_of).itertuples(index=False):
+        day = dt.date.fromisoformat(reported)
+        factor = math.prod(f for ex, f in splits if day < ex <= as_of)
+        quarters.append((fiscal, reported, number_text(float(eps) / factor), "None"))
+    return quarters
 
 
 class LambdaContext:
@@ -417,20 +427,34 @@ def check_earnings(engine, provider, summary: dict, lo: dt.date, hi: dt.date) ->
     """The earnings went Lambda -> raw/earnings -> the Glue job -> daily_prices: every report
     of the stand-in published in the window shows on the first bar after it, and the trailing
     P/E is there (the stand-in's history holds four quarters before the window)."""
-    expected = sum(
-        lo <= dt.date.fromisoformat(reported) < hi
-        for symbol in summary["fetched"]
-        for _, reported, _, _ in earnings_of(provider, symbol, hi)
-    )
+    # As reported, each on the share basis of the first session after it: the stand-in
+    # served them restated for splits up to the fetch, and the lake must undo exactly that.
+    expected = {}
+    for symbol in summary["fetched"]:
+        splits = actions_of(provider, "splits", symbol, hi)
+        for _, reported, eps, _ in earnings_of(provider, symbol, hi, restated=False):
+            day = dt.date.fromisoformat(reported)
+            if lo <= day < hi:
+                expected[(symbol, day)] = (float(eps), splits)
     shown = engine.fetch_df(
-        "SELECT count(*) AS n, count(pe_ratio_ttm) AS pe FROM daily_prices "
+        "SELECT symbol, trade_date, eps_reported_date, eps_quarter FROM daily_prices "
         f"WHERE eps_quarter IS NOT NULL AND eps_reported_date >= DATE '{lo.isoformat()}'"
     )
     check(
-        int(shown["n"][0]) == expected,
-        f"daily_prices shows {int(shown['n'][0])} reports, the stand-in published {expected}",
+        len(shown) == len(expected),
+        f"daily_prices shows {len(shown)} reports, the stand-in published {len(expected)}",
     )
-    check(expected > 0, "the stand-in published no report in the window: the check proves nothing")
+    check(
+        bool(expected), "the stand-in published no report in the window: the check proves nothing"
+    )
+    for symbol, trade_date, reported, eps in shown.itertuples(index=False):
+        day, session = (dt.date.fromisoformat(str(d)[:10]) for d in (reported, trade_date))
+        as_reported, splits = expected.get((symbol, day), (math.nan, []))
+        want = as_reported / math.prod(f for ex, f in splits if day < ex <= session)
+        check(
+            math.isclose(float(eps), want, rel_tol=1e-9),
+            f"{symbol}'s report of {day} shows EPS {eps} on {session}, the stand-in's is {want}",
+        )
     with_pe = engine.fetch_df("SELECT count(pe_ratio_ttm) AS n FROM daily_prices")
     check(int(with_pe["n"][0]) > 0, "daily_prices has no pe_ratio_ttm: earnings did not arrive")
 

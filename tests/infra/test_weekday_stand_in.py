@@ -49,3 +49,20 @@ def test_an_ingest_against_it_lands_earnings(tmp_path):
         report = run_ingest(settings, LocalStore(settings.home), None, moment, now=lambda: moment)
     assert report.earnings_asked == ["AMAT"] and report.earnings_landed > 8
     assert not report.earnings_off and not report.actions_off
+
+
+def test_it_restates_the_eps_for_later_splits_as_alpha_vantage_does():
+    # AMAT splits 10:1 on 2025-06-16 in the synthetic market: a quarter reported before it is
+    # served divided by 10, one reported after it as reported.
+    provider = SyntheticProvider(seed=weekday.SEED)
+    splits = weekday.actions_of(provider, "splits", "AMAT", AS_OF)
+    assert (dt.date(2025, 6, 16), 10.0) in splits
+    served = weekday.earnings_of(provider, "AMAT", AS_OF)
+    reported = weekday.earnings_of(provider, "AMAT", AS_OF, restated=False)
+    assert [q[:2] for q in served] == [q[:2] for q in reported]
+    before = [(s, r) for s, r in zip(served, reported) if r[1] < "2025-06-16"]
+    after = [(s, r) for s, r in zip(served, reported) if r[1] >= "2025-06-16"]
+    assert before and after
+    for s, r in before:
+        assert float(s[2]) * 10 == pytest.approx(float(r[2]), rel=1e-12)
+    assert all(s[2] == r[2] for s, r in after)
