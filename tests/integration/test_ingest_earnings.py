@@ -223,6 +223,44 @@ def test_rejected_quarters_are_quarantined_and_the_rest_lands(server, tmp_path):
     assert "is before its quarter's end" in kept.read_text()
 
 
+def test_one_quarter_under_two_dates_is_quarantined_and_the_rest_lands(server, tmp_path):
+    home = tmp_path / "lake"
+    # In one answer: 2024-03-29 and 2024-03-31, two days apart. Neither lands.
+    twice = [*AAA_QUARTERS, ("2024-03-29", "2024-04-24", "1.68", "1.60")]
+    server.default.functions["EARNINGS"] = Reply(earnings_json("AAA", twice))
+    report = run(server, home, tickers="AAA")
+    assert (report.earnings_quarantined, report.earnings_landed) == (2, 2)
+    assert [row[1] for row in on_record(home)] == [dt.date(2023, 9, 30), dt.date(2023, 12, 31)]
+    [kept] = home.glob("quarantine/earnings/ingest_date=2024-07-03/AAA.*.csv")
+    text = kept.read_text()
+    assert "quarter 2024-03-29 is 2 day(s) from quarter 2024-03-31" in text
+    assert "quarter 2024-03-31 is 2 day(s) from quarter 2024-03-29" in text
+
+
+def test_a_quarter_end_near_one_on_record_is_quarantined_and_the_rest_lands(server, tmp_path):
+    home = tmp_path / "lake"
+    run(server, home, tickers="AAA")  # 2023-09-30, 2023-12-31, 2024-03-31 land
+    # A later answer gives 2024-03-31 as 2024-03-30, and the new 2024-06-30.
+    moved = [
+        ("2024-03-30", "2024-04-24", "1.68", "1.60") if q[0] == "2024-03-31" else q
+        for q in AAA_QUARTERS
+    ]
+    server.default.functions["EARNINGS"] = Reply(earnings_json("AAA", moved))
+    later = dt.datetime(2024, 7, 31, 18, 0, tzinfo=NY)
+    report = run(server, home, tickers="AAA", now=later)
+    assert (report.earnings_quarantined, report.earnings_landed) == (1, 1)
+    assert [row[1] for row in on_record(home)] == [
+        dt.date(2023, 9, 30),
+        dt.date(2023, 12, 31),
+        dt.date(2024, 3, 31),  # the record stays; the other date is not landed
+        dt.date(2024, 6, 30),
+    ]
+    [kept] = home.glob("quarantine/earnings/ingest_date=2024-07-31/AAA.*.csv")
+    text = kept.read_text()
+    assert "2024-03-30" in text and "1 day(s) from quarter 2024-03-31" in text
+    assert "2024-06-30" not in text
+
+
 def test_a_refetch_asks_again_for_a_damaged_earnings_object(server, tmp_path):
     home = tmp_path / "lake"
     run(server, home, tickers="AAA")

@@ -161,6 +161,94 @@ def test_a_changed_report_needs_replace(home, tmp_path):
         run(home, [moved], symbol="AMD")
 
 
+def test_an_integer_eps_over_a_recorded_one_with_decimals_needs_replace(home, tmp_path):
+    """Before the review's fix `1` passed for a recorded 1.45 ("equal to its last decimal")
+    and landed without --replace."""
+    run(home, [write(tmp_path / "IBM.csv", OURS + "2024-03-31,2024-04-24,1.45\n")])
+    whole = write(tmp_path / "ibm_earnings.csv", OURS + "2024-03-31,2024-04-24,1\n")
+    with pytest.raises(MarketlakeError) as caught:
+        run(home, [whole])
+    message = str(caught.value)
+    assert message.startswith("ibm_earnings.csv: IBM's quarter ending 2024-03-31 is on record")
+    assert "EPS 1.45, this file says reported 2024-04-24, EPS 1;" in message
+    assert "--replace" in message and "--eps-as-of" not in message  # no split to hint at
+    assert on_record(home, "IBM") == [("2024-03-31", "2024-04-24", 1.45, "2024-04-24")]
+    assert run(home, [whole], replace=True) == [Imported("IBM", 1, 0, 0)]
+    assert on_record(home, "IBM") == [("2024-03-31", "2024-04-24", 1.0, "2024-04-24")]
+    # And the other way: 2.4 over a recorded 2 (written "2"), and back.
+    run(home, [write(tmp_path / "AMD.csv", OURS + "2024-03-31,2024-04-30,2.0\n")])
+    more = write(tmp_path / "amd-2.csv", OURS + "2024-03-31,2024-04-30,2.4\n")
+    with pytest.raises(MarketlakeError) as caught:
+        run(home, [more], symbol="AMD")
+    assert "EPS 2, this file says reported 2024-04-30, EPS 2.4;" in str(caught.value)
+    assert run(home, [more], symbol="AMD", replace=True) == [Imported("AMD", 1, 0, 0)]
+    assert run(home, [more], symbol="AMD") == [Imported("AMD", 0, 1, 0)]
+
+
+def test_a_basis_that_changes_the_number_is_a_correction_needing_replace(home, tmp_path):
+    store = LocalStore(home)
+    run(home, [write(tmp_path / "NVDA.csv", OURS + "2024-03-31,2024-05-22,2.5\n")])
+    split = actions.judge_actions(
+        actions.SPLITS, pd.DataFrame({"date": ["2024-06-10"], "value": ["2"]})
+    )[0]
+    actions.land_actions(
+        store, actions.SPLITS, "NVDA", split, "import", dt.date(2024, 6, 14), "2024-06-14 23:30"
+    )
+    # The same 2.5, now said to be on the basis of the day after the 2:1 split: 5.0 per share
+    # of the report day, not the 2.5 on record.
+    after = dt.date(2024, 6, 11)
+    same_number = write(tmp_path / "NVDA_earnings.csv", OURS + "2024-03-31,2024-05-22,2.5\n")
+    with pytest.raises(MarketlakeError) as caught:
+        run(home, [same_number], eps_as_of=after)
+    message = str(caught.value)
+    assert message.startswith(
+        "NVDA_earnings.csv: NVDA's quarter ending 2024-03-31 is on record as reported "
+        "2024-05-22, EPS 2.5 (1.25 on the share basis of 2024-06-11), this file says reported "
+        "2024-05-22, EPS 2.5;"
+    )
+    assert "--replace" in message
+    assert on_record(home, "NVDA") == [("2024-03-31", "2024-05-22", 2.5, "2024-05-22")]
+    assert run(home, [same_number], eps_as_of=after, replace=True) == [Imported("NVDA", 1, 0, 0)]
+    assert on_record(home, "NVDA") == [("2024-03-31", "2024-05-22", 2.5, "2024-06-11")]
+    # Now the record is on that basis: the same file again is the same report.
+    assert run(home, [same_number], eps_as_of=after) == [Imported("NVDA", 0, 1, 0)]
+
+
+def test_one_quarter_under_two_dates_is_refused_naming_the_file_and_both_dates(home, tmp_path):
+    later = dt.datetime(2024, 8, 2, 23, 0, tzinfo=EASTERN)
+    run(home, [write(tmp_path / "AAPL.csv", OURS + "2024-06-30,2024-08-01,1.40\n")], now=later)
+    before = sorted((p, p.read_bytes()) for p in home.rglob("*") if p.is_file())
+    good = write(tmp_path / "MSFT.csv", OURS + "2024-06-30,2024-07-30,2.95\n")
+    other = write(
+        tmp_path / "aapl_earnings.csv",
+        OURS + "2024-03-30,2024-05-02,1.53\n2024-06-29,2024-08-01,1.40\n",
+    )
+    with pytest.raises(MarketlakeError) as caught:
+        run(home, [good, other], now=later)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "aapl_earnings.csv: AAPL's quarter 2024-06-29 is 1 day(s) from quarter 2024-06-30"
+    )
+    assert "nothing was imported" in message
+    # Nothing landed: not the other file, not the other quarter, no landing record.
+    assert sorted((p, p.read_bytes()) for p in home.rglob("*") if p.is_file()) == before
+
+
+def test_a_file_holding_one_quarter_under_two_dates_is_refused(home, tmp_path):
+    later = dt.datetime(2024, 8, 2, 23, 0, tzinfo=EASTERN)
+    file = write(
+        tmp_path / "AAPL.csv",
+        OURS + "2024-03-30,2024-05-02,1.53\n2024-06-29,2024-08-01,1.40\n"
+        "2024-06-30,2024-08-01,1.40\n",
+    )
+    message = refusal(home, [file], now=later)
+    assert message.startswith(
+        "AAPL.csv: AAPL's quarter 2024-06-29 is 1 day(s) from quarter 2024-06-30"
+    )
+    assert "nothing was imported" in message
+
+
 # -- refusals: one line naming the file, nothing written ------------------------------------
 
 
