@@ -180,8 +180,8 @@ def near_quarters(valid: pd.DataFrame, known: Iterable[dt.date]) -> pd.DataFrame
         other = next((e for e in ends if e != fiscal and abs((e - fiscal).days) < NEAR_DAYS), None)
         if other is not None:
             reason = (
-                f"quarter {fiscal} is {abs((other - fiscal).days)} day(s) from quarter {other}: "
-                "one quarter under two dates?"
+                f"quarter {fiscal} is {abs((other - fiscal).days)} day(s) from quarter {other} "
+                "(one quarter under two dates)"
             )
             bad.append((fiscal.isoformat(), reported.isoformat(), actions.number_text(eps), reason))
     return pd.DataFrame(bad, columns=[*_VENDOR_COLUMNS, "reason"])
