@@ -198,28 +198,23 @@ class AlphaVantageProvider:
         """The symbol's splits or dividends (`kind`), one request (retries aside): text
         (date, value) rows as received. ``PremiumOnly`` or ``UnknownFunction`` when this key
         cannot ask for them."""
-        function = "SPLITS" if kind == "splits" else "DIVIDENDS"
-        self._client.attempts = 0
-        try:
-            _, parsed = self._call(symbol, "compact", function)
-        except _PremiumRefusal as refusal:
-            raise PremiumOnly(
-                f"Alpha Vantage serves {function} to premium keys only "
-                f"({self._excerpt(refusal.message)})"
-            ) from None
-        return parsed
+        return self._ask(symbol, "SPLITS" if kind == "splits" else "DIVIDENDS")
 
     def fetch_earnings(self, symbol: str, until: dt.date) -> pd.DataFrame:
         """The symbol's quarterly earnings (EARNINGS), one request (retries aside): the text
         frame lake.earnings.empty_earnings describes, every quarter as received (ingest
         judges them and holds back those reported after `until`). No rows for a symbol
         without earnings. ``PremiumOnly`` or ``UnknownFunction`` when this key cannot ask."""
+        return self._ask(symbol, EARNINGS_FUNCTION)
+
+    def _ask(self, symbol: str, function: str) -> pd.DataFrame:
+        """One function's parsed answer for `symbol`; a premium refusal as ``PremiumOnly``."""
         self._client.attempts = 0
         try:
-            _, parsed = self._call(symbol, "compact", EARNINGS_FUNCTION)
+            _, parsed = self._call(symbol, "compact", function)
         except _PremiumRefusal as refusal:
             raise PremiumOnly(
-                f"Alpha Vantage serves {EARNINGS_FUNCTION} to premium keys only "
+                f"Alpha Vantage serves {function} to premium keys only "
                 f"({self._excerpt(refusal.message)})"
             ) from None
         return parsed
