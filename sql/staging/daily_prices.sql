@@ -243,12 +243,17 @@ earnings_known AS (
 ),
 
 earnings_counts AS (
-    -- The four latest quarters known from known_from on.
+    -- The four latest quarters known from known_from on. Their EPS are added oldest first,
+    -- in that fixed order: sum() adds in whatever order the join hands rows over, so two
+    -- builds of the same reports could differ in the last bit.
     SELECT
         symbol,
         known_from,
         count(*) AS quarters,
-        sum(adj_eps) AS adj_eps_4q,
+        max(CASE WHEN recency = 4 THEN adj_eps END)
+        + max(CASE WHEN recency = 3 THEN adj_eps END)
+        + max(CASE WHEN recency = 2 THEN adj_eps END)
+        + max(CASE WHEN recency = 1 THEN adj_eps END) AS adj_eps_4q,
         max(fiscal_date_ending) AS newest_quarter_end,
         min(fiscal_date_ending) AS oldest_quarter_end
     FROM earnings_known
