@@ -77,6 +77,9 @@
 --   Trino's greatest() is NULL on any NULL argument, DuckDB's skips NULLs.
 -- * var_samp/stddev_samp are the sample (n - 1) forms on both (sqlglot writes var_samp as
 --   DuckDB's VARIANCE, which is the sample variance).
+-- * Every GROUP BY sum of doubles names its order (sum(x ORDER BY ...), Trino syntax that
+--   both engines honour): a plain sum() adds in the order threads hand rows over, so two
+--   builds of the same lake could differ in the last bit.
 --
 -- Metrics that needed a dialect workaround: volume_surge_ratio (BIGINT division),
 -- garman_klass_vol_20d / rogers_satchell_vol_20d / yang_zhang_vol_20d / hv_30d /
@@ -147,7 +150,7 @@ dividend_events AS (
     SELECT
         symbol,
         coalesce(next_session, declared_date) AS ex_date,
-        sum(amount) AS amount
+        sum(amount ORDER BY declared_date, amount) AS amount
     FROM dividend_dates
     GROUP BY symbol, coalesce(next_session, declared_date)
 ),
@@ -158,7 +161,7 @@ split_products AS (
     SELECT
         s.symbol,
         s.ex_date,
-        exp(sum(ln(l.split_factor))) AS factor_before
+        exp(sum(ln(l.split_factor) ORDER BY l.ex_date)) AS factor_before
     FROM split_events AS s
     INNER JOIN split_events AS l ON l.symbol = s.symbol AND l.ex_date >= s.ex_date
     WHERE s.split_factor > 0 AND l.split_factor > 0
@@ -197,7 +200,7 @@ trailing_dividends AS (
     SELECT
         b.symbol,
         b.trade_date,
-        sum(d.adj_amount) AS adj_dividends_365d
+        sum(d.adj_amount ORDER BY d.ex_date) AS adj_dividends_365d
     FROM bars AS b
     INNER JOIN adjusted_dividends AS d
         ON
@@ -243,17 +246,12 @@ earnings_known AS (
 ),
 
 earnings_counts AS (
-    -- The four latest quarters known from known_from on. Their EPS are added oldest first,
-    -- in that fixed order: sum() adds in whatever order the join hands rows over, so two
-    -- builds of the same reports could differ in the last bit.
+    -- The four latest quarters known from known_from on.
     SELECT
         symbol,
         known_from,
         count(*) AS quarters,
-        max(CASE WHEN recency = 4 THEN adj_eps END)
-        + max(CASE WHEN recency = 3 THEN adj_eps END)
-        + max(CASE WHEN recency = 2 THEN adj_eps END)
-        + max(CASE WHEN recency = 1 THEN adj_eps END) AS adj_eps_4q,
+        sum(adj_eps ORDER BY fiscal_date_ending) AS adj_eps_4q,
         max(fiscal_date_ending) AS newest_quarter_end,
         min(fiscal_date_ending) AS oldest_quarter_end
     FROM earnings_known
