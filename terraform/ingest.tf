@@ -84,6 +84,7 @@ locals {
     polygon = {
       POLYGON_SECRET_ID        = one(aws_secretsmanager_secret.polygon[*].arn)
       POLYGON_CALLS_PER_MINUTE = tostring(var.polygon_calls_per_minute)
+      POLYGON_EARNINGS_PER_RUN = tostring(var.polygon_earnings_per_run)
       POLYGON_MAX_RETRIES      = tostring(var.polygon_max_retries)
       POLYGON_BACKOFF_SECONDS  = tostring(var.polygon_backoff_seconds)
     }

@@ -169,6 +169,17 @@ variable "polygon_calls_per_minute" {
   }
 }
 
+variable "polygon_earnings_per_run" {
+  description = "Symbols whose quarterly earnings the ingest asks of Polygon in one run, the longest unasked first (POLYGON_EARNINGS_PER_RUN): its financials endpoint is per ticker, one request each at the pace above; 0 for no limit."
+  type        = number
+  default     = 25
+
+  validation {
+    condition     = var.polygon_earnings_per_run >= 0 && var.polygon_earnings_per_run <= 100000 && floor(var.polygon_earnings_per_run) == var.polygon_earnings_per_run
+    error_message = "polygon_earnings_per_run must be a whole number from 0 (no limit) to 100000."
+  }
+}
+
 variable "polygon_max_retries" {
   description = "Retries of a throttled (429), failed (5xx) or garbled answer before the request is given up for the run (POLYGON_MAX_RETRIES)."
   type        = number

@@ -286,6 +286,11 @@ class Settings:
     polygon_calls_per_minute: int = setting(
         5, env="POLYGON_CALLS_PER_MINUTE", kind="int", maximum=60_000
     )
+    # Polygon's financials are asked per ticker: at most this many symbols' earnings a run
+    # (25: five minutes at the free plan's pace), the longest unasked first; 0: no limit.
+    polygon_earnings_per_run: int = setting(
+        25, env="POLYGON_EARNINGS_PER_RUN", kind="int", maximum=100_000
+    )
     # The same bounds as Alpha Vantage's, for the same reasons (capped exponential backoff).
     polygon_max_retries: int = setting(3, env="POLYGON_MAX_RETRIES", kind="int", maximum=10)
     polygon_backoff_seconds: float = setting(

@@ -28,7 +28,7 @@ from marketlake.redaction import redact
 from marketlake.sessions import eastern_date
 from marketlake.storage import ObjectStore
 
-# What a run says, once, when its provider has no earnings to ask (Polygon).
+# What a run says, once, when its provider has no earnings to ask.
 NOT_OFFERED = (
     "not offered by {name}; import them with `marketlake import --earnings FILE` "
     "or use Alpha Vantage"
@@ -72,6 +72,18 @@ def ingest_earnings(
         for s in symbols
         if earnings_due(settings, state, s, today) or (s in refetch and _damaged(store, s))
     ]
+    cap = getattr(provider, "earnings_per_run", 0)
+    if cap and len(due) > cap:
+        # One request a symbol (Polygon's financials): the longest unasked first, so runs
+        # take turns through a long list; the rest stay due.
+        due.sort(key=lambda s: (s not in refetch, _asked_on(state, s), s))
+        report.earnings_waiting = due[cap:]
+        observer.event(
+            "earnings",
+            f"earnings of {len(due) - cap} symbol(s) wait for the next run "
+            f"({provider.name} is asked for {cap} a run; POLYGON_EARNINGS_PER_RUN)",
+        )
+        due = due[:cap]
     # Alpha Vantage's EPS are restated for every split up to the fetch: on the basis of the
     # day they are fetched (today, not report.session: a backfill --as-of a past day still
     # gets today's restated numbers).
@@ -83,7 +95,7 @@ def ingest_earnings(
                 raise QuotaExhausted("time budget of this run spent")
             rows = fetch(symbol, report.session)
         except QuotaExhausted as exc:
-            report.earnings_waiting = due[position:]
+            report.earnings_waiting = due[position:] + report.earnings_waiting
             observer.event(
                 "earnings",
                 f"earnings of {len(due) - position} symbol(s) wait for the next run ({exc})",
@@ -93,7 +105,7 @@ def ingest_earnings(
             report.earnings_off = (
                 f"off for this run: {exc}; bars, splits and dividends are unaffected"
             )
-            report.earnings_waiting = due[position:]
+            report.earnings_waiting = due[position:] + report.earnings_waiting
             observer.event("earnings", f"earnings are {report.earnings_off}")
             return
         except (UnknownSymbol, Retriable, UnusablePayload) as exc:
@@ -153,6 +165,12 @@ def _land(
         raw.format_timestamp(moment),
         basis=basis,
     )
+
+
+def _asked_on(state: IngestState, symbol: str) -> str:
+    """When `symbol`'s earnings were last asked ("" for never): ISO days sort by date."""
+    entry = state.symbols.get(symbol)
+    return (entry.earnings_on if entry is not None else None) or ""
 
 
 def _damaged(store: ObjectStore, symbol: str) -> bool:

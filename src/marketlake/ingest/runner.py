@@ -152,7 +152,7 @@ def run_ingest(
                 refetching,
                 refetch_days,
             )
-            # Polygon offers no earnings: this says so, once.
+            # Per ticker, after every bar: at most POLYGON_EARNINGS_PER_RUN symbols a run.
             ingest_earnings(
                 settings,
                 store,

@@ -30,6 +30,7 @@ def make_provider(
             base_url=settings.polygon_base_url,
             max_retries=settings.polygon_max_retries,
             backoff_seconds=settings.polygon_backoff_seconds,
+            earnings_per_run=settings.polygon_earnings_per_run,
             limiter=limiter,
             on_event=on_event,
             **extra,

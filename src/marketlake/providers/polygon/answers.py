@@ -27,7 +27,8 @@ GROUPED: Final = "grouped"
 AGGS: Final = "aggs"
 SPLITS: Final = "splits"
 DIVIDENDS: Final = "dividends"
-Endpoint = Literal["grouped", "aggs", "splits", "dividends"]
+FINANCIALS: Final = "financials"
+Endpoint = Literal["grouped", "aggs", "splits", "dividends", "financials"]
 
 AnswerKind = Literal[
     "ok",

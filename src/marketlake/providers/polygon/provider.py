@@ -1,7 +1,8 @@
 """PolygonProvider: Polygon.io (Massive since October 2025; api.polygon.io still answers).
 The whole US market's bars for one session in one request (grouped daily), one ticker's
-range, and market-wide splits and dividends by date; always ``adjusted=false``, since the
-lake keeps prices as traded and applies corporate actions itself.
+range, market-wide splits and dividends by date, and one ticker's quarterly earnings from
+its SEC filings (financials.py); always ``adjusted=false``, since the lake keeps prices as
+traded and applies corporate actions itself.
 
 Each reply is classified (answers.py) from its HTTP status and body before it is parsed
 (parse.py). Requests, the caller's limiter before every attempt, retries and redaction
@@ -60,6 +61,7 @@ from marketlake.providers.polygon.answers import (
     AGGS,
     BEYOND_PLAN,
     DIVIDENDS,
+    FINANCIALS,
     GARBLED,
     GROUPED,
     INVALID_KEY,
@@ -81,6 +83,7 @@ from marketlake.providers.polygon.errors import (
     PlanHistoryLimit,
     RateLimited,
 )
+from marketlake.providers.polygon.financials import parse_financials
 from marketlake.providers.polygon.parse import (
     ParsedActions,
     parse_aggs,
@@ -102,6 +105,9 @@ HISTORY_START = dt.date(2000, 1, 3)
 AGGS_LIMIT = 50_000
 # Reference answers hold at most 1,000 results per page (Polygon's maximum).
 REFERENCE_LIMIT = 1_000
+# A financials answer holds at most this many filings per page (the endpoint's maximum);
+# 25 years of quarters are 100, so one page is the rule.
+FINANCIALS_LIMIT = 100
 # Pages followed for one call before the answer is judged a loop (a year of the whole
 # market's dividends is tens of pages).
 MAX_PAGES = 10_000
@@ -117,6 +123,9 @@ class PolygonProvider:
     rows in ``last_rejected``. ``fetch_market_actions(kind, since, until)``: the whole
     market's splits or dividends by date (per-symbol ``fetch_actions`` is not offered:
     asking market-wide costs a few requests instead of one per symbol).
+    ``fetch_earnings(symbol, until)``: one ticker's quarters filed by `until`; the financials
+    endpoint is per ticker, so ingest asks at most ``earnings_per_run`` symbols a run
+    (POLYGON_EARNINGS_PER_RUN; 0: no limit).
 
     Every HTTP attempt (retries and pages included) first calls ``limiter.acquire()``; a
     ``QuotaExhausted`` from it propagates untouched. ``requests_made`` counts them.
@@ -128,9 +137,7 @@ class PolygonProvider:
     # Ask only what follows the watermark: a range answer repeats nothing unasked.
     resends_history = False
     fetch_actions: Callable[[str, str, dt.date], pd.DataFrame] | None = None
-    # No earnings: the free plan's financials (/vX/reference/financials) are per ticker at 5
-    # calls a minute and date filings, not earnings releases (docs/providers.md).
-    fetch_earnings: Callable[[str, dt.date], pd.DataFrame] | None = None
+    # A filing's EPS are on the share basis of its filing day, the reported date here.
     restates_earnings = False
 
     def __init__(
@@ -144,6 +151,7 @@ class PolygonProvider:
         sleep: Callable[[float], None] = time.sleep,
         on_event: Callable[[str, str], None] | None = None,
         max_backoff_seconds: float = MAX_BACKOFF_SECONDS,
+        earnings_per_run: int = default("polygon_earnings_per_run"),
     ) -> None:
         if not api_key or not api_key.strip():
             raise InvalidApiKey(f"no Polygon API key is set; {POLYGON_KEY_HELP}")
@@ -162,6 +170,7 @@ class PolygonProvider:
             max_backoff_seconds=max_backoff_seconds,
         )
         self.limiter = limiter
+        self.earnings_per_run = earnings_per_run
         self.last_rejected: pd.DataFrame = empty_rejected()
 
     def __repr__(self) -> str:  # never show the key
@@ -238,6 +247,34 @@ class PolygonProvider:
             more = f"; and {len(parsed.skipped) - 3} more" if len(parsed.skipped) > 3 else ""
             self._client.event("skipped", f"{label}: {len(parsed.skipped)} left out: {shown}{more}")
         return parsed.actions
+
+    def fetch_earnings(self, symbol: str, until: dt.date) -> pd.DataFrame:
+        """`symbol`'s quarters filed on or before `until` (``/vX/reference/financials``): the
+        text frame lake.earnings.empty_earnings describes, dated by filing (financials.py).
+        No rows for a ticker without filings (a fund). ``NotEntitled`` when the key's plan
+        has no financials. Quarters left out (a later filing of one, EPS not in USD) are
+        reported through ``on_event("skipped", ...)``."""
+        url = self._url(
+            "/vX/reference/financials",
+            [
+                ("ticker", symbol),
+                ("timeframe", "quarterly"),
+                ("filing_date.lte", until.isoformat()),
+                ("order", "asc"),
+                ("sort", "filing_date"),
+                ("limit", str(FINANCIALS_LIMIT)),
+            ],
+        )
+        self._client.attempts = 0
+        results: list[Any] = []
+        for data, _ in self._pages(url, FINANCIALS, f"financials of {symbol}", None, symbol):
+            results.extend(data.get("results") or [])
+        parsed = parse_financials(results, symbol)
+        if parsed.skipped:
+            shown = "; ".join(parsed.skipped[:3])
+            more = f"; and {len(parsed.skipped) - 3} more" if len(parsed.skipped) > 3 else ""
+            self._client.event("skipped", f"earnings of {symbol}: {shown}{more}")
+        return parsed.earnings
 
     # -- internals ------------------------------------------------------------------
 
