@@ -1,7 +1,9 @@
 """The rehearsal's second weekday: the same stack applied again with data_provider = "polygon"
 and tickers = ["ALL"], then the deployed Lambda run twice against a loopback Polygon of a
 few hundred tickers: a short backfill up to the eve of the weekday, then the weekday itself,
-which must cost one grouped-daily request for the bars (`make rehearse`, infra/rehearse.py).
+which must cost one grouped-daily request for the bars, and one financials request for each
+of the few symbols whose earnings it asks, whose P/E the build then publishes (`make
+rehearse`, infra/rehearse.py).
 
 A second apply rather than editing the function through the emulator: only Terraform's own
 run proves what data_provider = "polygon" deploys (the Polygon secret, the function's
@@ -37,8 +39,13 @@ MARKET_TICKERS = 300  # the stand-in's market: a few hundred, every one in one a
 # The backfill's window: the last few sessions up to the eve (a whole-market backfill of the
 # default 730 days is 500 requests, paced over hours on the free plan).
 HISTORY_DAYS = 4
-# The lake's lock, the raw object, its record, the state, the run's record, the actions.
-MAX_WEEKDAY_PUTS = 10
+# Symbols whose earnings a run asks (POLYGON_EARNINGS_PER_RUN): a few, each one request.
+EARNINGS_PER_RUN = 2
+# The lake's lock, the raw object, its record, the state, the run's record, the actions;
+# and per symbol whose earnings land, its raw object, its record and the state.
+MAX_WEEKDAY_PUTS = 10 + 3 * EARNINGS_PER_RUN
+# How close a published eps_ttm must be to the stand-in's (a sum of four doubles).
+REL = 1e-9
 
 
 def variables(av_variables: dict) -> dict:
@@ -50,6 +57,7 @@ def variables(av_variables: dict) -> dict:
         "tickers": ["ALL"],
         "history_days": HISTORY_DAYS,
         "polygon_calls_per_minute": 0,
+        "polygon_earnings_per_run": EARNINGS_PER_RUN,
     }
 
 
@@ -66,6 +74,7 @@ def check_function(deployed: Deployed) -> None:
         "MARKETLAKE_TICKERS": "ALL",
         "MARKETLAKE_HISTORY_DAYS": str(HISTORY_DAYS),
         "POLYGON_CALLS_PER_MINUTE": "0",
+        "POLYGON_EARNINGS_PER_RUN": str(EARNINGS_PER_RUN),
         "POLYGON_SECRET_ID": deployed.outputs["polygon_secret_arn"],
     }
     wrong = {k: env.get(k) for k, v in expected.items() if env.get(k) != v}
@@ -186,14 +195,17 @@ class PolygonWeekday:
         object; the Lambda's S3 PUTs stay few; the build publishes a row per ticker for the
         session. Returns the Lambda's summary."""
         before = self._before()
-        asked = {e: self.server.count(e) for e in ("grouped", "aggs", "splits", "dividends")}
+        endpoints = ("grouped", "aggs", "splits", "dividends", "financials")
+        asked = {e: self.server.count(e) for e in endpoints}
         first_call = len(self.calls.calls)
         summary = self._invoke(self.as_of)
         spent = {e: self.server.count(e) - n for e, n in asked.items()}
         check(
-            spent == {"grouped": 1, "aggs": 0, "splits": 1, "dividends": 1},
-            f"the weekday asked {spent}: one grouped-daily request, no per-ticker one, and one "
-            "each for splits and dividends",
+            spent
+            == {"grouped": 1, "aggs": 0, "splits": 1, "dividends": 1}
+            | {"financials": EARNINGS_PER_RUN},
+            f"the weekday asked {spent}: one grouped-daily request, no per-ticker one, one "
+            f"each for splits and dividends, and {EARNINGS_PER_RUN} for earnings",
         )
         grouped = [r for r in self.server.requests if r.endpoint == "grouped"]
         day = grouped[-1].path.rsplit("/", 1)[-1]
@@ -220,6 +232,7 @@ class PolygonWeekday:
         )
         missing = set(self.server.market.tickers) - symbols
         check(not missing, f"daily_prices has no {self.session} row of {sorted(missing)[:5]}")
+        self._check_earnings()
         self.figures.update(
             tickers=len(self.server.market.tickers),
             weekday_requests=sum(spent.values()),
@@ -227,6 +240,41 @@ class PolygonWeekday:
             weekday_rows=on_day - before.rows_on_session,
         )
         return summary
+
+    def _check_earnings(self) -> None:
+        """Every symbol whose earnings the backfill and the weekday asked (two runs, other
+        symbols each: the longest unasked first) has on the session the eps_ttm and P/E of
+        the stand-in's filings: the four latest quarters filed before the session."""
+        import polygon_fake_financials as filings
+
+        asked = sorted(
+            {r.query["ticker"] for r in self.server.requests if r.endpoint == "financials"}
+        )
+        check(
+            len(asked) == 2 * EARNINGS_PER_RUN,
+            f"the two runs asked the earnings of {asked}, expected {2 * EARNINGS_PER_RUN} symbols",
+        )
+        listed = ", ".join(f"'{t}'" for t in asked)
+        published = self.reader.fetch_df(
+            "SELECT symbol, eps_ttm, pe_ratio_ttm, close FROM daily_prices "
+            f"WHERE trade_date = DATE '{self.session.isoformat()}' AND symbol IN ({listed})"
+        )
+        got = {r.symbol: r for r in published.itertuples()}
+        for ticker in asked:
+            want = expected_eps_ttm(self.server.market, filings, ticker, self.session)
+            row = got.get(ticker)
+            check(row is not None, f"daily_prices has no {self.session} row of {ticker}")
+            check(
+                want is not None and abs(row.eps_ttm - want) <= REL * abs(want),
+                f"{ticker}'s eps_ttm on {self.session} is {row.eps_ttm}; its filings say {want}",
+            )
+            if want > 0:
+                pe = row.close / want
+                check(
+                    abs(row.pe_ratio_ttm - pe) <= REL * pe,
+                    f"{ticker}'s P/E on {self.session} is {row.pe_ratio_ttm}, expected {pe}",
+                )
+        self.figures["earnings_checked"] = len(asked)
 
     def _check_raw(self, before: Before, summary: dict) -> None:
         """One new raw object, the session's market~ object, holding every ticker the lake
@@ -248,6 +296,33 @@ class PolygonWeekday:
             f"(missing {sorted(lacking - held)[:5]}, extra {sorted(held - lacking)[:5]})",
         )
         check(summary["new_bars"] == len(lacking), f"the Lambda landed {summary['new_bars']} bars")
+
+
+def expected_eps_ttm(market, filings, ticker: str, session: dt.date) -> float | None:
+    """The stand-in's trailing EPS of `ticker` on `session`: its four latest quarters filed
+    before it (each period's first filing), each put on the session's share basis; None
+    when they do not make a TTM (fewer than four, not consecutive, or stale)."""
+    position = market.position[ticker]
+    first: dict = {}
+    for result in filings.filings(market, position):
+        filed = dt.date.fromisoformat(result["filing_date"])
+        income = result["financials"]["income_statement"]
+        item = income.get("diluted_earnings_per_share") or income.get("basic_earnings_per_share")
+        if filed < session and item is not None:
+            first.setdefault(dt.date.fromisoformat(result["end_date"]), (filed, item["value"]))
+    quarters = sorted(first.items())[-4:]
+    if len(quarters) < 4:
+        return None
+    span = (quarters[-1][0] - quarters[0][0]).days
+    if not 240 <= span <= 300 or (session - quarters[-1][0]).days > 365:
+        return None
+    total = 0.0
+    for _, (filed, eps) in quarters:
+        for split_ticker, at, low, high in market.splits:
+            if split_ticker == position and filed < market.sessions[at] <= session:
+                eps = eps * low / high
+        total += eps
+    return total
 
 
 # What switching data_provider to polygon changes in a deployed stack.

@@ -87,12 +87,11 @@ def test_the_plan_is_printed_before_a_backfill(tmp_path):
         ok(result)
         assert "plan: " in result.stderr and "grouped-daily" in result.stderr
         assert "unpaced" in result.stderr
-        # Polygon offers no earnings: said once, with where to get them instead.
-        line = (
-            "  earnings: not offered by polygon; import them with "
-            "`marketlake import --earnings FILE` or use Alpha Vantage\n"
-        )
-        assert result.stdout.count(line) == 1 and "earnings" not in result.stderr
+        # Earnings come from Polygon's financials, one request a ticker: 25 tickers a run
+        # (POLYGON_EARNINGS_PER_RUN's default), the other 5 wait for the next, said once.
+        assert server.count("financials") == 25
+        assert result.stdout.count("  earnings: asked for 25 symbol(s), new or changed: ") == 1
+        assert result.stdout.count("  earnings wait for the next run: ") == 1
 
 
 def test_polygon_without_a_key_is_refused_before_any_request(tmp_path):

@@ -22,7 +22,14 @@ def sample_state() -> IngestState:
     return IngestState(
         lake_kind="synthetic",
         symbols={
-            "NVDA": SymbolState("2024-07-03", "synthetic", "2024-07-03 20:00:00.123", None),
+            "NVDA": SymbolState(
+                "2024-07-03",
+                "synthetic",
+                "2024-07-03 20:00:00.123",
+                None,
+                earnings_on="2024-06-28",
+                earnings_tried="2024-07-03",
+            ),
             "BRK.B": SymbolState(None, None, None, "Invalid API call"),
         },
         quota_date="2024-07-03",
@@ -130,6 +137,8 @@ def test_a_failing_write_keeps_the_previous_state(lake_store, monkeypatch):
         b'{"version": 1, "symbols": {"NVDA": {"invalid": "x", "invalid_on": "yesterday"}}}',
         b'{"version": 1, "quota": {"date": "07/03/2024", "used": 3}}',
         b'{"version": 1, "newest_ingest_date": "soon"}',
+        b'{"version": 1, "symbols": {"NVDA": {"earnings_on": "2024-06-31"}}}',
+        b'{"version": 1, "symbols": {"NVDA": {"earnings_tried": "last week"}}}',
     ],
 )
 def test_a_garbage_date_in_the_state_file_is_an_error_naming_the_file_and_the_symbol(

@@ -74,9 +74,9 @@ def ingest_earnings(
     ]
     cap = getattr(provider, "earnings_per_run", 0)
     if cap and len(due) > cap:
-        # One request a symbol (Polygon's financials): the longest unasked first, so runs
-        # take turns through a long list; the rest stay due.
-        due.sort(key=lambda s: (s not in refetch, _asked_on(state, s), s))
+        # One request a symbol (Polygon's financials): those refetched first, then the
+        # least recently tried, so runs take turns through a long list; the rest stay due.
+        due.sort(key=lambda s: (s not in refetch, _tried_on(state, s), s))
         report.earnings_waiting = due[cap:]
         observer.event(
             "earnings",
@@ -109,12 +109,16 @@ def ingest_earnings(
             observer.event("earnings", f"earnings are {report.earnings_off}")
             return
         except (UnknownSymbol, Retriable, UnusablePayload) as exc:
-            # This symbol's earnings wait for the next run; the others carry on.
+            # This symbol's earnings wait for the next run (still due, tried today); the
+            # others carry on.
             first = redact((str(exc).splitlines() or [""])[0], settings.api_key)
             observer.event("earnings", f"{symbol}: earnings not fetched ({first})")
+            state.entry(symbol).earnings_tried = today.isoformat()
+            save_state(store, state)
             continue
         _land(store, provider.name, symbol, rows, report, now(), basis)
         state.entry(symbol).earnings_on = today.isoformat()
+        state.entry(symbol).earnings_tried = today.isoformat()
         report.earnings_asked.append(symbol)
         save_state(store, state)
 
@@ -167,10 +171,13 @@ def _land(
     )
 
 
-def _asked_on(state: IngestState, symbol: str) -> str:
-    """When `symbol`'s earnings were last asked ("" for never): ISO days sort by date."""
+def _tried_on(state: IngestState, symbol: str) -> str:
+    """When `symbol`'s earnings were last asked, answered or not ("" for never; a state from
+    before earnings_tried has only earnings_on): ISO days sort by date."""
     entry = state.symbols.get(symbol)
-    return (entry.earnings_on if entry is not None else None) or ""
+    if entry is None:
+        return ""
+    return entry.earnings_tried or entry.earnings_on or ""
 
 
 def _damaged(store: ObjectStore, symbol: str) -> bool:

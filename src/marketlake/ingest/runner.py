@@ -152,13 +152,14 @@ def run_ingest(
                 refetching,
                 refetch_days,
             )
-            # Per ticker, after every bar: at most POLYGON_EARNINGS_PER_RUN symbols a run.
+            # Per ticker, after every bar: at most POLYGON_EARNINGS_PER_RUN symbols a run;
+            # for the whole market, of every ticker the lake holds bars of.
             ingest_earnings(
                 settings,
                 store,
                 state,
                 provider,
-                symbols,
+                universe.held(state) if settings.whole_market else symbols,
                 report,
                 observer,
                 now,

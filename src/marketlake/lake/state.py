@@ -26,6 +26,10 @@ class SymbolState:
     invalid_on: str | None = None  # the US/Eastern day it refused it
     actions_on: str | None = None  # the US/Eastern day its splits and dividends were asked
     earnings_on: str | None = None  # the US/Eastern day its earnings were asked
+    # ... and the day they were last asked, answered or not: a run that asks only some of
+    # the due symbols (POLYGON_EARNINGS_PER_RUN) takes the least recently tried first, so a
+    # symbol whose answer keeps failing does not take a turn every run.
+    earnings_tried: str | None = None
 
 
 @dataclasses.dataclass
@@ -115,6 +119,7 @@ class IngestState:
                 _check_day(entry.get("invalid_on"), f"invalid_on of {symbol}")
                 _check_day(entry.get("actions_on"), f"actions_on of {symbol}")
                 _check_day(entry.get("earnings_on"), f"earnings_on of {symbol}")
+                _check_day(entry.get("earnings_tried"), f"earnings_tried of {symbol}")
         universe, purged = body.get("universe"), body.get("purged") or {}
         if universe is not None and not (
             isinstance(universe, list) and all(isinstance(s, str) for s in universe)

@@ -26,8 +26,12 @@ def universe(state: IngestState) -> list[str] | None:
         return list(state.universe)
     if state.market_through is not None:
         return [WHOLE_MARKET]
-    held = sorted(s for s, e in state.symbols.items() if e.watermark and s not in state.purged)
-    return held or None
+    return held(state) or None
+
+
+def held(state: IngestState) -> list[str]:
+    """The symbols the lake holds bars of (a watermark), bar those purged."""
+    return sorted(s for s, e in state.symbols.items() if e.watermark and s not in state.purged)
 
 
 def run_tickers(settings: Settings, state: IngestState) -> tuple[str, ...]:

@@ -16,8 +16,8 @@ What the lake takes from a quarter (the text frame lake.earnings.empty_earnings 
   "None" (not reported yet) where it gives neither. The EPS is on the share basis of its
   filing: the lake's basis is the reported date, which is the filing date here.
 
-A period filed twice (an amendment, 10-Q/A) keeps its first filing: that is what the market
-knew from that day; the later figure is left out and said.
+A period filed twice (an amendment, 10-Q/A) keeps its first filing that gives an EPS: that
+is what the market knew from that day; the later figure is left out and said.
 """
 
 from __future__ import annotations
@@ -91,6 +91,11 @@ def parse_financials(results: Iterable[Any], symbol: str) -> ParsedEarnings:
             skipped.append(f"{symbol} quarter ending {end[:40]}: {problem}")
             continue
         kept = first.get(end)
+        if kept is not None and (kept[2] == UNREPORTED) != (eps == UNREPORTED):
+            # A filing without the EPS holds no place: the one that gives it is the report.
+            if kept[2] == UNREPORTED:
+                first[end] = (end, filed, eps)
+            continue
         if kept is not None and _iso(kept[1]) and _iso(filed) and kept[1] != filed:
             earlier, later = sorted([kept, (end, filed, eps)], key=lambda row: row[1])
             first[end] = earlier
