@@ -45,28 +45,12 @@ from marketlake.providers.alphavantage import (
     RateLimited,
 )
 from marketlake.providers.base import BAR_COLUMNS, ServerUnreachable
+from recorders import Recorder
 
 KEY = "MLTESTKEY4Q9Z7X1"
 BARS = sample_bars(10)
 UNTIL = dt.date(2030, 1, 1)
 BACKOFF = 0.01
-
-
-class Recorder:
-    """Collects the provider's backoff sleeps (without sleeping) and its events."""
-
-    def __init__(self) -> None:
-        self.sleeps: list[float] = []
-        self.events: list[tuple[str, str]] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-
-    def event(self, kind: str, message: str) -> None:
-        self.events.append((kind, message))
-
-    def kinds(self) -> list[str]:
-        return [k for k, _ in self.events]
 
 
 @pytest.fixture

@@ -26,12 +26,13 @@ from av_fake_server import (
 
 from marketlake.config import Settings
 from marketlake.ingest.ratelimit import SimulatedClock
-from marketlake.ingest.runner import FETCHED, QuietObserver, run_ingest
+from marketlake.ingest.runner import FETCHED, run_ingest
 from marketlake.lake import actions
 from marketlake.lake.state import load_state
 from marketlake.providers.synthetic import SyntheticProvider
 from marketlake.sessions import sessions_between
 from marketlake.storage import LocalStore
+from recorders import Observer
 
 NY = ZoneInfo("America/New_York")
 KEY = "KEYzq81x7TEST"
@@ -40,14 +41,6 @@ S1 = dt.date(2024, 7, 3)
 BARS = bars_on(sessions_between(dt.date(2024, 2, 1), S1)[-100:])
 AAA_SPLITS = [(dt.date(2024, 6, 10), 10.0), (dt.date(2019, 3, 4), 0.25)]
 AAA_DIVIDENDS = [(dt.date(2024, 5, 10), 0.24), (dt.date(2024, 2, 9), 0.24)]
-
-
-class Observer(QuietObserver):
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
-
-    def event(self, kind: str, message: str) -> None:
-        self.events.append((kind, message))
 
 
 @pytest.fixture

@@ -27,12 +27,13 @@ from av_fake_server import (
 from marketlake.config import Settings
 from marketlake.ingest.earnings import NOT_OFFERED
 from marketlake.ingest.ratelimit import SimulatedClock
-from marketlake.ingest.runner import FETCHED, QuietObserver, run_ingest
+from marketlake.ingest.runner import FETCHED, run_ingest
 from marketlake.lake import actions, earnings
 from marketlake.lake.state import load_state
 from marketlake.providers.synthetic import SyntheticProvider
 from marketlake.sessions import sessions_between
 from marketlake.storage import LocalStore
+from recorders import Observer
 
 NY = ZoneInfo("America/New_York")
 KEY = "KEYe4rn1ngsTEST"
@@ -46,17 +47,6 @@ AAA_QUARTERS = [
     ("2023-09-30", "2023-10-25", "2.20", "2.13"),
     ("2001-03-31", "2001-04-17", "None", "None"),  # listed without an EPS
 ]
-
-
-class Observer(QuietObserver):
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
-
-    def event(self, kind: str, message: str) -> None:
-        self.events.append((kind, message))
-
-    def said(self, kind: str) -> list[str]:
-        return [m for k, m in self.events if k == kind]
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from polygon_fake_server import REQUEST_ID, FakePolygon, html_page, reply
 from marketlake.config import Settings
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.ingest.ratelimit import SimulatedClock
-from marketlake.ingest.report import QuietObserver
 from marketlake.ingest.runner import run_ingest
 from marketlake.lake import earnings
 from marketlake.lake.earnings import empty_earnings, judge
@@ -30,6 +29,7 @@ from marketlake.providers.polygon import NotEntitled, PayloadError, PolygonProvi
 from marketlake.sessions import EASTERN
 from marketlake.storage import LocalStore
 from marketlake.wap.pipeline import TABLE, run_build
+from recorders import Observer, Recorder
 
 KEY = "PGe4rnK3yTEST0Zq"
 SESSION = dt.date(2024, 6, 13)  # a Thursday
@@ -39,29 +39,6 @@ MONDAY = dt.datetime(2024, 6, 17, 23, 0, tzinfo=EASTERN)
 # The stand-in's first tickers (polygon_fake_market.make_tickers) with AAA, its first made-up
 # one: KIMpL is left out, as a watchlist upper-cases it to a ticker the stand-in lacks.
 WATCHLIST = ["AAPL", "BRK.B", "MSFT", "NVDA", "BF.B", "GOOGL", "TSLA", "AAA"]
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sleeps: list[float] = []
-        self.events: list[tuple[str, str]] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-
-    def event(self, kind: str, message: str) -> None:
-        self.events.append((kind, message))
-
-
-class Observer(QuietObserver):
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
-
-    def event(self, kind: str, message: str) -> None:
-        self.events.append((kind, message))
-
-    def said(self, kind: str) -> list[str]:
-        return [m for k, m in self.events if k == kind]
 
 
 @pytest.fixture

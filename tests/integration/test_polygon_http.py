@@ -60,26 +60,13 @@ from marketlake.providers.polygon import (
     PolygonProvider,
     RateLimited,
 )
+from recorders import Recorder
 
 KEY = "PGTESTKEY9Xq2Lm7"
 SESSION = dt.date(2024, 6, 3)  # a Monday
 SATURDAY = dt.date(2024, 6, 1)
 START, END = dt.date(2024, 1, 2), dt.date(2024, 12, 31)
 BACKOFF = 0.01
-
-
-class Recorder:
-    """The provider's backoff sleeps (without sleeping) and its events."""
-
-    def __init__(self) -> None:
-        self.sleeps: list[float] = []
-        self.events: list[tuple[str, str]] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-
-    def event(self, kind: str, message: str) -> None:
-        self.events.append((kind, message))
 
 
 class CountingLimiter:
