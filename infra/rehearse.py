@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{tally['rows']} rows published, {tally['destroyed']} destroyed; polygon weekday: "
         f"{polygon['tickers']} tickers in {polygon['weekday_requests']} requests (1 for the "
         f"bars), {polygon['weekday_puts']} S3 PUTs, {polygon['weekday_rows']} rows published, "
-        f"P/E of {polygon['earnings_checked']} symbols checked; "
+        f"earnings of {polygon['earnings_checked']} symbols checked; "
         f"operator: {tally['operator']['commands']} CLI commands on the bucket, daily_prices "
         f"rolled back from run {tally['operator']['from']} to {tally['operator']['rolled_back_to']}"
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -243,13 +244,17 @@ class PolygonWeekday:
 
     def _check_earnings(self) -> None:
         """Every symbol whose earnings the backfill and the weekday asked (two runs, other
-        symbols each: the longest unasked first) has on the session the eps_ttm and P/E of
-        the stand-in's filings: the four latest quarters filed before the session."""
+        symbols each: the least recently tried first) has on the session the eps_ttm and P/E
+        of the stand-in's filings: the four latest quarters filed before the session, of
+        those filed by the day it was asked (the backfill asked on the eve)."""
         import polygon_fake_financials as filings
 
-        asked = sorted(
-            {r.query["ticker"] for r in self.server.requests if r.endpoint == "financials"}
-        )
+        until = {
+            r.query["ticker"]: dt.date.fromisoformat(r.query["filing_date.lte"])
+            for r in self.server.requests
+            if r.endpoint == "financials"
+        }
+        asked = sorted(until)
         check(
             len(asked) == 2 * EARNINGS_PER_RUN,
             f"the two runs asked the earnings of {asked}, expected {2 * EARNINGS_PER_RUN} symbols",
@@ -261,19 +266,20 @@ class PolygonWeekday:
         )
         got = {r.symbol: r for r in published.itertuples()}
         for ticker in asked:
-            want = expected_eps_ttm(self.server.market, filings, ticker, self.session)
+            want = expected_eps_ttm(
+                self.server.market, filings, ticker, self.session, until[ticker]
+            )
             row = got.get(ticker)
             check(row is not None, f"daily_prices has no {self.session} row of {ticker}")
             check(
                 want is not None and abs(row.eps_ttm - want) <= REL * abs(want),
                 f"{ticker}'s eps_ttm on {self.session} is {row.eps_ttm}; its filings say {want}",
             )
-            if want > 0:
-                pe = row.close / want
-                check(
-                    abs(row.pe_ratio_ttm - pe) <= REL * pe,
-                    f"{ticker}'s P/E on {self.session} is {row.pe_ratio_ttm}, expected {pe}",
-                )
+            # A P/E where the trailing EPS is positive, none (NULL) where it is not.
+            pe = row.close / want if want > 0 else math.nan
+            null = row.pe_ratio_ttm is None or math.isnan(row.pe_ratio_ttm)
+            right = not null and abs(row.pe_ratio_ttm - pe) <= REL * pe if want > 0 else null
+            check(right, f"{ticker}'s P/E on {self.session} is {row.pe_ratio_ttm}, expected {pe}")
         self.figures["earnings_checked"] = len(asked)
 
     def _check_raw(self, before: Before, summary: dict) -> None:
@@ -298,17 +304,20 @@ class PolygonWeekday:
         check(summary["new_bars"] == len(lacking), f"the Lambda landed {summary['new_bars']} bars")
 
 
-def expected_eps_ttm(market, filings, ticker: str, session: dt.date) -> float | None:
+def expected_eps_ttm(
+    market, filings, ticker: str, session: dt.date, asked_until: dt.date
+) -> float | None:
     """The stand-in's trailing EPS of `ticker` on `session`: its four latest quarters filed
-    before it (each period's first filing), each put on the session's share basis; None
-    when they do not make a TTM (fewer than four, not consecutive, or stale)."""
+    before it and by `asked_until` (each period's first filing), each put on the session's
+    share basis; None when they do not make a TTM (fewer than four, not consecutive, or
+    stale)."""
     position = market.position[ticker]
     first: dict = {}
     for result in filings.filings(market, position):
         filed = dt.date.fromisoformat(result["filing_date"])
         income = result["financials"]["income_statement"]
         item = income.get("diluted_earnings_per_share") or income.get("basic_earnings_per_share")
-        if filed < session and item is not None:
+        if filed < session and filed <= asked_until and item is not None:
             first.setdefault(dt.date.fromisoformat(result["end_date"]), (filed, item["value"]))
     quarters = sorted(first.items())[-4:]
     if len(quarters) < 4:

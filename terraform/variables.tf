@@ -170,7 +170,7 @@ variable "polygon_calls_per_minute" {
 }
 
 variable "polygon_earnings_per_run" {
-  description = "Symbols whose quarterly earnings the ingest asks of Polygon in one run, the longest unasked first (POLYGON_EARNINGS_PER_RUN): its financials endpoint is per ticker, one request each at the pace above; 0 for no limit."
+  description = "Symbols whose quarterly earnings the ingest asks of Polygon in one run, the least recently tried first (POLYGON_EARNINGS_PER_RUN): its financials endpoint is per ticker, one request each at the pace above; 0 for no limit."
   type        = number
   default     = 25
 

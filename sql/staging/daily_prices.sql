@@ -77,9 +77,12 @@
 --   Trino's greatest() is NULL on any NULL argument, DuckDB's skips NULLs.
 -- * var_samp/stddev_samp are the sample (n - 1) forms on both (sqlglot writes var_samp as
 --   DuckDB's VARIANCE, which is the sample variance).
--- * Every GROUP BY sum of doubles names its order (sum(x ORDER BY ...), Trino syntax that
---   both engines honour): a plain sum() adds in the order threads hand rows over, so two
---   builds of the same lake could differ in the last bit.
+-- * Every GROUP BY sum of doubles names its order (sum(x ORDER BY ...), Trino syntax): a
+--   plain sum() adds in the order threads hand rows over, so two builds of the same lake
+--   could differ in the last bit. DuckDB (local builds) honours the order; Trino (Athena)
+--   parses it but drops it for sum (PruneOrderByInAggregation), so there the trailing
+--   dividends and adj_factor may still differ in the last bit from build to build.
+--   eps_ttm adds its four quarters by position instead, which holds on both.
 --
 -- Metrics that needed a dialect workaround: volume_surge_ratio (BIGINT division),
 -- garman_klass_vol_20d / rogers_satchell_vol_20d / yang_zhang_vol_20d / hv_30d /
@@ -246,12 +249,16 @@ earnings_known AS (
 ),
 
 earnings_counts AS (
-    -- The four latest quarters known from known_from on.
+    -- The four latest quarters known from known_from on, their EPS added oldest first in
+    -- a fixed order on either engine (a NULL sum when fewer than four: no TTM then).
     SELECT
         symbol,
         known_from,
         count(*) AS quarters,
-        sum(adj_eps ORDER BY fiscal_date_ending) AS adj_eps_4q,
+        max(CASE WHEN recency = 4 THEN adj_eps END)
+        + max(CASE WHEN recency = 3 THEN adj_eps END)
+        + max(CASE WHEN recency = 2 THEN adj_eps END)
+        + max(CASE WHEN recency = 1 THEN adj_eps END) AS adj_eps_4q,
         max(fiscal_date_ending) AS newest_quarter_end,
         min(fiscal_date_ending) AS oldest_quarter_end
     FROM earnings_known

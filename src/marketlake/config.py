@@ -287,7 +287,7 @@ class Settings:
         5, env="POLYGON_CALLS_PER_MINUTE", kind="int", maximum=60_000
     )
     # Polygon's financials are asked per ticker: at most this many symbols' earnings a run
-    # (25: five minutes at the free plan's pace), the longest unasked first; 0: no limit.
+    # (25: five minutes at the free plan's pace), the least recently tried first; 0: no limit.
     polygon_earnings_per_run: int = setting(
         25, env="POLYGON_EARNINGS_PER_RUN", kind="int", maximum=100_000
     )

@@ -15,7 +15,7 @@ import traceback
 import pandas as pd
 import polygon_fake_financials as filed_by
 import pytest
-from polygon_fake_server import REQUEST_ID, FakePolygon, html_page, reply
+from polygon_fake_server import BEYOND_PLAN, REQUEST_ID, FakePolygon, html_page, reply
 
 from marketlake.config import Settings
 from marketlake.engines.duckdb import DuckDBEngine
@@ -23,7 +23,7 @@ from marketlake.ingest.ratelimit import SimulatedClock
 from marketlake.ingest.runner import run_ingest
 from marketlake.lake import earnings
 from marketlake.lake.earnings import empty_earnings, judge
-from marketlake.lake.state import load_state
+from marketlake.lake.state import load_state, save_state
 from marketlake.providers.base import NotOffered, UnusablePayload
 from marketlake.providers.polygon import NotEntitled, PayloadError, PolygonProvider
 from marketlake.sessions import EASTERN
@@ -377,6 +377,34 @@ def test_a_plan_without_financials_turns_earnings_off_and_the_bars_land(server, 
     assert report.new_bars > 0 and not list((tmp_path / "lake").glob("raw/earnings/*/*"))
 
 
+def test_a_plan_that_refuses_the_financials_timeframe_turns_earnings_off_too(server, tmp_path):
+    # Polygon's other 403 ("Your plan doesn't include this data timeframe"): a BeyondPlan,
+    # which would otherwise end the run after its bars landed, and again every run.
+    server.faults.append(reply(403, BEYOND_PLAN, "financials"))
+    observer = Observer()
+    report, _ = ingest(settings(server, tmp_path, ["AAPL", "TSLA"]), AS_OF, observer)
+    assert report.earnings_off.startswith("off for this run: ")
+    assert "timeframe" in report.earnings_off and report.earnings_asked == []
+    assert server.count("financials") == 1 and len(observer.said("earnings")) == 1
+    assert report.new_bars > 0 and sorted(report.earnings_waiting) == ["AAPL", "TSLA"]
+
+
+def test_a_whole_market_run_asks_the_earnings_of_the_tickers_the_lake_holds(server, tmp_path):
+    # --tickers ALL names no symbol: the earnings are those of every ticker the grouped
+    # answers brought, a few a run, then the others; a purged ticker is not asked again.
+    config = settings(server, tmp_path, ["ALL"], POLYGON_EARNINGS_PER_RUN="5")
+    report, store = ingest(config, AS_OF)
+    tickers = sorted(server.market.tickers)
+    assert report.new_bars > 0 and sorted(report.earnings_asked) == tickers[:5]
+    state = load_state(store)
+    state.purged["KIMpL"] = "2024-06-14T00:00:00Z"
+    save_state(store, state)
+    ingest(config, NEXT_DAY)
+    asked = [r.query["ticker"] for r in server.requests if r.endpoint == "financials"]
+    assert asked[:5] == tickers[:5]  # never tried: by symbol
+    assert asked[5:] == [t for t in tickers[5:] if t != "KIMpL"][:5]
+
+
 # -- end to end -------------------------------------------------------------------------
 
 
@@ -399,9 +427,11 @@ def reference_eps_ttm(server: FakePolygon, symbol: str, day: dt.date) -> float:
 
 
 def test_a_build_publishes_eps_ttm_from_the_filings_on_each_sessions_basis(server, tmp_path):
-    # AAPL splits 1:4 inside the window (quarters filed before it are per old share); TSLA
-    # has an amended quarter (its first filing counts).
-    symbols = ["AAPL", "TSLA"]
+    # AAPL splits 1:4 inside the window (quarters filed before it are per old share); BF.B
+    # splits 2:3 between a quarter's end and its filing (filed per new share); MSFT's 10:1
+    # reverse split goes ex on a filing day (that filing is per new share, and the split
+    # is not applied to it again); TSLA has an amended quarter (its first filing counts).
+    symbols = ["AAPL", "BF.B", "MSFT", "TSLA"]
     config = settings(server, tmp_path, symbols, days=400)
     report, store = ingest(config, AS_OF)
     assert sorted(report.earnings_asked) == symbols
@@ -421,3 +451,13 @@ def test_a_build_publishes_eps_ttm_from_the_filings_on_each_sessions_basis(serve
             assert eps_ttm == pytest.approx(want, rel=1e-9), (symbol, day)
     checked = out[out["symbol"] == "AAPL"]["trade_date"]
     assert min(checked) < split_day < max(checked)  # the split is inside what was checked
+    # The stand-in's split cases are there: BF.B's inside a quarter's filing lag, MSFT's on
+    # a filing day.
+    lags = {}
+    for who, at, *_ in server.market.splits:
+        ex = server.market.sessions[at]
+        for q in filed_by.filings(server.market, who):
+            end, filed = (dt.date.fromisoformat(q[k]) for k in ("end_date", "filing_date"))
+            if end < ex <= filed:
+                lags[server.market.tickers[who]] = "on the filing day" if ex == filed else "inside"
+    assert lags == {"BF.B": "inside", "MSFT": "on the filing day"}

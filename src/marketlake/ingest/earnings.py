@@ -17,6 +17,7 @@ from marketlake.ingest.report import IngestObserver, IngestReport
 from marketlake.lake import earnings, integrity, raw
 from marketlake.lake.state import IngestState, save_state
 from marketlake.providers.base import (
+    BeyondPlan,
     NotOffered,
     Provider,
     QuotaExhausted,
@@ -101,7 +102,9 @@ def ingest_earnings(
                 f"earnings of {len(due) - position} symbol(s) wait for the next run ({exc})",
             )
             return
-        except NotOffered as exc:
+        except (NotOffered, BeyondPlan) as exc:
+            # The key cannot ask for them (Polygon's 403s: not entitled, or "this data
+            # timeframe"): asking the next symbol would be refused the same way.
             report.earnings_off = (
                 f"off for this run: {exc}; bars, splits and dividends are unaffected"
             )
@@ -145,7 +148,8 @@ def _land(
         valid = valid.loc[[not a for a in ahead]]
     report.earnings_unreported += judged.unreported
     rejected = judged.rejected
-    near = earnings.near_quarters(valid, earnings.current(store, symbol)["fiscal"])
+    on_record = earnings.of_source(earnings.current(store, symbol), source)
+    near = earnings.near_quarters(valid, on_record["fiscal"])
     if len(near):
         # One quarter under two dates (the vendor's and one on record): neither lands.
         valid = valid[~valid["fiscal"].astype(str).isin(set(near["fiscal_date_ending"]))]

@@ -67,6 +67,8 @@ COLUMNS = (
 EARNINGS = EarningsKind()
 # The raw zone's word, as integrity.RAW_ZONES and the remedies spell it.
 ZONE = "earnings"
+# The source an import lands with (ingest.importer.SOURCE); every other source is a vendor.
+IMPORTED = "import"
 # What a vendor says for a quarter without a number (Alpha Vantage: "None"): not reported.
 UNREPORTED = {"", "none", "null", "nan", "-", "n/a"}
 
@@ -219,12 +221,14 @@ def _decimals(value: float) -> int:
 
 
 def current(store: ObjectStore, symbol: str | None = None, strict: bool = False) -> pd.DataFrame:
-    """The latest copy of each (symbol, fiscal_date_ending): symbol, fiscal, reported and
-    basis (datetime.date), eps (float). A row that does not parse (a hand-edited object) is
-    left out; an object that cannot be read is skipped, or with `strict` (the build) stops
-    the read (actions.stored)."""
+    """The latest copy of each (symbol, fiscal_date_ending), of the symbol's vendor
+    (`one_vendor`) and its imports: symbol, fiscal, reported and basis (datetime.date), eps
+    (float), source. A row that does not parse (a hand-edited object) is left out; an object
+    that cannot be read is skipped, or with `strict` (the build) stops the read
+    (actions.stored)."""
     frame = actions.stored(store, EARNINGS, symbol, strict)
     frame = frame.sort_values(["ingested_at", "ingest_date"], kind="stable")
+    frame = one_vendor(frame)
     frame = frame.drop_duplicates(subset=["symbol", "fiscal_date_ending"], keep="last")
     out = pd.DataFrame(
         {
@@ -233,12 +237,38 @@ def current(store: ObjectStore, symbol: str | None = None, strict: bool = False)
             "reported": [fields.date_or_none(d) for d in frame["reported_date"]],
             "eps": [_eps_or_none(v) for v in frame["reported_eps"]],
             "basis": [fields.date_or_none(d) for d in frame["eps_basis_date"]],
+            "source": frame["source"].astype(str).str.strip(),
         }
     )
     out = out.dropna()
     ordered = [r >= f for f, r in zip(out["fiscal"], out["reported"])]
     out = out.loc[pd.Series(ordered, index=out.index, dtype=bool)]
     return out.sort_values(["symbol", "fiscal"], kind="stable").reset_index(drop=True)
+
+
+def one_vendor(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows (raw, oldest landing first) of each symbol's vendor, the one whose quarters
+    landed last for it, and its imports. Vendors date one quarter differently (a 52/53-week
+    year's 2024-06-29 is another's 2024-06-30) and give different EPS (Alpha Vantage the
+    figure announced, Polygon the diluted figure filed), so a trailing year summed across two
+    would be neither's: a lake that switches provider takes each symbol's earnings from the
+    new one once it answers for that symbol."""
+    source = frame["source"].astype(str).str.strip()
+    symbol = frame["symbol"].astype(str).str.strip()
+    vendors = source != IMPORTED
+    if not vendors.any():
+        return frame
+    newest = source[vendors].groupby(symbol[vendors]).last()
+    keep = ~vendors | (source == symbol.map(newest))
+    return frame.loc[keep.to_numpy()]
+
+
+def of_source(known: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The rows of `current` a landing from `source` is judged against: a vendor's own and
+    the imports (not another vendor's, which its landing supersedes); an import, all."""
+    if source == IMPORTED:
+        return known
+    return known.loc[known["source"].isin([source, IMPORTED]).to_numpy()]
 
 
 def _eps_or_none(value: Any) -> float | None:
@@ -262,7 +292,7 @@ def land(
     a vendor that restates for splits); None when they are as reported."""
     # A damaged object of the symbol would block every build: its rows land again below.
     integrity.set_aside_damaged(store, EARNINGS.prefix, symbol)
-    known = current(store, symbol)
+    known = of_source(current(store, symbol), source)
     on_record = {
         f: (r, e, b)
         for f, r, e, b in zip(known["fiscal"], known["reported"], known["eps"], known["basis"])
