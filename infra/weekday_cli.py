@@ -10,6 +10,7 @@ job (the emulator's own Athena runs no SQL)."""
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from pathlib import Path
 from unittest import mock
 
@@ -96,13 +97,16 @@ def rehearse(deployed: Deployed, job: str, athena, as_of: dt.date, log: Path) ->
     check(rows > 0, "query counted no rows in daily_prices")
 
     days = sessions_before(as_of, 3)
-    bars = log.parent / f"{SYMBOL}.csv"
-    bars.write_text(
-        "date,open,high,low,close,volume\n" + "".join(f"{day},10,11,9,10.5,1000\n" for day in days)
-    )
     workflow = deployed.env["GLUE_WORKFLOW_NAME"]
     runs_before = len(deployed.glue.get_workflow_runs(Name=workflow)["Runs"])
-    imported = operator.cli("import", str(bars))
+    # The user's file, in a directory of its own: nothing is left in the working tree.
+    with tempfile.TemporaryDirectory(prefix="rehearse-import-") as folder:
+        bars = Path(folder) / f"{SYMBOL}.csv"
+        bars.write_text(
+            "date,open,high,low,close,volume\n"
+            + "".join(f"{day},10,11,9,10.5,1000\n" for day in days)
+        )
+        imported = operator.cli("import", str(bars))
     check(f"import: {SYMBOL}: 3 bar(s) landed" in imported, f"import printed: {imported}")
     runs = deployed.glue.get_workflow_runs(Name=workflow)["Runs"]
     check(len(runs) == runs_before + 1, f"import started no run of workflow {workflow}")
