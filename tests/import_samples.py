@@ -6,8 +6,11 @@ The bars are made up (deterministic, always possible bars), the shapes are not."
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from collections.abc import Iterable
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -251,3 +254,12 @@ def with_stock_splits(text: str, splits: dict[dt.date, float]) -> str:
         stamp = line.split(",", 1)[0]
         lines.append(line.rsplit(",", 1)[0] + f",{days[stamp]!r}" if stamp in days else line)
     return "\n".join(lines) + "\n"
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """`rows` as a CSV file at `path`, the first row's keys as its header."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(out.getvalue(), encoding="utf-8")

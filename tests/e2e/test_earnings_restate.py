@@ -5,9 +5,7 @@ and publishes exactly what `marketlake build --full` makes of the same raw data.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import math
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pandas as pd
 import pytest
 
 from cli_run import marketlake, ok
+from import_samples import write_rows
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.lake import earnings
 from marketlake.sessions import sessions_between
@@ -59,14 +58,6 @@ def bars(seed: int) -> list[dict]:
             }
         )
     return rows
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    path.write_text(out.getvalue(), encoding="utf-8")
 
 
 def land(home: Path, symbol: str, quarters: list[tuple], day: str) -> None:
@@ -120,7 +111,7 @@ def test_a_late_and_a_corrected_report_restate_only_their_symbol(tmp_path):
     cwd = tmp_path
     home = cwd / "lake"
     for seed, symbol in enumerate(SYMBOLS):
-        write_csv(cwd / f"{symbol}.csv", bars(seed))
+        write_rows(cwd / f"{symbol}.csv", bars(seed))
         ok(marketlake(cwd, "import", f"{symbol}.csv", "--symbol", symbol))
     land(home, "AAA", [q for q in QUARTERS if q != LATE], "2024-01-02")
     land(home, "BBB", QUARTERS, "2024-01-02")

@@ -6,15 +6,14 @@ P/E and payout ratio on that day's share basis; none for the reports before the 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from pathlib import Path
 
 import pytest
 
 from cli_run import marketlake, ok
 from earnings_samples import land_earnings
+from import_samples import write_rows
 from marketlake.engines.duckdb import DuckDBEngine
 from marketlake.sessions import sessions_between
 
@@ -67,21 +66,13 @@ def traded_bars() -> list[dict]:
     return rows
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    path.write_text(out.getvalue(), encoding="utf-8")
-
-
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory) -> tuple[Path, dict[dt.date, float]]:
     cwd = tmp_path_factory.mktemp("user")
     bars = traded_bars()
-    write_csv(cwd / "bars.csv", bars)
-    write_csv(cwd / "splits.csv", [{"date": SPLIT[0].isoformat(), "split_factor": SPLIT[1]}])
-    write_csv(cwd / "divs.csv", [{"date": d.isoformat(), "amount": a} for d, a in DIVIDENDS])
+    write_rows(cwd / "bars.csv", bars)
+    write_rows(cwd / "splits.csv", [{"date": SPLIT[0].isoformat(), "split_factor": SPLIT[1]}])
+    write_rows(cwd / "divs.csv", [{"date": d.isoformat(), "amount": a} for d, a in DIVIDENDS])
     ok(marketlake(cwd, "import", "bars.csv", "--symbol", "TEST"))
     ok(marketlake(cwd, "import", "--splits", "splits.csv", "--symbol", "TEST"))
     ok(marketlake(cwd, "import", "--dividends", "divs.csv", "--symbol", "TEST"))
