@@ -3,6 +3,8 @@ events, and an ingest observer's events."""
 
 from __future__ import annotations
 
+import traceback
+
 from marketlake.ingest.report import QuietObserver
 
 
@@ -34,3 +36,14 @@ class Observer(QuietObserver):
 
     def said(self, kind: str) -> list[str]:
         return [m for k, m in self.events if k == kind]
+
+
+def shown(exc: BaseException) -> list[str]:
+    """Every text an exception shows a user or a log: its str, repr, attributes and the
+    formatted traceback (a key-redaction test looks for the key in each)."""
+    return [
+        str(exc),
+        repr(exc),
+        repr(vars(exc)),
+        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    ]

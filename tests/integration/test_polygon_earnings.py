@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import traceback
 
 import pandas as pd
 import polygon_fake_financials as filed_by
@@ -29,7 +28,7 @@ from marketlake.providers.polygon import NotEntitled, PayloadError, PolygonProvi
 from marketlake.sessions import EASTERN
 from marketlake.storage import LocalStore
 from marketlake.wap.pipeline import TABLE, run_build
-from recorders import Observer, Recorder
+from recorders import Observer, Recorder, shown
 
 KEY = "PGe4rnK3yTEST0Zq"
 SESSION = dt.date(2024, 6, 13)  # a Thursday
@@ -195,13 +194,7 @@ def test_a_garbled_answer_on_every_attempt_is_unusable_and_never_shows_the_key(s
     exc = info.value
     assert isinstance(exc, UnusablePayload) and server.count("financials") == 3
     assert server.requests[0].query["apiKey"] == KEY  # it did go out
-    texts = [
-        str(exc),
-        repr(exc),
-        repr(vars(exc)),
-        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-        repr(rec.events),
-    ]
+    texts = [*shown(exc), repr(rec.events)]
     assert [k for k, _ in rec.events] == ["retry", "retry"]
     for text in texts:
         assert KEY not in text
